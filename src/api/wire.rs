@@ -1,0 +1,137 @@
+//! Wire types: the API's JSON as the server sends it, kept apart from the domain types in [`crate::model`].
+//!
+//! A page is a bare JSON array. Each item is kept as the exact text the server sent ([`RawValue`]), so the
+//! archive's `raw` column holds unknown fields, odd spellings and all; [`WireEvent`] reads the known fields
+//! leniently (any JSON type) so that a server breaking the documented constraints loses nothing.
+
+use serde::Deserialize;
+use serde_json::value::RawValue;
+
+/// A page of items, each the exact JSON text the server sent for it.
+pub type RawPage = Vec<Box<RawValue>>;
+
+/// Parses a page body: it must be a JSON array; its items may be anything.
+pub fn parse_page(body: &[u8]) -> Result<RawPage, String> {
+    match serde_json::from_slice::<RawPage>(body) {
+        Ok(items) => Ok(items),
+        Err(e) => Err(describe_bad_page(body, &e)),
+    }
+}
+
+/// Explains why a body is not a page, in terms a person can act on.
+fn describe_bad_page(body: &[u8], err: &serde_json::Error) -> String {
+    let start = body
+        .iter()
+        .position(|b| !b.is_ascii_whitespace())
+        .map(|i| body[i])
+        .unwrap_or(b' ');
+    match start {
+        b'{' if serde_json::from_slice::<serde_json::Value>(body).is_ok() => {
+            "it is a JSON object, not an array (an error message or a different API version?)"
+                .into()
+        }
+        b'<' => "it looks like HTML (a proxy, gateway or login page?)".into(),
+        b' ' => "the body is empty".into(),
+        _ if err.is_eof() => format!(
+            "the JSON ends early after {} bytes (a truncated response?)",
+            body.len()
+        ),
+        _ => format!("it is not valid JSON ({err})"),
+    }
+}
+
+/// The documented event fields, read leniently: every field is any JSON value, so nothing fails to parse.
+#[derive(Debug, Deserialize)]
+pub struct WireEvent {
+    /// Event id (documented int64, not marked required).
+    #[serde(default)]
+    pub id: Option<serde_json::Value>,
+    /// Creation time (documented date-time, required).
+    #[serde(default)]
+    pub timestamp: Option<serde_json::Value>,
+    /// Category (documented `[a-zA-Z0-9_-]{1,100}`).
+    #[serde(default)]
+    pub category: Option<serde_json::Value>,
+    /// Action (documented `[a-zA-Z0-9_-]{1,100}`).
+    #[serde(default)]
+    pub action: Option<serde_json::Value>,
+    /// Description (documented up to 255 characters).
+    #[serde(default)]
+    pub description: Option<serde_json::Value>,
+    /// Username (documented up to 100 characters).
+    #[serde(default)]
+    pub username: Option<serde_json::Value>,
+    /// IP address (documented IPv4).
+    #[serde(default, rename = "ipAddress")]
+    pub ip_address: Option<serde_json::Value>,
+}
+
+/// The error body the docs say a 4xx/5xx "generally includes"; its structure may vary.
+#[derive(Debug, Deserialize)]
+pub struct ErrorBody {
+    /// Short error name.
+    #[serde(default)]
+    pub error: Option<String>,
+    /// Longer explanation.
+    #[serde(default)]
+    pub message: Option<String>,
+}
+
+/// The answer of `POST /authenticate`.
+#[derive(Debug, Deserialize)]
+pub struct AuthResponse {
+    /// The JWT to send as a bearer token.
+    pub token: String,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn items_keep_their_exact_text() {
+        let body = br#"[ {"id":1,  "extra":{"a":[1,2]}} ,{"id":2,"timestamp":"2024-01-01T00:00:00Z"}, 7, "x"]"#;
+        let page = parse_page(body).unwrap();
+        let texts: Vec<&str> = page.iter().map(|r| r.get()).collect();
+        assert_eq!(
+            texts,
+            [
+                r#"{"id":1,  "extra":{"a":[1,2]}}"#,
+                r#"{"id":2,"timestamp":"2024-01-01T00:00:00Z"}"#,
+                "7",
+                r#""x""#
+            ]
+        );
+    }
+
+    #[test]
+    fn bad_pages_are_explained() {
+        let cases: [(&[u8], &str); 6] = [
+            (br#"{"error":"x"}"#, "JSON object, not an array"),
+            (b"<!DOCTYPE html><html>", "looks like HTML"),
+            (b"", "body is empty"),
+            (b"  \n", "body is empty"),
+            (br#"[{"id":1},{"id":"#, "ends early"),
+            (b"[1,2,,]", "not valid JSON"),
+        ];
+        for (body, want) in cases {
+            let err = parse_page(body).unwrap_err();
+            assert!(
+                err.contains(want),
+                "{:?}: {err}",
+                String::from_utf8_lossy(body)
+            );
+        }
+    }
+
+    #[test]
+    fn wire_events_accept_any_types() {
+        let e: WireEvent =
+            serde_json::from_str(r#"{"id":"12","category":5,"ipAddress":null,"new":true}"#)
+                .unwrap();
+        assert_eq!(e.id, Some(serde_json::json!("12")));
+        assert_eq!(e.category, Some(serde_json::json!(5)));
+        assert_eq!(e.ip_address, None, "null reads as absent");
+        assert!(e.timestamp.is_none());
+    }
+}

@@ -1,0 +1,89 @@
+//! `sync`: resolve settings, open the archive, plan the windows, run them, print the summary.
+
+use crate::api::{ApiClient, ClientOptions};
+use crate::cli::SyncArgs;
+use crate::error::{Error, ExitCode, Result};
+use crate::model::Interval;
+use crate::store::Store;
+use crate::sync::{self, SyncJob, planner};
+use crate::{config, output, time};
+use std::io::IsTerminal;
+use std::path::Path;
+use std::sync::Arc;
+use tracing::info;
+
+/// Runs a sync and reports it.
+pub async fn run(db: &Path, args: &SyncArgs) -> Result<ExitCode> {
+    let env = super::process_env;
+    let now = config::now(&env)?;
+    let settings = config::resolve_sync(args, &env, now)?;
+    if settings.from.is_none() && !db.exists() {
+        return Err(empty_archive(db));
+    }
+    let store = Store::open_for_sync(db)?;
+    let covered = store.covered(&settings.filters)?;
+
+    // Without --from, continue where the coverage ends (re-reading the lookback) and fill any hole inside it.
+    let (start, force_from) = match (settings.from, covered.first(), covered.last()) {
+        (Some(from), _, _) => (from, settings.refetch.then_some(from)),
+        (None, Some(first), Some(last)) => {
+            let force = if settings.refetch {
+                first.start
+            } else {
+                last.end - settings.lookback
+            };
+            (first.start, Some(force))
+        }
+        _ => return Err(empty_archive(db)),
+    };
+    let range = Interval::new(start.min(settings.to), settings.to);
+    let windows = planner::plan(range, &covered, force_from, settings.window);
+    info!(range = %range, windows = windows.len(), "planned");
+
+    let client = ApiClient::new(
+        ClientOptions {
+            base_url: settings.base_url.clone(),
+            timeout: settings.timeout,
+            max_rps: settings.max_rps,
+            retry: settings.retry,
+        },
+        settings.credentials,
+    )?;
+    let job = SyncJob {
+        range,
+        filters: settings.filters,
+        windows,
+        page_size: settings.page_size,
+        concurrency: settings.concurrency,
+        base_url: settings.base_url.to_string(),
+        progress: !args.quiet && !args.json && std::io::stderr().is_terminal(),
+    };
+    let (report, result) = sync::run(Arc::new(client), store, job, super::shutdown_signal()).await;
+    if args.json {
+        let text = serde_json::to_string(&report).map_err(|e| Error::Internal(e.to_string()))?;
+        super::status::print_stdout(&format!("{text}\n"));
+    } else if !args.quiet {
+        super::status::print_stdout(&format!("{}\n", output::summary_line(&report)));
+    }
+    result?;
+    if report.totals.rejects > 0 {
+        eprintln!(
+            "warning: {} item(s) could not be archived and were kept in the rejects table: \
+             elevate-archive query \"SELECT * FROM rejects\"",
+            report.totals.rejects
+        );
+        return Ok(ExitCode::Partial);
+    }
+    Ok(ExitCode::Ok)
+}
+
+fn empty_archive(db: &Path) -> Error {
+    Error::Usage(format!(
+        "{} holds no events yet, so there is nowhere to continue from: pass --from (e.g. --from {}) for the first sync",
+        db.display(),
+        time::to_api(chrono::Utc::now() - chrono::TimeDelta::days(30))
+            .split('T')
+            .next()
+            .unwrap_or("2024-01-01")
+    ))
+}

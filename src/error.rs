@@ -1,0 +1,73 @@
+//! The crate's top-level error and the one table of exit codes.
+//!
+//! Each layer has its own error enum (`api::ApiError`, `store::StoreError`); this module folds them into
+//! [`Error`] and maps every outcome to a documented [`ExitCode`]. The README's table is this table.
+
+use crate::{api::ApiError, store::StoreError};
+
+/// Process exit codes. Scripts and schedulers rely on them: extend, never renumber.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(u8)]
+pub enum ExitCode {
+    /// Everything asked for was done.
+    Ok = 0,
+    /// An unexpected internal failure (a bug: please report it).
+    Internal = 1,
+    /// Bad flags, bad configuration or missing credentials: nothing was fetched.
+    Usage = 2,
+    /// The run finished, but some items could not be archived: they are in the `rejects` table.
+    Partial = 3,
+    /// The API or the network failed after retries, or refused the credentials or permission.
+    Api = 4,
+    /// The archive file could not be opened, read or written.
+    Archive = 5,
+    /// Another `sync` holds the archive; nothing was done.
+    Busy = 6,
+    /// Stopped by SIGINT or SIGTERM; committed pages are kept and the next run resumes.
+    Interrupted = 130,
+}
+
+impl ExitCode {
+    /// The numeric code handed to the operating system.
+    pub fn code(self) -> u8 {
+        self as u8
+    }
+}
+
+/// Every way a command can fail.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The user's input or configuration is wrong; the message says what to pass instead.
+    #[error("{0}")]
+    Usage(String),
+    /// Talking to the Elevate API failed.
+    #[error(transparent)]
+    Api(#[from] ApiError),
+    /// The archive failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// A signal asked the run to stop.
+    #[error("interrupted by a signal; committed pages are kept and the next run resumes from them")]
+    Interrupted,
+    /// Something that should not happen happened.
+    #[error("internal error: {0}")]
+    Internal(String),
+}
+
+impl Error {
+    /// The exit code this error ends the process with.
+    pub fn exit_code(&self) -> ExitCode {
+        match self {
+            Error::Usage(_) => ExitCode::Usage,
+            Error::Api(e) if e.is_configuration() => ExitCode::Usage,
+            Error::Api(_) => ExitCode::Api,
+            Error::Store(StoreError::Locked { .. }) => ExitCode::Busy,
+            Error::Store(_) => ExitCode::Archive,
+            Error::Interrupted => ExitCode::Interrupted,
+            Error::Internal(_) => ExitCode::Internal,
+        }
+    }
+}
+
+/// Shorthand for results carrying [`Error`].
+pub type Result<T, E = Error> = std::result::Result<T, E>;

@@ -1,0 +1,24 @@
+//! elevate-archive: archive the Elevate Events API into a crash-safe, indexed SQLite file.
+//!
+//! The map of the crate:
+//! - [`cli`] the command-line types, [`config`] settings resolved from flags, environment and files;
+//! - [`api`] the only code that speaks HTTP to Elevate: client, token renewal, wire types, retry policy;
+//! - [`store`] the only code that runs SQL: opening and migrating the archive, the page writer, the read side;
+//! - [`sync`] the pure window planner, the item classifier and the engine where `api` and `store` meet;
+//! - [`simulator`] a stand-in Elevate server for demos, tests and benchmarks;
+//! - [`commands`] one small module per subcommand, [`output`] tables, CSV and JSON for people and scripts.
+//!
+//! `api` and `store` never import each other. [`model`] holds the domain types both sides share.
+
+pub mod api;
+pub mod cli;
+pub mod commands;
+pub mod config;
+pub mod error;
+pub mod model;
+pub mod output;
+pub mod store;
+pub mod sync;
+pub mod time;
+
+pub use error::{Error, ExitCode};

@@ -1,0 +1,437 @@
+//! Output for people and scripts: query results as table, CSV, JSON or NDJSON (streamed where the format
+//! allows), the `status` report as text, and the one-line run summary. Data goes to stdout; logs, progress
+//! and warnings go to stderr.
+
+use crate::store::read::{Cell, RowSink, StatusReport};
+use crate::sync::RunReport;
+use crate::time;
+use std::io::Write;
+
+/// Table output: collects rows (a table needs every width), then prints them aligned.
+pub struct TableSink<W: Write> {
+    out: W,
+    table: comfy_table::Table,
+    rows: u64,
+}
+
+impl<W: Write> TableSink<W> {
+    /// A table written to `out`.
+    pub fn new(out: W) -> Self {
+        let mut table = comfy_table::Table::new();
+        table.load_preset(comfy_table::presets::UTF8_FULL_CONDENSED);
+        TableSink {
+            out,
+            table,
+            rows: 0,
+        }
+    }
+}
+
+impl<W: Write> RowSink for TableSink<W> {
+    fn columns(&mut self, names: &[String]) -> std::io::Result<()> {
+        self.table.set_header(names.iter().map(|n| printable(n)));
+        Ok(())
+    }
+
+    fn row(&mut self, cells: &[Cell]) -> std::io::Result<()> {
+        self.table
+            .add_row(cells.iter().map(|c| printable(&cell_text(c))));
+        self.rows += 1;
+        Ok(())
+    }
+
+    fn finish(&mut self) -> std::io::Result<()> {
+        writeln!(self.out, "{}", self.table)?;
+        writeln!(
+            self.out,
+            "({} row{})",
+            self.rows,
+            if self.rows == 1 { "" } else { "s" }
+        )?;
+        self.out.flush()
+    }
+}
+
+/// CSV output with a header row, streamed.
+pub struct CsvSink<W: Write> {
+    out: csv::Writer<W>,
+}
+
+impl<W: Write> CsvSink<W> {
+    /// CSV written to `out`.
+    pub fn new(out: W) -> Self {
+        CsvSink {
+            out: csv::Writer::from_writer(out),
+        }
+    }
+}
+
+impl<W: Write> RowSink for CsvSink<W> {
+    fn columns(&mut self, names: &[String]) -> std::io::Result<()> {
+        self.out.write_record(names).map_err(std::io::Error::other)
+    }
+
+    fn row(&mut self, cells: &[Cell]) -> std::io::Result<()> {
+        self.out
+            .write_record(cells.iter().map(|c| match c {
+                Cell::Null => String::new(),
+                other => cell_text(other),
+            }))
+            .map_err(std::io::Error::other)
+    }
+
+    fn finish(&mut self) -> std::io::Result<()> {
+        self.out.flush()
+    }
+}
+
+/// JSON output (one array) or NDJSON (one object per line), streamed.
+pub struct JsonSink<W: Write> {
+    out: W,
+    names: Vec<String>,
+    lines: bool,
+    rows: u64,
+}
+
+impl<W: Write> JsonSink<W> {
+    /// JSON array (`lines == false`) or NDJSON (`lines == true`) written to `out`.
+    pub fn new(out: W, lines: bool) -> Self {
+        JsonSink {
+            out,
+            names: Vec::new(),
+            lines,
+            rows: 0,
+        }
+    }
+}
+
+impl<W: Write> RowSink for JsonSink<W> {
+    fn columns(&mut self, names: &[String]) -> std::io::Result<()> {
+        self.names = names.to_vec();
+        if !self.lines {
+            self.out.write_all(b"[")?;
+        }
+        Ok(())
+    }
+
+    fn row(&mut self, cells: &[Cell]) -> std::io::Result<()> {
+        let object: serde_json::Map<String, serde_json::Value> = self
+            .names
+            .iter()
+            .cloned()
+            .zip(cells.iter().map(cell_json))
+            .collect();
+        if !self.lines {
+            self.out
+                .write_all(if self.rows == 0 { b"\n" } else { b",\n" })?;
+        }
+        serde_json::to_writer(&mut self.out, &object)?;
+        if self.lines {
+            self.out.write_all(b"\n")?;
+        }
+        self.rows += 1;
+        Ok(())
+    }
+
+    fn finish(&mut self) -> std::io::Result<()> {
+        if !self.lines {
+            self.out
+                .write_all(if self.rows == 0 { b"]\n" } else { b"\n]\n" })?;
+        }
+        self.out.flush()
+    }
+}
+
+fn cell_text(cell: &Cell) -> String {
+    match cell {
+        Cell::Null => "NULL".into(),
+        Cell::Integer(v) => v.to_string(),
+        Cell::Real(v) => v.to_string(),
+        Cell::Text(t) => t.clone(),
+        Cell::Blob(b) => hex(b),
+    }
+}
+
+fn cell_json(cell: &Cell) -> serde_json::Value {
+    match cell {
+        Cell::Null => serde_json::Value::Null,
+        Cell::Integer(v) => (*v).into(),
+        Cell::Real(v) => {
+            serde_json::Number::from_f64(*v).map_or(serde_json::Value::Null, Into::into)
+        }
+        Cell::Text(t) => t.clone().into(),
+        Cell::Blob(b) => hex(b).into(),
+    }
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// Makes text safe for a terminal: control characters (escape sequences, CR, LF) are shown escaped, so an
+/// event's content can neither forge output lines nor drive the terminal.
+pub fn printable(text: &str) -> String {
+    if !text.chars().any(char::is_control) {
+        return text.to_string();
+    }
+    text.chars()
+        .map(|c| {
+            if c.is_control() {
+                c.escape_default().to_string()
+            } else {
+                c.to_string()
+            }
+        })
+        .collect()
+}
+
+/// Renders `status` for people.
+pub fn status_text(report: &StatusReport, db: &str) -> String {
+    let mut s = String::new();
+    let mut line = |text: String| {
+        s.push_str(&text);
+        s.push('\n');
+    };
+    line(format!("Archive      {}", printable(db)));
+    let span = match (&report.first_event_at, &report.last_event_at) {
+        (Some(a), Some(b)) => format!("  ({a} .. {b})"),
+        _ => String::new(),
+    };
+    line(format!("Events       {}{span}", thousands(report.events)));
+    if report.coverage.ranges.is_empty() {
+        line("Coverage     none yet: run `elevate-archive sync --from DATE`".into());
+    } else {
+        for (i, r) in report.coverage.ranges.iter().enumerate() {
+            line(format!(
+                "{}{} .. {}",
+                if i == 0 {
+                    "Coverage     "
+                } else {
+                    "             "
+                },
+                r.from,
+                r.to
+            ));
+        }
+    }
+    if report.coverage.gaps.is_empty() {
+        line("Gaps         none".into());
+    } else {
+        for (i, g) in report.coverage.gaps.iter().enumerate() {
+            line(format!(
+                "{}{} .. {}",
+                if i == 0 {
+                    "Gaps         "
+                } else {
+                    "             "
+                },
+                g.from,
+                g.to
+            ));
+        }
+    }
+    for c in &report.filtered_coverage {
+        let name = format!(
+            "category={} action={}",
+            or_any(&c.category_filter),
+            or_any(&c.action_filter)
+        );
+        for r in &c.ranges {
+            line(format!(
+                "Filtered     {} .. {}  [{}]",
+                r.from,
+                r.to,
+                printable(&name)
+            ));
+        }
+    }
+    if let (Some(until), Some(secs)) = (&report.covered_until, report.freshness_seconds) {
+        line(format!(
+            "Freshness    covered until {until}, {} behind now",
+            time::human_duration(chrono::TimeDelta::seconds(secs))
+        ));
+    }
+    line(format!(
+        "Incomplete   {} window(s) failed or interrupted and not yet re-fetched",
+        report.incomplete_windows
+    ));
+    line(format!(
+        "Revisions    {} (events changed at the source after archiving)",
+        thousands(report.revisions)
+    ));
+    line(format!("Rejects      {}", thousands(report.rejects)));
+    for r in &report.reject_reasons {
+        line(format!(
+            "             {:>8}  {}",
+            thousands(r.count),
+            printable(&r.reason)
+        ));
+    }
+    if !report.runs.is_empty() {
+        line("Runs         (newest first)".into());
+        for r in &report.runs {
+            line(format!(
+                "  #{:<4} {:<11} {}  {} .. {}  windows {}/{}  new {}  received {}  revisions {}  rejects {}{}",
+                r.id,
+                r.status,
+                r.started_at,
+                r.range_from,
+                r.range_to,
+                r.windows_completed,
+                r.windows_planned,
+                thousands(r.events_new),
+                thousands(r.events_received),
+                r.revisions,
+                r.rejects,
+                r.error
+                    .as_deref()
+                    .map(|e| format!("\n         error: {}", printable(e)))
+                    .unwrap_or_default()
+            ));
+        }
+    }
+    if !report.event_types.is_empty() {
+        line("Event types  (most recently first seen first)".into());
+        for t in &report.event_types {
+            line(format!(
+                "  {:<45} {:>10}  first {}  archived since {}",
+                printable(&format!("{}/{}", t.category, t.action)),
+                thousands(t.events),
+                t.first_event_at,
+                t.first_archived_at
+            ));
+        }
+    }
+    s
+}
+
+fn or_any(filter: &str) -> &str {
+    if filter.is_empty() { "*" } else { filter }
+}
+
+/// Renders the one-line summary of a run.
+pub fn summary_line(r: &RunReport) -> String {
+    let t = &r.totals;
+    let mut text = format!(
+        "sync {}: {} windows of {} completed, {} pages, {} events received ({} new, {} unchanged, {} revisions, {} rejected, {} outside their window) in {:.1}s ({:.0} events/s); {} requests, {} retries",
+        r.status,
+        t.windows_completed,
+        r.windows_planned,
+        t.pages,
+        thousands(t.events_received as i64),
+        thousands(t.events_new as i64),
+        thousands(t.events_unchanged as i64),
+        t.revisions,
+        t.rejects,
+        t.out_of_window,
+        r.elapsed_seconds,
+        r.events_per_second,
+        r.requests,
+        r.retries,
+    );
+    if r.windows_planned == 0 {
+        text = format!(
+            "sync {}: nothing to fetch, the archive already covers {} .. {}",
+            r.status, r.from, r.to
+        );
+    }
+    text
+}
+
+/// Formats an integer with thousands separators.
+pub fn thousands(n: i64) -> String {
+    let digits = n.unsigned_abs().to_string();
+    let mut out = String::new();
+    for (i, c) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i) % 3 == 0 {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    if n < 0 { format!("-{out}") } else { out }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn render(sink: &mut dyn RowSink) {
+        sink.columns(&["id".into(), "name".into(), "score".into()])
+            .unwrap();
+        sink.row(&[
+            Cell::Integer(1),
+            Cell::Text("a,\"b\"".into()),
+            Cell::Real(1.5),
+        ])
+        .unwrap();
+        sink.row(&[Cell::Integer(2), Cell::Null, Cell::Blob(vec![0xab, 0x01])])
+            .unwrap();
+        sink.finish().unwrap();
+    }
+
+    #[test]
+    fn formats() {
+        let mut csv = Vec::new();
+        render(&mut CsvSink::new(&mut csv));
+        assert_eq!(
+            String::from_utf8(csv).unwrap(),
+            "id,name,score\n1,\"a,\"\"b\"\"\",1.5\n2,,ab01\n"
+        );
+        let mut json = Vec::new();
+        render(&mut JsonSink::new(&mut json, false));
+        let parsed: serde_json::Value = serde_json::from_slice(&json).unwrap();
+        assert_eq!(
+            parsed,
+            serde_json::json!([{"id":1,"name":"a,\"b\"","score":1.5},{"id":2,"name":null,"score":"ab01"}])
+        );
+        let mut nd = Vec::new();
+        render(&mut JsonSink::new(&mut nd, true));
+        let text = String::from_utf8(nd).unwrap();
+        assert_eq!(text.lines().count(), 2);
+        assert_eq!(
+            text.lines().next().unwrap(),
+            r#"{"id":1,"name":"a,\"b\"","score":1.5}"#
+        );
+        let mut table = Vec::new();
+        render(&mut TableSink::new(&mut table));
+        let text = String::from_utf8(table).unwrap();
+        assert!(
+            text.contains("a,\"b\"") && text.contains("NULL") && text.ends_with("(2 rows)\n"),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn empty_json_is_an_empty_array() {
+        let mut json = Vec::new();
+        let mut sink = JsonSink::new(&mut json, false);
+        sink.columns(&["x".into()]).unwrap();
+        sink.finish().unwrap();
+        assert_eq!(
+            serde_json::from_slice::<serde_json::Value>(&json).unwrap(),
+            serde_json::json!([])
+        );
+    }
+
+    #[test]
+    fn terminal_injection_is_neutralised() {
+        assert_eq!(printable("plain"), "plain");
+        assert_eq!(
+            printable("a\nERROR forged\x1b[31m"),
+            "a\\nERROR forged\\u{1b}[31m"
+        );
+    }
+
+    #[test]
+    fn thousands_separators() {
+        for (n, want) in [
+            (0, "0"),
+            (999, "999"),
+            (1000, "1,000"),
+            (1234567, "1,234,567"),
+            (-1000, "-1,000"),
+        ] {
+            assert_eq!(thousands(n), want);
+        }
+    }
+}

@@ -1,0 +1,417 @@
+//! The archive: the only code that runs SQL.
+//!
+//! - [`Store::open_for_sync`] creates the file private (0600), takes the exclusive sync lock, inspects an
+//!   existing file read-only before touching it (not SQLite, not ours, or from a newer version: refused, left
+//!   untouched), then sets WAL and `synchronous=FULL` and applies the embedded migrations (`migrations/`).
+//! - [`write`] commits pages: each page's events, revisions, rejects and ledger update in one transaction.
+//! - [`read`] answers `status` and runs `query` on a hardened read-only connection.
+//!
+//! Invariant: a window's ledger row says `complete` only if the transaction that stored its last page said so.
+
+pub mod read;
+pub mod write;
+
+use rusqlite::{Connection, OpenFlags, config::DbConfig};
+use std::fs::{File, OpenOptions, TryLockError};
+use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+use tracing::warn;
+
+mod embedded {
+    refinery::embed_migrations!("migrations");
+}
+
+/// Marks a SQLite file as an elevate-archive archive (`PRAGMA application_id`, 'ELEV').
+pub const APPLICATION_ID: i64 = 0x454C_4556;
+/// How long a connection waits for another's lock (a reader checkpointing, a backup) before failing.
+pub const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Everything that can go wrong with the archive file.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// There is no archive at the path (read-only commands never create one).
+    #[error("no archive at {path}: run `elevate-archive sync --from DATE` first, or pass --db")]
+    NotFound {
+        /// The path looked at.
+        path: PathBuf,
+    },
+    /// The file is not an SQLite database, or not an archive of this tool.
+    #[error(
+        "{path} is not an elevate-archive archive ({detail}); it was left untouched: pass --db with another path"
+    )]
+    NotAnArchive {
+        /// The file.
+        path: PathBuf,
+        /// What it looks like instead.
+        detail: String,
+    },
+    /// The archive was written by a newer version of the tool.
+    #[error(
+        "{path} has schema version {found}, newer than this elevate-archive understands (up to {supported}); \
+         it was left untouched: upgrade elevate-archive"
+    )]
+    NewerVersion {
+        /// The file.
+        path: PathBuf,
+        /// Its schema version.
+        found: i64,
+        /// The newest version this build knows.
+        supported: i64,
+    },
+    /// Another sync holds the archive.
+    #[error(
+        "another sync is already running on {path}; nothing was done (wait for it to finish, or check for a stuck process)"
+    )]
+    Locked {
+        /// The file.
+        path: PathBuf,
+    },
+    /// A file-system operation failed.
+    #[error("{context}: {source}")]
+    Io {
+        /// What was being done, naming the file.
+        context: String,
+        /// The cause.
+        #[source]
+        source: std::io::Error,
+    },
+    /// An SQLite operation failed.
+    #[error("{context}: {}", describe_sqlite(.source))]
+    Sqlite {
+        /// What was being done.
+        context: String,
+        /// The cause.
+        #[source]
+        source: rusqlite::Error,
+    },
+    /// The schema migration failed.
+    #[error("cannot bring the archive's schema up to date: {0}")]
+    Migration(String),
+}
+
+/// Words for SQLite failures a user can act on (disk full, read-only, corrupt).
+fn describe_sqlite(e: &rusqlite::Error) -> String {
+    use rusqlite::ErrorCode::*;
+    match e.sqlite_error_code() {
+        Some(DiskFull) => {
+            format!("{e} (the disk or the archive's size limit is full: make room, then run again)")
+        }
+        Some(DatabaseCorrupt) | Some(NotADatabase) => {
+            format!("{e} (the archive file is damaged: restore it from a backup)")
+        }
+        Some(ReadOnly) => format!("{e} (the archive or its folder is not writable by this user)"),
+        Some(CannotOpen) => {
+            format!("{e} (check that the file and its folder exist and are accessible)")
+        }
+        _ => e.to_string(),
+    }
+}
+
+/// Adds context to rusqlite results.
+pub(crate) trait SqlContext<T> {
+    /// Wraps the error with what was being done.
+    fn context(self, what: impl FnOnce() -> String) -> Result<T, StoreError>;
+}
+
+impl<T> SqlContext<T> for Result<T, rusqlite::Error> {
+    fn context(self, what: impl FnOnce() -> String) -> Result<T, StoreError> {
+        self.map_err(|source| StoreError::Sqlite {
+            context: what(),
+            source,
+        })
+    }
+}
+
+/// An archive opened for writing by a sync run; holds the exclusive lock until dropped.
+pub struct Store {
+    conn: Connection,
+    path: PathBuf,
+    _lock: File,
+}
+
+impl std::fmt::Debug for Store {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Store").field("path", &self.path).finish()
+    }
+}
+
+impl Store {
+    /// Opens (creating if needed) the archive for a sync: private file, exclusive lock, checks, migrations.
+    pub fn open_for_sync(path: &Path) -> Result<Store, StoreError> {
+        let lock = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .mode(0o600)
+            .open(path)
+            .map_err(|source| StoreError::Io {
+                context: format!("cannot open or create the archive {}", path.display()),
+                source,
+            })?;
+        match lock.try_lock() {
+            Ok(()) => {}
+            Err(TryLockError::WouldBlock) => return Err(StoreError::Locked { path: path.into() }),
+            Err(TryLockError::Error(source)) => {
+                return Err(StoreError::Io {
+                    context: format!("cannot lock {}", path.display()),
+                    source,
+                });
+            }
+        }
+        warn_if_shared(path, &lock);
+        inspect(path)?;
+        let mut conn = Connection::open_with_flags(
+            path,
+            OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+        )
+        .context(|| format!("cannot open {}", path.display()))?;
+        harden(&conn)?;
+        conn.busy_timeout(BUSY_TIMEOUT)
+            .context(|| "cannot set the busy timeout".into())?;
+        let mode: String = conn
+            .query_row("PRAGMA journal_mode = WAL", [], |r| r.get(0))
+            .context(|| format!("cannot switch {} to WAL mode", path.display()))?;
+        if !mode.eq_ignore_ascii_case("wal") {
+            warn!(
+                "the archive's journal mode is {mode}, not WAL (a file system without shared memory?)"
+            );
+        }
+        conn.execute_batch("PRAGMA synchronous = FULL; PRAGMA foreign_keys = ON;")
+            .context(|| "cannot set the archive's pragmas".into())?;
+        embedded::migrations::runner()
+            .run(&mut conn)
+            .map_err(|e| StoreError::Migration(e.to_string()))?;
+        Ok(Store {
+            conn,
+            path: path.into(),
+            _lock: lock,
+        })
+    }
+
+    /// The archive's path.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// The connection, for the read side's helpers shared with the writer.
+    pub(crate) fn conn(&self) -> &Connection {
+        &self.conn
+    }
+}
+
+/// The newest schema version this build can write.
+pub fn supported_version() -> i64 {
+    embedded::migrations::runner()
+        .get_migrations()
+        .iter()
+        .map(|m| i64::from(m.version()))
+        .max()
+        .unwrap_or(0)
+}
+
+/// Looks at an existing file read-only and refuses anything that is not an archive this build can use.
+/// An empty file (or a brand-new one) passes: it becomes an archive.
+fn inspect(path: &Path) -> Result<(), StoreError> {
+    let conn = open_read_only_raw(path)?;
+    let not_archive = |detail: String| StoreError::NotAnArchive {
+        path: path.into(),
+        detail,
+    };
+    let app_id: i64 = conn
+        .query_row("PRAGMA application_id", [], |r| r.get(0))
+        .map_err(|e| {
+            not_archive(match e.sqlite_error_code() {
+                Some(rusqlite::ErrorCode::NotADatabase) => "it is not an SQLite database".into(),
+                _ => format!("it cannot be read as SQLite: {e}"),
+            })
+        })?;
+    let objects: i64 = conn
+        .query_row("SELECT count(*) FROM sqlite_schema", [], |r| r.get(0))
+        .map_err(|e| not_archive(format!("its schema cannot be read: {e}")))?;
+    if objects == 0 {
+        return Ok(());
+    }
+    if app_id != APPLICATION_ID {
+        return Err(not_archive(format!(
+            "it is an SQLite database of another application (application_id {app_id}, {objects} schema objects)"
+        )));
+    }
+    let found: Option<i64> = conn
+        .query_row(
+            "SELECT max(version) FROM refinery_schema_history",
+            [],
+            |r| r.get(0),
+        )
+        .map_err(|e| not_archive(format!("its schema history cannot be read: {e}")))?;
+    let supported = supported_version();
+    match found {
+        Some(found) if found > supported => Err(StoreError::NewerVersion {
+            path: path.into(),
+            found,
+            supported,
+        }),
+        _ => Ok(()),
+    }
+}
+
+/// Opens a read-only connection with no checks.
+fn open_read_only_raw(path: &Path) -> Result<Connection, StoreError> {
+    Connection::open_with_flags(
+        path,
+        OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+    )
+    .context(|| format!("cannot open {} read-only", path.display()))
+}
+
+/// Opens an existing archive read-only, hardened for files that may come from elsewhere.
+pub fn open_read_only(path: &Path) -> Result<Connection, StoreError> {
+    if !path.exists() {
+        return Err(StoreError::NotFound { path: path.into() });
+    }
+    inspect(path)?;
+    let conn = open_read_only_raw(path)?;
+    harden(&conn)?;
+    conn.busy_timeout(BUSY_TIMEOUT)
+        .context(|| "cannot set the busy timeout".into())?;
+    conn.execute_batch(
+        "PRAGMA query_only = ON; PRAGMA cell_size_check = ON; PRAGMA mmap_size = 0;",
+    )
+    .context(|| "cannot set read-only pragmas".into())?;
+    Ok(conn)
+}
+
+/// Settings every connection gets: SQL cannot corrupt the file, and schema objects cannot call unsafe functions.
+fn harden(conn: &Connection) -> Result<(), StoreError> {
+    conn.set_db_config(DbConfig::SQLITE_DBCONFIG_DEFENSIVE, true)
+        .context(|| "cannot enable defensive mode".into())?;
+    conn.set_db_config(DbConfig::SQLITE_DBCONFIG_TRUSTED_SCHEMA, false)
+        .context(|| "cannot distrust the schema".into())?;
+    Ok(())
+}
+
+/// Warns when the archive can be read by other users: it holds an organisation's security events.
+fn warn_if_shared(path: &Path, file: &File) {
+    if let Ok(meta) = file.metadata()
+        && meta.permissions().mode() & 0o077 != 0
+    {
+        warn!(
+            "{} is readable or writable by other users (mode {:o}); consider chmod 600",
+            path.display(),
+            meta.permissions().mode() & 0o777
+        );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn new_archive_is_private_wal_and_migrated() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("a.db");
+        let store = Store::open_for_sync(&path).unwrap();
+        let mode = std::fs::metadata(&path).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o600);
+        let jm: String = store
+            .conn
+            .query_row("PRAGMA journal_mode", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(jm, "wal");
+        let sync: i64 = store
+            .conn
+            .query_row("PRAGMA synchronous", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(sync, 2, "synchronous=FULL");
+        let app: i64 = store
+            .conn
+            .query_row("PRAGMA application_id", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(app, APPLICATION_ID);
+        drop(store);
+        // Re-opening an up-to-date archive applies nothing and succeeds.
+        Store::open_for_sync(&path).unwrap();
+        open_read_only(&path).unwrap();
+    }
+
+    #[test]
+    fn second_opener_is_refused_while_the_first_holds_the_lock() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("a.db");
+        let first = Store::open_for_sync(&path).unwrap();
+        assert!(matches!(
+            Store::open_for_sync(&path),
+            Err(StoreError::Locked { .. })
+        ));
+        drop(first);
+        Store::open_for_sync(&path).unwrap();
+    }
+
+    #[test]
+    fn foreign_files_are_refused_and_left_untouched() {
+        let dir = tempfile::tempdir().unwrap();
+        let text = dir.path().join("notes.txt");
+        std::fs::write(
+            &text,
+            b"these are not the events you are looking for\n".repeat(200),
+        )
+        .unwrap();
+        let other = dir.path().join("other.db");
+        Connection::open(&other)
+            .unwrap()
+            .execute_batch("CREATE TABLE t(x)")
+            .unwrap();
+        for path in [&text, &other] {
+            let before = std::fs::read(path).unwrap();
+            let err = Store::open_for_sync(path).unwrap_err();
+            assert!(matches!(err, StoreError::NotAnArchive { .. }), "{err}");
+            assert_eq!(
+                std::fs::read(path).unwrap(),
+                before,
+                "{} was modified",
+                path.display()
+            );
+            assert!(!path.with_extension("db-wal").exists());
+        }
+    }
+
+    #[test]
+    fn newer_archives_are_refused_and_left_untouched() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("a.db");
+        drop(Store::open_for_sync(&path).unwrap());
+        let conn = Connection::open(&path).unwrap();
+        conn.execute(
+            "INSERT INTO refinery_schema_history (version, name, applied_on, checksum) VALUES (999, 'future', '', '0')",
+            [],
+        )
+        .unwrap();
+        conn.execute_batch("PRAGMA wal_checkpoint(TRUNCATE)")
+            .unwrap();
+        drop(conn);
+        let before = std::fs::read(&path).unwrap();
+        let err = Store::open_for_sync(&path).unwrap_err();
+        assert!(
+            matches!(err, StoreError::NewerVersion { found: 999, .. }),
+            "{err}"
+        );
+        assert!(matches!(
+            open_read_only(&path),
+            Err(StoreError::NewerVersion { .. })
+        ));
+        assert_eq!(std::fs::read(&path).unwrap(), before);
+    }
+
+    #[test]
+    fn read_only_commands_never_create_an_archive() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("missing.db");
+        assert!(matches!(
+            open_read_only(&path),
+            Err(StoreError::NotFound { .. })
+        ));
+        assert!(!path.exists());
+    }
+}

@@ -1,0 +1,629 @@
+//! The write path: runs, windows, and pages committed atomically.
+//!
+//! [`Store::commit_pages`] stores one or more whole pages in a single transaction: their events (insert, or
+//! compare with the stored copy and keep a revision when the content changed), their rejects, the event-type
+//! catalogue, the window's ledger row (created with page 1, marked complete with the last page) and the run's
+//! counters. Several queued pages may share a transaction (group commit); a page is never split across two.
+
+use super::{SqlContext, Store, StoreError};
+use crate::model::{Event, Item, PageBatch, WindowSpec};
+use crate::time;
+use rusqlite::{Transaction, TransactionBehavior, params};
+use std::collections::HashMap;
+
+/// What a run is, as recorded when it starts.
+#[derive(Debug, Clone)]
+pub struct RunStart {
+    /// Start of the requested range (stored form).
+    pub range_from: String,
+    /// End of the requested range (stored form).
+    pub range_to: String,
+    /// `category` filter, empty for none.
+    pub category_filter: String,
+    /// `action` filter, empty for none.
+    pub action_filter: String,
+    /// The API base URL (never carries credentials).
+    pub base_url: String,
+    /// How many windows the plan holds.
+    pub windows_planned: usize,
+}
+
+/// How a run ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RunStatus {
+    /// Everything archived.
+    Ok,
+    /// Finished with rejected items.
+    Partial,
+    /// Stopped by an error.
+    Failed,
+    /// Stopped by a signal.
+    Interrupted,
+}
+
+impl RunStatus {
+    fn as_str(self) -> &'static str {
+        match self {
+            RunStatus::Ok => "ok",
+            RunStatus::Partial => "partial",
+            RunStatus::Failed => "failed",
+            RunStatus::Interrupted => "interrupted",
+        }
+    }
+}
+
+/// Counters of what committed pages did.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+pub struct PageTotals {
+    /// Pages stored.
+    pub pages: u64,
+    /// Items received.
+    pub events_received: u64,
+    /// Events new to the archive.
+    pub events_new: u64,
+    /// Events already archived with identical content.
+    pub events_unchanged: u64,
+    /// Changed copies kept as revisions.
+    pub revisions: u64,
+    /// Items rejected.
+    pub rejects: u64,
+    /// Events whose timestamp lies outside the bounds their window asked for.
+    pub out_of_window: u64,
+    /// Windows completed.
+    pub windows_completed: u64,
+}
+
+impl PageTotals {
+    /// Adds another set of counters to this one.
+    pub fn add(&mut self, other: &PageTotals) {
+        self.pages += other.pages;
+        self.events_received += other.events_received;
+        self.events_new += other.events_new;
+        self.events_unchanged += other.events_unchanged;
+        self.revisions += other.revisions;
+        self.rejects += other.rejects;
+        self.out_of_window += other.out_of_window;
+        self.windows_completed += other.windows_completed;
+    }
+}
+
+/// What became of one stored event.
+enum Stored {
+    New,
+    Unchanged,
+    Revised,
+}
+
+/// First and last timestamps and count of new events of one (category, action) in a transaction.
+struct TypeSeen {
+    events: u64,
+    first: String,
+    last: String,
+}
+
+impl Store {
+    /// Records the start of a run, first marking runs and windows left `running` by a killed process.
+    pub fn begin_run(&mut self, run: &RunStart) -> Result<i64, StoreError> {
+        let now = time::to_stored(chrono::Utc::now());
+        let tx = self.begin()?;
+        tx.execute(
+            "UPDATE windows SET status = 'interrupted', error = 'the process ended before the window completed'
+             WHERE status = 'running'",
+            [],
+        )
+        .context(|| "cannot close windows of interrupted runs".into())?;
+        tx.execute(
+            "UPDATE runs SET status = 'interrupted', error = coalesce(error, 'the process ended before the run finished')
+             WHERE status = 'running'",
+            [],
+        )
+        .context(|| "cannot close interrupted runs".into())?;
+        tx.execute(
+            "INSERT INTO runs (started_at, status, range_from, range_to, category_filter, action_filter, base_url,
+                               windows_planned, tool_version)
+             VALUES (?1, 'running', ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+            params![
+                now,
+                run.range_from,
+                run.range_to,
+                run.category_filter,
+                run.action_filter,
+                run.base_url,
+                run.windows_planned as i64,
+                env!("CARGO_PKG_VERSION"),
+            ],
+        )
+        .context(|| "cannot record the run".into())?;
+        let id = tx.last_insert_rowid();
+        tx.commit()
+            .context(|| "cannot commit the run's start".into())?;
+        Ok(id)
+    }
+
+    /// Stores whole pages in one transaction. `ledger` maps each window's plan position to its ledger row and
+    /// is updated only once the transaction has committed.
+    pub fn commit_pages(
+        &mut self,
+        run_id: i64,
+        batches: &[PageBatch],
+        ledger: &mut HashMap<usize, i64>,
+    ) -> Result<PageTotals, StoreError> {
+        let now = time::to_stored(chrono::Utc::now());
+        let tx = self.begin()?;
+        let mut created = Vec::new();
+        let mut totals = PageTotals::default();
+        let mut types: HashMap<(String, String), TypeSeen> = HashMap::new();
+        for batch in batches {
+            let window_id = match ledger.get(&batch.window_seq) {
+                Some(id) => *id,
+                None => {
+                    let id = insert_window(&tx, run_id, &batch.window, &now)?;
+                    created.push((batch.window_seq, id));
+                    ledger.insert(batch.window_seq, id);
+                    id
+                }
+            };
+            let page = store_page(&tx, batch, window_id, &now, &mut types)?;
+            tx.prepare_cached(
+                "UPDATE windows SET pages = pages + 1, events_received = events_received + ?2,
+                    events_new = events_new + ?3, revisions = revisions + ?4, rejects = rejects + ?5,
+                    out_of_window = out_of_window + ?6,
+                    status = CASE WHEN ?7 THEN 'complete' ELSE status END,
+                    completed_at = CASE WHEN ?7 THEN ?8 ELSE completed_at END
+                 WHERE id = ?1",
+            )
+            .and_then(|mut s| {
+                s.execute(params![
+                    window_id,
+                    page.events_received as i64,
+                    page.events_new as i64,
+                    page.revisions as i64,
+                    page.rejects as i64,
+                    page.out_of_window as i64,
+                    batch.last,
+                    now
+                ])
+            })
+            .context(|| format!("cannot update the ledger for window {}", batch.window.interval))?;
+            totals.add(&page);
+        }
+        for ((category, action), seen) in &types {
+            tx.prepare_cached(
+                "INSERT INTO event_types (category, action, events, first_event_at, last_event_at, first_archived_at,
+                                          first_run_id)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
+                 ON CONFLICT (category, action) DO UPDATE SET
+                    events = events + excluded.events,
+                    first_event_at = min(first_event_at, excluded.first_event_at),
+                    last_event_at = max(last_event_at, excluded.last_event_at)",
+            )
+            .and_then(|mut s| s.execute(params![category, action, seen.events as i64, seen.first, seen.last, now, run_id]))
+            .context(|| "cannot update the event-type catalogue".into())?;
+        }
+        tx.prepare_cached(
+            "UPDATE runs SET pages = pages + ?2, events_received = events_received + ?3, events_new = events_new + ?4,
+                revisions = revisions + ?5, rejects = rejects + ?6, out_of_window = out_of_window + ?7,
+                windows_completed = windows_completed + ?8
+             WHERE id = ?1",
+        )
+        .and_then(|mut s| {
+            s.execute(params![
+                run_id,
+                totals.pages as i64,
+                totals.events_received as i64,
+                totals.events_new as i64,
+                totals.revisions as i64,
+                totals.rejects as i64,
+                totals.out_of_window as i64,
+                totals.windows_completed as i64,
+            ])
+        })
+        .context(|| "cannot update the run's counters".into())?;
+        if let Err(e) = tx.commit().context(|| {
+            format!(
+                "cannot commit {} page(s) to {}",
+                batches.len(),
+                self.path.display()
+            )
+        }) {
+            for (seq, _) in created {
+                ledger.remove(&seq);
+            }
+            return Err(e);
+        }
+        Ok(totals)
+    }
+
+    /// Records how a run ended; windows of the run still running are closed with the same status.
+    pub fn finish_run(
+        &mut self,
+        run_id: i64,
+        status: RunStatus,
+        error: Option<&str>,
+    ) -> Result<(), StoreError> {
+        let now = time::to_stored(chrono::Utc::now());
+        let window_status = match status {
+            RunStatus::Interrupted => "interrupted",
+            _ => "failed",
+        };
+        let tx = self.begin()?;
+        tx.execute(
+            "UPDATE windows SET status = ?2, error = ?3 WHERE run_id = ?1 AND status = 'running'",
+            params![
+                run_id,
+                window_status,
+                error.unwrap_or("the run stopped before this window completed")
+            ],
+        )
+        .context(|| "cannot close the run's windows".into())?;
+        tx.execute(
+            "UPDATE runs SET status = ?2, finished_at = ?3, error = ?4 WHERE id = ?1",
+            params![run_id, status.as_str(), now, error],
+        )
+        .context(|| "cannot record the run's end".into())?;
+        tx.commit()
+            .context(|| "cannot commit the run's end".into())?;
+        Ok(())
+    }
+
+    /// Folds the WAL back into the main file at the end of a run, so the archive is one self-contained file.
+    pub fn checkpoint(&self) -> Result<(), StoreError> {
+        self.conn
+            .query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()))
+            .context(|| "cannot checkpoint the write-ahead log".into())
+    }
+
+    fn begin(&mut self) -> Result<Transaction<'_>, StoreError> {
+        self.conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .context(|| "cannot start a write transaction".into())
+    }
+}
+
+/// Creates the ledger row of a window, at its first page.
+fn insert_window(
+    tx: &Transaction<'_>,
+    run_id: i64,
+    w: &WindowSpec,
+    now: &str,
+) -> Result<i64, StoreError> {
+    tx.prepare_cached(
+        "INSERT INTO windows (run_id, window_start, window_end, category_filter, action_filter, created_from,
+                              created_to, status, started_at)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, 'running', ?8)",
+    )
+    .and_then(|mut s| {
+        s.execute(params![
+            run_id,
+            time::to_stored(w.interval.start),
+            time::to_stored(w.interval.end),
+            w.filters.category,
+            w.filters.action,
+            w.created_from,
+            w.created_to,
+            now
+        ])
+    })
+    .context(|| format!("cannot record window {}", w.interval))?;
+    Ok(tx.last_insert_rowid())
+}
+
+/// Stores one page's items.
+fn store_page(
+    tx: &Transaction<'_>,
+    batch: &PageBatch,
+    window_id: i64,
+    now: &str,
+    types: &mut HashMap<(String, String), TypeSeen>,
+) -> Result<PageTotals, StoreError> {
+    let mut totals = PageTotals {
+        pages: 1,
+        windows_completed: u64::from(batch.last),
+        ..PageTotals::default()
+    };
+    let context = || {
+        format!(
+            "cannot store page {} of window {}",
+            batch.page, batch.window.interval
+        )
+    };
+    for item in &batch.items {
+        totals.events_received += 1;
+        match item {
+            Item::Event(event) => {
+                if event.out_of_window {
+                    totals.out_of_window += 1;
+                }
+                match store_event(tx, event, window_id, now).context(context)? {
+                    Stored::New => {
+                        totals.events_new += 1;
+                        let seen = types
+                            .entry((event.category.clone(), event.action.clone()))
+                            .or_insert_with(|| TypeSeen {
+                                events: 0,
+                                first: event.timestamp.clone(),
+                                last: event.timestamp.clone(),
+                            });
+                        seen.events += 1;
+                        if event.timestamp < seen.first {
+                            seen.first.clone_from(&event.timestamp);
+                        }
+                        if event.timestamp > seen.last {
+                            seen.last.clone_from(&event.timestamp);
+                        }
+                    }
+                    Stored::Unchanged => totals.events_unchanged += 1,
+                    Stored::Revised => totals.revisions += 1,
+                }
+            }
+            Item::Reject(reject) => {
+                totals.rejects += 1;
+                tx.prepare_cached(
+                    "INSERT INTO rejects (raw, reason, window_id, page, received_at) VALUES (?1, ?2, ?3, ?4, ?5)
+                     ON CONFLICT (reason, raw) DO NOTHING",
+                )
+                .and_then(|mut s| s.execute(params![reject.raw, reject.reason, window_id, batch.page, now]))
+                .context(context)?;
+            }
+        }
+    }
+    Ok(totals)
+}
+
+/// Inserts an event, or compares it with the archived copy and keeps a revision if its content changed.
+fn store_event(
+    tx: &Transaction<'_>,
+    e: &Event,
+    window_id: i64,
+    now: &str,
+) -> rusqlite::Result<Stored> {
+    let inserted = tx
+        .prepare_cached(
+            "INSERT INTO events (id, timestamp, category, action, description, username, ip_address, raw,
+                                 fetched_at, window_id)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)
+             ON CONFLICT (id) DO NOTHING",
+        )?
+        .execute(params![
+            e.id,
+            e.timestamp,
+            e.category,
+            e.action,
+            e.description,
+            e.username,
+            e.ip_address,
+            e.raw,
+            now,
+            window_id
+        ])?;
+    if inserted == 1 {
+        return Ok(Stored::New);
+    }
+    let archived: String = tx
+        .prepare_cached("SELECT raw FROM events WHERE id = ?1")?
+        .query_row([e.id], |r| r.get(0))?;
+    if same_content(&archived, &e.raw) {
+        return Ok(Stored::Unchanged);
+    }
+    let mut revisions = tx.prepare_cached("SELECT raw FROM event_revisions WHERE event_id = ?1")?;
+    let known: Vec<String> = revisions
+        .query_map([e.id], |r| r.get(0))?
+        .collect::<Result<_, _>>()?;
+    if known.iter().any(|raw| same_content(raw, &e.raw)) {
+        return Ok(Stored::Unchanged);
+    }
+    tx.prepare_cached("INSERT INTO event_revisions (event_id, raw, fetched_at, window_id) VALUES (?1, ?2, ?3, ?4)")?
+        .execute(params![e.id, e.raw, now, window_id])?;
+    Ok(Stored::Revised)
+}
+
+/// Whether two JSON texts carry the same content: byte-identical, or equal once parsed (key order and white
+/// space do not make a revision).
+pub fn same_content(a: &str, b: &str) -> bool {
+    if a == b {
+        return true;
+    }
+    match (
+        serde_json::from_str::<serde_json::Value>(a),
+        serde_json::from_str::<serde_json::Value>(b),
+    ) {
+        (Ok(x), Ok(y)) => x == y,
+        _ => false,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::{Filters, Interval, Reject};
+    use rusqlite::OptionalExtension;
+    use std::sync::Arc;
+
+    fn window() -> Arc<WindowSpec> {
+        let start = time::parse_time_arg("2024-01-01").unwrap();
+        let end = time::parse_time_arg("2024-01-02").unwrap();
+        Arc::new(WindowSpec {
+            interval: Interval::new(start, end),
+            filters: Filters::default(),
+            created_from: "2023-12-31T23:59:59Z".into(),
+            created_to: "2024-01-02T00:00:00Z".into(),
+        })
+    }
+
+    fn event(id: i64, raw: &str) -> Item {
+        Item::Event(Event {
+            id,
+            timestamp: "2024-01-01T10:00:00.000Z".into(),
+            category: "authentication".into(),
+            action: "user-login-success".into(),
+            description: None,
+            username: Some("bob".into()),
+            ip_address: None,
+            raw: raw.into(),
+            out_of_window: false,
+        })
+    }
+
+    fn page(seq: usize, page: u32, items: Vec<Item>, last: bool) -> PageBatch {
+        PageBatch {
+            window_seq: seq,
+            window: window(),
+            page,
+            items,
+            last,
+        }
+    }
+
+    fn optional_i64(store: &Store, sql: &str) -> Result<Option<i64>, StoreError> {
+        store
+            .conn()
+            .query_row(sql, [], |r| r.get(0))
+            .optional()
+            .map(Option::flatten)
+            .context(|| format!("cannot run {sql}"))
+    }
+
+    fn open() -> (tempfile::TempDir, Store, i64) {
+        let dir = tempfile::tempdir().unwrap();
+        let mut store = Store::open_for_sync(&dir.path().join("a.db")).unwrap();
+        let run = store
+            .begin_run(&RunStart {
+                range_from: "a".into(),
+                range_to: "b".into(),
+                category_filter: String::new(),
+                action_filter: String::new(),
+                base_url: "http://127.0.0.1/v1".into(),
+                windows_planned: 1,
+            })
+            .unwrap();
+        (dir, store, run)
+    }
+
+    #[test]
+    fn identical_copies_are_absorbed_and_changed_ones_kept_as_revisions() {
+        let (_dir, mut store, run) = open();
+        let mut ledger = HashMap::new();
+        let first = vec![event(1, r#"{"id":1,"a":1,"b":2}"#), event(2, r#"{"id":2}"#)];
+        let t = store
+            .commit_pages(run, &[page(0, 1, first, false)], &mut ledger)
+            .unwrap();
+        assert_eq!((t.events_new, t.revisions, t.events_unchanged), (2, 0, 0));
+        let again = vec![
+            event(1, r#"{"b":2, "id":1,"a":1}"#), // same content, other order: not a revision
+            event(2, r#"{"id":2,"edited":true}"#),
+            event(2, r#"{"id":2,"edited":true}"#), // the same revision again: kept once
+            event(3, r#"{"id":3}"#),
+        ];
+        let t = store
+            .commit_pages(run, &[page(0, 2, again, true)], &mut ledger)
+            .unwrap();
+        assert_eq!(
+            (
+                t.events_new,
+                t.revisions,
+                t.events_unchanged,
+                t.windows_completed
+            ),
+            (1, 1, 2, 1)
+        );
+        assert_eq!(
+            optional_i64(&store, "SELECT count(*) FROM events").unwrap(),
+            Some(3)
+        );
+        assert_eq!(
+            optional_i64(&store, "SELECT count(*) FROM event_revisions").unwrap(),
+            Some(1)
+        );
+        let raw: String = store
+            .conn()
+            .query_row("SELECT raw FROM events WHERE id = 2", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(raw, r#"{"id":2}"#, "the first version is never overwritten");
+        let status: String = store
+            .conn()
+            .query_row("SELECT status FROM windows", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(status, "complete");
+    }
+
+    #[test]
+    fn a_window_is_complete_only_with_its_last_page_and_rejects_are_kept_once() {
+        let (_dir, mut store, run) = open();
+        let mut ledger = HashMap::new();
+        let bad = || {
+            Item::Reject(Reject {
+                raw: "42".into(),
+                reason: "not a JSON object".into(),
+            })
+        };
+        store
+            .commit_pages(
+                run,
+                &[page(0, 1, vec![bad(), event(1, "{}")], false)],
+                &mut ledger,
+            )
+            .unwrap();
+        let status: String = store
+            .conn()
+            .query_row("SELECT status FROM windows", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(status, "running");
+        store
+            .commit_pages(run, &[page(0, 2, vec![bad()], true)], &mut ledger)
+            .unwrap();
+        assert_eq!(
+            optional_i64(&store, "SELECT count(*) FROM rejects").unwrap(),
+            Some(1)
+        );
+        let row: (String, i64, i64) = store
+            .conn()
+            .query_row("SELECT status, pages, rejects FROM windows", [], |r| {
+                Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+            })
+            .unwrap();
+        assert_eq!(row, ("complete".into(), 2, 2));
+        store.finish_run(run, RunStatus::Partial, None).unwrap();
+        let run_row: (String, i64, i64) = store
+            .conn()
+            .query_row("SELECT status, rejects, events_new FROM runs", [], |r| {
+                Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+            })
+            .unwrap();
+        assert_eq!(run_row, ("partial".into(), 2, 1));
+    }
+
+    #[test]
+    fn event_types_record_first_appearance() {
+        let (_dir, mut store, run) = open();
+        let mut ledger = HashMap::new();
+        store
+            .commit_pages(
+                run,
+                &[page(0, 1, vec![event(5, "{}"), event(6, "{}")], true)],
+                &mut ledger,
+            )
+            .unwrap();
+        let row: (i64, String) = store
+            .conn()
+            .query_row("SELECT events, first_event_at FROM event_types", [], |r| {
+                Ok((r.get(0)?, r.get(1)?))
+            })
+            .unwrap();
+        assert_eq!(row, (2, "2024-01-01T10:00:00.000Z".into()));
+    }
+
+    #[test]
+    fn content_comparison() {
+        let cases = [
+            (r#"{"a":1}"#, r#"{"a":1}"#, true),
+            (r#"{"a":1,"b":[1,2]}"#, r#"{ "b": [1,2], "a": 1 }"#, true),
+            (r#"{"a":1}"#, r#"{"a":2}"#, false),
+            (r#"{"a":1}"#, r#"{"a":1,"c":null}"#, false),
+            ("not json", "not json", true),
+            ("not json", "not  json", false),
+        ];
+        for (a, b, want) in cases {
+            assert_eq!(same_content(a, b), want, "{a} vs {b}");
+        }
+    }
+}

@@ -1,0 +1,16 @@
+//! Sync: where the API client and the archive meet.
+//!
+//! - [`planner`] turns a range, what the ledger already covers and a window size into windows (pure);
+//! - [`classify`] turns each raw item of a page into an archivable event or a reject (pure);
+//! - [`engine`] fetches windows concurrently and feeds pages, through a bounded channel, to the one writer
+//!   thread that owns the archive.
+//!
+//! Terms: a *run* is one `sync` invocation; a *window* is a slice `[start, end)` of its range, paged with
+//! `page=1,2,...` until a short or empty page; the *ledger* (table `windows`) records each window fetch and
+//! says it is complete only in the transaction that stored its last page.
+
+pub mod classify;
+pub mod engine;
+pub mod planner;
+
+pub use engine::{RunReport, SyncJob, run};

@@ -1,0 +1,209 @@
+//! The window planner: which windows a run fetches.
+//!
+//! Inputs: the run's range, the intervals the ledger already covers, an optional point from which everything
+//! is read again regardless (the lookback of a continuing sync, or the start of a `--refetch`), and the window
+//! size. Output: windows that tile exactly the part of the range that needs reading, cut at multiples of the
+//! window size since the Unix epoch, so that repeated runs cut the same windows.
+//!
+//! Boundaries: the API does not say whether `createdFrom`/`createdTo` are inclusive. A window `[s, e)` asks for
+//! `createdFrom = s - BOUNDARY_OVERLAP`, `createdTo = e`. Under the exclusive reading the server returns
+//! `(s - 1s, e)`, under the inclusive one `[s - 1s, e]`: both hold all of `[s, e)`. An event exactly on `e` is
+//! also the next window's (`[e, ...)`), which asks from `e - 1s`. Events fetched twice are absorbed by the
+//! primary key; so every event is archived exactly once whichever reading the server follows.
+
+use crate::model::{Interval, merge_intervals};
+use crate::time::Timestamp;
+use chrono::TimeDelta;
+
+/// How far before its start a window asks the server to begin (see the module docs).
+pub const BOUNDARY_OVERLAP: TimeDelta = TimeDelta::seconds(1);
+
+/// Plans the windows of a run.
+pub fn plan(
+    range: Interval,
+    covered: &[Interval],
+    force_from: Option<Timestamp>,
+    window: TimeDelta,
+) -> Vec<Interval> {
+    assert!(
+        window >= TimeDelta::seconds(1),
+        "windows are at least one second"
+    );
+    if range.is_empty() {
+        return Vec::new();
+    }
+    let mut needed = subtract(range, &merge_intervals(covered.to_vec()));
+    if let Some(from) = force_from {
+        let from = from.clamp(range.start, range.end);
+        needed.push(Interval::new(from, range.end));
+    }
+    merge_intervals(needed)
+        .into_iter()
+        .flat_map(|i| split(i, window))
+        .collect()
+}
+
+/// The parts of `range` not inside any of the sorted, disjoint `covered` intervals.
+pub fn subtract(range: Interval, covered: &[Interval]) -> Vec<Interval> {
+    let mut parts = Vec::new();
+    let mut cursor = range.start;
+    for c in covered {
+        if c.end <= cursor || c.start >= range.end {
+            continue;
+        }
+        if c.start > cursor {
+            parts.push(Interval::new(cursor, c.start));
+        }
+        cursor = cursor.max(c.end);
+        if cursor >= range.end {
+            break;
+        }
+    }
+    if cursor < range.end {
+        parts.push(Interval::new(cursor, range.end));
+    }
+    parts
+}
+
+/// Cuts an interval at multiples of `window` since the epoch.
+fn split(interval: Interval, window: TimeDelta) -> Vec<Interval> {
+    let step = window.num_seconds();
+    let mut out = Vec::new();
+    let mut start = interval.start;
+    while start < interval.end {
+        let next_boundary = (start.timestamp().div_euclid(step) + 1) * step;
+        let boundary = chrono::DateTime::from_timestamp(next_boundary, 0).unwrap_or(interval.end);
+        let end = boundary.min(interval.end);
+        out.push(Interval::new(start, end));
+        start = end;
+    }
+    out
+}
+
+/// The bounds a window asks the server for: `(createdFrom, createdTo)`.
+pub fn request_bounds(window: Interval) -> (Timestamp, Timestamp) {
+    (window.start - BOUNDARY_OVERLAP, window.end)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::time::parse_time_arg;
+
+    fn t(text: &str) -> Timestamp {
+        parse_time_arg(text).unwrap()
+    }
+
+    fn iv(a: &str, b: &str) -> Interval {
+        Interval::new(t(a), t(b))
+    }
+
+    const DAY: TimeDelta = TimeDelta::days(1);
+    const HOUR: TimeDelta = TimeDelta::hours(1);
+
+    #[test]
+    fn plans() {
+        let cases: Vec<(
+            &str,
+            Interval,
+            Vec<Interval>,
+            Option<Timestamp>,
+            TimeDelta,
+            Vec<Interval>,
+        )> = vec![
+            (
+                "empty archive: the range cut on day boundaries",
+                iv("2024-01-01T12:00:00Z", "2024-01-03T06:00:00Z"),
+                vec![],
+                None,
+                DAY,
+                vec![
+                    iv("2024-01-01T12:00:00Z", "2024-01-02"),
+                    iv("2024-01-02", "2024-01-03"),
+                    iv("2024-01-03", "2024-01-03T06:00:00Z"),
+                ],
+            ),
+            (
+                "covered windows are skipped",
+                iv("2024-01-01", "2024-01-04"),
+                vec![iv("2024-01-02", "2024-01-03")],
+                None,
+                DAY,
+                vec![
+                    iv("2024-01-01", "2024-01-02"),
+                    iv("2024-01-03", "2024-01-04"),
+                ],
+            ),
+            (
+                "fully covered: nothing to do",
+                iv("2024-01-01", "2024-01-02"),
+                vec![iv("2023-12-01", "2024-02-01")],
+                None,
+                DAY,
+                vec![],
+            ),
+            (
+                "lookback is read again although covered",
+                iv("2024-01-01", "2024-01-01T05:00:00Z"),
+                vec![iv("2024-01-01", "2024-01-01T04:00:00Z")],
+                Some(t("2024-01-01T03:00:00Z")),
+                HOUR,
+                vec![
+                    iv("2024-01-01T03:00:00Z", "2024-01-01T04:00:00Z"),
+                    iv("2024-01-01T04:00:00Z", "2024-01-01T05:00:00Z"),
+                ],
+            ),
+            (
+                "a gap inside the coverage is filled",
+                iv("2024-01-01", "2024-01-01T03:00:00Z"),
+                vec![
+                    iv("2024-01-01", "2024-01-01T01:00:00Z"),
+                    iv("2024-01-01T02:00:00Z", "2024-01-01T03:00:00Z"),
+                ],
+                None,
+                HOUR,
+                vec![iv("2024-01-01T01:00:00Z", "2024-01-01T02:00:00Z")],
+            ),
+            (
+                "refetch from the start reads everything",
+                iv("2024-01-01", "2024-01-01T02:00:00Z"),
+                vec![iv("2024-01-01", "2024-01-01T02:00:00Z")],
+                Some(t("2024-01-01")),
+                HOUR,
+                vec![
+                    iv("2024-01-01", "2024-01-01T01:00:00Z"),
+                    iv("2024-01-01T01:00:00Z", "2024-01-01T02:00:00Z"),
+                ],
+            ),
+            (
+                "odd covered edges leave odd slivers",
+                iv("2024-01-01", "2024-01-01T02:00:00Z"),
+                vec![iv("2024-01-01T00:00:00Z", "2024-01-01T00:59:58Z")],
+                None,
+                HOUR,
+                vec![
+                    iv("2024-01-01T00:59:58Z", "2024-01-01T01:00:00Z"),
+                    iv("2024-01-01T01:00:00Z", "2024-01-01T02:00:00Z"),
+                ],
+            ),
+            (
+                "empty range",
+                iv("2024-01-01", "2024-01-01"),
+                vec![],
+                None,
+                HOUR,
+                vec![],
+            ),
+        ];
+        for (name, range, covered, force, window, want) in cases {
+            assert_eq!(plan(range, &covered, force, window), want, "{name}");
+        }
+    }
+
+    #[test]
+    fn request_bounds_overlap_the_previous_window_by_one_second() {
+        let (from, to) = request_bounds(iv("2024-01-02", "2024-01-03"));
+        assert_eq!(crate::time::to_api(from), "2024-01-01T23:59:59Z");
+        assert_eq!(crate::time::to_api(to), "2024-01-03T00:00:00Z");
+    }
+}
