@@ -35,7 +35,7 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Fetch events from the API into the archive.
-    Sync(SyncArgs),
+    Sync(Box<SyncArgs>),
     /// Show what the archive holds: events, coverage and gaps, freshness, runs, rejects, event types.
     Status(StatusArgs),
     /// Run one read-only SQL statement against the archive.

@@ -224,7 +224,7 @@ mod tests {
             .into_iter()
             .chain(extra.iter().copied());
         match Cli::try_parse_from(argv).unwrap().command {
-            Command::Sync(a) => a,
+            Command::Sync(a) => *a,
             _ => unreachable!(),
         }
     }

@@ -575,7 +575,8 @@ fn a_401_renews_the_token_once_and_retries() {
 
 #[test]
 fn refused_credentials_and_missing_permission_stop_with_a_clear_message() {
-    let cases: [(u16, &[(&str, &str)], &str); 3] = [
+    type Vars<'a> = &'a [(&'a str, &'a str)];
+    let cases: [(u16, Vars, &str); 3] = [
         (
             401,
             &[("ELEVATE_TOKEN", TOKEN)],

@@ -103,14 +103,15 @@ mod tests {
 
     #[test]
     fn plans() {
-        let cases: Vec<(
-            &str,
+        type Case = (
+            &'static str,
             Interval,
             Vec<Interval>,
             Option<Timestamp>,
             TimeDelta,
             Vec<Interval>,
-        )> = vec![
+        );
+        let cases: Vec<Case> = vec![
             (
                 "empty archive: the range cut on day boundaries",
                 iv("2024-01-01T12:00:00Z", "2024-01-03T06:00:00Z"),

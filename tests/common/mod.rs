@@ -143,48 +143,60 @@ pub fn serve_dataset<'a>(
     reading: Reading,
     seen: Seen,
 ) -> httpmock::Mock<'a> {
+    serve_dataset_slowly(server, data, reading, seen, std::time::Duration::ZERO)
+}
+
+/// [`serve_dataset`], taking `delay` to answer each request.
+pub fn serve_dataset_slowly<'a>(
+    server: &'a MockServer,
+    data: Arc<Mutex<Vec<Ev>>>,
+    reading: Reading,
+    seen: Seen,
+    delay: std::time::Duration,
+) -> httpmock::Mock<'a> {
     server.mock(|when, then| {
         when.method("GET").path("/v1/events");
-        then.respond_with(move |req: &HttpMockRequest| {
-            if !authorized(req) {
-                return json_response(401, r#"{"error":"Unauthorized","message":"bad token"}"#);
-            }
-            let q = |name: &str| {
-                req.query_params()
-                    .into_iter()
-                    .find(|(k, _)| k == name)
-                    .map(|(_, v)| v)
-            };
-            let page: usize = q("page").unwrap().parse().unwrap();
-            let size: usize = q("pageSize").unwrap().parse().unwrap();
-            let from_text = q("createdFrom").unwrap();
-            let to_text = q("createdTo").unwrap();
-            seen.lock()
-                .unwrap()
-                .push((page as u32, from_text.clone(), to_text.clone()));
-            let from = DateTime::parse_from_rfc3339(&from_text)
-                .unwrap()
-                .with_timezone(&Utc);
-            let to = DateTime::parse_from_rfc3339(&to_text)
-                .unwrap()
-                .with_timezone(&Utc);
-            let data = data.lock().unwrap();
-            let mut hits: Vec<&Ev> = data
-                .iter()
-                .filter(|e| match reading {
-                    Reading::Inclusive => e.at >= from && e.at <= to,
-                    Reading::Exclusive => e.at > from && e.at < to,
-                })
-                .collect();
-            hits.sort_by_key(|e| e.id);
-            let page_items: Vec<&str> = hits
-                .iter()
-                .skip((page - 1) * size)
-                .take(size)
-                .map(|e| e.raw.as_str())
-                .collect();
-            json_response(200, &format!("[{}]", page_items.join(",")))
-        });
+        then.delay(delay)
+            .respond_with(move |req: &HttpMockRequest| {
+                if !authorized(req) {
+                    return json_response(401, r#"{"error":"Unauthorized","message":"bad token"}"#);
+                }
+                let q = |name: &str| {
+                    req.query_params()
+                        .into_iter()
+                        .find(|(k, _)| k == name)
+                        .map(|(_, v)| v)
+                };
+                let page: usize = q("page").unwrap().parse().unwrap();
+                let size: usize = q("pageSize").unwrap().parse().unwrap();
+                let from_text = q("createdFrom").unwrap();
+                let to_text = q("createdTo").unwrap();
+                seen.lock()
+                    .unwrap()
+                    .push((page as u32, from_text.clone(), to_text.clone()));
+                let from = DateTime::parse_from_rfc3339(&from_text)
+                    .unwrap()
+                    .with_timezone(&Utc);
+                let to = DateTime::parse_from_rfc3339(&to_text)
+                    .unwrap()
+                    .with_timezone(&Utc);
+                let data = data.lock().unwrap();
+                let mut hits: Vec<&Ev> = data
+                    .iter()
+                    .filter(|e| match reading {
+                        Reading::Inclusive => e.at >= from && e.at <= to,
+                        Reading::Exclusive => e.at > from && e.at < to,
+                    })
+                    .collect();
+                hits.sort_by_key(|e| e.id);
+                let page_items: Vec<&str> = hits
+                    .iter()
+                    .skip((page - 1) * size)
+                    .take(size)
+                    .map(|e| e.raw.as_str())
+                    .collect();
+                json_response(200, &format!("[{}]", page_items.join(",")))
+            });
     })
 }
 
