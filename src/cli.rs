@@ -12,15 +12,9 @@ use std::time::Duration;
 #[derive(Debug, Parser)]
 #[command(name = "elevate-archive", version, about, long_about = None, max_term_width = 110)]
 pub struct Cli {
-    /// The archive file.
-    #[arg(
-        long,
-        global = true,
-        env = "ELEVATE_DB",
-        default_value = "./elevate-events.db",
-        value_name = "PATH"
-    )]
-    pub db: PathBuf,
+    /// The archive file [default: ./elevate-events.db; ./demo.db for `demo`].
+    #[arg(long, global = true, env = "ELEVATE_DB", value_name = "PATH")]
+    pub db: Option<PathBuf>,
 
     /// More log output on stderr (-v info, -vv debug, -vvv trace); RUST_LOG overrides.
     #[arg(short, long, global = true, action = clap::ArgAction::Count)]
@@ -40,7 +34,16 @@ pub enum Command {
     Status(StatusArgs),
     /// Run one read-only SQL statement against the archive.
     Query(QueryArgs),
+    /// Serve a simulated Elevate API (documented behaviour, switchable unknowns, faults on demand).
+    Simulate(Box<SimulateArgs>),
+    /// The whole job in one command: simulate an API, sync it into ./demo.db, show status and example queries.
+    Demo(DemoArgs),
 }
+
+/// The archive path when `--db` and `ELEVATE_DB` are not given.
+pub const DEFAULT_DB: &str = "./elevate-events.db";
+/// The archive path of `demo` when `--db` and `ELEVATE_DB` are not given.
+pub const DEFAULT_DEMO_DB: &str = "./demo.db";
 
 /// `sync` flags. Credentials are never flags: see ELEVATE_TOKEN, ELEVATE_USERNAME/ELEVATE_PASSWORD.
 #[derive(Debug, Args)]
@@ -169,6 +172,106 @@ pub enum QueryFormat {
     Json,
     /// One JSON object per line.
     Ndjson,
+}
+
+/// `simulate` flags.
+#[derive(Debug, Args)]
+pub struct SimulateArgs {
+    /// Port to listen on (0 picks a free one).
+    #[arg(long, default_value_t = 8080)]
+    pub port: u16,
+
+    /// Address to listen on.
+    #[arg(long, value_name = "ADDR", default_value = "127.0.0.1")]
+    pub bind: std::net::IpAddr,
+
+    /// Number of events to serve.
+    #[arg(long, value_name = "N", default_value_t = 100_000)]
+    pub events: u64,
+
+    /// Start of the events' range [default: 30 days before --to].
+    #[arg(long, value_name = "TIME", value_parser = parse_time)]
+    pub from: Option<Timestamp>,
+
+    /// End of the events' range, exclusive [default: today, midnight UTC].
+    #[arg(long, value_name = "TIME", value_parser = parse_time)]
+    pub to: Option<Timestamp>,
+
+    /// Seed of the data and of random faults.
+    #[arg(long, value_name = "N", default_value_t = 1)]
+    pub seed: u64,
+
+    /// How a plain createdFrom/createdTo is read (the docs do not say).
+    #[arg(long, value_enum, default_value_t = crate::simulator::query::Bounds::Inclusive)]
+    pub bounds: crate::simulator::query::Bounds,
+
+    /// Order of events when a request has no sort (the docs do not say).
+    #[arg(long, value_enum, default_value_t = crate::simulator::DefaultOrder::Id)]
+    pub default_order: crate::simulator::DefaultOrder,
+
+    /// What a page past the last one returns (the docs do not say).
+    #[arg(long, value_enum, default_value_t = crate::simulator::PastEnd::Empty)]
+    pub past_end: crate::simulator::PastEnd,
+
+    /// The simulated API user.
+    #[arg(long, default_value = crate::simulator::DEFAULT_USERNAME)]
+    pub username: String,
+
+    /// The simulated API user's password (a test credential, not a secret).
+    #[arg(long, default_value = crate::simulator::DEFAULT_PASSWORD)]
+    pub password: String,
+
+    /// Lifetime of issued tokens (down to seconds).
+    #[arg(long, value_name = "DURATION", default_value = "15m", value_parser = parse_duration)]
+    pub token_ttl: Duration,
+
+    /// Percentage of events with an IPv6 address (the docs say IPv4; real data differs).
+    #[arg(long, value_name = "PERCENT", default_value_t = 3.0)]
+    pub ipv6_percent: f64,
+
+    /// Percentage of items served malformed (no id, bad timestamp, not an object).
+    #[arg(long, value_name = "PERCENT", default_value_t = 0.0)]
+    pub malformed_percent: f64,
+
+    /// A fault rule KIND:TRIGGER (repeatable): KIND 429, 500, 502, 503, 5xx, drop, truncate; TRIGGER N%, every:N, first:N.
+    #[arg(long = "fault", value_name = "RULE")]
+    pub faults: Vec<crate::simulator::faults::FaultRule>,
+
+    /// Latency added to every GET /events.
+    #[arg(long, value_name = "DURATION", default_value = "0s", value_parser = time::parse_duration_arg)]
+    pub latency: Duration,
+
+    /// Retry-After sent with 429, in seconds.
+    #[arg(long, value_name = "SECONDS", default_value_t = 1)]
+    pub retry_after: u64,
+
+    /// Insert one late-arriving event into a past window this often.
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+    pub late_every: Option<Duration>,
+
+    /// Edit one served event at the source this often.
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+    pub edit_every: Option<Duration>,
+
+    /// Delete one served event at the source this often.
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+    pub delete_every: Option<Duration>,
+}
+
+/// `demo` flags.
+#[derive(Debug, Args)]
+pub struct DemoArgs {
+    /// Number of simulated events.
+    #[arg(long, value_name = "N", default_value_t = 100_000)]
+    pub events: u64,
+
+    /// Days of events, ending today at midnight UTC.
+    #[arg(long, value_name = "N", default_value_t = 30, value_parser = clap::value_parser!(u32).range(1..=3650))]
+    pub days: u32,
+
+    /// Seed of the simulated data.
+    #[arg(long, value_name = "N", default_value_t = 42)]
+    pub seed: u64,
 }
 
 fn parse_concurrency(text: &str) -> Result<usize, String> {

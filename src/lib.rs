@@ -17,6 +17,7 @@ pub mod config;
 pub mod error;
 pub mod model;
 pub mod output;
+pub mod simulator;
 pub mod store;
 pub mod sync;
 pub mod time;

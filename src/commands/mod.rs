@@ -1,18 +1,24 @@
 //! One small module per subcommand: glue between the command line and the library.
 
+pub mod demo;
 pub mod query;
+pub mod simulate;
 pub mod status;
 pub mod sync;
 
-use crate::cli::{Cli, Command};
+use crate::cli::{Cli, Command, DEFAULT_DB, DEFAULT_DEMO_DB};
 use crate::error::{ExitCode, Result};
+use std::path::PathBuf;
 
 /// Runs the parsed command line.
 pub async fn run(cli: Cli) -> Result<ExitCode> {
-    match cli.command {
-        Command::Sync(args) => sync::run(&cli.db, &args).await,
-        Command::Status(args) => status::run(&cli.db, &args),
-        Command::Query(args) => query::run(&cli.db, &args),
+    let db = |default: &str| cli.db.clone().unwrap_or_else(|| PathBuf::from(default));
+    match &cli.command {
+        Command::Sync(args) => sync::run(&db(DEFAULT_DB), args).await,
+        Command::Status(args) => status::run(&db(DEFAULT_DB), args),
+        Command::Query(args) => query::run(&db(DEFAULT_DB), args),
+        Command::Simulate(args) => simulate::run(args).await,
+        Command::Demo(args) => demo::run(&db(DEFAULT_DEMO_DB), args).await,
     }
 }
 

@@ -12,11 +12,37 @@ use std::path::Path;
 use std::sync::Arc;
 use tracing::info;
 
-/// Runs a sync and reports it.
+/// How the end of a run is reported.
+#[derive(Debug, Clone, Copy)]
+pub struct Reporting {
+    /// No progress bar, no summary line.
+    pub quiet: bool,
+    /// The summary as JSON.
+    pub json: bool,
+}
+
+/// Runs a sync from the command line and reports it.
 pub async fn run(db: &Path, args: &SyncArgs) -> Result<ExitCode> {
     let env = super::process_env;
     let now = config::now(&env)?;
     let settings = config::resolve_sync(args, &env, now)?;
+    execute(
+        db,
+        settings,
+        Reporting {
+            quiet: args.quiet,
+            json: args.json,
+        },
+    )
+    .await
+}
+
+/// Runs a sync with resolved settings: open, plan, fetch, summarise.
+pub async fn execute(
+    db: &Path,
+    settings: config::SyncSettings,
+    reporting: Reporting,
+) -> Result<ExitCode> {
     if settings.from.is_none() && !db.exists() {
         return Err(empty_archive(db));
     }
@@ -56,13 +82,13 @@ pub async fn run(db: &Path, args: &SyncArgs) -> Result<ExitCode> {
         page_size: settings.page_size,
         concurrency: settings.concurrency,
         base_url: settings.base_url.to_string(),
-        progress: !args.quiet && !args.json && std::io::stderr().is_terminal(),
+        progress: !reporting.quiet && !reporting.json && std::io::stderr().is_terminal(),
     };
     let (report, result) = sync::run(Arc::new(client), store, job, super::shutdown_signal()).await;
-    if args.json {
+    if reporting.json {
         let text = serde_json::to_string(&report).map_err(|e| Error::Internal(e.to_string()))?;
         super::status::print_stdout(&format!("{text}\n"));
-    } else if !args.quiet {
+    } else if !reporting.quiet {
         super::status::print_stdout(&format!("{}\n", output::summary_line(&report)));
     }
     result?;

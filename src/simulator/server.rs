@@ -1,0 +1,242 @@
+//! The simulator's HTTP side (axum): routes, bearer tokens, validation, faults.
+
+use super::PastEnd;
+use super::Shared;
+use super::faults::FaultKind;
+use super::query::{self, BadRequest};
+use super::source::SelectError;
+use axum::Router;
+use axum::body::{Body, Bytes};
+use axum::extract::{RawQuery, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use serde::{Deserialize, Serialize};
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+
+/// The routes: `/v1/events`, `/v1/authenticate`, and a JSON 404 for anything else.
+pub(super) fn router(shared: Arc<Shared>) -> Router {
+    Router::new()
+        .route("/v1/events", get(events))
+        .route("/v1/authenticate", post(authenticate))
+        .fallback(|| async { error(StatusCode::NOT_FOUND, "Not Found", "No such resource") })
+        .with_state(shared)
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+struct Claims {
+    sub: String,
+    iat: u64,
+    exp: u64,
+    jti: u64,
+}
+
+/// Issues a token for the configured user.
+pub(super) fn issue_token(shared: &Shared) -> String {
+    let now = jsonwebtoken::get_current_timestamp();
+    let jti = shared.stats.tokens_issued.fetch_add(1, Ordering::Relaxed);
+    let claims = Claims {
+        sub: shared.config.username.clone(),
+        iat: now,
+        exp: now + shared.config.token_ttl.as_secs().max(1),
+        jti,
+    };
+    jsonwebtoken::encode(
+        &jsonwebtoken::Header::default(),
+        &claims,
+        &jsonwebtoken::EncodingKey::from_secret(&shared.jwt_secret),
+    )
+    .expect("HS256 signing does not fail")
+}
+
+/// Checks the bearer token; the error is the 401 message.
+fn check_token(shared: &Shared, headers: &HeaderMap) -> Result<(), &'static str> {
+    let value = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .ok_or("Full authentication is required to access this resource")?;
+    let token = value
+        .strip_prefix("Bearer ")
+        .ok_or("Authorization must be a Bearer token")?;
+    let mut validation = jsonwebtoken::Validation::new(jsonwebtoken::Algorithm::HS256);
+    validation.leeway = 0;
+    validation.set_required_spec_claims(&["exp", "sub"]);
+    match jsonwebtoken::decode::<Claims>(
+        token,
+        &jsonwebtoken::DecodingKey::from_secret(&shared.jwt_secret),
+        &validation,
+    ) {
+        Ok(_) => Ok(()),
+        Err(e) if matches!(e.kind(), jsonwebtoken::errors::ErrorKind::ExpiredSignature) => {
+            Err("The token has expired")
+        }
+        Err(_) => Err("The token is invalid"),
+    }
+}
+
+#[derive(Debug, Deserialize)]
+struct AuthRequest {
+    username: Option<String>,
+    password: Option<String>,
+    #[allow(dead_code)]
+    brand: Option<String>,
+}
+
+async fn authenticate(State(shared): State<Arc<Shared>>, body: Bytes) -> Response {
+    let Ok(request) = serde_json::from_slice::<AuthRequest>(&body) else {
+        shared.stats.bad_requests.fetch_add(1, Ordering::Relaxed);
+        return error(
+            StatusCode::BAD_REQUEST,
+            "Bad Request",
+            "The body must be JSON with username and password",
+        );
+    };
+    let (Some(username), Some(password)) = (request.username, request.password) else {
+        shared.stats.bad_requests.fetch_add(1, Ordering::Relaxed);
+        return error(
+            StatusCode::BAD_REQUEST,
+            "Bad Request",
+            "username and password are required",
+        );
+    };
+    if username != shared.config.username || password != shared.config.password {
+        shared.stats.unauthorized.fetch_add(1, Ordering::Relaxed);
+        return error(
+            StatusCode::UNAUTHORIZED,
+            "Unauthorized",
+            "Invalid username or password",
+        );
+    }
+    let token = issue_token(&shared);
+    json(
+        StatusCode::OK,
+        serde_json::json!({ "token": token, "username": username }).to_string(),
+    )
+}
+
+async fn events(
+    State(shared): State<Arc<Shared>>,
+    headers: HeaderMap,
+    RawQuery(raw): RawQuery,
+) -> Response {
+    shared.stats.event_requests.fetch_add(1, Ordering::Relaxed);
+    if !shared.config.latency.is_zero() {
+        tokio::time::sleep(shared.config.latency).await;
+    }
+    let fault = shared.faults.decide();
+    if fault.is_some() {
+        shared.stats.faults.fetch_add(1, Ordering::Relaxed);
+    }
+    match fault {
+        Some(FaultKind::Throttle) => {
+            let mut r = error(
+                StatusCode::TOO_MANY_REQUESTS,
+                "Too Many Requests",
+                "Rate limit exceeded",
+            );
+            r.headers_mut().insert(
+                header::RETRY_AFTER,
+                HeaderValue::from(shared.config.retry_after_secs),
+            );
+            return r;
+        }
+        Some(FaultKind::Status(code)) => {
+            let status = StatusCode::from_u16(code).expect("fault statuses are valid");
+            return error(
+                status,
+                status.canonical_reason().unwrap_or("Error"),
+                "The server encountered an error",
+            );
+        }
+        _ => {}
+    }
+    if let Err(message) = check_token(&shared, &headers) {
+        shared.stats.unauthorized.fetch_add(1, Ordering::Relaxed);
+        return error(StatusCode::UNAUTHORIZED, "Unauthorized", message);
+    }
+    let pairs: Vec<(String, String)> =
+        url::form_urlencoded::parse(raw.unwrap_or_default().as_bytes())
+            .into_owned()
+            .collect();
+    let query = match query::parse(&pairs, shared.config.bounds) {
+        Ok(q) => q,
+        Err(BadRequest(message)) => {
+            shared.stats.bad_requests.fetch_add(1, Ordering::Relaxed);
+            return error(StatusCode::BAD_REQUEST, "Bad Request", message);
+        }
+    };
+    let items = {
+        let overlay = shared.overlay.read().expect("overlay lock");
+        overlay.select(&shared.data, &query, &shared.default_sort())
+    };
+    let items = match items {
+        Ok(items) => items,
+        Err(SelectError::TooLarge(n)) => {
+            return error(
+                StatusCode::BAD_REQUEST,
+                "Bad Request",
+                format!("{n} events match; narrow createdFrom/createdTo to sort by this field"),
+            );
+        }
+    };
+    if items.is_empty() && query.page > 1 && shared.config.past_end == PastEnd::NotFound {
+        return error(
+            StatusCode::NOT_FOUND,
+            "Not Found",
+            format!("Page {} is past the last page", query.page),
+        );
+    }
+    let mut body = String::with_capacity(items.iter().map(|i| i.len() + 1).sum::<usize>() + 2);
+    body.push('[');
+    for (n, item) in items.iter().enumerate() {
+        if n > 0 {
+            body.push(',');
+        }
+        body.push_str(item);
+    }
+    body.push(']');
+    match fault {
+        Some(FaultKind::Drop) => broken(body, 0),
+        Some(FaultKind::Truncate) => {
+            let half = body.len() / 2;
+            broken(body, half)
+        }
+        _ => json(StatusCode::OK, body),
+    }
+}
+
+/// A 200 whose connection breaks after `keep` bytes of the promised body.
+fn broken(body: String, keep: usize) -> Response {
+    let length = body.len();
+    let mut sent = body.into_bytes();
+    sent.truncate(keep);
+    let chunks: Vec<Result<Bytes, std::io::Error>> = vec![
+        Ok(Bytes::from(sent)),
+        Err(std::io::Error::new(
+            std::io::ErrorKind::ConnectionReset,
+            "simulated dropped connection",
+        )),
+    ];
+    let mut response = Response::new(Body::from_stream(futures::stream::iter(chunks)));
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    response
+        .headers_mut()
+        .insert(header::CONTENT_LENGTH, HeaderValue::from(length));
+    response
+}
+
+fn json(status: StatusCode, body: String) -> Response {
+    (status, [(header::CONTENT_TYPE, "application/json")], body).into_response()
+}
+
+/// An error in the documented shape.
+fn error(status: StatusCode, error: &str, message: impl Into<String>) -> Response {
+    json(
+        status,
+        serde_json::json!({ "error": error, "message": message.into() }).to_string(),
+    )
+}

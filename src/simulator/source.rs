@@ -1,0 +1,341 @@
+//! The simulated tenant's events: the generated [`Dataset`] plus an overlay of what changed while running
+//! (late arrivals, edits, deletions), and the selection of one page for a query.
+//!
+//! Order: ids of generated events ascend with their index, and late arrivals get ids above all of them, so
+//! `sort=id` pages are cut by arithmetic on indices (no sort, no scan) unless a filter or a deletion applies;
+//! any other order sorts the window's candidates (bounded by [`MAX_SORTED_WINDOW`]).
+
+use super::data::Dataset;
+use super::query::{EventsQuery, SortKey, StringFilter};
+use rand::{Rng, rngs::StdRng};
+use std::cmp::Ordering;
+use std::collections::{BTreeSet, HashMap};
+
+/// Most events a window may hold for an order other than by id.
+pub const MAX_SORTED_WINDOW: usize = 2_000_000;
+
+/// An event that arrived after the simulator started, with a timestamp in the past.
+#[derive(Debug, Clone)]
+pub struct LateEvent {
+    /// Its id (above every generated id).
+    pub id: i64,
+    /// Its timestamp, ms.
+    pub millis: i64,
+    /// The generated event whose content it borrows.
+    pub source_index: u64,
+    /// Its JSON.
+    pub raw: String,
+}
+
+/// What changed at the source while the simulator ran.
+#[derive(Debug, Default)]
+pub struct Overlay {
+    /// Indices of generated events deleted at the source.
+    pub deleted: BTreeSet<u64>,
+    /// Edited JSON of generated events, by index.
+    pub edited: HashMap<u64, String>,
+    /// Late arrivals, by ascending id.
+    pub late: Vec<LateEvent>,
+}
+
+/// One candidate of a page: a generated event or a late one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+enum Candidate {
+    Generated(u64),
+    Late(usize),
+}
+
+/// Why a page cannot be served.
+#[derive(Debug)]
+pub enum SelectError {
+    /// A non-id order over a window too large to sort.
+    TooLarge(usize),
+}
+
+impl Overlay {
+    /// Inserts `n` late events with timestamps between `from_ms` and `until_ms`.
+    pub fn insert_late(
+        &mut self,
+        data: &Dataset,
+        n: usize,
+        from_ms: i64,
+        until_ms: i64,
+        rng: &mut StdRng,
+    ) -> Vec<i64> {
+        let mut ids = Vec::with_capacity(n);
+        for _ in 0..n {
+            let id = self
+                .late
+                .last()
+                .map_or(data.max_id() + 1_000, |l| l.id + 1 + rng.random_range(0..3));
+            let millis = rng.random_range(from_ms..until_ms.max(from_ms + 1));
+            let source_index = rng.random_range(0..data.count.max(1));
+            let raw = data.render_as(source_index, id, millis);
+            self.late.push(LateEvent {
+                id,
+                millis,
+                source_index,
+                raw,
+            });
+            ids.push(id);
+        }
+        ids
+    }
+
+    /// Edits `n` generated events' descriptions; returns their ids.
+    pub fn edit(&mut self, data: &Dataset, n: usize, rng: &mut StdRng) -> Vec<i64> {
+        let mut ids = Vec::new();
+        for _ in 0..n {
+            let i = rng.random_range(0..data.count.max(1));
+            if data.is_malformed(i) || self.deleted.contains(&i) {
+                continue;
+            }
+            let current = self
+                .edited
+                .get(&i)
+                .cloned()
+                .unwrap_or_else(|| data.render(i));
+            let mut value: serde_json::Value =
+                serde_json::from_str(&current).expect("rendered events are JSON");
+            let text = value["description"]
+                .as_str()
+                .unwrap_or_default()
+                .to_string();
+            value["description"] = serde_json::Value::String(format!("{text} (edited)"));
+            self.edited.insert(i, value.to_string());
+            ids.push(data.id(i));
+        }
+        ids
+    }
+
+    /// Deletes `n` generated events at the source; returns their ids.
+    pub fn delete(&mut self, data: &Dataset, n: usize, rng: &mut StdRng) -> Vec<i64> {
+        let mut ids = Vec::new();
+        for _ in 0..n {
+            let i = rng.random_range(0..data.count.max(1));
+            if self.deleted.insert(i) {
+                ids.push(data.id(i));
+            }
+        }
+        ids
+    }
+
+    /// The page `query` asks for, rendered.
+    pub fn select(
+        &self,
+        data: &Dataset,
+        query: &EventsQuery,
+        default_sort: &[SortKey],
+    ) -> Result<Vec<String>, SelectError> {
+        let lo = data.first_at_or_after(query.range.min_ms);
+        let hi = data.first_at_or_after(query.range.max_ms.saturating_add(1));
+        let sort = if query.sort.is_empty() {
+            default_sort
+        } else {
+            &query.sort
+        };
+        let offset = (query.page - 1).saturating_mul(query.page_size);
+        let size = query.page_size;
+        let filtered = query.category.is_some() || query.action.is_some();
+        let passes = |category: &str, action: &str| {
+            matches(&query.category, category) && matches(&query.action, action)
+        };
+        let generated_ok = |i: u64| {
+            if self.deleted.contains(&i) {
+                return false;
+            }
+            let (c, a) = data.kind(i);
+            passes(c, a)
+        };
+        let late: Vec<usize> = (0..self.late.len())
+            .filter(|&k| {
+                let l = &self.late[k];
+                let (c, a) = data.kind(l.source_index);
+                l.millis >= query.range.min_ms && l.millis <= query.range.max_ms && passes(c, a)
+            })
+            .collect();
+
+        let picked: Vec<Candidate> = match sort {
+            [
+                SortKey {
+                    field: "id",
+                    desc: false,
+                },
+            ] => {
+                let plain = !filtered && self.deleted.range(lo..hi).next().is_none();
+                let generated_len = (hi - lo) as usize;
+                if plain {
+                    let start = lo as usize + offset.min(generated_len);
+                    let end = (start + size).min(hi as usize);
+                    let mut page: Vec<Candidate> = (start as u64..end as u64)
+                        .map(Candidate::Generated)
+                        .collect();
+                    let late_skip = offset.saturating_sub(generated_len);
+                    page.extend(
+                        late.iter()
+                            .skip(late_skip)
+                            .take(size - page.len())
+                            .map(|&k| Candidate::Late(k)),
+                    );
+                    page
+                } else {
+                    (lo..hi)
+                        .filter(|&i| generated_ok(i))
+                        .map(Candidate::Generated)
+                        .chain(late.iter().map(|&k| Candidate::Late(k)))
+                        .skip(offset)
+                        .take(size)
+                        .collect()
+                }
+            }
+            [
+                SortKey {
+                    field: "id",
+                    desc: true,
+                },
+            ] => late
+                .iter()
+                .rev()
+                .map(|&k| Candidate::Late(k))
+                .chain(
+                    (lo..hi)
+                        .rev()
+                        .filter(|&i| generated_ok(i))
+                        .map(Candidate::Generated),
+                )
+                .skip(offset)
+                .take(size)
+                .collect(),
+            keys => {
+                let window = (hi - lo) as usize + late.len();
+                if window > MAX_SORTED_WINDOW {
+                    return Err(SelectError::TooLarge(window));
+                }
+                let mut all: Vec<Candidate> = (lo..hi)
+                    .filter(|&i| generated_ok(i))
+                    .map(Candidate::Generated)
+                    .chain(late.iter().map(|&k| Candidate::Late(k)))
+                    .collect();
+                let fields: HashMap<Candidate, serde_json::Value> =
+                    if keys.iter().any(|k| needs_body(k.field)) {
+                        all.iter()
+                            .map(|c| {
+                                (
+                                    *c,
+                                    serde_json::from_str(&self.render(data, *c))
+                                        .unwrap_or_default(),
+                                )
+                            })
+                            .collect()
+                    } else {
+                        HashMap::new()
+                    };
+                all.sort_by(|a, b| {
+                    keys.iter()
+                        .map(|k| {
+                            let o = self.compare(data, *a, *b, k.field, &fields);
+                            if k.desc { o.reverse() } else { o }
+                        })
+                        .find(|o| *o != Ordering::Equal)
+                        .unwrap_or(Ordering::Equal)
+                });
+                all.into_iter().skip(offset).take(size).collect()
+            }
+        };
+        Ok(picked
+            .into_iter()
+            .map(|c| project(self.render(data, c), &query.fields))
+            .collect())
+    }
+
+    fn render(&self, data: &Dataset, c: Candidate) -> String {
+        match c {
+            Candidate::Generated(i) => self
+                .edited
+                .get(&i)
+                .cloned()
+                .unwrap_or_else(|| data.render_served(i)),
+            Candidate::Late(k) => self.late[k].raw.clone(),
+        }
+    }
+
+    fn compare(
+        &self,
+        data: &Dataset,
+        a: Candidate,
+        b: Candidate,
+        field: &str,
+        bodies: &HashMap<Candidate, serde_json::Value>,
+    ) -> Ordering {
+        let id = |c: Candidate| match c {
+            Candidate::Generated(i) => data.id(i),
+            Candidate::Late(k) => self.late[k].id,
+        };
+        let millis = |c: Candidate| match c {
+            Candidate::Generated(i) => data.millis(i),
+            Candidate::Late(k) => self.late[k].millis,
+        };
+        let kind = |c: Candidate| match c {
+            Candidate::Generated(i) => data.kind(i),
+            Candidate::Late(k) => data.kind(self.late[k].source_index),
+        };
+        match field {
+            "id" => id(a).cmp(&id(b)),
+            "timestamp" => millis(a).cmp(&millis(b)),
+            "category" => kind(a).0.cmp(kind(b).0),
+            "action" => kind(a).1.cmp(kind(b).1),
+            other => {
+                let text = |c: Candidate| {
+                    bodies
+                        .get(&c)
+                        .and_then(|v| v[other].as_str().map(str::to_string))
+                        .unwrap_or_default()
+                };
+                text(a).cmp(&text(b))
+            }
+        }
+    }
+
+    /// Every archivable event the source holds now, as `(id, JSON)`, by id: what a complete archive must equal.
+    pub fn expected(&self, data: &Dataset) -> Vec<(i64, String)> {
+        let mut out: Vec<(i64, String)> = (0..data.count)
+            .filter(|i| !data.is_malformed(*i) && !self.deleted.contains(i))
+            .map(|i| {
+                (
+                    data.id(i),
+                    self.edited
+                        .get(&i)
+                        .cloned()
+                        .unwrap_or_else(|| data.render(i)),
+                )
+            })
+            .collect();
+        out.extend(self.late.iter().map(|l| (l.id, l.raw.clone())));
+        out
+    }
+}
+
+fn needs_body(field: &str) -> bool {
+    matches!(field, "description" | "username" | "ipAddress")
+}
+
+fn matches(filter: &Option<StringFilter>, value: &str) -> bool {
+    filter.as_ref().is_none_or(|f| f.matches(value))
+}
+
+/// Keeps only the requested fields of an item (items that are not objects stay as they are).
+fn project(raw: String, fields: &[&str]) -> String {
+    if fields.is_empty() {
+        return raw;
+    }
+    match serde_json::from_str::<serde_json::Map<String, serde_json::Value>>(&raw) {
+        Ok(map) => {
+            let kept: serde_json::Map<String, serde_json::Value> = map
+                .into_iter()
+                .filter(|(k, _)| fields.contains(&k.as_str()))
+                .collect();
+            serde_json::Value::Object(kept).to_string()
+        }
+        Err(_) => raw,
+    }
+}
