@@ -178,13 +178,13 @@ impl Dataset {
     /// above `raw(i-1)` is above every candidate for `i - 1`.
     pub fn millis(&self, i: u64) -> i64 {
         let r = self.raw(i);
-        if i % 3 == 0 && i + 1 < self.count {
+        if i.is_multiple_of(3) && i + 1 < self.count {
             let boundary = (r.div_euclid(HOUR_MS) + 1) * HOUR_MS;
             if boundary <= self.raw(i + 1) {
                 return boundary;
             }
         }
-        if i % 4 == 0 {
+        if i.is_multiple_of(4) {
             let whole = r - r.rem_euclid(1000);
             if whole >= self.from_ms && (i == 0 || whole >= self.raw(i - 1)) {
                 return whole;
@@ -287,7 +287,7 @@ impl Dataset {
 
 /// A username like `grace.nowak`, with some Unicode and some service accounts.
 fn username(h: u64) -> String {
-    if h % 53 == 0 {
+    if h.is_multiple_of(53) {
         return ["svc-billing", "api-integration", "sftp-import"][(h / 53 % 3) as usize]
             .to_string();
     }
@@ -344,7 +344,7 @@ fn description(action: &str, user: &str, h: u64) -> String {
         "customer-created" => format!("Customer C-{n} has been created by {user}"),
         _ => format!("{action} by {user}"),
     };
-    if h % 211 == 0 {
+    if h.is_multiple_of(211) {
         // Some descriptions reach the documented limit of 255 characters, in several scripts.
         return format!("{text}: {}", LONG_NOTE.repeat(8))
             .chars()
