@@ -50,7 +50,7 @@ pub struct SyncSettings {
 
 /// The current time, or the pinned one from [`NOW_ENV`].
 pub fn now(env: &dyn Fn(&str) -> Option<String>) -> Result<Timestamp, Error> {
-    match env(NOW_ENV) {
+    match env(NOW_ENV).filter(|v| !v.trim().is_empty()) {
         Some(text) => {
             time::parse_time_arg(&text).map_err(|e| Error::Usage(format!("{NOW_ENV}: {e}")))
         }

@@ -199,7 +199,12 @@ pub fn status_text(report: &StatusReport, db: &str) -> String {
     };
     line(format!("Events       {}{span}", thousands(report.events)));
     if report.coverage.ranges.is_empty() {
-        line("Coverage     none yet: run `elevate-archive sync --from DATE`".into());
+        line(if report.events == 0 {
+            "Coverage     none yet: run `elevate-archive sync --from DATE`".into()
+        } else {
+            "Coverage     no window complete yet: run `elevate-archive sync` again to finish them"
+                .into()
+        });
     } else {
         for (i, r) in report.coverage.ranges.iter().enumerate() {
             line(format!(

@@ -4,35 +4,11 @@
 
 mod common;
 
-use common::Sandbox;
+use common::{Sandbox, Served, archived, assert_exact, serve};
 use elevate_archive::simulator::query::Bounds;
-use elevate_archive::simulator::{DefaultOrder, PastEnd, SimConfig, Simulator};
+use elevate_archive::simulator::{DefaultOrder, PastEnd, SimConfig};
 use elevate_archive::time::parse_time_arg;
 use std::time::Duration;
-
-/// A simulator serving on a runtime of its own, next to the binary under test.
-struct Served {
-    sim: Simulator,
-    base: String,
-    _running: elevate_archive::simulator::Running,
-    _rt: tokio::runtime::Runtime,
-}
-
-fn serve(config: SimConfig) -> Served {
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap();
-    let sim = Simulator::new(config);
-    let running = rt.block_on(sim.serve(([127, 0, 0, 1], 0).into())).unwrap();
-    Served {
-        base: running.base_url(),
-        sim,
-        _running: running,
-        _rt: rt,
-    }
-}
 
 /// 20,000 events over 10 days of January 2024.
 fn config() -> SimConfig {
@@ -68,25 +44,6 @@ fn sync(sb: &Sandbox, served: &Served, extra: &[&str]) -> common::Run {
 }
 
 /// The archive's `(id, raw)` rows by id.
-fn archived(sb: &Sandbox) -> Vec<(i64, String)> {
-    let conn = sb.conn();
-    let mut stmt = conn
-        .prepare("SELECT id, raw FROM events ORDER BY id")
-        .unwrap();
-    stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
-        .unwrap()
-        .map(Result::unwrap)
-        .collect()
-}
-
-fn assert_exact(sb: &Sandbox, served: &Served) {
-    let want = served.sim.expected();
-    let got = archived(sb);
-    assert_eq!(got.len(), want.len(), "event count");
-    for (g, w) in got.iter().zip(&want) {
-        assert_eq!(g, w, "archive differs from the source");
-    }
-}
 
 #[test]
 fn the_archive_equals_the_source_under_every_reading_of_the_undocumented() {

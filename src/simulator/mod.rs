@@ -253,6 +253,19 @@ impl Simulator {
             .expected(&self.shared.data)
     }
 
+    /// `(id, timestamp in ms)` of every archivable event the source holds now, by id (ids and times ascend
+    /// together for generated events; late arrivals follow with older times).
+    pub fn expected_times(&self) -> Vec<(i64, i64)> {
+        let d = &self.shared.data;
+        let overlay = self.shared.overlay.read().expect("overlay lock");
+        let mut out: Vec<(i64, i64)> = (0..d.count)
+            .filter(|i| !d.is_malformed(*i) && !overlay.deleted.contains(i))
+            .map(|i| (d.id(i), d.millis(i)))
+            .collect();
+        out.extend(overlay.late.iter().map(|l| (l.id, l.millis)));
+        out
+    }
+
     /// Ids of the generated events served malformed.
     pub fn malformed_ids(&self) -> Vec<i64> {
         let d = &self.shared.data;

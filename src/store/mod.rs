@@ -76,14 +76,13 @@ pub enum StoreError {
         #[source]
         source: std::io::Error,
     },
-    /// An SQLite operation failed.
-    #[error("{context}: {}", describe_sqlite(.source))]
+    /// An SQLite operation failed (its description is part of the message, so it is not a separate cause).
+    #[error("{context}: {}", describe_sqlite(.cause))]
     Sqlite {
         /// What was being done.
         context: String,
         /// The cause.
-        #[source]
-        source: rusqlite::Error,
+        cause: rusqlite::Error,
     },
     /// The schema migration failed.
     #[error("cannot bring the archive's schema up to date: {0}")]
@@ -101,6 +100,9 @@ fn describe_sqlite(e: &rusqlite::Error) -> String {
             format!("{e} (the archive file is damaged: restore it from a backup)")
         }
         Some(ReadOnly) => format!("{e} (the archive or its folder is not writable by this user)"),
+        Some(SystemIoFailure) => format!(
+            "{e} (a read or write failed: the disk may be full, over a size limit or failing; make room or check the disk, then run again)"
+        ),
         Some(CannotOpen) => {
             format!("{e} (check that the file and its folder exist and are accessible)")
         }
@@ -116,9 +118,9 @@ pub(crate) trait SqlContext<T> {
 
 impl<T> SqlContext<T> for Result<T, rusqlite::Error> {
     fn context(self, what: impl FnOnce() -> String) -> Result<T, StoreError> {
-        self.map_err(|source| StoreError::Sqlite {
+        self.map_err(|cause| StoreError::Sqlite {
             context: what(),
-            source,
+            cause,
         })
     }
 }

@@ -205,17 +205,15 @@ pub async fn run(
     drop(tx);
     progress.bar.finish_and_clear();
 
-    let (mut store, written) = tokio::task::spawn_blocking(move || {
+    let (mut store, totals, written) = tokio::task::spawn_blocking(move || {
         writer.join().expect("the writer thread does not panic")
     })
     .await
     .expect("joining the writer does not fail");
-    let result = match (written, fetch_result) {
-        (Err(store_error), _) => Err(Error::Store(store_error)),
-        (Ok(totals), fetched) => {
-            report.totals = totals;
-            fetched
-        }
+    report.totals = totals;
+    let result = match written {
+        Err(store_error) => Err(Error::Store(store_error)),
+        Ok(()) => fetch_result,
     };
     let status = match &result {
         Ok(()) if report.totals.rejects > 0 => RunStatus::Partial,
@@ -328,11 +326,12 @@ async fn fetch_window(
 }
 
 /// The writer thread: commits queued pages, several at a time, until the channel closes or a commit fails.
+/// Returns the store, the totals of what was committed, and the error that stopped it, if any.
 fn write_pages(
     mut store: Store,
     run_id: i64,
     mut rx: mpsc::Receiver<PageBatch>,
-) -> (Store, Result<PageTotals, crate::store::StoreError>) {
+) -> (Store, PageTotals, Result<(), crate::store::StoreError>) {
     let mut ledger = HashMap::new();
     let mut totals = PageTotals::default();
     let mut group = Vec::with_capacity(MAX_GROUP_PAGES);
@@ -346,9 +345,9 @@ fn write_pages(
         }
         match store.commit_pages(run_id, &group, &mut ledger) {
             Ok(t) => totals.add(&t),
-            Err(e) => return (store, Err(e)),
+            Err(e) => return (store, totals, Err(e)),
         }
         group.clear();
     }
-    (store, Ok(totals))
+    (store, totals, Ok(()))
 }

@@ -1,0 +1,839 @@
+//! The reliability suite: crashes, faults, a full disk, bad answers from the server, bad input from the user,
+//! concurrent runs, signals, clock skew and damaged archives. Every scenario ends with the archive checked
+//! against the source: nothing lost, nothing doubled, no window marked complete that is not.
+//!
+//! Longer soaks are `#[ignore]`d: `cargo test --release --test reliability -- --ignored`.
+
+mod common;
+
+use common::*;
+use elevate_archive::simulator::SimConfig;
+use elevate_archive::time::parse_time_arg;
+use httpmock::{Method::GET, MockServer};
+use rand::{Rng, SeedableRng};
+use std::io::{Read, Write};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+fn config(events: u64, days: i64) -> SimConfig {
+    let from = parse_time_arg("2024-01-01").unwrap();
+    SimConfig::new(events, from, from + chrono::TimeDelta::days(days))
+}
+
+fn range_args(days: i64) -> [String; 4] {
+    let to = parse_time_arg("2024-01-01").unwrap() + chrono::TimeDelta::days(days);
+    [
+        "--from".into(),
+        "2024-01-01".into(),
+        "--to".into(),
+        elevate_archive::time::to_api(to),
+    ]
+}
+
+fn spawn_sync(sb: &Sandbox, served: &Served, args: &[String]) -> Child {
+    sb.command()
+        .envs(SIM_CREDS)
+        .args(["sync", "--quiet", "--base-url", &served.base])
+        .args(args)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap()
+}
+
+/// Kills a sync at `kills` random instants, checking the crash invariants after each, then lets one finish.
+fn crash_and_resume(events: u64, days: i64, kills: usize, max_delay_ms: u64) {
+    let served = serve(SimConfig {
+        latency: Duration::from_millis(5),
+        ..config(events, days)
+    });
+    let source = served.sim.expected_times();
+    let sb = Sandbox::new();
+    let mut args: Vec<String> = range_args(days).to_vec();
+    args.extend(["--window", "6h", "--page-size", "500", "--concurrency", "4"].map(String::from));
+    let mut rng = rand::rngs::StdRng::seed_from_u64(events ^ kills as u64);
+    let mut killed = 0;
+    while killed < kills {
+        let mut child = spawn_sync(&sb, &served, &args);
+        // About one kill in ten lands while the archive is being opened or recovered.
+        let delay = if rng.random_bool(0.1) {
+            rng.random_range(0..15)
+        } else {
+            rng.random_range(15..max_delay_ms)
+        };
+        std::thread::sleep(Duration::from_millis(delay));
+        if child.try_wait().unwrap().is_some() {
+            break; // the sync finished before this kill: the work is done
+        }
+        child.kill().unwrap();
+        child.wait().unwrap();
+        killed += 1;
+        assert_crash_invariants(&sb, &source);
+    }
+    let run = sb.run_env(
+        &[
+            &["sync", "--base-url", &served.base][..],
+            &args.iter().map(String::as_str).collect::<Vec<_>>(),
+        ]
+        .concat(),
+        &SIM_CREDS,
+    );
+    run.expect(0);
+    eprintln!("{killed} kills during a sync of {events} events");
+    assert_eq!(
+        killed, kills,
+        "the sync finished before all kills were made: slow it down"
+    );
+    assert_crash_invariants(&sb, &source);
+    assert_exact(&sb, &served);
+    assert_eq!(
+        sb.count("SELECT count(*) FROM windows WHERE status = 'running'"),
+        0
+    );
+    let integrity: String = sb
+        .conn()
+        .query_row("PRAGMA integrity_check", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(integrity, "ok");
+}
+
+#[test]
+fn kill_9_at_25_random_instants_of_a_200k_event_sync_then_resume_exactly() {
+    crash_and_resume(200_000, 20, 25, 250);
+}
+
+#[test]
+#[ignore = "soak: about ten minutes; run with --ignored"]
+fn soak_kill_9_at_100_random_instants_of_a_1m_event_sync() {
+    crash_and_resume(1_000_000, 60, 100, 600);
+}
+
+#[test]
+fn every_fault_alone_and_all_together_leave_the_archive_exact() {
+    let rule = |r: &str| r.parse().unwrap();
+    let scenarios: Vec<(&str, SimConfig)> = vec![
+        (
+            "429 with Retry-After",
+            SimConfig {
+                faults: vec![rule("429:10%")],
+                ..config(10_000, 5)
+            },
+        ),
+        (
+            "500",
+            SimConfig {
+                faults: vec![rule("500:10%")],
+                ..config(10_000, 5)
+            },
+        ),
+        (
+            "502",
+            SimConfig {
+                faults: vec![rule("502:10%")],
+                ..config(10_000, 5)
+            },
+        ),
+        (
+            "503",
+            SimConfig {
+                faults: vec![rule("503:10%")],
+                ..config(10_000, 5)
+            },
+        ),
+        (
+            "dropped connections",
+            SimConfig {
+                faults: vec![rule("drop:10%")],
+                ..config(10_000, 5)
+            },
+        ),
+        (
+            "truncated bodies",
+            SimConfig {
+                faults: vec![rule("truncate:10%")],
+                ..config(10_000, 5)
+            },
+        ),
+        (
+            "added latency",
+            SimConfig {
+                latency: Duration::from_millis(30),
+                ..config(10_000, 5)
+            },
+        ),
+        (
+            "token expiry",
+            SimConfig {
+                token_ttl: Duration::from_secs(1),
+                latency: Duration::from_millis(30),
+                ..config(10_000, 5)
+            },
+        ),
+        (
+            "all together",
+            SimConfig {
+                faults: ["429:10%", "5xx:10%", "drop:10%", "truncate:10%"]
+                    .map(rule)
+                    .to_vec(),
+                latency: Duration::from_millis(10),
+                token_ttl: Duration::from_secs(1),
+                ..config(10_000, 5)
+            },
+        ),
+    ];
+    for (name, sim) in scenarios {
+        let served = serve(sim);
+        let sb = Sandbox::new();
+        let mut args = vec![
+            "sync",
+            "--base-url",
+            &served.base,
+            "--page-size",
+            "200",
+            "--window",
+            "12h",
+            "--retry-delay",
+            "10ms",
+            "--max-attempts",
+            "15",
+            "--json",
+        ];
+        let range = range_args(5);
+        args.extend(range.iter().map(String::as_str));
+        let run = sb.run_env(&args, &SIM_CREDS);
+        assert_eq!(run.code, 0, "{name}: {}", run.stderr);
+        assert_exact(&sb, &served);
+        eprintln!("{name}: {}", run.stdout.trim());
+    }
+}
+
+/// Runs the binary with its file size limited, as on a full disk (SIGXFSZ ignored, so writes fail with EFBIG).
+fn sync_with_file_limit(sb: &Sandbox, served: &Served, limit_bytes: u64, args: &[&str]) -> Run {
+    let mut cmd = Command::new("sh");
+    cmd.env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .env("ELEVATE_NOW", NOW)
+        .env("ELEVATE_DB", &sb.db)
+        .envs(SIM_CREDS)
+        .arg("-c")
+        .arg(format!(
+            "trap '' XFSZ; exec prlimit --fsize={limit_bytes} \"$0\" \"$@\""
+        ))
+        .arg(env!("CARGO_BIN_EXE_elevate-archive"))
+        .args(["sync", "--base-url", &served.base])
+        .args(args);
+    Run::from(cmd.output().unwrap())
+}
+
+#[test]
+fn a_full_disk_stops_the_run_cleanly_and_a_resume_completes_exactly() {
+    let served = serve(config(30_000, 10));
+    let source = served.sim.expected_times();
+    let sb = Sandbox::new();
+    let range = range_args(10);
+    let mut args: Vec<&str> = range.iter().map(String::as_str).collect();
+    args.extend(["--page-size", "500", "--window", "1d"]);
+    let full = sync_with_file_limit(&sb, &served, 4_000_000, &args);
+    full.expect(5);
+    assert!(full.stderr.contains("disk may be full"), "{}", full.stderr);
+    assert!(full.stdout.starts_with("sync failed:"), "{}", full.stdout);
+    let integrity: String = sb
+        .conn()
+        .query_row("PRAGMA integrity_check", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(integrity, "ok");
+    assert_crash_invariants(&sb, &source);
+    let stored = sb.count("SELECT count(*) FROM events");
+    assert!(
+        stored > 0 && stored < 30_000,
+        "{stored} events stored before the disk filled"
+    );
+    // Room is made: the next run completes, exactly.
+    sb.run_env(
+        &[&["sync", "--base-url", &served.base][..], &args].concat(),
+        &SIM_CREDS,
+    )
+    .expect(0);
+    assert_exact(&sb, &served);
+}
+
+/// A one-window sync against a mock answering every page with `status`, `content_type` and `body`.
+fn sync_against(status: u16, content_type: &str, body: &str, extra: &[&str]) -> (Sandbox, Run) {
+    let server = MockServer::start();
+    server.mock(|when, then| {
+        when.method(GET).path("/v1/events");
+        then.status(status)
+            .header("content-type", content_type)
+            .body(body);
+    });
+    let sb = Sandbox::new();
+    let base = base(&server);
+    let mut args = vec![
+        "sync",
+        "--base-url",
+        &base,
+        "--from",
+        "2024-01-01",
+        "--to",
+        "2024-01-02",
+        "--retry-delay",
+        "10ms",
+        "--max-attempts",
+        "3",
+    ];
+    args.extend_from_slice(extra);
+    let run = sb.run(&args);
+    (sb, run)
+}
+
+#[test]
+fn bad_answers_from_the_server_get_a_clear_error_and_lose_nothing() {
+    let item = ev(1, "2024-01-01T01:00:00Z").raw;
+    let cases: [(&str, u16, &str, String, &str); 5] = [
+        (
+            "a body that is not JSON",
+            200,
+            "application/json",
+            "Internal error, please retry".into(),
+            "not valid JSON",
+        ),
+        (
+            "an HTML page with status 200",
+            200,
+            "text/html",
+            "<!DOCTYPE html><html><body>Maintenance</body></html>".into(),
+            "looks like HTML",
+        ),
+        (
+            "an object instead of an array",
+            200,
+            "application/json",
+            r#"{"events":[]}"#.into(),
+            "a JSON object, not an array",
+        ),
+        (
+            "a truncated array",
+            200,
+            "application/json",
+            format!("[{item},{item}"),
+            "ends early",
+        ),
+        (
+            "an error status with an HTML body",
+            502,
+            "text/html",
+            "<html><h1>502 Bad Gateway</h1></html>".into(),
+            "HTTP 502",
+        ),
+    ];
+    for (name, status, content_type, body, want) in cases {
+        let (sb, run) = sync_against(status, content_type, &body, &[]);
+        assert_eq!(run.code, 4, "{name}: {}", run.stderr);
+        assert!(
+            run.stderr.contains(want) && run.stderr.contains("gave up"),
+            "{name}: {}",
+            run.stderr
+        );
+        assert!(!run.stderr.contains("panicked"));
+        assert_eq!(
+            sb.count("SELECT count(*) FROM windows WHERE status = 'complete'"),
+            0,
+            "{name}"
+        );
+        assert_eq!(
+            sb.count("SELECT count(*) FROM runs WHERE status = 'failed'"),
+            1,
+            "{name}"
+        );
+    }
+    // A wrong content type on a good page is no reason to lose it.
+    let (sb, run) = sync_against(200, "text/plain", &format!("[{item}]"), &[]);
+    run.expect(0);
+    assert_eq!(sb.ids(), vec![1]);
+}
+
+#[test]
+fn more_items_than_page_size_are_all_kept_and_paging_goes_on() {
+    let server = MockServer::start();
+    let items = |ids: std::ops::RangeInclusive<i64>| {
+        format!(
+            "[{}]",
+            ids.map(|i| ev(i, "2024-01-01T01:00:00Z").raw)
+                .collect::<Vec<_>>()
+                .join(",")
+        )
+    };
+    server.mock(|when, then| {
+        when.path("/v1/events").query_param("page", "1");
+        then.status(200).body(items(1..=5));
+    });
+    server.mock(|when, then| {
+        when.path("/v1/events").query_param("page", "2");
+        then.status(200).body(items(6..=6));
+    });
+    let sb = Sandbox::new();
+    let run = sb.run(&[
+        "sync",
+        "--base-url",
+        &base(&server),
+        "--from",
+        "2024-01-01",
+        "--to",
+        "2024-01-02",
+        "--page-size",
+        "3",
+    ]);
+    run.expect(0);
+    assert!(
+        run.stderr.contains("5 items for pageSize 3"),
+        "{}",
+        run.stderr
+    );
+    assert_eq!(sb.ids(), (1..=6).collect::<Vec<_>>());
+}
+
+/// A server on a raw socket that answers every connection with `head` then `body`, then stalls or closes.
+fn raw_server(head: String, body: Vec<u8>, stall: bool) -> String {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(mut stream) = stream else { return };
+            let (head, body) = (head.clone(), body.clone());
+            std::thread::spawn(move || {
+                let mut buf = [0u8; 8192];
+                let _ = stream.read(&mut buf);
+                let _ = stream.write_all(head.as_bytes());
+                let _ = stream.write_all(&body);
+                if stall {
+                    std::thread::sleep(Duration::from_secs(30));
+                }
+            });
+        }
+    });
+    format!("http://{addr}/v1")
+}
+
+#[test]
+fn a_body_far_larger_than_a_page_is_refused_without_reading_it_all() {
+    let base = raw_server(
+        "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: 500000000\r\n\r\n"
+            .into(),
+        b"[".to_vec(),
+        true,
+    );
+    let sb = Sandbox::new();
+    let started = Instant::now();
+    let run = sb.run(&[
+        "sync",
+        "--base-url",
+        &base,
+        "--from",
+        "2024-01-01",
+        "--to",
+        "2024-01-02",
+    ]);
+    run.expect(4);
+    assert!(run.stderr.contains("larger than 64 MiB"), "{}", run.stderr);
+    assert!(started.elapsed() < Duration::from_secs(10));
+}
+
+#[test]
+fn a_response_that_never_finishes_times_out_and_the_run_ends() {
+    let base = raw_server(
+        "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: 1000\r\n\r\n".into(),
+        b"[{\"id\":1,".to_vec(),
+        true,
+    );
+    let sb = Sandbox::new();
+    let started = Instant::now();
+    let run = sb.run(&[
+        "sync",
+        "--base-url",
+        &base,
+        "--from",
+        "2024-01-01",
+        "--to",
+        "2024-01-02",
+        "--timeout",
+        "1s",
+        "--max-attempts",
+        "2",
+        "--retry-delay",
+        "10ms",
+    ]);
+    run.expect(4);
+    assert!(
+        run.stderr.contains("after 2 attempts") && run.stderr.contains("timed out"),
+        "{}",
+        run.stderr
+    );
+    assert!(
+        started.elapsed() < Duration::from_secs(15),
+        "took {:?}",
+        started.elapsed()
+    );
+}
+
+#[test]
+fn bad_input_from_the_user_gets_a_clear_error_and_touches_nothing() {
+    let sb = Sandbox::new();
+    let cases: [(&[&str], &str); 12] = [
+        (&["sync", "--from", "yesterday"], "is not a time"),
+        (&["sync", "--from", "2024-02-30"], "is not a time"),
+        (
+            &["sync", "--from", "2024-01-01", "--window", "a while"],
+            "is not a duration",
+        ),
+        (
+            &["sync", "--from", "2024-01-01", "--window", "0s"],
+            "is zero",
+        ),
+        (
+            &["sync", "--from", "2024-01-01", "--to", "2024-01-01"],
+            "the range is empty",
+        ),
+        (
+            &["sync", "--from", "2024-02-01", "--to", "2024-01-01"],
+            "the range is empty",
+        ),
+        (
+            &["sync", "--from", "2024-01-01", "--to", "2030-01-01"],
+            "is in the future",
+        ),
+        (
+            &["sync", "--from", "2024-01-01", "--page-size", "0"],
+            "--page-size",
+        ),
+        (
+            &["sync", "--from", "2024-01-01", "--concurrency", "0"],
+            "1 to 64",
+        ),
+        (
+            &["sync", "--from", "2024-01-01", "--category", ""],
+            "--category is empty",
+        ),
+        (
+            &["sync", "--from", "2024-01-01", "--token", "abc"],
+            "unexpected argument '--token'",
+        ),
+        (&["status", "--format", "xml"], "invalid value 'xml'"),
+    ];
+    for (args, want) in cases {
+        let run = sb.run(args);
+        assert_eq!(run.code, 2, "{args:?}: {}", run.stderr);
+        assert!(run.stderr.contains(want), "{args:?}: {}", run.stderr);
+    }
+    assert!(
+        !sb.db.exists(),
+        "no archive was created by refused commands"
+    );
+}
+
+#[test]
+fn an_archive_from_a_newer_version_is_refused_by_every_command_and_left_untouched() {
+    let served = serve(config(500, 1));
+    let sb = Sandbox::new();
+    sb.run_env(
+        &[
+            "sync",
+            "--base-url",
+            &served.base,
+            "--from",
+            "2024-01-01",
+            "--to",
+            "2024-01-02",
+        ],
+        &SIM_CREDS,
+    )
+    .expect(0);
+    {
+        let conn = rusqlite::Connection::open(&sb.db).unwrap();
+        conn.execute("INSERT INTO refinery_schema_history (version, name, applied_on, checksum) VALUES (99, 'future', '', '0')", []).unwrap();
+        conn.execute_batch("PRAGMA wal_checkpoint(TRUNCATE)")
+            .unwrap();
+    }
+    let before = std::fs::read(&sb.db).unwrap();
+    for args in [
+        vec![
+            "sync",
+            "--base-url",
+            served.base.as_str(),
+            "--refetch",
+            "--from",
+            "2024-01-01",
+            "--to",
+            "2024-01-02",
+        ],
+        vec!["status"],
+        vec!["query", "SELECT 1"],
+    ] {
+        let run = sb.run_env(&args, &SIM_CREDS);
+        assert_eq!(run.code, 5, "{args:?}: {}", run.stderr);
+        assert!(
+            run.stderr
+                .contains("newer than this elevate-archive understands"),
+            "{}",
+            run.stderr
+        );
+    }
+    assert_eq!(std::fs::read(&sb.db).unwrap(), before);
+}
+
+#[test]
+fn two_syncs_started_together_one_runs_the_other_is_refused_at_once() {
+    let served = serve(SimConfig {
+        latency: Duration::from_millis(20),
+        ..config(20_000, 5)
+    });
+    let sb = Sandbox::new();
+    let mut args: Vec<String> = range_args(5).to_vec();
+    args.extend(["--page-size", "500"].map(String::from));
+    // Create the archive first, so both processes race for the lock rather than for creating the file.
+    sb.run_env(
+        &[
+            "sync",
+            "--base-url",
+            &served.base,
+            "--from",
+            "2024-01-01",
+            "--to",
+            "2024-01-01T00:00:01Z",
+        ],
+        &SIM_CREDS,
+    )
+    .expect(0);
+    let started = Instant::now();
+    let a = spawn_sync(&sb, &served, &args);
+    let b = spawn_sync(&sb, &served, &args);
+    let (a, b) = (a.wait_with_output().unwrap(), b.wait_with_output().unwrap());
+    let codes = [a.status.code().unwrap(), b.status.code().unwrap()];
+    assert!(
+        codes.contains(&0) && codes.contains(&6),
+        "exit codes {codes:?}"
+    );
+    let refused = if codes[0] == 6 { &a } else { &b };
+    assert!(String::from_utf8_lossy(&refused.stderr).contains("another sync is already running"));
+    assert!(started.elapsed() < Duration::from_secs(60));
+    assert_exact(&sb, &served);
+}
+
+fn signal_mid_run(signal: &str) {
+    let served = serve(SimConfig {
+        latency: Duration::from_millis(50),
+        ..config(20_000, 5)
+    });
+    let sb = Sandbox::new();
+    let mut args: Vec<String> = range_args(5).to_vec();
+    args.extend(["--page-size", "200", "--window", "6h"].map(String::from));
+    let mut child = spawn_sync(&sb, &served, &args);
+    std::thread::sleep(Duration::from_millis(700));
+    assert!(
+        child.try_wait().unwrap().is_none(),
+        "the sync ended before the signal"
+    );
+    let sent = Instant::now();
+    assert!(
+        Command::new("kill")
+            .args([&format!("-{signal}"), &child.id().to_string()])
+            .status()
+            .unwrap()
+            .success()
+    );
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        assert!(
+            sent.elapsed() < Duration::from_secs(5),
+            "no exit within 5 s of SIG{signal}"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    let mut stderr = String::new();
+    child
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut stderr)
+        .unwrap();
+    assert_eq!(status.code(), Some(130), "SIG{signal}: {stderr}");
+    assert!(stderr.contains("interrupted"), "{stderr}");
+    eprintln!("SIG{signal}: exited {:?} after the signal", sent.elapsed());
+    assert_eq!(
+        sb.count("SELECT count(*) FROM runs WHERE status = 'interrupted'"),
+        1
+    );
+    assert_crash_invariants(&sb, &served.sim.expected_times());
+    let resume: Vec<&str> = [
+        &["sync", "--base-url", &served.base][..],
+        &args.iter().map(String::as_str).collect::<Vec<_>>(),
+    ]
+    .concat();
+    sb.run_env(&resume, &SIM_CREDS).expect(0);
+    assert_exact(&sb, &served);
+}
+
+#[test]
+fn sigterm_mid_run_ends_within_seconds_with_exit_130_and_resumes_exactly() {
+    signal_mid_run("TERM");
+}
+
+#[test]
+fn sigint_mid_run_ends_within_seconds_with_exit_130_and_resumes_exactly() {
+    signal_mid_run("INT");
+}
+
+#[test]
+fn a_client_clock_minutes_ahead_of_the_server_loses_nothing_at_the_live_edge() {
+    // The server's "now" is 2024-03-01T00:00:00Z: its data ends there. The client's clock runs 5 minutes ahead.
+    let server_now = parse_time_arg(NOW).unwrap();
+    let served = serve(SimConfig::new(
+        5_000,
+        server_now - chrono::TimeDelta::days(2),
+        server_now,
+    ));
+    let sb = Sandbox::new();
+    let ahead = |minutes: i64| {
+        elevate_archive::time::to_api(server_now + chrono::TimeDelta::minutes(minutes))
+    };
+    let first = sb
+        .command()
+        .envs(SIM_CREDS)
+        .env("ELEVATE_NOW", ahead(5))
+        .args(["sync", "--base-url", &served.base, "--from", "2024-02-28"])
+        .output()
+        .unwrap();
+    assert!(first.status.success());
+    // The client believes it covered up to server time +3 minutes; events then arrive there on the server.
+    let arrivals = served.sim.insert_late_events_between(
+        20,
+        server_now.timestamp_millis(),
+        (server_now + chrono::TimeDelta::minutes(3)).timestamp_millis(),
+    );
+    let second = sb
+        .command()
+        .envs(SIM_CREDS)
+        .env("ELEVATE_NOW", ahead(65))
+        .args(["sync", "--base-url", &served.base])
+        .output()
+        .unwrap();
+    assert!(second.status.success());
+    let ids = sb.ids();
+    assert!(
+        arrivals.iter().all(|id| ids.contains(id)),
+        "the lookback re-read the skewed edge"
+    );
+    assert_exact(&sb, &served);
+}
+
+/// Flips bytes of a copy of `original` at the given offsets.
+fn damaged_copy(
+    original: &[u8],
+    dir: &std::path::Path,
+    name: &str,
+    offsets: &[usize],
+) -> std::path::PathBuf {
+    let mut bytes = original.to_vec();
+    let len = bytes.len();
+    for &o in offsets {
+        bytes[o % len] ^= 0xA5;
+    }
+    let path = dir.join(name);
+    std::fs::write(&path, bytes).unwrap();
+    path
+}
+
+#[test]
+fn damaged_archives_fail_with_a_clear_error_never_panic_and_are_never_written_by_readers() {
+    let served = serve(config(3_000, 3));
+    let sb = Sandbox::new();
+    sb.run_env(
+        &[
+            "sync",
+            "--base-url",
+            &served.base,
+            "--from",
+            "2024-01-01",
+            "--to",
+            "2024-01-04",
+        ],
+        &SIM_CREDS,
+    )
+    .expect(0);
+    let original = std::fs::read(&sb.db).unwrap();
+    let page_size = 4096;
+    let dir = tempfile::tempdir().unwrap();
+    let readers: [&[&str]; 3] = [
+        &["status"],
+        &["query", "SELECT count(*), sum(length(raw)) FROM events"],
+        &["query", "SELECT * FROM windows"],
+    ];
+    let run = |db: &std::path::Path, args: &[&str]| {
+        let mut cmd = sb.command();
+        cmd.env("ELEVATE_DB", db).envs(SIM_CREDS).args(args);
+        Run::from(cmd.output().unwrap())
+    };
+    // Structural damage every command reads: the header and the schema page.
+    let structural: [(&str, Vec<usize>); 3] = [
+        ("magic", vec![0, 5]),
+        ("page size", vec![16, 17]),
+        ("schema page", (100..page_size).step_by(37).collect()),
+    ];
+    for (name, offsets) in structural {
+        let db = damaged_copy(&original, dir.path(), &format!("{name}.db"), &offsets);
+        let before = std::fs::read(&db).unwrap();
+        for args in readers.iter().copied().chain([&[
+            "sync",
+            "--base-url",
+            served.base.as_str(),
+            "--from",
+            "2024-01-01",
+            "--to",
+            "2024-01-05",
+        ][..]])
+        {
+            let r = run(&db, args);
+            assert_eq!(r.code, 5, "{name} {args:?}: {}{}", r.stdout, r.stderr);
+            assert!(
+                r.stderr.contains("not an elevate-archive archive") || r.stderr.contains("damaged"),
+                "{name}: {}",
+                r.stderr
+            );
+            assert!(!r.stderr.contains("panicked"));
+            assert_eq!(
+                std::fs::read(&db).unwrap(),
+                before,
+                "{name}: {args:?} wrote to a damaged archive"
+            );
+        }
+    }
+    // Random damage anywhere: never a panic, and read-only commands never write.
+    let mut rng = rand::rngs::StdRng::seed_from_u64(7);
+    for n in 0..30 {
+        let offsets: Vec<usize> = (0..16)
+            .map(|_| rng.random_range(0..original.len()))
+            .collect();
+        let db = damaged_copy(&original, dir.path(), &format!("random-{n}.db"), &offsets);
+        let before = std::fs::read(&db).unwrap();
+        for args in readers {
+            let r = run(&db, args);
+            assert!(
+                r.code == 0 || r.code == 5 || r.code == 2,
+                "copy {n} {args:?}: exit {}: {}",
+                r.code,
+                r.stderr
+            );
+            assert!(
+                !r.stderr.contains("panicked"),
+                "copy {n} {args:?}: {}",
+                r.stderr
+            );
+            assert_eq!(
+                std::fs::read(&db).unwrap(),
+                before,
+                "copy {n}: {args:?} wrote to the archive"
+            );
+        }
+    }
+}
