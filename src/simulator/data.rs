@@ -270,7 +270,7 @@ impl Dataset {
         let h = mix(self.seed, i, 4);
         let username = username(h);
         let description = description(action, &username, h);
-        let ip = ip_address(h, self.ipv6_per_mille);
+        let ip = ip_address(h, mix(self.seed, username_key(h), 5), self.ipv6_per_mille);
         let timestamp = format_timestamp(millis, i);
         serde_json::to_string(&Wire {
             id,
@@ -296,11 +296,28 @@ fn username(h: u64) -> String {
     format!("{first}.{last}")
 }
 
-fn ip_address(h: u64, ipv6_per_mille: u64) -> String {
-    let b = h >> 24;
-    if (h >> 40) % 1000 < ipv6_per_mille {
-        return format!("2001:db8:{:x}::{:x}", b & 0xffff, (b >> 16) & 0xffff);
+/// Which user an event's hash picks (the same bits [`username`] reads).
+fn username_key(h: u64) -> u64 {
+    if h.is_multiple_of(53) {
+        h / 53 % 3
+    } else {
+        let first = (h >> 8) as usize % FIRST.len();
+        let last = (h >> 16) as usize % LAST.len();
+        3 + (first * LAST.len() + last) as u64
     }
+}
+
+/// An address as real tenants see them: mostly the user's home address, sometimes their second one (mobile,
+/// VPN), now and then one from elsewhere; a few percent are IPv6.
+fn ip_address(h: u64, user: u64, ipv6_per_mille: u64) -> String {
+    if (h >> 40) % 1000 < ipv6_per_mille {
+        return format!("2001:db8:{:x}::{:x}", user & 0xffff, (user >> 16) & 0xff);
+    }
+    let b = match (h >> 24) % 100 {
+        0..75 => user,
+        75..90 => user >> 20,
+        _ => h >> 28,
+    };
     match b % 3 {
         0 => format!(
             "10.{}.{}.{}",
@@ -466,6 +483,30 @@ mod tests {
         assert_eq!(
             billing_first_half, 0,
             "billing events are announced for later"
+        );
+    }
+
+    #[test]
+    fn users_keep_to_a_few_addresses() {
+        let d = Dataset {
+            ipv6_per_mille: 0,
+            ..dataset(50_000, 30)
+        };
+        let mut by_user: std::collections::HashMap<String, std::collections::HashSet<String>> =
+            Default::default();
+        for i in 0..50_000 {
+            let v: serde_json::Value = serde_json::from_str(&d.render(i)).unwrap();
+            let user = v["username"].as_str().unwrap().to_string();
+            by_user
+                .entry(user)
+                .or_default()
+                .insert(v["ipAddress"].as_str().unwrap().to_string());
+        }
+        let events_per_user = 50_000 / by_user.len();
+        let typical = by_user.values().map(|ips| ips.len()).sum::<usize>() / by_user.len();
+        assert!(
+            typical < events_per_user / 3,
+            "{typical} addresses per user for {events_per_user} events each"
         );
     }
 

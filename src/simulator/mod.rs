@@ -181,17 +181,24 @@ impl Drop for Running {
     }
 }
 
+impl SimConfig {
+    /// The generated data this configuration describes.
+    pub fn dataset(&self) -> Dataset {
+        Dataset {
+            count: self.events,
+            from_ms: self.from.timestamp_millis(),
+            to_ms: self.to.timestamp_millis(),
+            seed: self.seed,
+            ipv6_per_mille: self.ipv6_per_mille,
+            malformed_ppm: self.malformed_ppm,
+        }
+    }
+}
+
 impl Simulator {
     /// Builds a simulator from its configuration.
     pub fn new(config: SimConfig) -> Self {
-        let data = Dataset {
-            count: config.events,
-            from_ms: config.from.timestamp_millis(),
-            to_ms: config.to.timestamp_millis(),
-            seed: config.seed,
-            ipv6_per_mille: config.ipv6_per_mille,
-            malformed_ppm: config.malformed_ppm,
-        };
+        let data = config.dataset();
         let shared = Shared {
             faults: Faults::new(config.faults.clone(), config.seed),
             rng: Mutex::new(StdRng::seed_from_u64(config.seed ^ 0x5EED)),

@@ -24,6 +24,11 @@ mod embedded {
 
 /// Marks a SQLite file as an elevate-archive archive (`PRAGMA application_id`, 'ELEV').
 pub const APPLICATION_ID: i64 = 0x454C_4556;
+/// Pragmas of the writing connection: every commit durable across power loss (one WAL sync per commit), and a
+/// page cache large enough for the secondary indexes' working set (cache_size is in KiB when negative).
+pub const WRITER_PRAGMAS: &str =
+    "PRAGMA synchronous = FULL; PRAGMA foreign_keys = ON; PRAGMA cache_size = -32768;";
+
 /// How long a connection waits for another's lock (a reader checkpointing, a backup) before failing.
 pub const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -180,7 +185,7 @@ impl Store {
                 "the archive's journal mode is {mode}, not WAL (a file system without shared memory?)"
             );
         }
-        conn.execute_batch("PRAGMA synchronous = FULL; PRAGMA foreign_keys = ON;")
+        conn.execute_batch(WRITER_PRAGMAS)
             .context(|| "cannot set the archive's pragmas".into())?;
         embedded::migrations::runner()
             .run(&mut conn)

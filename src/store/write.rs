@@ -273,6 +273,14 @@ impl Store {
             .context(|| "cannot checkpoint the write-ahead log".into())
     }
 
+    /// Refreshes the query planner's statistics cheaply (sampled `ANALYZE` where useful), so that queries on
+    /// the archive can use skip-scans of the composite indexes (e.g. counts per action over a time range).
+    pub fn optimize(&self) -> Result<(), StoreError> {
+        self.conn
+            .execute_batch("PRAGMA analysis_limit = 1000; PRAGMA optimize = 0x10002;")
+            .context(|| "cannot refresh the query planner's statistics".into())
+    }
+
     fn begin(&mut self) -> Result<Transaction<'_>, StoreError> {
         self.conn
             .transaction_with_behavior(TransactionBehavior::Immediate)

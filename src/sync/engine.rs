@@ -225,6 +225,9 @@ pub async fn run(
     if let Err(e) = store.finish_run(run_id, status, report.error.as_deref()) {
         warn!("could not record the end of run {run_id}: {e}");
     }
+    if let Err(e) = store.optimize() {
+        debug!("refreshing planner statistics did not complete: {e}");
+    }
     if let Err(e) = store.checkpoint() {
         debug!("checkpoint at the end of the run did not complete: {e}");
     }

@@ -1,0 +1,341 @@
+//! Benchmarks, each printing its figures (not timed tests):
+//!
+//! - `e2e`: sync N events (default 1,000,000) from the in-process simulator into a fresh archive with the real
+//!   binary, beside the raw storage bound measured in the same run (the same rows, one prepared statement,
+//!   the same schema and pragmas); events/s, the ratio, and the binary's peak RSS.
+//! - `memory`: the binary's peak RSS syncing 1M and 10M events.
+//! - `latency`: 100 ms added per page, `--concurrency 8`: throughput against concurrency x pageSize / latency.
+//! - `queries`: four investigator queries on a 10M-event archive (built once, kept under target/bench/), with
+//!   their query plans.
+//!
+//! Run: `cargo bench --bench sync -- e2e [--events N]`, `... -- memory`, `... -- latency`, `... -- queries`,
+//! or `... -- all`.
+
+use elevate_archive::model::Item;
+use elevate_archive::simulator::{SimConfig, Simulator};
+use elevate_archive::store::Store;
+use elevate_archive::sync::classify::classify;
+use elevate_archive::time::{parse_time_arg, to_api};
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+const FROM: &str = "2024-01-01";
+
+fn main() {
+    let args: Vec<String> = std::env::args()
+        .skip(1)
+        .filter(|a| a != "--bench")
+        .collect();
+    let scenario = args.first().map(String::as_str).unwrap_or("all");
+    let events = args
+        .iter()
+        .position(|a| a == "--events")
+        .and_then(|i| args.get(i + 1))
+        .map(|n| n.parse::<u64>().expect("--events N"))
+        .unwrap_or(1_000_000);
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    machine();
+    match scenario {
+        "e2e" => e2e(&rt, events),
+        "memory" => memory(&rt),
+        "latency" => latency(&rt),
+        "queries" => queries(&rt),
+        "all" => {
+            e2e(&rt, events);
+            latency(&rt);
+            memory(&rt);
+            queries(&rt);
+        }
+        other => panic!("unknown scenario {other}: use e2e, memory, latency, queries or all"),
+    }
+}
+
+fn machine() {
+    let cpu = std::fs::read_to_string("/proc/cpuinfo")
+        .unwrap_or_default()
+        .lines()
+        .find(|l| l.starts_with("model name"))
+        .map(|l| l.split(':').nth(1).unwrap_or("").trim().to_string())
+        .unwrap_or_default();
+    let cores = std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(0);
+    println!("machine: {cores} cores, {cpu}");
+}
+
+fn bench_dir() -> PathBuf {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("target/bench");
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+fn fresh(path: &Path) {
+    for suffix in ["", "-wal", "-shm"] {
+        let _ = std::fs::remove_file(format!("{}{suffix}", path.display()));
+    }
+}
+
+fn sim_config(events: u64, days: i64) -> SimConfig {
+    let from = parse_time_arg(FROM).unwrap();
+    SimConfig::new(events, from, from + chrono::TimeDelta::days(days))
+}
+
+/// What one run of the binary did.
+struct Measured {
+    seconds: f64,
+    peak_rss_mib: f64,
+    summary: serde_json::Value,
+}
+
+/// Runs the release binary's `sync` against a simulator and measures wall time and peak RSS.
+// The child is reaped with `wait4`, not `Child::wait`, because only `wait4` reports its peak RSS.
+#[allow(clippy::zombie_processes)]
+fn run_sync(
+    rt: &tokio::runtime::Runtime,
+    config: SimConfig,
+    db: &Path,
+    extra: &[&str],
+) -> Measured {
+    let to = to_api(config.to);
+    let sim = Simulator::new(config);
+    let running = rt.block_on(sim.serve(([127, 0, 0, 1], 0).into())).unwrap();
+    fresh(db);
+    let started = Instant::now();
+    let child = std::process::Command::new(env!("CARGO_BIN_EXE_elevate-archive"))
+        .env_clear()
+        .env("ELEVATE_USERNAME", "demo")
+        .env("ELEVATE_PASSWORD", "demo")
+        .env("ELEVATE_NOW", "2030-01-01T00:00:00Z")
+        .args([
+            "--db",
+            db.to_str().unwrap(),
+            "sync",
+            "--json",
+            "--base-url",
+            &running.base_url(),
+            "--from",
+            FROM,
+            "--to",
+            &to,
+        ])
+        .args(extra)
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let pid = child.id() as libc::pid_t;
+    let mut stdout = child.stdout.unwrap();
+    let mut out = String::new();
+    std::io::Read::read_to_string(&mut stdout, &mut out).unwrap();
+    let mut status = 0;
+    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+    // SAFETY: waits for our own child and fills a zeroed rusage.
+    let waited = unsafe { libc::wait4(pid, &mut status, 0, &mut usage) };
+    assert_eq!(waited, pid);
+    let seconds = started.elapsed().as_secs_f64();
+    assert!(
+        libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0,
+        "sync failed: {out}"
+    );
+    Measured {
+        seconds,
+        peak_rss_mib: usage.ru_maxrss as f64 / 1024.0,
+        summary: serde_json::from_str(out.trim()).unwrap(),
+    }
+}
+
+/// The raw storage bound: the same rows as the sync stores, inserted with one prepared statement into a fresh
+/// archive of the same schema and pragmas, 10,000 rows per transaction. Row preparation is not timed.
+fn storage_bound(config: &SimConfig, db: &Path) -> f64 {
+    fresh(db);
+    let store = Store::open_for_sync(db).unwrap();
+    drop(store);
+    let conn = rusqlite::Connection::open(db).unwrap();
+    conn.execute_batch("PRAGMA journal_mode = WAL;").unwrap();
+    conn.execute_batch(elevate_archive::store::WRITER_PRAGMAS)
+        .unwrap();
+    conn.execute(
+        "INSERT INTO runs (started_at, status, range_from, range_to, base_url, tool_version) VALUES ('x', 'ok', 'a', 'b', 'c', 'd')",
+        [],
+    )
+    .unwrap();
+    conn.execute(
+        "INSERT INTO windows (run_id, window_start, window_end, created_from, created_to, status, started_at)
+         VALUES (1, 'a', 'b', 'c', 'd', 'complete', 'e')",
+        [],
+    )
+    .unwrap();
+    let data = config.dataset();
+    let window = (
+        chrono::DateTime::UNIX_EPOCH,
+        parse_time_arg("2100-01-01").unwrap(),
+    );
+    let mut timed = Duration::ZERO;
+    let chunk = 10_000u64;
+    let mut i = 0;
+    while i < data.count {
+        let rows: Vec<elevate_archive::model::Event> = (i..(i + chunk).min(data.count))
+            .map(|n| {
+                let raw = serde_json::value::RawValue::from_string(data.render(n)).unwrap();
+                match classify(&raw, window) {
+                    Item::Event(e) => e,
+                    Item::Reject(r) => panic!("{r:?}"),
+                }
+            })
+            .collect();
+        let started = Instant::now();
+        let tx = conn.unchecked_transaction().unwrap();
+        {
+            let mut insert = tx
+                .prepare_cached(
+                    "INSERT INTO events (id, timestamp, category, action, description, username, ip_address, raw, fetched_at, window_id)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, '2030-01-01T00:00:00.000Z', 1)",
+                )
+                .unwrap();
+            for e in &rows {
+                insert
+                    .execute(rusqlite::params![
+                        e.id,
+                        e.timestamp,
+                        e.category,
+                        e.action,
+                        e.description,
+                        e.username,
+                        e.ip_address,
+                        e.raw
+                    ])
+                    .unwrap();
+            }
+        }
+        tx.commit().unwrap();
+        timed += started.elapsed();
+        i += chunk;
+    }
+    data.count as f64 / timed.as_secs_f64()
+}
+
+fn e2e(rt: &tokio::runtime::Runtime, events: u64) {
+    let config = sim_config(events, 365);
+    let dir = bench_dir();
+    let bound = storage_bound(&config, &dir.join("bound.db"));
+    let m = run_sync(rt, config, &dir.join("e2e.db"), &[]);
+    let rate = events as f64 / m.seconds;
+    println!(
+        "e2e: {events} events synced in {:.2}s = {:.0} events/s; storage bound {:.0} events/s; sync reaches {:.0}% of the bound; peak RSS {:.1} MiB",
+        m.seconds,
+        rate,
+        bound,
+        100.0 * rate / bound,
+        m.peak_rss_mib
+    );
+    println!("e2e summary: {}", m.summary);
+}
+
+fn memory(rt: &tokio::runtime::Runtime) {
+    let dir = bench_dir();
+    for events in [1_000_000u64, 10_000_000] {
+        let db = dir.join(format!("memory-{events}.db"));
+        let m = run_sync(rt, sim_config(events, 365), &db, &[]);
+        println!(
+            "memory: {events} events in {:.1}s ({:.0} events/s): peak RSS {:.1} MiB",
+            m.seconds,
+            events as f64 / m.seconds,
+            m.peak_rss_mib
+        );
+        if events == 10_000_000 {
+            std::fs::rename(&db, dir.join("queries-10m.db")).unwrap();
+        }
+    }
+}
+
+fn latency(rt: &tokio::runtime::Runtime) {
+    let dir = bench_dir();
+    let (events, days, concurrency, page, latency_ms) = (512_000u64, 32i64, 8u32, 1000u32, 100u64);
+    let config = SimConfig {
+        latency: Duration::from_millis(latency_ms),
+        ..sim_config(events, days)
+    };
+    let m = run_sync(
+        rt,
+        config,
+        &dir.join("latency.db"),
+        &["--concurrency", "8", "--window", "1d"],
+    );
+    let ceiling = f64::from(concurrency * page) / (latency_ms as f64 / 1000.0);
+    let rate = events as f64 / m.seconds;
+    println!(
+        "latency: {events} events, {latency_ms} ms per page, concurrency {concurrency}: {:.0} events/s = {:.0}% of the {:.0} events/s ceiling (concurrency x pageSize / latency)",
+        rate,
+        100.0 * rate / ceiling,
+        ceiling
+    );
+}
+
+fn queries(rt: &tokio::runtime::Runtime) {
+    let dir = bench_dir();
+    let db = dir.join("queries-10m.db");
+    if !db.exists() {
+        println!(
+            "queries: building a 10,000,000-event archive (once; kept at {})",
+            db.display()
+        );
+        run_sync(rt, sim_config(10_000_000, 365), &db, &[]);
+    }
+    let conn = elevate_archive::store::open_read_only(&db).unwrap();
+    let user: String = conn
+        .query_row("SELECT username FROM events WHERE id >= (SELECT max(id) / 2 FROM events) ORDER BY id LIMIT 1", [], |r| r.get(0))
+        .unwrap();
+    let cases = [
+        ("events of one day", "SELECT * FROM events WHERE timestamp >= '2024-06-10' AND timestamp < '2024-06-11'".to_string()),
+        (
+            "counts per action for a month",
+            "SELECT action, count(*) FROM events WHERE timestamp >= '2024-06-01' AND timestamp < '2024-07-01' GROUP BY action".to_string(),
+        ),
+        (
+            "one user's events over a year",
+            format!("SELECT * FROM events WHERE username = '{user}' AND timestamp >= '2024-01-01' AND timestamp < '2025-01-01'"),
+        ),
+        (
+            "failed logins per IP over a week",
+            "SELECT ip_address, count(*) AS failures FROM events WHERE action = 'user-login-failure' \
+             AND timestamp >= '2024-06-01' AND timestamp < '2024-06-08' GROUP BY ip_address ORDER BY failures DESC LIMIT 20"
+                .to_string(),
+        ),
+        (
+            "failed logins per IP over the whole year (1.4M failures; no time bound)",
+            "SELECT ip_address, count(*) AS failures FROM events WHERE action = 'user-login-failure' GROUP BY ip_address ORDER BY failures DESC LIMIT 20".to_string(),
+        ),
+    ];
+    for (name, sql) in cases {
+        let mut stmt = conn.prepare(&sql).unwrap();
+        let columns = stmt.column_count();
+        let mut best = f64::MAX;
+        let mut rows = 0;
+        for _ in 0..5 {
+            let started = Instant::now();
+            let mut r = stmt.query([]).unwrap();
+            rows = 0;
+            while let Some(row) = r.next().unwrap() {
+                for c in 0..columns {
+                    let _ = row.get_ref(c).unwrap();
+                }
+                rows += 1;
+            }
+            best = best.min(started.elapsed().as_secs_f64() * 1000.0);
+        }
+        let plan: Vec<String> = conn
+            .prepare(&format!("EXPLAIN QUERY PLAN {sql}"))
+            .unwrap()
+            .query_map([], |r| r.get::<_, String>(3))
+            .unwrap()
+            .map(Result::unwrap)
+            .collect();
+        println!(
+            "query: {name}: {rows} rows in {best:.1} ms (best of 5); plan: {}",
+            plan.join(" | ")
+        );
+    }
+}
