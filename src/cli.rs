@@ -29,6 +29,13 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Fetch events from the API into the archive.
+    #[command(
+        after_help = "Credentials come from the environment (or files), never from flags:\n  \
+        ELEVATE_TOKEN                        a ready bearer token\n  \
+        ELEVATE_USERNAME, ELEVATE_PASSWORD   exchanged for tokens, renewed automatically\n  \
+        ELEVATE_BRAND                        sent with them when set\n\n\
+        Exit codes: 0 ok, 2 usage, 3 partial (rejects), 4 API or network, 5 archive, 6 another sync running, 130 interrupted"
+    )]
     Sync(Box<SyncArgs>),
     /// Show what the archive holds: events, coverage and gaps, freshness, runs, rejects, event types.
     Status(StatusArgs),
@@ -90,7 +97,7 @@ pub struct SyncArgs {
     #[arg(long, value_name = "DURATION", default_value = "2m", value_parser = parse_duration)]
     pub lag: Duration,
 
-    /// Read windows that are already complete again (picks up late, changed and deleted events).
+    /// Read windows that are already complete again (picks up late arrivals; changed events become revisions).
     #[arg(long)]
     pub refetch: bool,
 

@@ -950,3 +950,80 @@ fn query_can_never_change_the_archive() {
     );
     assert!(!sb.dir.path().join("other.db").exists());
 }
+
+#[test]
+fn max_rps_caps_the_request_rate() {
+    let server = MockServer::start();
+    let seen: Seen = Arc::default();
+    serve_dataset(&server, dataset(vec![]), Reading::Inclusive, seen.clone());
+    let sb = Sandbox::new();
+    let started = Instant::now();
+    // Twelve one-hour windows, each one request; at most 4 requests per second after the first burst of 4.
+    let run = sb.run(&[
+        "sync",
+        "--base-url",
+        &base(&server),
+        "--from",
+        "2024-01-01",
+        "--to",
+        "2024-01-01T12:00:00Z",
+        "--window",
+        "1h",
+        "--max-rps",
+        "4",
+        "--concurrency",
+        "8",
+    ]);
+    run.expect(0);
+    assert_eq!(seen.lock().unwrap().len(), 12);
+    assert!(
+        started.elapsed() >= Duration::from_millis(1_900),
+        "12 requests at 4/s took only {:?}",
+        started.elapsed()
+    );
+}
+
+#[test]
+fn no_progress_bar_or_noise_on_stderr_without_a_terminal() {
+    let server = MockServer::start();
+    serve_dataset(
+        &server,
+        dataset(vec![ev(1, "2024-01-01T01:00:00Z")]),
+        Reading::Inclusive,
+        Seen::default(),
+    );
+    let sb = Sandbox::new();
+    let run = sb.run(&[
+        "sync",
+        "--base-url",
+        &base(&server),
+        "--from",
+        "2024-01-01",
+        "--to",
+        "2024-01-03",
+    ]);
+    run.expect(0);
+    assert_eq!(
+        run.stderr, "",
+        "stderr of a clean run without a terminal is empty"
+    );
+    assert_eq!(
+        run.stdout.lines().count(),
+        1,
+        "one summary line: {}",
+        run.stdout
+    );
+    let quiet = sb.run(&[
+        "sync",
+        "--base-url",
+        &base(&server),
+        "--from",
+        "2024-01-01",
+        "--to",
+        "2024-01-03",
+        "--refetch",
+        "--quiet",
+    ]);
+    quiet.expect(0);
+    assert_eq!((quiet.stdout.as_str(), quiet.stderr.as_str()), ("", ""));
+}
