@@ -150,16 +150,19 @@ impl Store {
     ) -> Result<PageTotals, StoreError> {
         let now = time::to_stored(chrono::Utc::now());
         let tx = self.begin()?;
-        let mut created = Vec::new();
+        // Windows first seen in this transaction; they join `ledger` only once it has committed.
+        let mut created: HashMap<usize, i64> = HashMap::new();
         let mut totals = PageTotals::default();
         let mut types: HashMap<(String, String), TypeSeen> = HashMap::new();
         for batch in batches {
-            let window_id = match ledger.get(&batch.window_seq) {
+            let window_id = match ledger
+                .get(&batch.window_seq)
+                .or(created.get(&batch.window_seq))
+            {
                 Some(id) => *id,
                 None => {
                     let id = insert_window(&tx, run_id, &batch.window, &now)?;
-                    created.push((batch.window_seq, id));
-                    ledger.insert(batch.window_seq, id);
+                    created.insert(batch.window_seq, id);
                     id
                 }
             };
@@ -219,18 +222,14 @@ impl Store {
             ])
         })
         .context(|| "cannot update the run's counters".into())?;
-        if let Err(e) = tx.commit().context(|| {
+        tx.commit().context(|| {
             format!(
                 "cannot commit {} page(s) to {}",
                 batches.len(),
                 self.path.display()
             )
-        }) {
-            for (seq, _) in created {
-                ledger.remove(&seq);
-            }
-            return Err(e);
-        }
+        })?;
+        ledger.extend(created);
         Ok(totals)
     }
 
