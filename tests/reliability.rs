@@ -105,7 +105,7 @@ fn kill_9_at_25_random_instants_of_a_200k_event_sync_then_resume_exactly() {
 #[test]
 #[ignore = "soak: about ten minutes; run with --ignored"]
 fn soak_kill_9_at_100_random_instants_of_a_1m_event_sync() {
-    crash_and_resume(1_000_000, 60, 100, 600);
+    crash_and_resume(1_000_000, 60, 100, 200);
 }
 
 #[test]
