@@ -191,8 +191,8 @@ fn storage_bound(config: &SimConfig, db: &Path) -> f64 {
         {
             let mut insert = tx
                 .prepare_cached(
-                    "INSERT INTO events (id, timestamp, category, action, description, username, ip_address, raw, fetched_at, window_id)
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, '2030-01-01T00:00:00.000Z', 1)",
+                    "INSERT INTO events (id, timestamp, category, action, description, username, ip_address, raw, fetched_at, window_id, digest)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, '2030-01-01T00:00:00.000Z', 1, ?9)",
                 )
                 .unwrap();
             for e in &rows {
@@ -205,7 +205,8 @@ fn storage_bound(config: &SimConfig, db: &Path) -> f64 {
                         e.description,
                         e.username,
                         e.ip_address,
-                        e.raw
+                        e.raw,
+                        e.digest
                     ])
                     .unwrap();
             }

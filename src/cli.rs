@@ -41,6 +41,10 @@ pub enum Command {
     Status(StatusArgs),
     /// Run one read-only SQL statement against the archive.
     Query(QueryArgs),
+    /// Check the archive is intact and complete: digests, the seal chain, coverage gaps.
+    Verify(VerifyArgs),
+    /// Write a consistent copy of the archive (safe while a sync runs).
+    Backup(BackupArgs),
     /// Serve a simulated Elevate API (documented behaviour, switchable unknowns, faults on demand).
     Simulate(Box<SimulateArgs>),
     /// The whole job in one command: simulate an API, sync it into ./demo.db, show status and example queries.
@@ -179,6 +183,26 @@ pub enum QueryFormat {
     Json,
     /// One JSON object per line.
     Ndjson,
+}
+
+/// `verify` flags.
+#[derive(Debug, Args)]
+pub struct VerifyArgs {
+    /// A chain head kept elsewhere (printed by an earlier `verify` or `sync --json`): it must be in the chain.
+    #[arg(long, value_name = "DIGEST")]
+    pub anchor: Option<String>,
+
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = StatusFormat::Text)]
+    pub format: StatusFormat,
+}
+
+/// `backup` flags.
+#[derive(Debug, Args)]
+pub struct BackupArgs {
+    /// Where to write the copy (must not exist).
+    #[arg(long, value_name = "PATH")]
+    pub out: PathBuf,
 }
 
 /// `simulate` flags.

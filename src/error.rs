@@ -23,6 +23,8 @@ pub enum ExitCode {
     Archive = 5,
     /// Another `sync` holds the archive; nothing was done.
     Busy = 6,
+    /// `verify` found tampering, damage or coverage gaps.
+    VerifyFailed = 7,
     /// Stopped by SIGINT or SIGTERM; committed pages are kept and the next run resumes.
     Interrupted = 130,
 }

@@ -71,6 +71,8 @@ pub struct Event {
     pub ip_address: Option<String>,
     /// The item's JSON exactly as received.
     pub raw: String,
+    /// Hex SHA-256 of `raw`.
+    pub digest: String,
     /// Whether the timestamp lies outside the bounds the window asked the server for.
     pub out_of_window: bool,
 }

@@ -1,10 +1,12 @@
 //! One small module per subcommand: glue between the command line and the library.
 
+pub mod backup;
 pub mod demo;
 pub mod query;
 pub mod simulate;
 pub mod status;
 pub mod sync;
+pub mod verify;
 
 use crate::cli::{Cli, Command, DEFAULT_DB, DEFAULT_DEMO_DB};
 use crate::error::{ExitCode, Result};
@@ -17,6 +19,8 @@ pub async fn run(cli: Cli) -> Result<ExitCode> {
         Command::Sync(args) => sync::run(&db(DEFAULT_DB), args).await,
         Command::Status(args) => status::run(&db(DEFAULT_DB), args),
         Command::Query(args) => query::run(&db(DEFAULT_DB), args),
+        Command::Verify(args) => verify::run(&db(DEFAULT_DB), args),
+        Command::Backup(args) => backup::run(&db(DEFAULT_DB), args),
         Command::Simulate(args) => simulate::run(args).await,
         Command::Demo(args) => demo::run(&db(DEFAULT_DEMO_DB), args).await,
     }

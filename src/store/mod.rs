@@ -9,6 +9,8 @@
 //! Invariant: a window's ledger row says `complete` only if the transaction that stored its last page said so.
 
 pub mod read;
+pub mod seal;
+pub mod verify;
 pub mod write;
 
 use rusqlite::{Connection, OpenFlags, config::DbConfig};
@@ -28,6 +30,9 @@ pub const APPLICATION_ID: i64 = 0x454C_4556;
 /// page cache large enough for the secondary indexes' working set (cache_size is in KiB when negative).
 pub const WRITER_PRAGMAS: &str =
     "PRAGMA synchronous = FULL; PRAGMA foreign_keys = ON; PRAGMA cache_size = -32768;";
+
+/// The migration that introduced seals.
+const SEALS_VERSION: i32 = 2;
 
 /// How long a connection waits for another's lock (a reader checkpointing, a backup) before failing.
 pub const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
@@ -187,9 +192,27 @@ impl Store {
         }
         conn.execute_batch(WRITER_PRAGMAS)
             .context(|| "cannot set the archive's pragmas".into())?;
-        embedded::migrations::runner()
+        seal::register_functions(&conn)
+            .context(|| "cannot register the archive's SQL functions".into())?;
+        let report = embedded::migrations::runner()
             .run(&mut conn)
             .map_err(|e| StoreError::Migration(e.to_string()))?;
+        if report
+            .applied_migrations()
+            .iter()
+            .any(|m| m.version() == SEALS_VERSION)
+        {
+            // An archive from before seals: digest and seal what it already holds, once.
+            let tx = conn
+                .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
+                .context(|| "cannot start sealing the existing windows".into())?;
+            let sealed = seal::seal_backlog(&tx, &crate::time::to_stored(chrono::Utc::now()))?;
+            tx.commit()
+                .context(|| "cannot commit the existing windows' seals".into())?;
+            if sealed > 0 {
+                tracing::info!("sealed {sealed} window fetch(es) archived before seals existed");
+            }
+        }
         Ok(Store {
             conn,
             path: path.into(),
@@ -287,6 +310,63 @@ pub fn open_read_only(path: &Path) -> Result<Connection, StoreError> {
     )
     .context(|| "cannot set read-only pragmas".into())?;
     Ok(conn)
+}
+
+/// What `backup` copied.
+#[derive(Debug)]
+pub struct BackupCopy {
+    /// Events in the copy.
+    pub events: i64,
+    /// The copy's chain head.
+    pub head: String,
+}
+
+/// Writes a consistent copy of the archive at `db` to `out` (which must not exist): a snapshot taken in one
+/// read transaction (`VACUUM INTO`), so a sync may keep writing meanwhile. The copy is written to a private
+/// temporary file beside `out`, synced, then renamed into place, so `out` is either absent or complete.
+pub fn backup(db: &Path, out: &Path) -> Result<BackupCopy, StoreError> {
+    if !db.exists() {
+        return Err(StoreError::NotFound { path: db.into() });
+    }
+    inspect(db)?;
+    let conn = open_read_only_raw(db)?;
+    harden(&conn)?;
+    conn.busy_timeout(BUSY_TIMEOUT)
+        .context(|| "cannot set the busy timeout".into())?;
+    let io = |context: String| move |source| StoreError::Io { context, source };
+    let name = out
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "backup".into());
+    let tmp = out.with_file_name(format!(".{name}.partial-{}", std::process::id()));
+    OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(&tmp)
+        .map_err(io(format!("cannot create {}", tmp.display())))?;
+    let copied = conn
+        .execute("VACUUM INTO ?1", [tmp.to_string_lossy()])
+        .context(|| format!("cannot copy {} to {}", db.display(), tmp.display()));
+    if let Err(e) = copied {
+        let _ = std::fs::remove_file(&tmp);
+        return Err(e);
+    }
+    File::open(&tmp)
+        .and_then(|f| f.sync_all())
+        .map_err(io(format!("cannot sync {}", tmp.display())))?;
+    std::fs::rename(&tmp, out).map_err(io(format!("cannot move the copy to {}", out.display())))?;
+    if let Some(dir) = out.parent().filter(|d| !d.as_os_str().is_empty()) {
+        File::open(dir)
+            .and_then(|d| d.sync_all())
+            .map_err(io(format!("cannot sync {}", dir.display())))?;
+    }
+    let copy = open_read_only_raw(out)?;
+    let events = copy
+        .query_row("SELECT count(*) FROM events", [], |r| r.get(0))
+        .context(|| "cannot read the copy".into())?;
+    let head = seal::head(&copy).context(|| "cannot read the copy's chain head".into())?;
+    Ok(BackupCopy { events, head })
 }
 
 /// Settings every connection gets: SQL cannot corrupt the file, and schema objects cannot call unsafe functions.
@@ -409,6 +489,45 @@ mod tests {
             Err(StoreError::NewerVersion { .. })
         ));
         assert_eq!(std::fs::read(&path).unwrap(), before);
+    }
+
+    #[test]
+    fn an_archive_from_before_seals_is_digested_and_sealed_on_upgrade() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("v1.db");
+        {
+            // Build a version-1 archive, as the first release wrote it.
+            let file = OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .mode(0o600)
+                .open(&path)
+                .unwrap();
+            drop(file);
+            let mut conn = Connection::open(&path).unwrap();
+            embedded::migrations::runner()
+                .set_target(refinery::Target::Version(1))
+                .run(&mut conn)
+                .unwrap();
+            conn.execute_batch(
+                "INSERT INTO runs (id, started_at, status, range_from, range_to, base_url, tool_version)
+                 VALUES (1, 's', 'ok', 'a', 'b', 'u', '0.1.0');
+                 INSERT INTO windows (id, run_id, window_start, window_end, created_from, created_to, status, started_at)
+                 VALUES (1, 1, '2024-01-01T00:00:00.000Z', '2024-01-02T00:00:00.000Z', 'x', 'y', 'complete', 's');
+                 INSERT INTO events (id, timestamp, category, action, raw, fetched_at, window_id)
+                 VALUES (5, '2024-01-01T10:00:00.000Z', 'authentication', 'user-login-success', '{\"id\":5}', 'f', 1);",
+            )
+            .unwrap();
+        }
+        drop(Store::open_for_sync(&path).unwrap());
+        let conn = open_read_only(&path).unwrap();
+        let digest: String = conn
+            .query_row("SELECT digest FROM events WHERE id = 5", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(digest, seal::sha256_hex(br#"{"id":5}"#));
+        let report = verify::verify(&conn, None).unwrap();
+        assert_eq!(report.seals, 1);
+        assert!(report.findings.is_empty(), "{:?}", report.findings);
     }
 
     #[test]

@@ -19,6 +19,11 @@ impl Store {
     }
 }
 
+/// The intervals covered for `filters` on any connection (see [`Store::covered`]).
+pub fn covered_on(conn: &Connection, filters: &Filters) -> Result<Vec<Interval>, StoreError> {
+    covered(conn, filters)
+}
+
 fn covered(conn: &Connection, filters: &Filters) -> Result<Vec<Interval>, StoreError> {
     let mut stmt = conn
         .prepare(

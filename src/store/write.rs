@@ -5,7 +5,7 @@
 //! catalogue, the window's ledger row (created with page 1, marked complete with the last page) and the run's
 //! counters. Several queued pages may share a transaction (group commit); a page is never split across two.
 
-use super::{SqlContext, Store, StoreError};
+use super::{SqlContext, Store, StoreError, seal};
 use crate::model::{Event, Item, PageBatch, WindowSpec};
 use crate::time;
 use rusqlite::{Transaction, TransactionBehavior, params};
@@ -106,12 +106,19 @@ impl Store {
     pub fn begin_run(&mut self, run: &RunStart) -> Result<i64, StoreError> {
         let now = time::to_stored(chrono::Utc::now());
         let tx = self.begin()?;
+        let stale: Vec<i64> = tx
+            .prepare("SELECT id FROM windows WHERE status = 'running' ORDER BY id")
+            .and_then(|mut s| s.query_map([], |r| r.get(0))?.collect())
+            .context(|| "cannot find windows of interrupted runs".into())?;
         tx.execute(
             "UPDATE windows SET status = 'interrupted', error = 'the process ended before the window completed'
              WHERE status = 'running'",
             [],
         )
         .context(|| "cannot close windows of interrupted runs".into())?;
+        for id in stale {
+            seal::seal_window(&tx, id, &now)?;
+        }
         tx.execute(
             "UPDATE runs SET status = 'interrupted', error = coalesce(error, 'the process ended before the run finished')
              WHERE status = 'running'",
@@ -188,6 +195,9 @@ impl Store {
                 ])
             })
             .context(|| format!("cannot update the ledger for window {}", batch.window.interval))?;
+            if batch.last {
+                seal::seal_window(&tx, window_id, &now)?;
+            }
             totals.add(&page);
         }
         for ((category, action), seen) in &types {
@@ -246,6 +256,10 @@ impl Store {
             _ => "failed",
         };
         let tx = self.begin()?;
+        let open: Vec<i64> = tx
+            .prepare("SELECT id FROM windows WHERE run_id = ?1 AND status = 'running' ORDER BY id")
+            .and_then(|mut s| s.query_map([run_id], |r| r.get(0))?.collect())
+            .context(|| "cannot find the run's open windows".into())?;
         tx.execute(
             "UPDATE windows SET status = ?2, error = ?3 WHERE run_id = ?1 AND status = 'running'",
             params![
@@ -255,6 +269,9 @@ impl Store {
             ],
         )
         .context(|| "cannot close the run's windows".into())?;
+        for id in open {
+            seal::seal_window(&tx, id, &now)?;
+        }
         tx.execute(
             "UPDATE runs SET status = ?2, finished_at = ?3, error = ?4 WHERE id = ?1",
             params![run_id, status.as_str(), now, error],
@@ -387,8 +404,8 @@ fn store_event(
     let inserted = tx
         .prepare_cached(
             "INSERT INTO events (id, timestamp, category, action, description, username, ip_address, raw,
-                                 fetched_at, window_id)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)
+                                 fetched_at, window_id, digest)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)
              ON CONFLICT (id) DO NOTHING",
         )?
         .execute(params![
@@ -401,7 +418,8 @@ fn store_event(
             e.ip_address,
             e.raw,
             now,
-            window_id
+            window_id,
+            e.digest
         ])?;
     if inserted == 1 {
         return Ok(Stored::New);
@@ -419,8 +437,10 @@ fn store_event(
     if known.iter().any(|raw| same_content(raw, &e.raw)) {
         return Ok(Stored::Unchanged);
     }
-    tx.prepare_cached("INSERT INTO event_revisions (event_id, raw, fetched_at, window_id) VALUES (?1, ?2, ?3, ?4)")?
-        .execute(params![e.id, e.raw, now, window_id])?;
+    tx.prepare_cached(
+        "INSERT INTO event_revisions (event_id, raw, fetched_at, window_id, digest) VALUES (?1, ?2, ?3, ?4, ?5)",
+    )?
+    .execute(params![e.id, e.raw, now, window_id, e.digest])?;
     Ok(Stored::Revised)
 }
 
@@ -467,6 +487,7 @@ mod tests {
             username: Some("bob".into()),
             ip_address: None,
             raw: raw.into(),
+            digest: seal::sha256_hex(raw.as_bytes()),
             out_of_window: false,
         })
     }

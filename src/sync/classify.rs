@@ -52,6 +52,7 @@ pub fn classify(raw: &RawValue, requested: (Timestamp, Timestamp)) -> Item {
         username: text_of(wire.username),
         ip_address: text_of(wire.ip_address),
         raw: text.to_string(),
+        digest: crate::store::seal::sha256_hex(text.as_bytes()),
         out_of_window: timestamp < requested.0 || timestamp > requested.1,
     })
 }

@@ -88,6 +88,8 @@ pub struct RunReport {
     pub events_per_second: f64,
     /// What stopped the run, if it failed.
     pub error: Option<String>,
+    /// The seal chain's head after the run: keep it elsewhere, and pass it to `verify --anchor` later.
+    pub chain_head: Option<String>,
 }
 
 /// Live counters for the progress bar.
@@ -152,6 +154,7 @@ pub async fn run(
         elapsed_seconds: 0.0,
         events_per_second: 0.0,
         error: None,
+        chain_head: None,
     };
     let run_id = match store.begin_run(&RunStart {
         range_from: report.from.clone(),
@@ -225,6 +228,7 @@ pub async fn run(
     if let Err(e) = store.finish_run(run_id, status, report.error.as_deref()) {
         warn!("could not record the end of run {run_id}: {e}");
     }
+    report.chain_head = crate::store::verify::head(store.conn()).ok();
     if let Err(e) = store.optimize() {
         debug!("refreshing planner statistics did not complete: {e}");
     }

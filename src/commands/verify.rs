@@ -1,0 +1,38 @@
+//! `verify`: is the archive intact and complete? Exit 0 only when everything holds.
+
+use crate::cli::{StatusFormat, VerifyArgs};
+use crate::error::{Error, ExitCode, Result};
+use crate::output;
+use crate::store::{self, verify};
+use std::path::Path;
+
+/// Verifies the archive and prints what it found.
+pub fn run(db: &Path, args: &VerifyArgs) -> Result<ExitCode> {
+    let anchor = args
+        .anchor
+        .as_deref()
+        .map(str::trim)
+        .map(str::to_ascii_lowercase);
+    if let Some(a) = &anchor
+        && (a.len() != 64 || !a.bytes().all(|b| b.is_ascii_hexdigit()))
+    {
+        return Err(Error::Usage(format!(
+            "--anchor must be a 64-digit hex chain head, got '{a}'"
+        )));
+    }
+    let conn = store::open_read_only(db)?;
+    let report = verify::verify(&conn, anchor.as_deref())?;
+    let text = match args.format {
+        StatusFormat::Text => output::verify_text(&report),
+        StatusFormat::Json => {
+            serde_json::to_string_pretty(&report).map_err(|e| Error::Internal(e.to_string()))?
+                + "\n"
+        }
+    };
+    super::status::print_stdout(&text);
+    Ok(if report.ok() {
+        ExitCode::Ok
+    } else {
+        ExitCode::VerifyFailed
+    })
+}

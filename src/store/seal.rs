@@ -1,0 +1,257 @@
+//! Seals: the archive's tamper evidence.
+//!
+//! Every event and revision carries the SHA-256 of its `raw`. Every window fetch that ends (complete with its
+//! last page, failed or interrupted at the end of a run, or found interrupted by the next run) is sealed in
+//! the same transaction: a seal is the SHA-256 of the window's canonical description ([`window_content`]),
+//! chained to the previous seal: `hash = SHA-256(previous || content)`. Each event is inserted by exactly one
+//! window fetch (`events.window_id`), so every archived row is under exactly one seal. A window read again
+//! later is a new fetch, with a new seal; old seals are never rewritten (triggers refuse UPDATE and DELETE).
+//!
+//! A seal also keeps its members (each inserted event's id and the first 8 bytes of its digest), so that
+//! `verify` can name the ids deleted, inserted or edited, even by someone who also rewrote the digests.
+//! A chain kept in the same file can be rewritten whole by whoever can write the file: the chain head, kept
+//! elsewhere and passed to `verify --anchor`, is what catches that.
+
+use super::{SqlContext, StoreError};
+use rusqlite::{Connection, OptionalExtension, params};
+use sha2::{Digest, Sha256};
+
+/// The `previous` of the first seal.
+pub const GENESIS: &str = "0000000000000000000000000000000000000000000000000000000000000000";
+/// Bytes per member in `seals.members`: 8-byte big-endian id, 8-byte digest prefix.
+pub const MEMBER_BYTES: usize = 16;
+
+/// Hex SHA-256 of some bytes.
+pub fn sha256_hex(bytes: &[u8]) -> String {
+    hex::encode(Sha256::digest(bytes))
+}
+
+/// The hash of a seal: SHA-256 of the previous seal's hash followed by this seal's content hash.
+pub fn chain_hash(previous: &str, content: &str) -> String {
+    let mut h = Sha256::new();
+    h.update(previous.as_bytes());
+    h.update(content.as_bytes());
+    hex::encode(h.finalize())
+}
+
+/// What a window fetch holds, described canonically from the rows.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WindowContent {
+    /// Hex SHA-256 of the canonical description.
+    pub content: String,
+    /// Members, [`MEMBER_BYTES`] per inserted event, by id.
+    pub members: Vec<u8>,
+    /// Events the fetch inserted.
+    pub events: i64,
+    /// Revisions it inserted.
+    pub revisions: i64,
+}
+
+/// The canonical description of window fetch `window_id`, as JSON lines hashed with SHA-256: a version line;
+/// the ledger row; each inserted event's id and digest, by id; each revision's id, event id and digest; each
+/// reject's id, reason and the SHA-256 of its text.
+pub fn window_content(conn: &Connection, window_id: i64) -> rusqlite::Result<WindowContent> {
+    let mut h = Sha256::new();
+    let mut line = |value: serde_json::Value| {
+        h.update(value.to_string().as_bytes());
+        h.update(b"\n");
+    };
+    line(serde_json::json!(["elevate-archive seal", 1]));
+    let row: serde_json::Value = conn.query_row(
+        "SELECT id, run_id, window_start, window_end, category_filter, action_filter, created_from, created_to,
+                status, pages, events_received, events_new, revisions, rejects, out_of_window, started_at,
+                completed_at
+         FROM windows WHERE id = ?1",
+        [window_id],
+        |r| {
+            Ok(serde_json::json!([
+                "window",
+                r.get::<_, i64>(0)?,
+                r.get::<_, i64>(1)?,
+                r.get::<_, String>(2)?,
+                r.get::<_, String>(3)?,
+                r.get::<_, String>(4)?,
+                r.get::<_, String>(5)?,
+                r.get::<_, String>(6)?,
+                r.get::<_, String>(7)?,
+                r.get::<_, String>(8)?,
+                r.get::<_, i64>(9)?,
+                r.get::<_, i64>(10)?,
+                r.get::<_, i64>(11)?,
+                r.get::<_, i64>(12)?,
+                r.get::<_, i64>(13)?,
+                r.get::<_, i64>(14)?,
+                r.get::<_, String>(15)?,
+                r.get::<_, Option<String>>(16)?,
+            ]))
+        },
+    )?;
+    line(row);
+    let mut members = Vec::new();
+    let mut events = 0;
+    let mut stmt =
+        conn.prepare_cached("SELECT id, digest FROM events WHERE window_id = ?1 ORDER BY id")?;
+    let mut rows = stmt.query([window_id])?;
+    while let Some(r) = rows.next()? {
+        let id: i64 = r.get(0)?;
+        let digest: Option<String> = r.get(1)?;
+        let digest = digest.unwrap_or_default();
+        members.extend_from_slice(&id.to_be_bytes());
+        members.extend_from_slice(&digest_prefix(&digest));
+        line(serde_json::json!(["event", id, digest]));
+        events += 1;
+    }
+    let mut revisions = 0;
+    let mut stmt = conn.prepare_cached(
+        "SELECT id, event_id, digest FROM event_revisions WHERE window_id = ?1 ORDER BY id",
+    )?;
+    let mut rows = stmt.query([window_id])?;
+    while let Some(r) = rows.next()? {
+        line(serde_json::json!([
+            "revision",
+            r.get::<_, i64>(0)?,
+            r.get::<_, i64>(1)?,
+            r.get::<_, Option<String>>(2)?
+        ]));
+        revisions += 1;
+    }
+    let mut stmt = conn
+        .prepare_cached("SELECT id, reason, raw FROM rejects WHERE window_id = ?1 ORDER BY id")?;
+    let mut rows = stmt.query([window_id])?;
+    while let Some(r) = rows.next()? {
+        let raw: String = r.get(2)?;
+        line(serde_json::json!([
+            "reject",
+            r.get::<_, i64>(0)?,
+            r.get::<_, String>(1)?,
+            sha256_hex(raw.as_bytes())
+        ]));
+    }
+    Ok(WindowContent {
+        content: hex::encode(h.finalize()),
+        members,
+        events,
+        revisions,
+    })
+}
+
+/// The first 8 bytes of a hex digest (zeros if it is missing or malformed).
+pub fn digest_prefix(hex_digest: &str) -> [u8; 8] {
+    let mut out = [0u8; 8];
+    if let Some(text) = hex_digest.get(..16) {
+        let _ = hex::decode_to_slice(text, &mut out);
+    }
+    out
+}
+
+/// Decodes `seals.members` into `(id, digest prefix)` pairs.
+pub fn decode_members(members: &[u8]) -> Vec<(i64, [u8; 8])> {
+    members
+        .chunks_exact(MEMBER_BYTES)
+        .map(|m| {
+            let id = i64::from_be_bytes(m[..8].try_into().expect("8 bytes"));
+            (id, m[8..].try_into().expect("8 bytes"))
+        })
+        .collect()
+}
+
+/// The newest seal's hash, or [`GENESIS`] if there is none.
+pub fn head(conn: &Connection) -> rusqlite::Result<String> {
+    Ok(conn
+        .query_row("SELECT hash FROM seals ORDER BY id DESC LIMIT 1", [], |r| {
+            r.get(0)
+        })
+        .optional()?
+        .unwrap_or_else(|| GENESIS.to_string()))
+}
+
+/// Seals window fetch `window_id` (inside the caller's transaction).
+pub(crate) fn seal_window(conn: &Connection, window_id: i64, now: &str) -> Result<(), StoreError> {
+    let ctx = || format!("cannot seal window {window_id}");
+    let content = window_content(conn, window_id).context(ctx)?;
+    let previous = head(conn).context(ctx)?;
+    let hash = chain_hash(&previous, &content.content);
+    conn.prepare_cached(
+        "INSERT INTO seals (window_id, sealed_at, events, revisions, members, content, previous, hash)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+    )
+    .and_then(|mut s| {
+        s.execute(params![
+            window_id,
+            now,
+            content.events,
+            content.revisions,
+            content.members,
+            content.content,
+            previous,
+            hash
+        ])
+    })
+    .context(ctx)?;
+    Ok(())
+}
+
+/// Seals every ended window fetch that has no seal yet, oldest first (used once, when an archive made before
+/// seals existed is upgraded; afterwards windows are sealed as they end).
+pub(crate) fn seal_backlog(conn: &Connection, now: &str) -> Result<usize, StoreError> {
+    let ctx = || "cannot seal the archive's existing windows".to_string();
+    conn.execute(
+        "UPDATE events SET digest = sha256_hex(raw) WHERE digest IS NULL",
+        [],
+    )
+    .context(ctx)?;
+    conn.execute(
+        "UPDATE event_revisions SET digest = sha256_hex(raw) WHERE digest IS NULL",
+        [],
+    )
+    .context(ctx)?;
+    let ids: Vec<i64> = conn
+        .prepare(
+            "SELECT w.id FROM windows w LEFT JOIN seals s ON s.window_id = w.id
+             WHERE s.id IS NULL AND w.status <> 'running' ORDER BY w.id",
+        )
+        .and_then(|mut s| s.query_map([], |r| r.get(0))?.collect())
+        .context(ctx)?;
+    for id in &ids {
+        seal_window(conn, *id, now)?;
+    }
+    Ok(ids.len())
+}
+
+/// Registers `sha256_hex(text)` on a connection, for the backlog's digests.
+pub(crate) fn register_functions(conn: &Connection) -> rusqlite::Result<()> {
+    use rusqlite::functions::FunctionFlags;
+    conn.create_scalar_function(
+        "sha256_hex",
+        1,
+        FunctionFlags::SQLITE_UTF8
+            | FunctionFlags::SQLITE_DETERMINISTIC
+            | FunctionFlags::SQLITE_INNOCUOUS,
+        |ctx| {
+            let text: String = ctx.get(0)?;
+            Ok(sha256_hex(text.as_bytes()))
+        },
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn chain_hashes_and_members() {
+        assert_eq!(
+            sha256_hex(b""),
+            "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
+        );
+        assert_eq!(
+            chain_hash(GENESIS, "ab"),
+            sha256_hex(format!("{GENESIS}ab").as_bytes())
+        );
+        let digest = sha256_hex(b"x");
+        let mut members = 42i64.to_be_bytes().to_vec();
+        members.extend_from_slice(&digest_prefix(&digest));
+        assert_eq!(decode_members(&members), vec![(42, digest_prefix(&digest))]);
+        assert_eq!(digest_prefix("zz"), [0; 8]);
+    }
+}

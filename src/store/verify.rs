@@ -1,0 +1,305 @@
+//! `verify`: is the archive intact and complete?
+//!
+//! Checks, on a read-only connection: SQLite's `integrity_check`; every event's and revision's digest against
+//! its `raw`; the seal chain (each seal links to the one before, each hash recomputes, each window's content
+//! recomputes from the rows, and each seal's members match the ids and digests now filed under its window);
+//! that every ended window fetch has a seal and every event belongs to a sealed (or still running) one; an
+//! external anchor, if given, is in the chain; and coverage gaps. Findings name the window and the ids.
+
+use super::seal::{self, GENESIS, WindowContent, chain_hash, decode_members, window_content};
+use super::{SqlContext, StoreError, read};
+use crate::model::{Filters, gaps_between};
+use rusqlite::Connection;
+use serde::Serialize;
+use std::collections::BTreeMap;
+
+/// Most ids named per finding.
+const IDS_SHOWN: usize = 20;
+
+/// One thing found wrong.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct Finding {
+    /// What kind: damaged, edited, deleted, inserted, ledger, chain, unsealed, anchor.
+    pub kind: &'static str,
+    /// The window fetch concerned, if any.
+    pub window_id: Option<i64>,
+    /// The event ids concerned (at most [`IDS_SHOWN`]).
+    pub ids: Vec<i64>,
+    /// What it means, in words.
+    pub detail: String,
+}
+
+/// Everything `verify` found.
+#[derive(Debug, Serialize)]
+pub struct VerifyReport {
+    /// The chain head (hash of the newest seal).
+    pub head: String,
+    /// Seals checked.
+    pub seals: u64,
+    /// Events whose digest was recomputed.
+    pub events: u64,
+    /// Where the anchor was found (seal id), if one was given and found.
+    pub anchor_found_at: Option<i64>,
+    /// Window fetches still running (a sync in progress, or a backup taken during one): not yet sealed.
+    pub windows_in_progress: u64,
+    /// Gaps between covered ranges (unfiltered coverage).
+    pub gaps: Vec<read::Range>,
+    /// Tampering or damage found.
+    pub findings: Vec<Finding>,
+}
+
+impl VerifyReport {
+    /// Whether everything holds: no finding and no gap.
+    pub fn ok(&self) -> bool {
+        self.findings.is_empty() && self.gaps.is_empty()
+    }
+}
+
+/// Verifies the archive behind `conn`.
+pub fn verify(conn: &Connection, anchor: Option<&str>) -> Result<VerifyReport, StoreError> {
+    let ctx = || "cannot verify the archive".to_string();
+    let mut findings = Vec::new();
+
+    let integrity: Vec<String> = conn
+        .prepare("PRAGMA integrity_check")
+        .and_then(|mut s| s.query_map([], |r| r.get(0))?.collect())
+        .context(ctx)?;
+    if integrity.first().map(String::as_str) != Some("ok") {
+        findings.push(Finding {
+            kind: "damaged",
+            window_id: None,
+            ids: Vec::new(),
+            detail: format!("SQLite's integrity check failed: {}", integrity.join("; ")),
+        });
+    }
+
+    // Digests: every row's content against the digest recorded when it was archived.
+    let mut edited: BTreeMap<Option<i64>, Vec<i64>> = BTreeMap::new();
+    let mut events = 0u64;
+    for (table, id_col) in [("events", "id"), ("event_revisions", "event_id")] {
+        let mut stmt = conn
+            .prepare(&format!(
+                "SELECT {id_col}, window_id, raw, digest FROM {table}"
+            ))
+            .context(ctx)?;
+        let mut rows = stmt.query([]).context(ctx)?;
+        while let Some(r) = rows.next().context(ctx)? {
+            let (id, window, raw, digest): (i64, Option<i64>, String, Option<String>) = (
+                r.get(0).context(ctx)?,
+                r.get(1).context(ctx)?,
+                r.get(2).context(ctx)?,
+                r.get(3).context(ctx)?,
+            );
+            events += u64::from(table == "events");
+            if digest.as_deref() != Some(seal::sha256_hex(raw.as_bytes()).as_str()) {
+                edited.entry(window).or_default().push(id);
+            }
+        }
+    }
+    for (window_id, ids) in edited {
+        findings.push(Finding {
+            kind: "edited",
+            window_id,
+            detail: format!(
+                "{} archived item(s) no longer match the digest recorded when they were archived",
+                ids.len()
+            ),
+            ids: ids.into_iter().take(IDS_SHOWN).collect(),
+        });
+    }
+
+    // The chain.
+    let mut previous = GENESIS.to_string();
+    let mut seals = 0u64;
+    let mut anchor_found_at = None;
+    let mut stmt = conn
+        .prepare("SELECT id, window_id, members, content, previous, hash FROM seals ORDER BY id")
+        .context(ctx)?;
+    let mut rows = stmt.query([]).context(ctx)?;
+    while let Some(r) = rows.next().context(ctx)? {
+        let (seal_id, window_id, members, content, prev, hash): (
+            i64,
+            i64,
+            Vec<u8>,
+            String,
+            String,
+            String,
+        ) = (
+            r.get(0).context(ctx)?,
+            r.get(1).context(ctx)?,
+            r.get(2).context(ctx)?,
+            r.get(3).context(ctx)?,
+            r.get(4).context(ctx)?,
+            r.get(5).context(ctx)?,
+        );
+        seals += 1;
+        if prev != previous {
+            findings.push(Finding {
+                kind: "chain",
+                window_id: Some(window_id),
+                ids: Vec::new(),
+                detail: format!("seal {seal_id} does not follow the seal before it: a seal was removed or reordered"),
+            });
+        }
+        if chain_hash(&prev, &content) != hash {
+            findings.push(Finding {
+                kind: "chain",
+                window_id: Some(window_id),
+                ids: Vec::new(),
+                detail: format!(
+                    "seal {seal_id}'s hash does not match its content: the seal was edited"
+                ),
+            });
+        }
+        if anchor == Some(hash.as_str()) {
+            anchor_found_at = Some(seal_id);
+        }
+        previous = hash;
+        match window_content(conn, window_id) {
+            Ok(now) if now.content == content => {}
+            Ok(now) => findings.extend(explain_change(window_id, &members, &now)),
+            Err(rusqlite::Error::QueryReturnedNoRows) => findings.push(Finding {
+                kind: "ledger",
+                window_id: Some(window_id),
+                ids: decode_members(&members)
+                    .iter()
+                    .take(IDS_SHOWN)
+                    .map(|m| m.0)
+                    .collect(),
+                detail: "the ledger row of this sealed window was deleted".into(),
+            }),
+            Err(e) => return Err(e).context(ctx),
+        }
+    }
+
+    // Every ended window fetch is sealed; every event belongs to a sealed or running fetch.
+    let unsealed: Vec<i64> = conn
+        .prepare(
+            "SELECT w.id FROM windows w LEFT JOIN seals s ON s.window_id = w.id
+             WHERE s.id IS NULL AND w.status <> 'running' ORDER BY w.id",
+        )
+        .and_then(|mut s| s.query_map([], |r| r.get(0))?.collect())
+        .context(ctx)?;
+    for window_id in unsealed {
+        findings.push(Finding {
+            kind: "unsealed",
+            window_id: Some(window_id),
+            ids: Vec::new(),
+            detail: "this window fetch ended but has no seal: its seal was deleted".into(),
+        });
+    }
+    let orphans: Vec<(i64, i64)> = conn
+        .prepare(
+            "SELECT e.id, e.window_id FROM events e
+             LEFT JOIN seals s ON s.window_id = e.window_id LEFT JOIN windows w ON w.id = e.window_id
+             WHERE s.id IS NULL AND (w.id IS NULL OR w.status <> 'running') ORDER BY e.id",
+        )
+        .and_then(|mut s| s.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?.collect())
+        .context(ctx)?;
+    if !orphans.is_empty() {
+        findings.push(Finding {
+            kind: "inserted",
+            window_id: None,
+            detail: format!(
+                "{} event(s) belong to no sealed window fetch: inserted after sealing",
+                orphans.len()
+            ),
+            ids: orphans.iter().take(IDS_SHOWN).map(|o| o.0).collect(),
+        });
+    }
+    let windows_in_progress: i64 = conn
+        .query_row(
+            "SELECT count(*) FROM windows WHERE status = 'running'",
+            [],
+            |r| r.get(0),
+        )
+        .context(ctx)?;
+
+    if let Some(anchor) = anchor
+        && anchor_found_at.is_none()
+    {
+        findings.push(Finding {
+            kind: "anchor",
+            window_id: None,
+            ids: Vec::new(),
+            detail: format!("the anchor {anchor} is not in the chain: the chain was rewritten or cut short since it was taken"),
+        });
+    }
+    let covered = read::covered_on(conn, &Filters::default())?;
+    Ok(VerifyReport {
+        head: previous,
+        seals,
+        events,
+        anchor_found_at,
+        windows_in_progress: windows_in_progress as u64,
+        gaps: gaps_between(&covered)
+            .iter()
+            .map(read::Range::from)
+            .collect(),
+        findings,
+    })
+}
+
+/// Names what changed in a sealed window: members deleted, inserted or edited, or else its ledger row,
+/// revisions or rejects.
+fn explain_change(window_id: i64, sealed: &[u8], now: &WindowContent) -> Vec<Finding> {
+    let before: BTreeMap<i64, [u8; 8]> = decode_members(sealed).into_iter().collect();
+    let after: BTreeMap<i64, [u8; 8]> = decode_members(&now.members).into_iter().collect();
+    let deleted: Vec<i64> = before
+        .keys()
+        .filter(|id| !after.contains_key(id))
+        .copied()
+        .collect();
+    let inserted: Vec<i64> = after
+        .keys()
+        .filter(|id| !before.contains_key(id))
+        .copied()
+        .collect();
+    let edited: Vec<i64> = before
+        .iter()
+        .filter(|(id, p)| after.get(id).is_some_and(|q| q != *p))
+        .map(|(id, _)| *id)
+        .collect();
+    let mut out = Vec::new();
+    for (kind, ids, what) in [
+        (
+            "deleted",
+            deleted,
+            "event(s) sealed in this window are gone",
+        ),
+        (
+            "inserted",
+            inserted,
+            "event(s) were filed under this window after it was sealed",
+        ),
+        (
+            "edited",
+            edited,
+            "event(s) of this window changed, digest included",
+        ),
+    ] {
+        if !ids.is_empty() {
+            out.push(Finding {
+                kind,
+                window_id: Some(window_id),
+                detail: format!("{} {what}", ids.len()),
+                ids: ids.into_iter().take(IDS_SHOWN).collect(),
+            });
+        }
+    }
+    if out.is_empty() {
+        out.push(Finding {
+            kind: "ledger",
+            window_id: Some(window_id),
+            ids: Vec::new(),
+            detail: "the window's ledger row, revisions or rejects changed after it was sealed"
+                .into(),
+        });
+    }
+    out
+}
+
+/// The chain head of an archive, for summaries.
+pub fn head(conn: &Connection) -> Result<String, StoreError> {
+    seal::head(conn).context(|| "cannot read the chain head".into())
+}
