@@ -45,6 +45,8 @@ pub enum Command {
     Verify(VerifyArgs),
     /// Write a consistent copy of the archive (safe while a sync runs).
     Backup(BackupArgs),
+    /// Export events to NDJSON or CSV, with a manifest (row count, SHA-256 per file).
+    Export(ExportArgs),
     /// Serve a simulated Elevate API (documented behaviour, switchable unknowns, faults on demand).
     Simulate(Box<SimulateArgs>),
     /// The whole job in one command: simulate an API, sync it into ./demo.db, show status and example queries.
@@ -203,6 +205,38 @@ pub struct BackupArgs {
     /// Where to write the copy (must not exist).
     #[arg(long, value_name = "PATH")]
     pub out: PathBuf,
+}
+
+/// `export` flags.
+#[derive(Debug, Args)]
+pub struct ExportArgs {
+    /// Output format.
+    #[arg(long, value_enum)]
+    pub format: crate::export::Format,
+
+    /// Events at or after this time (RFC 3339 or YYYY-MM-DD).
+    #[arg(long, value_name = "TIME", value_parser = parse_time)]
+    pub from: Option<Timestamp>,
+
+    /// Events before this time.
+    #[arg(long, value_name = "TIME", value_parser = parse_time)]
+    pub to: Option<Timestamp>,
+
+    /// Category filter: `xyz` (equals), `in:x,y` or `like:pattern`.
+    #[arg(long, value_name = "FILTER")]
+    pub category: Option<String>,
+
+    /// Action filter: `xyz` (equals), `in:x,y` or `like:pattern`.
+    #[arg(long, value_name = "FILTER")]
+    pub action: Option<String>,
+
+    /// Write to this file (must not exist) instead of standard output; the manifest goes to FILE.manifest.json.
+    #[arg(long, value_name = "PATH")]
+    pub out: Option<PathBuf>,
+
+    /// Write the manifest here [default: FILE.manifest.json, or standard error when exporting to standard output].
+    #[arg(long, value_name = "PATH")]
+    pub manifest: Option<PathBuf>,
 }
 
 /// `simulate` flags.

@@ -2,6 +2,7 @@
 
 pub mod backup;
 pub mod demo;
+pub mod export;
 pub mod query;
 pub mod simulate;
 pub mod status;
@@ -21,6 +22,7 @@ pub async fn run(cli: Cli) -> Result<ExitCode> {
         Command::Query(args) => query::run(&db(DEFAULT_DB), args),
         Command::Verify(args) => verify::run(&db(DEFAULT_DB), args),
         Command::Backup(args) => backup::run(&db(DEFAULT_DB), args),
+        Command::Export(args) => export::run(&db(DEFAULT_DB), args),
         Command::Simulate(args) => simulate::run(args).await,
         Command::Demo(args) => demo::run(&db(DEFAULT_DEMO_DB), args).await,
     }

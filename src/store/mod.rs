@@ -8,6 +8,8 @@
 //!
 //! Invariant: a window's ledger row says `complete` only if the transaction that stored its last page said so.
 
+pub mod export;
+pub mod filter;
 pub mod read;
 pub mod seal;
 pub mod verify;

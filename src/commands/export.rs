@@ -1,0 +1,82 @@
+//! `export`: events out to NDJSON or CSV, with a manifest.
+
+use crate::cli::ExportArgs;
+use crate::error::{Error, ExitCode, Result};
+use crate::export::{self, Selection};
+use crate::store::{self, export::ExportError, filter};
+use crate::time;
+use std::path::Path;
+
+/// Exports and writes the manifest.
+pub fn run(db: &Path, args: &ExportArgs) -> Result<ExitCode> {
+    if let (Some(from), Some(to)) = (args.from, args.to)
+        && from >= to
+    {
+        return Err(Error::Usage(format!(
+            "the range is empty: --from {} is not before --to {}",
+            time::to_api(from),
+            time::to_api(to)
+        )));
+    }
+    if let Some(out) = &args.out
+        && (out.exists() || export::manifest_path(out).exists())
+    {
+        return Err(Error::Usage(format!(
+            "{} or its manifest already exists; pass a new path to --out",
+            out.display()
+        )));
+    }
+    let conn = store::open_read_only(db)?;
+    let filter = filter::events_where(
+        args.from,
+        args.to,
+        args.category.as_deref(),
+        args.action.as_deref(),
+    );
+    let selection = Selection {
+        from: args.from.map(time::to_stored),
+        to: args.to.map(time::to_stored),
+        category: args.category.clone(),
+        action: args.action.clone(),
+    };
+    let manifest = match export::export(
+        &conn,
+        db,
+        &filter,
+        selection,
+        args.format,
+        args.out.as_deref(),
+    ) {
+        Ok(m) => m,
+        Err(ExportError::Output(e)) if e.kind() == std::io::ErrorKind::BrokenPipe => {
+            return Ok(ExitCode::Ok);
+        }
+        Err(ExportError::Output(e)) => {
+            return Err(Error::Internal(format!("cannot write the export: {e}")));
+        }
+        Err(ExportError::Store(e)) => return Err(e.into()),
+    };
+    let target = args
+        .manifest
+        .clone()
+        .or_else(|| args.out.as_deref().map(export::manifest_path));
+    match target {
+        Some(path) => {
+            export::write_manifest(&manifest, &path).map_err(|e| {
+                Error::Internal(format!("cannot write the manifest {}: {e}", path.display()))
+            })?;
+            eprintln!(
+                "exported {} events to {}; manifest {} (sha256 {})",
+                manifest.rows,
+                manifest.files[0].path,
+                path.display(),
+                manifest.files[0].sha256
+            );
+        }
+        None => eprintln!(
+            "{}",
+            serde_json::to_string(&manifest).map_err(|e| Error::Internal(e.to_string()))?
+        ),
+    }
+    Ok(ExitCode::Ok)
+}
