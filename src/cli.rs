@@ -47,6 +47,8 @@ pub enum Command {
     Backup(BackupArgs),
     /// Export events to NDJSON or CSV, with a manifest (row count, SHA-256 per file).
     Export(ExportArgs),
+    /// Full-text search over descriptions and usernames, newest first.
+    Search(SearchArgs),
     /// Serve a simulated Elevate API (documented behaviour, switchable unknowns, faults on demand).
     Simulate(Box<SimulateArgs>),
     /// The whole job in one command: simulate an API, sync it into ./demo.db, show status and example queries.
@@ -237,6 +239,38 @@ pub struct ExportArgs {
     /// Write the manifest here [default: FILE.manifest.json, or standard error when exporting to standard output].
     #[arg(long, value_name = "PATH")]
     pub manifest: Option<PathBuf>,
+}
+
+/// `search` flags.
+#[derive(Debug, Args)]
+pub struct SearchArgs {
+    /// Words to find (all of them; a trailing * matches a prefix), in descriptions and usernames.
+    #[arg(value_name = "TEXT")]
+    pub text: String,
+
+    /// Events at or after this time.
+    #[arg(long, value_name = "TIME", value_parser = parse_time)]
+    pub from: Option<Timestamp>,
+
+    /// Events before this time.
+    #[arg(long, value_name = "TIME", value_parser = parse_time)]
+    pub to: Option<Timestamp>,
+
+    /// Category filter: `xyz` (equals), `in:x,y` or `like:pattern`.
+    #[arg(long, value_name = "FILTER")]
+    pub category: Option<String>,
+
+    /// Action filter: `xyz` (equals), `in:x,y` or `like:pattern`.
+    #[arg(long, value_name = "FILTER")]
+    pub action: Option<String>,
+
+    /// Most events shown.
+    #[arg(long, value_name = "N", default_value_t = 100)]
+    pub limit: u32,
+
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = QueryFormat::Table)]
+    pub format: QueryFormat,
 }
 
 /// `simulate` flags.

@@ -4,6 +4,7 @@ pub mod backup;
 pub mod demo;
 pub mod export;
 pub mod query;
+pub mod search;
 pub mod simulate;
 pub mod status;
 pub mod sync;
@@ -23,6 +24,7 @@ pub async fn run(cli: Cli) -> Result<ExitCode> {
         Command::Verify(args) => verify::run(&db(DEFAULT_DB), args),
         Command::Backup(args) => backup::run(&db(DEFAULT_DB), args),
         Command::Export(args) => export::run(&db(DEFAULT_DB), args),
+        Command::Search(args) => search::run(&db(DEFAULT_DB), args),
         Command::Simulate(args) => simulate::run(args).await,
         Command::Demo(args) => demo::run(&db(DEFAULT_DEMO_DB), args).await,
     }

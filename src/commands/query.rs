@@ -10,14 +10,24 @@ use std::path::Path;
 /// Runs the query and streams its result to stdout.
 pub fn run(db: &Path, args: &QueryArgs) -> Result<ExitCode> {
     let conn = store::open_read_only(db)?;
+    print_rows(&conn, &args.sql, &[], args.format)
+}
+
+/// Runs `sql` with `params` and streams its rows to stdout in `format`.
+pub(crate) fn print_rows(
+    conn: &rusqlite::Connection,
+    sql: &str,
+    params: &[String],
+    format: QueryFormat,
+) -> Result<ExitCode> {
     let out = BufWriter::new(std::io::stdout().lock());
-    let mut sink: Box<dyn RowSink> = match args.format {
+    let mut sink: Box<dyn RowSink> = match format {
         QueryFormat::Table => Box::new(TableSink::new(out)),
         QueryFormat::Csv => Box::new(CsvSink::new(out)),
         QueryFormat::Json => Box::new(JsonSink::new(out, false)),
         QueryFormat::Ndjson => Box::new(JsonSink::new(out, true)),
     };
-    match store::read::run_query(&conn, &args.sql, sink.as_mut()) {
+    match store::read::run_query_with(conn, sql, params, sink.as_mut()) {
         Ok(_) => Ok(ExitCode::Ok),
         Err(QueryError::Output(e)) if e.kind() == std::io::ErrorKind::BrokenPipe => {
             Ok(ExitCode::Ok)

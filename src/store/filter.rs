@@ -63,6 +63,22 @@ pub fn events_where(
     }
 }
 
+/// Turns what a person types into an FTS5 query: each word a quoted phrase (so `bob.smith` or `o'brien` are
+/// not read as FTS5 syntax), all of them required; a trailing `*` keeps prefix search.
+pub fn fts_query(text: &str) -> Option<String> {
+    let terms: Vec<String> = text
+        .split_whitespace()
+        .map(|word| {
+            let (word, prefix) = match word.strip_suffix('*') {
+                Some(w) if !w.is_empty() => (w, "*"),
+                _ => (word, ""),
+            };
+            format!("\"{}\"{prefix}", word.replace('"', "\"\""))
+        })
+        .collect();
+    (!terms.is_empty()).then(|| terms.join(" AND "))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -135,6 +151,22 @@ mod tests {
                 ),
                 (sql, params)
             );
+        }
+    }
+
+    #[test]
+    fn search_text_becomes_a_safe_fts_query() {
+        let cases = [
+            ("bob.smith", Some(r#""bob.smith""#)),
+            ("locked out", Some(r#""locked" AND "out""#)),
+            ("adm*", Some(r#""adm"*"#)),
+            (r#"say "hi""#, Some(r#""say" AND """hi""""#)),
+            ("o'brien OR 1", Some(r#""o'brien" AND "OR" AND "1""#)),
+            ("*", Some(r#""*""#)),
+            ("   ", None),
+        ];
+        for (text, want) in cases {
+            assert_eq!(fts_query(text).as_deref(), want, "{text}");
         }
     }
 }

@@ -35,6 +35,8 @@ pub const WRITER_PRAGMAS: &str =
 
 /// The migration that introduced seals.
 const SEALS_VERSION: i32 = 2;
+/// The migration that introduced full-text search.
+const SEARCH_VERSION: i32 = 3;
 
 /// How long a connection waits for another's lock (a reader checkpointing, a backup) before failing.
 pub const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
@@ -199,11 +201,13 @@ impl Store {
         let report = embedded::migrations::runner()
             .run(&mut conn)
             .map_err(|e| StoreError::Migration(e.to_string()))?;
-        if report
-            .applied_migrations()
-            .iter()
-            .any(|m| m.version() == SEALS_VERSION)
-        {
+        let applied = |version| {
+            report
+                .applied_migrations()
+                .iter()
+                .any(|m| m.version() == version)
+        };
+        if applied(SEALS_VERSION) {
             // An archive from before seals: digest and seal what it already holds, once.
             let tx = conn
                 .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
@@ -215,11 +219,16 @@ impl Store {
                 tracing::info!("sealed {sealed} window fetch(es) archived before seals existed");
             }
         }
-        Ok(Store {
+        let mut store = Store {
             conn,
             path: path.into(),
             _lock: lock,
-        })
+        };
+        if applied(SEARCH_VERSION) {
+            // An archive from before search: index what it already holds, once.
+            store.update_search_index()?;
+        }
+        Ok(store)
     }
 
     /// The archive's path.
@@ -494,7 +503,7 @@ mod tests {
     }
 
     #[test]
-    fn an_archive_from_before_seals_is_digested_and_sealed_on_upgrade() {
+    fn an_archive_from_before_seals_and_search_is_digested_sealed_and_indexed_on_upgrade() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("v1.db");
         {
@@ -530,6 +539,15 @@ mod tests {
         let report = verify::verify(&conn, None).unwrap();
         assert_eq!(report.seals, 1);
         assert!(report.findings.is_empty(), "{:?}", report.findings);
+        let indexed: i64 = conn
+            .query_row("SELECT indexed_window_id FROM search_state", [], |r| {
+                r.get(0)
+            })
+            .unwrap();
+        assert_eq!(
+            indexed, 1,
+            "the search index caught up with the existing events"
+        );
     }
 
     #[test]

@@ -358,6 +358,16 @@ pub enum QueryError {
 
 /// Runs one SQL statement on a read-only connection, streaming rows into `sink`.
 pub fn run_query(conn: &Connection, sql: &str, sink: &mut dyn RowSink) -> Result<u64, QueryError> {
+    run_query_with(conn, sql, &[], sink)
+}
+
+/// [`run_query`] with bound parameters.
+pub fn run_query_with(
+    conn: &Connection,
+    sql: &str,
+    params: &[String],
+    sink: &mut dyn RowSink,
+) -> Result<u64, QueryError> {
     let mut stmt = conn
         .prepare(sql)
         .map_err(|e| QueryError::Sql(explain_query_error(&e)))?;
@@ -369,7 +379,7 @@ pub fn run_query(conn: &Connection, sql: &str, sink: &mut dyn RowSink) -> Result
     let names: Vec<String> = stmt.column_names().map(|s| s.to_string()).collect();
     sink.columns(&names)?;
     let mut rows = stmt
-        .query([])
+        .query(rusqlite::params_from_iter(params.iter()))
         .map_err(|e| QueryError::Sql(explain_query_error(&e)))?;
     let mut cells = Vec::with_capacity(names.len());
     let mut count = 0;

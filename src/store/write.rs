@@ -289,6 +289,28 @@ impl Store {
             .context(|| "cannot checkpoint the write-ahead log".into())
     }
 
+    /// Adds the events of every window fetch since the last update to the full-text index, so `search` finds
+    /// them. Runs at the end of each sync (and once when an archive gains the index); idempotent.
+    pub fn update_search_index(&mut self) -> Result<u64, StoreError> {
+        let ctx = || "cannot update the search index".to_string();
+        let tx = self.begin()?;
+        let added = tx
+            .execute(
+                "INSERT INTO events_fts (rowid, description, username)
+                 SELECT id, description, username FROM events
+                 WHERE window_id > (SELECT indexed_window_id FROM search_state WHERE id = 1)",
+                [],
+            )
+            .context(ctx)?;
+        tx.execute(
+            "UPDATE search_state SET indexed_window_id = (SELECT coalesce(max(id), 0) FROM windows) WHERE id = 1",
+            [],
+        )
+        .context(ctx)?;
+        tx.commit().context(ctx)?;
+        Ok(added as u64)
+    }
+
     /// Refreshes the query planner's statistics cheaply (sampled `ANALYZE` where useful), so that queries on
     /// the archive can use skip-scans of the composite indexes (e.g. counts per action over a time range).
     pub fn optimize(&self) -> Result<(), StoreError> {

@@ -229,6 +229,9 @@ pub async fn run(
         warn!("could not record the end of run {run_id}: {e}");
     }
     report.chain_head = crate::store::verify::head(store.conn()).ok();
+    if let Err(e) = store.update_search_index() {
+        warn!("the search index was not updated ({e}); the next sync will catch up");
+    }
     if let Err(e) = store.optimize() {
         debug!("refreshing planner statistics did not complete: {e}");
     }
