@@ -837,3 +837,54 @@ fn damaged_archives_fail_with_a_clear_error_never_panic_and_are_never_written_by
         }
     }
 }
+
+#[test]
+fn a_column_name_that_is_not_utf8_is_reported_as_damage_not_a_panic() {
+    // Found by the random-damage test: a flipped byte in a table's CREATE text made rusqlite panic on the
+    // column name. Damage the `windows` table's definition the same way, deterministically.
+    let served = serve(config(300, 1));
+    let sb = Sandbox::new();
+    sb.run_env(
+        &[
+            "sync",
+            "--base-url",
+            &served.base,
+            "--from",
+            "2024-01-01",
+            "--to",
+            "2024-01-02",
+        ],
+        &SIM_CREDS,
+    )
+    .expect(0);
+    let db = sb.dir.path().join("damaged.db");
+    std::fs::copy(&sb.db, &db).unwrap();
+    {
+        let conn = rusqlite::Connection::open(&db).unwrap();
+        conn.execute_batch(
+            "PRAGMA writable_schema = ON;
+             UPDATE sqlite_schema SET sql = replace(sql, 'pages ', 'pa' || CAST(X'FF' AS TEXT) || 'ges ')
+             WHERE name = 'windows';
+             PRAGMA writable_schema = OFF;",
+        )
+        .unwrap();
+    }
+    let bytes = std::fs::read(&db).unwrap();
+    for args in [
+        vec!["query", "SELECT * FROM windows"],
+        vec!["status"],
+        vec!["verify"],
+        vec!["export", "--format", "ndjson"],
+    ] {
+        let mut cmd = sb.command();
+        cmd.env("ELEVATE_DB", &db).args(&args);
+        let run = Run::from(cmd.output().unwrap());
+        assert_eq!(run.code, 5, "{args:?}: {}", run.stderr);
+        assert!(
+            run.stderr.contains("is damaged") && !run.stderr.contains("panicked"),
+            "{args:?}: {}",
+            run.stderr
+        );
+    }
+    assert_eq!(std::fs::read(&db).unwrap(), bytes, "nothing was written");
+}

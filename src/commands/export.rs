@@ -18,6 +18,11 @@ pub fn run(db: &Path, args: &ExportArgs) -> Result<ExitCode> {
             time::to_api(to)
         )));
     }
+    if args.format == export::Format::Parquet && args.out.is_none() {
+        return Err(Error::Usage(
+            "a Parquet dataset is a folder: pass --out DIR".into(),
+        ));
+    }
     if let Some(out) = &args.out
         && (out.exists() || export::manifest_path(out).exists())
     {
@@ -56,6 +61,22 @@ pub fn run(db: &Path, args: &ExportArgs) -> Result<ExitCode> {
         }
         Err(ExportError::Store(e)) => return Err(e.into()),
     };
+    if args.format == export::Format::Parquet {
+        let out = args.out.as_deref().expect("checked above");
+        if let Some(copy) = &args.manifest {
+            export::write_manifest(&manifest, copy).map_err(|e| {
+                Error::Internal(format!("cannot write the manifest {}: {e}", copy.display()))
+            })?;
+        }
+        eprintln!(
+            "exported {} events to {} in {} file(s); manifest {}",
+            manifest.rows,
+            out.display(),
+            manifest.files.len(),
+            export::manifest_path_for(out, args.format).display()
+        );
+        return Ok(ExitCode::Ok);
+    }
     let target = args
         .manifest
         .clone()

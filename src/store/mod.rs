@@ -60,6 +60,14 @@ pub enum StoreError {
         /// What it looks like instead.
         detail: String,
     },
+    /// The archive is damaged in a way SQLite cannot be trusted to report safely.
+    #[error("{path} is damaged ({detail}); it was left untouched: restore it from a backup")]
+    Damaged {
+        /// The file.
+        path: PathBuf,
+        /// What is damaged.
+        detail: String,
+    },
     /// The archive was written by a newer version of the tool.
     #[error(
         "{path} has schema version {found}, newer than this elevate-archive understands (up to {supported}); \
@@ -274,6 +282,31 @@ fn inspect(path: &Path) -> Result<(), StoreError> {
     if objects == 0 {
         return Ok(());
     }
+    // Column names come from the schema's text; damaged text must be reported here, not met later as invalid
+    // UTF-8 deep inside the SQLite bindings.
+    let mut schema = conn
+        .prepare("SELECT name, sql FROM sqlite_schema")
+        .map_err(|e| not_archive(format!("its schema cannot be read: {e}")))?;
+    let mut rows = schema
+        .query([])
+        .map_err(|e| not_archive(format!("its schema cannot be read: {e}")))?;
+    while let Some(row) = rows
+        .next()
+        .map_err(|e| not_archive(format!("its schema cannot be read: {e}")))?
+    {
+        for i in 0..2 {
+            if let Ok(rusqlite::types::ValueRef::Text(text)) = row.get_ref(i)
+                && std::str::from_utf8(text).is_err()
+            {
+                return Err(StoreError::Damaged {
+                    path: path.into(),
+                    detail: "its schema text is not valid UTF-8".into(),
+                });
+            }
+        }
+    }
+    drop(rows);
+    drop(schema);
     if app_id != APPLICATION_ID {
         return Err(not_archive(format!(
             "it is an SQLite database of another application (application_id {app_id}, {objects} schema objects)"

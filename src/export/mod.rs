@@ -1,10 +1,13 @@
-//! `export`: the archive's events out to NDJSON or CSV, streamed (flat memory), with a manifest that lets the
+//! `export`: the archive's events out to NDJSON, CSV or a Parquet dataset, streamed (flat memory), with a
+//! manifest that lets the
 //! copy be checked later: the range and filters, the row count, the archive's chain head, and the SHA-256 of
 //! every file written.
 //!
 //! NDJSON lines are the events' JSON exactly as received. CSV has a header row and the columns `id, timestamp,
 //! category, action, description, username, ip_address, digest, raw`. Files are written to a private
 //! temporary name, synced, and renamed into place, so a file under its final name is always complete.
+
+pub mod parquet;
 
 use crate::store::export::{ExportError, ExportRow, export_rows};
 use crate::store::filter::Where;
@@ -23,6 +26,8 @@ pub enum Format {
     Ndjson,
     /// RFC 4180 CSV with a header row.
     Csv,
+    /// A Hive-partitioned Parquet dataset (`date=YYYY-MM-DD/`), ZSTD-compressed, typed.
+    Parquet,
 }
 
 /// What an export was asked for, recorded in its manifest.
@@ -105,6 +110,7 @@ fn write_events(
         bytes: 0,
     };
     let rows = match format {
+        Format::Parquet => unreachable!("Parquet is written by the partitioner"),
         Format::Ndjson => export_rows(conn, filter, |row| {
             sink.write_all(row.raw.as_bytes())?;
             sink.write_all(b"\n")
@@ -155,6 +161,43 @@ pub fn export(
     out: Option<&Path>,
 ) -> Result<Manifest, ExportError> {
     let chain_head = crate::store::verify::head(conn)?;
+    let manifest = |rows, files| Manifest {
+        tool: format!("elevate-archive {}", env!("CARGO_PKG_VERSION")),
+        created_at: crate::time::to_stored(chrono::Utc::now()),
+        archive: archive.display().to_string(),
+        chain_head: chain_head.clone(),
+        format,
+        selection: selection.clone(),
+        rows,
+        files,
+    };
+    if format == Format::Parquet {
+        let dir = out.ok_or_else(|| {
+            ExportError::Output(std::io::Error::other(
+                "a Parquet dataset is a folder: pass --out DIR",
+            ))
+        })?;
+        let tmp = partial_name(dir);
+        let written = (|| {
+            let mut dataset = parquet::Partitioner::create(&tmp)?;
+            export_rows(conn, filter, |row| {
+                dataset.push(row).map_err(|e| match e {
+                    ExportError::Output(io) => io,
+                    other => std::io::Error::other(other.to_string()),
+                })
+            })?;
+            let files = dataset.finish()?;
+            let rows = files.iter().map(|f| f.rows).sum();
+            let m = manifest(rows, files);
+            write_manifest(&m, &tmp.join(DATASET_MANIFEST))?;
+            std::fs::rename(&tmp, dir)?;
+            Ok(m)
+        })();
+        if written.is_err() {
+            let _ = std::fs::remove_dir_all(&tmp);
+        }
+        return written;
+    }
     let (path, (rows, bytes, sha256)) = match out {
         None => (
             "-".to_string(),
@@ -178,21 +221,15 @@ pub fn export(
             (out.display().to_string(), written?)
         }
     };
-    Ok(Manifest {
-        tool: format!("elevate-archive {}", env!("CARGO_PKG_VERSION")),
-        created_at: crate::time::to_stored(chrono::Utc::now()),
-        archive: archive.display().to_string(),
-        chain_head,
-        format,
-        selection,
+    Ok(manifest(
         rows,
-        files: vec![ManifestFile {
+        vec![ManifestFile {
             path,
             rows,
             bytes,
             sha256,
         }],
-    })
+    ))
 }
 
 /// Writes a manifest as JSON to `path`, atomically and privately.
@@ -212,6 +249,17 @@ pub fn write_manifest(manifest: &Manifest, path: &Path) -> std::io::Result<()> {
         let _ = std::fs::remove_file(&tmp);
     }
     written
+}
+
+/// The manifest inside a Parquet dataset (`_`-prefixed files are skipped by dataset readers).
+pub const DATASET_MANIFEST: &str = "_manifest.json";
+
+/// Where an export's manifest goes: `FILE.manifest.json`, or `DIR/_manifest.json` for a Parquet dataset.
+pub fn manifest_path_for(out: &Path, format: Format) -> PathBuf {
+    match format {
+        Format::Parquet => out.join(DATASET_MANIFEST),
+        _ => manifest_path(out),
+    }
 }
 
 /// The manifest path for an export file: `FILE.manifest.json`.

@@ -1,0 +1,217 @@
+//! Parquet export: a Hive-partitioned dataset, `DIR/date=YYYY-MM-DD/part-00000.parquet`, ZSTD-compressed, with
+//! `timestamp` typed as a UTC timestamp (milliseconds) and the other columns as strings, readable as-is by
+//! DuckDB, Spark, Trino and Athena. Rows arrive in time order, so one day's file is open at a time and memory
+//! stays flat (a batch of [`BATCH_ROWS`] at most). Each file is written under a hidden name (`.`-prefixed, which
+//! dataset readers skip) and renamed when complete.
+
+use super::{Hashing, ManifestFile};
+use crate::store::export::{ExportError, ExportRow};
+use arrow_array::{ArrayRef, Int64Array, RecordBatch, StringArray, TimestampMillisecondArray};
+use arrow_schema::{DataType, Field, Schema, SchemaRef, TimeUnit};
+use parquet::arrow::ArrowWriter;
+use parquet::basic::{Compression, ZstdLevel};
+use parquet::file::properties::WriterProperties;
+use sha2::{Digest, Sha256};
+use std::fs::File;
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+/// Rows buffered before a batch is written.
+pub const BATCH_ROWS: usize = 50_000;
+
+/// The dataset's schema (the `date` partition column lives in the path).
+pub fn schema() -> SchemaRef {
+    Arc::new(Schema::new(vec![
+        Field::new("id", DataType::Int64, false),
+        Field::new(
+            "timestamp",
+            DataType::Timestamp(TimeUnit::Millisecond, Some("UTC".into())),
+            false,
+        ),
+        Field::new("category", DataType::Utf8, false),
+        Field::new("action", DataType::Utf8, false),
+        Field::new("description", DataType::Utf8, true),
+        Field::new("username", DataType::Utf8, true),
+        Field::new("ip_address", DataType::Utf8, true),
+        Field::new("digest", DataType::Utf8, true),
+        Field::new("raw", DataType::Utf8, false),
+    ]))
+}
+
+/// The rows of one batch, column by column.
+#[derive(Default)]
+struct Columns {
+    id: Vec<i64>,
+    timestamp: Vec<i64>,
+    category: Vec<String>,
+    action: Vec<String>,
+    description: Vec<Option<String>>,
+    username: Vec<Option<String>>,
+    ip_address: Vec<Option<String>>,
+    digest: Vec<Option<String>>,
+    raw: Vec<String>,
+}
+
+impl Columns {
+    fn push(&mut self, row: &ExportRow, millis: i64) {
+        self.id.push(row.id);
+        self.timestamp.push(millis);
+        self.category.push(row.category.clone());
+        self.action.push(row.action.clone());
+        self.description.push(row.description.clone());
+        self.username.push(row.username.clone());
+        self.ip_address.push(row.ip_address.clone());
+        self.digest.push(row.digest.clone());
+        self.raw.push(row.raw.clone());
+    }
+
+    fn take_batch(&mut self, schema: &SchemaRef) -> Result<RecordBatch, ExportError> {
+        let c = std::mem::take(self);
+        let columns: Vec<ArrayRef> = vec![
+            Arc::new(Int64Array::from(c.id)),
+            Arc::new(TimestampMillisecondArray::from(c.timestamp).with_timezone("UTC")),
+            Arc::new(StringArray::from(c.category)),
+            Arc::new(StringArray::from(c.action)),
+            Arc::new(StringArray::from(c.description)),
+            Arc::new(StringArray::from(c.username)),
+            Arc::new(StringArray::from(c.ip_address)),
+            Arc::new(StringArray::from(c.digest)),
+            Arc::new(StringArray::from(c.raw)),
+        ];
+        RecordBatch::try_new(Arc::clone(schema), columns)
+            .map_err(|e| ExportError::Output(std::io::Error::other(e)))
+    }
+}
+
+/// One day's file being written.
+struct Open {
+    date: String,
+    writer: ArrowWriter<Hashing<File>>,
+    partial: PathBuf,
+    path: PathBuf,
+    rows: u64,
+}
+
+/// Writes the dataset under `dir` from rows in time order; returns the files written.
+pub struct Partitioner {
+    dir: PathBuf,
+    schema: SchemaRef,
+    open: Option<Open>,
+    columns: Columns,
+    pending: usize,
+    /// Files written so far, with paths relative to the dataset's folder.
+    pub files: Vec<ManifestFile>,
+}
+
+fn io(e: impl std::error::Error + Send + Sync + 'static) -> ExportError {
+    ExportError::Output(std::io::Error::other(e))
+}
+
+impl Partitioner {
+    /// A dataset in `dir`, which must not exist yet (it is created private).
+    pub fn create(dir: &Path) -> Result<Self, ExportError> {
+        std::fs::DirBuilder::new().mode(0o700).create(dir)?;
+        Ok(Partitioner {
+            dir: dir.to_path_buf(),
+            schema: schema(),
+            open: None,
+            columns: Columns::default(),
+            pending: 0,
+            files: Vec::new(),
+        })
+    }
+
+    /// Adds one row (rows must come in time order).
+    pub fn push(&mut self, row: &ExportRow) -> Result<(), ExportError> {
+        let at = crate::time::from_stored(&row.timestamp).ok_or_else(|| {
+            io(std::io::Error::other(format!(
+                "event {} has an unreadable timestamp",
+                row.id
+            )))
+        })?;
+        let date = at.format("%Y-%m-%d").to_string();
+        if self.open.as_ref().is_none_or(|o| o.date != date) {
+            self.close_file()?;
+            self.open_file(date)?;
+        }
+        self.columns.push(row, at.timestamp_millis());
+        self.pending += 1;
+        if self.pending >= BATCH_ROWS {
+            self.write_batch()?;
+        }
+        Ok(())
+    }
+
+    /// Writes what is buffered and closes the last file.
+    pub fn finish(mut self) -> Result<Vec<ManifestFile>, ExportError> {
+        self.close_file()?;
+        Ok(self.files)
+    }
+
+    fn open_file(&mut self, date: String) -> Result<(), ExportError> {
+        let folder = self.dir.join(format!("date={date}"));
+        std::fs::DirBuilder::new()
+            .mode(0o700)
+            .recursive(true)
+            .create(&folder)?;
+        let path = folder.join("part-00000.parquet");
+        let partial = folder.join(".part-00000.parquet.partial");
+        let file = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(&partial)?;
+        let props = WriterProperties::builder()
+            .set_compression(Compression::ZSTD(ZstdLevel::default()))
+            .build();
+        let sink = Hashing {
+            inner: file,
+            hasher: Sha256::new(),
+            bytes: 0,
+        };
+        let writer =
+            ArrowWriter::try_new(sink, Arc::clone(&self.schema), Some(props)).map_err(io)?;
+        self.open = Some(Open {
+            date,
+            writer,
+            partial,
+            path,
+            rows: 0,
+        });
+        Ok(())
+    }
+
+    fn write_batch(&mut self) -> Result<(), ExportError> {
+        if self.pending == 0 {
+            return Ok(());
+        }
+        let batch = self.columns.take_batch(&self.schema)?;
+        let open = self
+            .open
+            .as_mut()
+            .expect("a file is open while rows are pending");
+        open.writer.write(&batch).map_err(io)?;
+        open.rows += self.pending as u64;
+        self.pending = 0;
+        Ok(())
+    }
+
+    fn close_file(&mut self) -> Result<(), ExportError> {
+        self.write_batch()?;
+        let Some(open) = self.open.take() else {
+            return Ok(());
+        };
+        let sink = open.writer.into_inner().map_err(io)?;
+        sink.inner.sync_all()?;
+        std::fs::rename(&open.partial, &open.path)?;
+        let relative = open.path.strip_prefix(&self.dir).unwrap_or(&open.path);
+        self.files.push(ManifestFile {
+            path: relative.display().to_string(),
+            rows: open.rows,
+            bytes: sink.bytes,
+            sha256: hex::encode(sink.hasher.finalize()),
+        });
+        Ok(())
+    }
+}
