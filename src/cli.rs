@@ -209,13 +209,9 @@ pub struct BackupArgs {
     pub out: PathBuf,
 }
 
-/// `export` flags.
+/// Which archived events a command reads: a time range and the API's filter syntax.
 #[derive(Debug, Args)]
-pub struct ExportArgs {
-    /// Output format.
-    #[arg(long, value_enum)]
-    pub format: crate::export::Format,
-
+pub struct SelectionArgs {
     /// Events at or after this time (RFC 3339 or YYYY-MM-DD).
     #[arg(long, value_name = "TIME", value_parser = parse_time)]
     pub from: Option<Timestamp>,
@@ -231,6 +227,30 @@ pub struct ExportArgs {
     /// Action filter: `xyz` (equals), `in:x,y` or `like:pattern`.
     #[arg(long, value_name = "FILTER")]
     pub action: Option<String>,
+}
+
+impl SelectionArgs {
+    /// The selection as an SQL condition on `events e` with bound parameters.
+    pub fn condition(&self) -> crate::store::filter::Where {
+        crate::store::filter::events_where(
+            self.from,
+            self.to,
+            self.category.as_deref(),
+            self.action.as_deref(),
+        )
+    }
+}
+
+/// `export` flags.
+#[derive(Debug, Args)]
+pub struct ExportArgs {
+    /// Output format.
+    #[arg(long, value_enum)]
+    pub format: crate::export::Format,
+
+    /// Which events.
+    #[command(flatten)]
+    pub selection: SelectionArgs,
 
     /// Write to this file (must not exist) instead of standard output; the manifest goes to FILE.manifest.json.
     #[arg(long, value_name = "PATH")]
@@ -248,21 +268,9 @@ pub struct SearchArgs {
     #[arg(value_name = "TEXT")]
     pub text: String,
 
-    /// Events at or after this time.
-    #[arg(long, value_name = "TIME", value_parser = parse_time)]
-    pub from: Option<Timestamp>,
-
-    /// Events before this time.
-    #[arg(long, value_name = "TIME", value_parser = parse_time)]
-    pub to: Option<Timestamp>,
-
-    /// Category filter: `xyz` (equals), `in:x,y` or `like:pattern`.
-    #[arg(long, value_name = "FILTER")]
-    pub category: Option<String>,
-
-    /// Action filter: `xyz` (equals), `in:x,y` or `like:pattern`.
-    #[arg(long, value_name = "FILTER")]
-    pub action: Option<String>,
+    /// Which events.
+    #[command(flatten)]
+    pub selection: SelectionArgs,
 
     /// Most events shown.
     #[arg(long, value_name = "N", default_value_t = 100)]

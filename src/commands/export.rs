@@ -3,13 +3,13 @@
 use crate::cli::ExportArgs;
 use crate::error::{Error, ExitCode, Result};
 use crate::export::{self, Selection};
-use crate::store::{self, export::ExportError, filter};
+use crate::store::{self, export::ExportError};
 use crate::time;
 use std::path::Path;
 
 /// Exports and writes the manifest.
 pub fn run(db: &Path, args: &ExportArgs) -> Result<ExitCode> {
-    if let (Some(from), Some(to)) = (args.from, args.to)
+    if let (Some(from), Some(to)) = (args.selection.from, args.selection.to)
         && from >= to
     {
         return Err(Error::Usage(format!(
@@ -32,17 +32,12 @@ pub fn run(db: &Path, args: &ExportArgs) -> Result<ExitCode> {
         )));
     }
     let conn = store::open_read_only(db)?;
-    let filter = filter::events_where(
-        args.from,
-        args.to,
-        args.category.as_deref(),
-        args.action.as_deref(),
-    );
+    let filter = args.selection.condition();
     let selection = Selection {
-        from: args.from.map(time::to_stored),
-        to: args.to.map(time::to_stored),
-        category: args.category.clone(),
-        action: args.action.clone(),
+        from: args.selection.from.map(time::to_stored),
+        to: args.selection.to.map(time::to_stored),
+        category: args.selection.category.clone(),
+        action: args.selection.action.clone(),
     };
     let manifest = match export::export(
         &conn,

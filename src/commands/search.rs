@@ -11,12 +11,7 @@ pub fn run(db: &Path, args: &SearchArgs) -> Result<ExitCode> {
         return Err(Error::Usage("give some words to search for".into()));
     };
     let conn = store::open_read_only(db)?;
-    let condition = filter::events_where(
-        args.from,
-        args.to,
-        args.category.as_deref(),
-        args.action.as_deref(),
-    );
+    let condition = args.selection.condition();
     let sql = format!(
         "SELECT e.id, e.timestamp, e.category, e.action, e.username, e.ip_address, e.description
          FROM events_fts JOIN events e ON e.id = events_fts.rowid

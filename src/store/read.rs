@@ -200,6 +200,9 @@ pub fn status(conn: &Connection, now: Timestamp) -> Result<StatusReport, StoreEr
         let ranges = covered(conn, &filters)?;
         filtered_coverage.push(coverage(filters, &ranges));
     }
+    // Coverage per filter set, computed once however many windows failed.
+    let mut coverage_of: std::collections::HashMap<(String, String), Vec<Interval>> =
+        Default::default();
     let mut incomplete = 0;
     let mut failed = conn
         .prepare(
@@ -216,7 +219,13 @@ pub fn status(conn: &Connection, now: Timestamp) -> Result<StatusReport, StoreEr
         let (Some(start), Some(end)) = (time::from_stored(&start), time::from_stored(&end)) else {
             continue;
         };
-        let cover = covered(conn, &Filters { category, action })?;
+        let cover = match coverage_of.entry((category, action)) {
+            std::collections::hash_map::Entry::Occupied(e) => e.into_mut(),
+            std::collections::hash_map::Entry::Vacant(e) => {
+                let (category, action) = e.key().clone();
+                e.insert(covered(conn, &Filters { category, action })?)
+            }
+        };
         if !cover.iter().any(|c| c.start <= start && end <= c.end) {
             incomplete += 1;
         }

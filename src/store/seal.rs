@@ -216,17 +216,21 @@ pub(crate) fn seal_backlog(conn: &Connection, now: &str) -> Result<usize, StoreE
         [],
     )
     .context(ctx)?;
-    let ids: Vec<i64> = conn
-        .prepare(
-            "SELECT w.id FROM windows w LEFT JOIN seals s ON s.window_id = w.id
-             WHERE s.id IS NULL AND w.status <> 'running' ORDER BY w.id",
-        )
-        .and_then(|mut s| s.query_map([], |r| r.get(0))?.collect())
-        .context(ctx)?;
+    let ids = unsealed_windows(conn).context(ctx)?;
     for id in &ids {
         seal_window(conn, *id, now)?;
     }
     Ok(ids.len())
+}
+
+/// Window fetches that have ended (complete, failed, interrupted) but have no seal, oldest first.
+pub fn unsealed_windows(conn: &Connection) -> rusqlite::Result<Vec<i64>> {
+    conn.prepare(
+        "SELECT w.id FROM windows w LEFT JOIN seals s ON s.window_id = w.id
+         WHERE s.id IS NULL AND w.status <> 'running' ORDER BY w.id",
+    )?
+    .query_map([], |r| r.get(0))?
+    .collect()
 }
 
 /// Registers `sha256_hex(text)` on a connection, for the backlog's digests.

@@ -173,13 +173,7 @@ pub fn verify(conn: &Connection, anchor: Option<&str>) -> Result<VerifyReport, S
     }
 
     // Every ended window fetch is sealed; every event belongs to a sealed or running fetch.
-    let unsealed: Vec<i64> = conn
-        .prepare(
-            "SELECT w.id FROM windows w LEFT JOIN seals s ON s.window_id = w.id
-             WHERE s.id IS NULL AND w.status <> 'running' ORDER BY w.id",
-        )
-        .and_then(|mut s| s.query_map([], |r| r.get(0))?.collect())
-        .context(ctx)?;
+    let unsealed = seal::unsealed_windows(conn).context(ctx)?;
     for window_id in unsealed {
         findings.push(Finding {
             kind: "unsealed",
