@@ -45,7 +45,7 @@ pub enum Command {
     Verify(VerifyArgs),
     /// Write a consistent copy of the archive (safe while a sync runs).
     Backup(BackupArgs),
-    /// Export events to NDJSON or CSV, with a manifest (row count, SHA-256 per file).
+    /// Export events to NDJSON, CSV or a Parquet dataset, with a manifest (row count, SHA-256 per file).
     Export(ExportArgs),
     /// Full-text search over descriptions and usernames, newest first.
     Search(SearchArgs),

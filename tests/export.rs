@@ -4,30 +4,10 @@
 mod common;
 
 use common::*;
-use elevate_archive::simulator::SimConfig;
 use elevate_archive::store::seal::sha256_hex;
-use elevate_archive::time::parse_time_arg;
 
 fn archive() -> (Served, Sandbox) {
-    let served = serve(SimConfig::new(
-        4_000,
-        parse_time_arg("2024-01-01").unwrap(),
-        parse_time_arg("2024-01-05").unwrap(),
-    ));
-    let sb = Sandbox::new();
-    sb.run_env(
-        &[
-            "sync",
-            "--base-url",
-            &served.base,
-            "--from",
-            "2024-01-01",
-            "--to",
-            "2024-01-05",
-        ],
-        &SIM_CREDS,
-    )
-    .expect(0);
+    let (served, sb, _) = synced(4_000, "2024-01-01", "2024-01-05");
     (served, sb)
 }
 

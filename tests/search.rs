@@ -124,25 +124,7 @@ fn search_finds_what_sql_finds_and_follows_each_sync() {
 
 #[test]
 fn search_refuses_empty_text_and_handles_fts_syntax_as_words() {
-    let served = serve(SimConfig::new(
-        200,
-        parse_time_arg("2024-01-01").unwrap(),
-        parse_time_arg("2024-01-02").unwrap(),
-    ));
-    let sb = Sandbox::new();
-    sb.run_env(
-        &[
-            "sync",
-            "--base-url",
-            &served.base,
-            "--from",
-            "2024-01-01",
-            "--to",
-            "2024-01-02",
-        ],
-        &SIM_CREDS,
-    )
-    .expect(0);
+    let (_served, sb, _) = synced(200, "2024-01-01", "2024-01-02");
     let empty = sb.run(&["search", "   "]);
     empty.expect(2);
     for text in ["AND", "\"unbalanced", "NEAR(a b)", "o'brien", "a:b", "-x"] {

@@ -12,26 +12,7 @@ use rusqlite::Connection;
 use std::time::Duration;
 
 fn archive() -> (Served, Sandbox, String) {
-    let served = serve(SimConfig::new(
-        3_000,
-        parse_time_arg("2024-01-01").unwrap(),
-        parse_time_arg("2024-01-04").unwrap(),
-    ));
-    let sb = Sandbox::new();
-    let run = sb.run_env(
-        &[
-            "sync",
-            "--base-url",
-            &served.base,
-            "--from",
-            "2024-01-01",
-            "--to",
-            "2024-01-04",
-            "--json",
-        ],
-        &SIM_CREDS,
-    );
-    run.expect(0);
+    let (served, sb, run) = synced(3_000, "2024-01-01", "2024-01-04");
     let summary: serde_json::Value = serde_json::from_str(run.stdout.trim()).unwrap();
     let head = summary["chain_head"].as_str().unwrap().to_string();
     (served, sb, head)
