@@ -49,6 +49,16 @@ pub enum Command {
     Export(ExportArgs),
     /// Full-text search over descriptions and usernames, newest first.
     Search(SearchArgs),
+    /// Retention: remove whole sealed window fetches that ended before a cutoff; the removal is recorded and sealed.
+    #[command(
+        after_help = "Held ranges (see `hold`) are never pruned. Ledger rows stay: pruned ranges remain \
+        covered, are shown as pruned by `status` and `verify`, and are never fetched again.\n\n\
+        Exit codes: 0 ok (also when nothing was old enough), 2 usage, 5 archive, 6 a sync is running, \
+        7 a window no longer matches its seal (nothing pruned)"
+    )]
+    Prune(PruneArgs),
+    /// Legal holds: ranges of events that `prune` never removes.
+    Hold(HoldArgs),
     /// Serve a simulated Elevate API (documented behaviour, switchable unknowns, faults on demand).
     Simulate(Box<SimulateArgs>),
     /// The whole job in one command: simulate an API, sync it into ./demo.db, show status and example queries.
@@ -207,6 +217,62 @@ pub struct BackupArgs {
     /// Where to write the copy (must not exist).
     #[arg(long, value_name = "PATH")]
     pub out: PathBuf,
+}
+
+/// `prune` flags.
+#[derive(Debug, Args)]
+pub struct PruneArgs {
+    /// Remove window fetches that ended at or before this time (RFC 3339 or YYYY-MM-DD).
+    #[arg(long, value_name = "TIME", value_parser = parse_time)]
+    pub before: Timestamp,
+
+    /// Show what would be removed, and change nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = StatusFormat::Text)]
+    pub format: StatusFormat,
+}
+
+/// `hold` subcommands.
+#[derive(Debug, Args)]
+pub struct HoldArgs {
+    /// What to do with holds.
+    #[command(subcommand)]
+    pub command: HoldCommand,
+}
+
+/// What `hold` does.
+#[derive(Debug, Subcommand)]
+pub enum HoldCommand {
+    /// Place a hold on the events in [--from, --to).
+    Add {
+        /// Start of the held range (RFC 3339 or YYYY-MM-DD).
+        #[arg(long, value_name = "TIME", value_parser = parse_time)]
+        from: Timestamp,
+        /// End of the held range, exclusive.
+        #[arg(long, value_name = "TIME", value_parser = parse_time)]
+        to: Timestamp,
+        /// Why: a case number, a request (kept with the hold).
+        #[arg(long, value_name = "TEXT")]
+        reason: String,
+    },
+    /// List the holds in force.
+    List {
+        /// Include lifted holds.
+        #[arg(long)]
+        all: bool,
+        /// Output format.
+        #[arg(long, value_enum, default_value_t = QueryFormat::Table)]
+        format: QueryFormat,
+    },
+    /// Lift a hold (its record stays, with the time it was lifted).
+    Remove {
+        /// The hold's id, as `hold list` shows it.
+        #[arg(value_name = "ID")]
+        id: i64,
+    },
 }
 
 /// Which archived events a command reads: a time range and the API's filter syntax.

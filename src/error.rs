@@ -23,7 +23,7 @@ pub enum ExitCode {
     Archive = 5,
     /// Another `sync` holds the archive; nothing was done.
     Busy = 6,
-    /// `verify` found tampering, damage or coverage gaps.
+    /// `verify` found tampering, damage or coverage gaps (or `prune` met a window that no longer matches its seal).
     VerifyFailed = 7,
     /// Stopped by SIGINT or SIGTERM; committed pages are kept and the next run resumes.
     Interrupted = 130,
@@ -64,6 +64,7 @@ impl Error {
             Error::Api(e) if e.is_configuration() => ExitCode::Usage,
             Error::Api(_) => ExitCode::Api,
             Error::Store(StoreError::Locked { .. }) => ExitCode::Busy,
+            Error::Store(StoreError::SealMismatch { .. }) => ExitCode::VerifyFailed,
             Error::Store(_) => ExitCode::Archive,
             Error::Interrupted => ExitCode::Interrupted,
             Error::Internal(_) => ExitCode::Internal,

@@ -250,6 +250,27 @@ pub fn status_text(report: &StatusReport, db: &str) -> String {
             ));
         }
     }
+    for (i, p) in report.pruned.iter().enumerate() {
+        line(format!(
+            "{}{} .. {}  (removed by prune, recorded and sealed)",
+            if i == 0 {
+                "Pruned       "
+            } else {
+                "             "
+            },
+            p.from,
+            p.to
+        ));
+    }
+    for h in &report.holds {
+        line(format!(
+            "Hold         #{} {} .. {}  {}",
+            h.id,
+            h.from,
+            h.to,
+            printable(&h.reason)
+        ));
+    }
     if let (Some(until), Some(secs)) = (&report.covered_until, report.freshness_seconds) {
         line(format!(
             "Freshness    covered until {until}, {} behind now",
@@ -264,6 +285,15 @@ pub fn status_text(report: &StatusReport, db: &str) -> String {
         "Revisions    {} (events changed at the source after archiving)",
         thousands(report.revisions)
     ));
+    let sc = &report.source_changes;
+    if sc.late + sc.changed + sc.deleted > 0 {
+        line(format!(
+            "Source       reconcile found {} late, {} changed, {} deleted at the source (table source_changes)",
+            thousands(sc.late),
+            thousands(sc.changed),
+            thousands(sc.deleted)
+        ));
+    }
     line(format!("Rejects      {}", thousands(report.rejects)));
     for r in &report.reject_reasons {
         line(format!(
@@ -278,7 +308,11 @@ pub fn status_text(report: &StatusReport, db: &str) -> String {
             line(format!(
                 "  #{:<4} {:<11} {}  {} .. {}  windows {}/{}  new {}  received {}  revisions {}  rejects {}{}",
                 r.id,
-                r.status,
+                if r.kind == "sync" {
+                    r.status.clone()
+                } else {
+                    format!("{} {}", r.kind, r.status)
+                },
                 r.started_at,
                 r.range_from,
                 r.range_to,
@@ -361,6 +395,12 @@ pub fn verify_text(r: &crate::store::verify::VerifyReport) -> String {
             g.from, g.to
         ));
     }
+    for p in &r.pruned {
+        s.push_str(&format!(
+            "  pruned    {} .. {} was removed by prune (recorded and sealed; not a gap)\n",
+            p.from, p.to
+        ));
+    }
     if let Some(seal) = r.anchor_found_at {
         s.push_str(&format!(
             "anchor found at seal {seal}: the chain up to it is unchanged\n"
@@ -376,6 +416,49 @@ pub fn verify_text(r: &crate::store::verify::VerifyReport) -> String {
         "chain head {}\nkeep it outside this file and pass it later as: elevate-archive verify --anchor {}\n",
         r.head, r.head
     ));
+    s
+}
+
+/// Renders what `prune` did (or, for a dry run, would do).
+pub fn prune_text(p: &crate::store::retention::PrunePlan, dry_run: bool) -> String {
+    use crate::store::retention::KeptBecause;
+    let mut s = String::new();
+    let verb = if dry_run { "would remove" } else { "removed" };
+    if p.windows.is_empty() {
+        s.push_str(&format!(
+            "prune{}: nothing to remove: no unheld window fetch ended at or before {}\n",
+            if dry_run { " --dry-run" } else { "" },
+            p.cutoff
+        ));
+    } else {
+        s.push_str(&format!(
+            "prune{}: {verb} {} window fetch(es) ended at or before {}: {} events, {} revisions, {} rejects\n",
+            if dry_run { " --dry-run" } else { "" },
+            p.windows.len(),
+            p.cutoff,
+            thousands(p.events),
+            thousands(p.revisions),
+            thousands(p.rejects)
+        ));
+        for r in &p.ranges {
+            s.push_str(&format!("  {} .. {}\n", r.from, r.to));
+        }
+    }
+    for (reason, n) in &p.kept {
+        let why = match reason {
+            KeptBecause::Held => "under a legal hold",
+            KeptBecause::EventAfterCutoff => "holding events at or after the cutoff",
+            KeptBecause::RevisionKept => "with events whose revisions are kept",
+        };
+        s.push_str(&format!("kept {n} window fetch(es) {why}\n"));
+    }
+    match (&p.prune_id, &p.chain_head) {
+        (Some(id), Some(head)) => s.push_str(&format!(
+            "recorded as prune {id} and sealed; chain head {head}\n"
+        )),
+        _ if dry_run => s.push_str("nothing was changed (dry run)\n"),
+        _ => {}
+    }
     s
 }
 

@@ -3,6 +3,8 @@
 pub mod backup;
 pub mod demo;
 pub mod export;
+pub mod hold;
+pub mod prune;
 pub mod query;
 pub mod search;
 pub mod simulate;
@@ -25,6 +27,8 @@ pub async fn run(cli: Cli) -> Result<ExitCode> {
         Command::Backup(args) => backup::run(&db(DEFAULT_DB), args),
         Command::Export(args) => export::run(&db(DEFAULT_DB), args),
         Command::Search(args) => search::run(&db(DEFAULT_DB), args),
+        Command::Prune(args) => prune::run(&db(DEFAULT_DB), args),
+        Command::Hold(args) => hold::run(&db(DEFAULT_DB), args),
         Command::Simulate(args) => simulate::run(args).await,
         Command::Demo(args) => demo::run(&db(DEFAULT_DEMO_DB), args).await,
     }

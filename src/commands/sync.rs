@@ -63,7 +63,11 @@ pub async fn execute(
         _ => return Err(empty_archive(db)),
     };
     let range = Interval::new(start.min(settings.to), settings.to);
-    let windows = planner::plan(range, &covered, force_from, settings.window);
+    let retired = store.pruned_ranges()?;
+    let windows = planner::subtract_all(
+        planner::plan(range, &covered, force_from, settings.window),
+        &retired,
+    );
     info!(range = %range, windows = windows.len(), "planned");
 
     let client = ApiClient::new(

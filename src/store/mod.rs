@@ -11,6 +11,7 @@
 pub mod export;
 pub mod filter;
 pub mod read;
+pub mod retention;
 pub mod seal;
 pub mod verify;
 pub mod write;
@@ -80,6 +81,28 @@ pub enum StoreError {
         found: i64,
         /// The newest version this build knows.
         supported: i64,
+    },
+    /// The archive was written by an older version and has not been upgraded yet.
+    #[error(
+        "{path} has schema version {found}, older than this elevate-archive reads (version {supported}); it was \
+         left untouched: the next `elevate-archive sync` (or `hold add`, `prune`) upgrades it in place, keeping everything"
+    )]
+    OlderVersion {
+        /// The file.
+        path: PathBuf,
+        /// Its schema version.
+        found: i64,
+        /// The version this build reads.
+        supported: i64,
+    },
+    /// A window fetch about to be pruned no longer matches its seal.
+    #[error(
+        "window fetch {window_id} no longer matches its seal, so it was not pruned (nothing was): \
+         run `elevate-archive verify` to see what changed"
+    )]
+    SealMismatch {
+        /// The window fetch.
+        window_id: i64,
     },
     /// Another sync holds the archive.
     #[error(
@@ -262,7 +285,7 @@ pub fn supported_version() -> i64 {
 
 /// Looks at an existing file read-only and refuses anything that is not an archive this build can use.
 /// An empty file (or a brand-new one) passes: it becomes an archive.
-fn inspect(path: &Path) -> Result<(), StoreError> {
+fn inspect(path: &Path) -> Result<Option<i64>, StoreError> {
     let conn = open_read_only_raw(path)?;
     let not_archive = |detail: String| StoreError::NotAnArchive {
         path: path.into(),
@@ -280,7 +303,7 @@ fn inspect(path: &Path) -> Result<(), StoreError> {
         .query_row("SELECT count(*) FROM sqlite_schema", [], |r| r.get(0))
         .map_err(|e| not_archive(format!("its schema cannot be read: {e}")))?;
     if objects == 0 {
-        return Ok(());
+        return Ok(None);
     }
     // Column names come from the schema's text; damaged text must be reported here, not met later as invalid
     // UTF-8 deep inside the SQLite bindings.
@@ -326,7 +349,7 @@ fn inspect(path: &Path) -> Result<(), StoreError> {
             found,
             supported,
         }),
-        _ => Ok(()),
+        found => Ok(found),
     }
 }
 
@@ -344,7 +367,20 @@ pub fn open_read_only(path: &Path) -> Result<Connection, StoreError> {
     if !path.exists() {
         return Err(StoreError::NotFound { path: path.into() });
     }
-    inspect(path)?;
+    let Some(found) = inspect(path)? else {
+        return Err(StoreError::NotAnArchive {
+            path: path.into(),
+            detail: "it is empty: no sync has written to it yet".into(),
+        });
+    };
+    let supported = supported_version();
+    if found < supported {
+        return Err(StoreError::OlderVersion {
+            path: path.into(),
+            found,
+            supported,
+        });
+    }
     let conn = open_read_only_raw(path)?;
     harden(&conn)?;
     conn.busy_timeout(BUSY_TIMEOUT)

@@ -50,7 +50,7 @@ fn covered(conn: &Connection, filters: &Filters) -> Result<Vec<Interval>, StoreE
 }
 
 /// A covered range as `status` reports it.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Clone, Serialize)]
 pub struct Range {
     /// Start (stored form).
     pub from: String,
@@ -89,6 +89,8 @@ pub struct RunRow {
     pub started_at: String,
     /// When it finished (none if it is running or was killed).
     pub finished_at: Option<String>,
+    /// sync or reconcile.
+    pub kind: String,
     /// ok, partial, failed, interrupted or running.
     pub status: String,
     /// Requested range start.
@@ -139,6 +141,17 @@ pub struct RejectReason {
     pub count: i64,
 }
 
+/// Counts of what `reconcile` found at the source.
+#[derive(Debug, Default, Serialize)]
+pub struct SourceChanges {
+    /// Events that arrived after their window was archived.
+    pub late: i64,
+    /// Events changed at the source (kept as revisions).
+    pub changed: i64,
+    /// Events deleted at the source (kept in the archive).
+    pub deleted: i64,
+}
+
 /// Everything `status` shows.
 #[derive(Debug, Serialize)]
 pub struct StatusReport {
@@ -164,6 +177,12 @@ pub struct StatusReport {
     pub rejects: i64,
     /// Rejected items by reason.
     pub reject_reasons: Vec<RejectReason>,
+    /// Ranges emptied by `prune` (still covered: never fetched again).
+    pub pruned: Vec<Range>,
+    /// Legal holds in force.
+    pub holds: Vec<super::retention::Hold>,
+    /// What `reconcile` found changed at the source, by kind.
+    pub source_changes: SourceChanges,
     /// Recent runs, newest first.
     pub runs: Vec<RunRow>,
     /// The event-type catalogue, newest first appearance first.
@@ -247,11 +266,23 @@ pub fn status(conn: &Connection, now: Timestamp) -> Result<StatusReport, StoreEr
             })
         },
     )?;
+    let mut source_changes = SourceChanges::default();
+    for (kind, n) in collect(
+        conn,
+        "SELECT kind, count(*) FROM source_changes GROUP BY kind",
+        |r| Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?)),
+    )? {
+        match kind.as_str() {
+            "late" => source_changes.late = n,
+            "changed" => source_changes.changed = n,
+            _ => source_changes.deleted += n,
+        }
+    }
     let runs = collect(
         conn,
         &format!(
             "SELECT id, started_at, finished_at, status, range_from, range_to, windows_completed, windows_planned,
-                    events_new, events_received, revisions, rejects, out_of_window, error
+                    events_new, events_received, revisions, rejects, out_of_window, error, kind
              FROM runs ORDER BY id DESC LIMIT {STATUS_RUNS}"
         ),
         |r| {
@@ -270,6 +301,7 @@ pub fn status(conn: &Connection, now: Timestamp) -> Result<StatusReport, StoreEr
                 rejects: r.get(11)?,
                 out_of_window: r.get(12)?,
                 error: r.get(13)?,
+                kind: r.get(14)?,
             })
         },
     )?;
@@ -300,6 +332,12 @@ pub fn status(conn: &Connection, now: Timestamp) -> Result<StatusReport, StoreEr
         revisions,
         rejects,
         reject_reasons,
+        pruned: super::retention::pruned_ranges(conn)?
+            .iter()
+            .map(Range::from)
+            .collect(),
+        holds: super::retention::holds(conn, false)?,
+        source_changes,
         runs,
         event_types,
     })

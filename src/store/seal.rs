@@ -138,12 +138,106 @@ pub fn window_content(conn: &Connection, window_id: i64) -> rusqlite::Result<Win
             ]),
         );
     }
+    // What a reconcile's fetch found changed at the source (none for a sync's fetch, so seals made before
+    // reconciliation existed describe their windows exactly as they did).
+    let mut stmt = conn.prepare_cached(
+        "SELECT id, event_id, kind, detected_at FROM source_changes WHERE window_id = ?1 ORDER BY id",
+    )?;
+    let mut rows = stmt.query([window_id])?;
+    while let Some(r) = rows.next()? {
+        line(
+            &mut h,
+            serde_json::json!([
+                "source",
+                r.get::<_, i64>(0)?,
+                r.get::<_, i64>(1)?,
+                r.get::<_, String>(2)?,
+                r.get::<_, String>(3)?
+            ]),
+        );
+    }
     Ok(WindowContent {
         content: hex::encode(h.finalize()),
         members,
         events,
         revisions,
     })
+}
+
+/// The canonical description of prune `prune_id`, hashed like a window's: a version line, the prune row, and
+/// each window fetch it emptied with the hash of the seal that vouched for that window's content.
+pub fn prune_content(conn: &Connection, prune_id: i64) -> rusqlite::Result<String> {
+    let mut h = Sha256::new();
+    let line = |h: &mut Sha256, value: serde_json::Value| {
+        h.update(value.to_string().as_bytes());
+        h.update(b"\n");
+    };
+    line(&mut h, serde_json::json!(["elevate-archive prune", 1]));
+    let row = conn.query_row(
+        "SELECT id, pruned_at, cutoff, windows, events, revisions, rejects, range_start, range_end
+         FROM prunes WHERE id = ?1",
+        [prune_id],
+        |r| {
+            Ok(serde_json::json!([
+                "prune",
+                r.get::<_, i64>(0)?,
+                r.get::<_, String>(1)?,
+                r.get::<_, String>(2)?,
+                r.get::<_, i64>(3)?,
+                r.get::<_, i64>(4)?,
+                r.get::<_, i64>(5)?,
+                r.get::<_, i64>(6)?,
+                r.get::<_, String>(7)?,
+                r.get::<_, String>(8)?,
+            ]))
+        },
+    )?;
+    line(&mut h, row);
+    let mut stmt = conn.prepare_cached(
+        "SELECT window_id, seal_hash, events, revisions, rejects FROM pruned_windows
+         WHERE prune_id = ?1 ORDER BY window_id",
+    )?;
+    let mut rows = stmt.query([prune_id])?;
+    while let Some(r) = rows.next()? {
+        line(
+            &mut h,
+            serde_json::json!([
+                "window",
+                r.get::<_, i64>(0)?,
+                r.get::<_, String>(1)?,
+                r.get::<_, i64>(2)?,
+                r.get::<_, i64>(3)?,
+                r.get::<_, i64>(4)?
+            ]),
+        );
+    }
+    Ok(hex::encode(h.finalize()))
+}
+
+/// Seals prune `prune_id` (inside the caller's transaction, after its rows are written).
+pub(crate) fn seal_prune(
+    conn: &Connection,
+    prune_id: i64,
+    now: &str,
+) -> Result<String, StoreError> {
+    let ctx = || format!("cannot seal prune {prune_id}");
+    let content = prune_content(conn, prune_id).context(ctx)?;
+    let (events, revisions): (i64, i64) = conn
+        .query_row(
+            "SELECT events, revisions FROM prunes WHERE id = ?1",
+            [prune_id],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .context(ctx)?;
+    let previous = head(conn).context(ctx)?;
+    let hash = chain_hash(&previous, &content);
+    conn.execute(
+        "INSERT INTO seals (prune_id, sealed_at, events, revisions, members, content, previous, hash)
+         VALUES (?1, ?2, ?3, ?4, x'', ?5, ?6, ?7)",
+        params![prune_id, now, events, revisions, content, previous, hash],
+    )
+    .context(ctx)?;
+    Ok(hash)
 }
 
 /// The first 8 bytes of a hex digest (zeros if it is missing or malformed).

@@ -7,11 +7,11 @@
 //! external anchor, if given, is in the chain; and coverage gaps. Findings name the window and the ids.
 
 use super::seal::{self, GENESIS, WindowContent, chain_hash, decode_members, window_content};
-use super::{SqlContext, StoreError, read};
+use super::{SqlContext, StoreError, read, retention};
 use crate::model::{Filters, gaps_between};
 use rusqlite::Connection;
 use serde::Serialize;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap, HashSet};
 
 /// Most ids named per finding.
 const IDS_SHOWN: usize = 20;
@@ -44,6 +44,10 @@ pub struct VerifyReport {
     pub windows_in_progress: u64,
     /// Gaps between covered ranges (unfiltered coverage).
     pub gaps: Vec<read::Range>,
+    /// Ranges emptied by `prune` (covered, sealed, and deliberately removed: not gaps).
+    pub pruned: Vec<read::Range>,
+    /// The prunes, oldest first.
+    pub prunes: Vec<retention::PruneRecord>,
     /// Tampering or damage found.
     pub findings: Vec<Finding>,
 }
@@ -108,18 +112,34 @@ pub fn verify(conn: &Connection, anchor: Option<&str>) -> Result<VerifyReport, S
         });
     }
 
+    // Window fetches emptied by `prune`: window id -> (prune id, the seal hash recorded, events, revisions).
+    let pruned: HashMap<i64, (i64, String, i64, i64)> = conn
+        .prepare("SELECT window_id, prune_id, seal_hash, events, revisions FROM pruned_windows")
+        .and_then(|mut s| {
+            s.query_map([], |r| {
+                Ok((r.get(0)?, (r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?)))
+            })?
+            .collect()
+        })
+        .context(ctx)?;
+    let mut sealed_prunes = HashSet::new();
+
     // The chain.
     let mut previous = GENESIS.to_string();
     let mut seals = 0u64;
     let mut anchor_found_at = None;
     let mut stmt = conn
-        .prepare("SELECT id, window_id, members, content, previous, hash FROM seals ORDER BY id")
+        .prepare(
+            "SELECT id, window_id, prune_id, members, content, previous, hash, events, revisions
+             FROM seals ORDER BY id",
+        )
         .context(ctx)?;
     let mut rows = stmt.query([]).context(ctx)?;
     while let Some(r) = rows.next().context(ctx)? {
-        let (seal_id, window_id, members, content, prev, hash): (
+        let (seal_id, window_id, prune_id, members, content, prev, hash): (
             i64,
-            i64,
+            Option<i64>,
+            Option<i64>,
             Vec<u8>,
             String,
             String,
@@ -131,12 +151,14 @@ pub fn verify(conn: &Connection, anchor: Option<&str>) -> Result<VerifyReport, S
             r.get(3).context(ctx)?,
             r.get(4).context(ctx)?,
             r.get(5).context(ctx)?,
+            r.get(6).context(ctx)?,
         );
+        let sealed_counts: (i64, i64) = (r.get(7).context(ctx)?, r.get(8).context(ctx)?);
         seals += 1;
         if prev != previous {
             findings.push(Finding {
                 kind: "chain",
-                window_id: Some(window_id),
+                window_id,
                 ids: Vec::new(),
                 detail: format!("seal {seal_id} does not follow the seal before it: a seal was removed or reordered"),
             });
@@ -144,7 +166,7 @@ pub fn verify(conn: &Connection, anchor: Option<&str>) -> Result<VerifyReport, S
         if chain_hash(&prev, &content) != hash {
             findings.push(Finding {
                 kind: "chain",
-                window_id: Some(window_id),
+                window_id,
                 ids: Vec::new(),
                 detail: format!(
                     "seal {seal_id}'s hash does not match its content: the seal was edited"
@@ -154,7 +176,38 @@ pub fn verify(conn: &Connection, anchor: Option<&str>) -> Result<VerifyReport, S
         if anchor == Some(hash.as_str()) {
             anchor_found_at = Some(seal_id);
         }
-        previous = hash;
+        previous = hash.clone();
+        let window_id = match (window_id, prune_id) {
+            (Some(window_id), _) => window_id,
+            (None, Some(prune_id)) => {
+                sealed_prunes.insert(prune_id);
+                findings.extend(check_prune(conn, prune_id, &content).context(ctx)?);
+                continue;
+            }
+            (None, None) => {
+                findings.push(Finding {
+                    kind: "chain",
+                    window_id: None,
+                    ids: Vec::new(),
+                    detail: format!("seal {seal_id} seals nothing: the seal was edited"),
+                });
+                continue;
+            }
+        };
+        if let Some((prune_id, seal_hash, events, revisions)) = pruned.get(&window_id) {
+            if *seal_hash != hash || (*events, *revisions) != sealed_counts {
+                findings.push(Finding {
+                    kind: "ledger",
+                    window_id: Some(window_id),
+                    ids: Vec::new(),
+                    detail: format!(
+                        "prune {prune_id} records this window as removed, but not as its seal describes it"
+                    ),
+                });
+            }
+            findings.extend(check_emptied(conn, window_id).context(ctx)?);
+            continue;
+        }
         match window_content(conn, window_id) {
             Ok(now) if now.content == content => {}
             Ok(now) => findings.extend(explain_change(window_id, &members, &now)),
@@ -170,6 +223,26 @@ pub fn verify(conn: &Connection, anchor: Option<&str>) -> Result<VerifyReport, S
             }),
             Err(e) => return Err(e).context(ctx),
         }
+    }
+
+    // Every prune record is sealed: a forged "pruned" record would otherwise hide a deletion.
+    let mut forged: BTreeMap<i64, Vec<i64>> = BTreeMap::new();
+    for (window_id, (prune_id, ..)) in &pruned {
+        if !sealed_prunes.contains(prune_id) {
+            forged.entry(*prune_id).or_default().push(*window_id);
+        }
+    }
+    for (prune_id, windows) in forged {
+        findings.push(Finding {
+            kind: "unsealed",
+            window_id: windows.iter().min().copied(),
+            ids: Vec::new(),
+            detail: format!(
+                "{} window fetch(es) are recorded as removed by prune {prune_id}, which has no seal: \
+                 the prune record was forged or its seal deleted",
+                windows.len()
+            ),
+        });
     }
 
     // Every ended window fetch is sealed; every event belongs to a sealed or running fetch.
@@ -220,7 +293,10 @@ pub fn verify(conn: &Connection, anchor: Option<&str>) -> Result<VerifyReport, S
         });
     }
     let covered = read::covered_on(conn, &Filters::default())?;
+    let pruned_ranges = retention::pruned_ranges(conn)?;
     Ok(VerifyReport {
+        pruned: pruned_ranges.iter().map(read::Range::from).collect(),
+        prunes: retention::prunes(conn)?,
         head: previous,
         seals,
         events,
@@ -291,6 +367,55 @@ fn explain_change(window_id: i64, sealed: &[u8], now: &WindowContent) -> Vec<Fin
         });
     }
     out
+}
+
+/// Checks a prune's seal against its record.
+fn check_prune(
+    conn: &Connection,
+    prune_id: i64,
+    sealed: &str,
+) -> rusqlite::Result<Option<Finding>> {
+    let detail = match seal::prune_content(conn, prune_id) {
+        Ok(now) if now == sealed => return Ok(None),
+        Ok(_) => format!("the record of prune {prune_id} changed after it was sealed"),
+        Err(rusqlite::Error::QueryReturnedNoRows) => {
+            format!("the record of prune {prune_id} was deleted")
+        }
+        Err(e) => return Err(e),
+    };
+    Ok(Some(Finding {
+        kind: "ledger",
+        window_id: None,
+        ids: Vec::new(),
+        detail,
+    }))
+}
+
+/// Checks nothing was filed under a pruned window fetch after it was emptied.
+fn check_emptied(conn: &Connection, window_id: i64) -> rusqlite::Result<Option<Finding>> {
+    let ids: Vec<i64> = conn
+        .prepare_cached("SELECT id FROM events WHERE window_id = ?1 ORDER BY id")?
+        .query_map([window_id], |r| r.get(0))?
+        .collect::<Result<_, _>>()?;
+    let others: i64 = conn.query_row(
+        "SELECT (SELECT count(*) FROM event_revisions WHERE window_id = ?1)
+              + (SELECT count(*) FROM rejects WHERE window_id = ?1)
+              + (SELECT count(*) FROM source_changes WHERE window_id = ?1)",
+        [window_id],
+        |r| r.get(0),
+    )?;
+    if ids.is_empty() && others == 0 {
+        return Ok(None);
+    }
+    Ok(Some(Finding {
+        kind: "inserted",
+        window_id: Some(window_id),
+        detail: format!(
+            "{} event(s) and {others} other row(s) were filed under this window after it was pruned",
+            ids.len()
+        ),
+        ids: ids.into_iter().take(IDS_SHOWN).collect(),
+    }))
 }
 
 /// The chain head of an archive, for summaries.

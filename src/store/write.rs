@@ -319,7 +319,7 @@ impl Store {
             .context(|| "cannot refresh the query planner's statistics".into())
     }
 
-    fn begin(&mut self) -> Result<Transaction<'_>, StoreError> {
+    pub(super) fn begin(&mut self) -> Result<Transaction<'_>, StoreError> {
         self.conn
             .transaction_with_behavior(TransactionBehavior::Immediate)
             .context(|| "cannot start a write transaction".into())

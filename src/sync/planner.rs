@@ -43,6 +43,28 @@ pub fn plan(
         .collect()
 }
 
+/// Plans the windows of a `reconcile`: the covered parts of `range`, cut like a sync's windows, so that
+/// reading them again compares like with like.
+pub fn plan_reconcile(range: Interval, covered: &[Interval], window: TimeDelta) -> Vec<Interval> {
+    let uncovered = subtract(range, &merge_intervals(covered.to_vec()));
+    subtract_all(vec![range], &uncovered)
+        .into_iter()
+        .flat_map(|i| split(i, window))
+        .collect()
+}
+
+/// Removes `retired` (sorted, disjoint: the ranges emptied by `prune`) from planned windows: a pruned range
+/// is never fetched again, or retention would undo itself.
+pub fn subtract_all(windows: Vec<Interval>, retired: &[Interval]) -> Vec<Interval> {
+    if retired.is_empty() {
+        return windows;
+    }
+    windows
+        .into_iter()
+        .flat_map(|w| subtract(w, retired))
+        .collect()
+}
+
 /// The parts of `range` not inside any of the sorted, disjoint `covered` intervals.
 pub fn subtract(range: Interval, covered: &[Interval]) -> Vec<Interval> {
     let mut parts = Vec::new();
@@ -198,6 +220,74 @@ mod tests {
         ];
         for (name, range, covered, force, window, want) in cases {
             assert_eq!(plan(range, &covered, force, window), want, "{name}");
+        }
+    }
+
+    #[test]
+    fn retired_ranges_are_never_planned() {
+        let retired = [iv("2024-01-02", "2024-01-04")];
+        let cases = [
+            (
+                vec![
+                    iv("2024-01-01", "2024-01-02"),
+                    iv("2024-01-02", "2024-01-03"),
+                ],
+                vec![iv("2024-01-01", "2024-01-02")],
+            ),
+            (
+                vec![iv("2024-01-03T12:00:00Z", "2024-01-05")],
+                vec![iv("2024-01-04", "2024-01-05")],
+            ),
+            (
+                vec![iv("2024-01-01", "2024-01-06")],
+                vec![
+                    iv("2024-01-01", "2024-01-02"),
+                    iv("2024-01-04", "2024-01-06"),
+                ],
+            ),
+        ];
+        for (windows, want) in cases {
+            assert_eq!(subtract_all(windows.clone(), &retired), want, "{windows:?}");
+        }
+        assert_eq!(
+            subtract_all(vec![iv("2024-01-01", "2024-01-02")], &[]).len(),
+            1
+        );
+    }
+
+    #[test]
+    fn reconcile_reads_only_covered_parts_on_the_grid() {
+        let cases = [
+            (
+                "covered days inside the range",
+                iv("2024-01-01", "2024-01-05"),
+                vec![
+                    iv("2024-01-01", "2024-01-02"),
+                    iv("2024-01-03", "2024-01-04"),
+                ],
+                vec![
+                    iv("2024-01-01", "2024-01-02"),
+                    iv("2024-01-03", "2024-01-04"),
+                ],
+            ),
+            (
+                "the range cuts a covered stretch",
+                iv("2024-01-01T12:00:00Z", "2024-01-03"),
+                vec![iv("2023-12-01", "2024-02-01")],
+                vec![
+                    iv("2024-01-01T12:00:00Z", "2024-01-02"),
+                    iv("2024-01-02", "2024-01-03"),
+                ],
+            ),
+            (
+                "nothing covered",
+                iv("2024-01-01", "2024-01-03"),
+                vec![],
+                vec![],
+            ),
+        ];
+        for (name, range, covered, want) in cases {
+            assert_eq!(plan_reconcile(range, &covered, DAY), want, "{name}");
         }
     }
 
