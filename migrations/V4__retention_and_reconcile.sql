@@ -1,9 +1,10 @@
 -- Retention and reconciliation.
 --
 -- `prune` removes whole sealed window fetches past their time. What it removed is recorded (`prunes`, one row
--- per prune; `pruned_windows`, one row per window fetch emptied, naming the seal that vouched for it) and the
--- record is itself sealed into the chain, so a forged "pruned" record cannot hide a deletion. Ledger rows of
--- pruned windows stay: coverage stays whole, and pruned ranges are never fetched again.
+-- per prune; `pruned_windows`, one row per window fetch it removed events from, naming the seal that vouched
+-- for them) and the record is itself sealed into the chain, so a forged "pruned" record cannot hide a
+-- deletion. Ledger rows of pruned windows stay: coverage stays whole, and pruned ranges are never fetched
+-- again.
 -- `holds` are ranges under a legal hold: never pruned. Removing a hold keeps its row (`removed_at`).
 -- `source_changes` is what `reconcile` found when it read covered windows again: events that arrived late,
 -- changed, or were deleted at the source. Each row belongs to the window fetch that observed it and is part
@@ -19,19 +20,20 @@ CREATE TABLE prunes (
     events      INTEGER NOT NULL,  -- events removed
     revisions   INTEGER NOT NULL,  -- revisions removed
     rejects     INTEGER NOT NULL,  -- rejects removed
-    range_start TEXT NOT NULL,     -- earliest start of the windows emptied
-    range_end   TEXT NOT NULL      -- latest end of the windows emptied
+    ranges      TEXT NOT NULL      -- the ranges emptied, as JSON [["from", "to"], ...]
 );
 
 CREATE TABLE pruned_windows (
-    window_id INTEGER PRIMARY KEY REFERENCES windows (id),
     prune_id  INTEGER NOT NULL REFERENCES prunes (id),
-    seal_hash TEXT NOT NULL,       -- the hash of the window's seal: what was removed was exactly what it sealed
-    events    INTEGER NOT NULL,
+    window_id INTEGER NOT NULL REFERENCES windows (id),
+    seal_hash TEXT NOT NULL,       -- the hash of the window's seal: what was removed was what it sealed
+    events    INTEGER NOT NULL,    -- events removed from this window fetch by this prune
     revisions INTEGER NOT NULL,
-    rejects   INTEGER NOT NULL
-);
-CREATE INDEX pruned_windows_prune ON pruned_windows (prune_id);
+    rejects   INTEGER NOT NULL,
+    kept      INTEGER NOT NULL,    -- events left under it (timestamps outside the pruned ranges)
+    PRIMARY KEY (prune_id, window_id)
+) WITHOUT ROWID;
+CREATE INDEX pruned_windows_window ON pruned_windows (window_id);
 
 CREATE TABLE holds (
     id         INTEGER PRIMARY KEY,

@@ -18,54 +18,10 @@ fn archive() -> (Served, Sandbox, String) {
     (served, sb, head)
 }
 
-/// A copy of the archive, tampered with by `sql` (run with the seal triggers dropped, as an attacker would).
-fn tampered(sb: &Sandbox, name: &str, sql: &str) -> std::path::PathBuf {
-    let path = sb.dir.path().join(format!("{name}.db"));
-    std::fs::copy(&sb.db, &path).unwrap();
-    let conn = Connection::open(&path).unwrap();
-    conn.execute_batch("PRAGMA foreign_keys = OFF; DROP TRIGGER seals_append_only_update; DROP TRIGGER seals_append_only_delete;").unwrap();
-    conn.execute_batch(sql).unwrap();
-    conn.execute_batch("PRAGMA wal_checkpoint(TRUNCATE)")
-        .unwrap();
-    path
-}
-
-fn verify(sb: &Sandbox, db: &std::path::Path, anchor: Option<&str>) -> (Run, serde_json::Value) {
-    let mut args = vec!["verify", "--format", "json"];
-    if let Some(a) = anchor {
-        args.extend(["--anchor", a]);
-    }
-    let mut cmd = sb.command();
-    cmd.env("ELEVATE_DB", db).args(&args);
-    let run = Run::from(cmd.output().unwrap());
-    let report = serde_json::from_str(&run.stdout).unwrap_or(serde_json::Value::Null);
-    (run, report)
-}
-
-fn findings(report: &serde_json::Value) -> Vec<(String, Option<i64>, Vec<i64>)> {
-    report["findings"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|f| {
-            (
-                f["kind"].as_str().unwrap().to_string(),
-                f["window_id"].as_i64(),
-                f["ids"]
-                    .as_array()
-                    .unwrap()
-                    .iter()
-                    .map(|i| i.as_i64().unwrap())
-                    .collect(),
-            )
-        })
-        .collect()
-}
-
 #[test]
 fn an_untouched_archive_verifies_and_its_head_matches_the_sync_summary() {
     let (_served, sb, head) = archive();
-    let (run, report) = verify(&sb, &sb.db, Some(&head));
+    let (run, report) = verify_json(&sb, &sb.db, Some(&head));
     run.expect(0);
     assert_eq!(report["head"], head.as_str());
     assert_eq!(report["events"], 3000);
@@ -161,8 +117,8 @@ fn every_kind_of_tampering_is_caught_and_named() {
         ),
     ];
     for (name, sql, kind, want_window, want_ids) in cases {
-        let db = tampered(&sb, &name.replace(' ', "-"), &sql);
-        let (run, report) = verify(&sb, &db, None);
+        let db = tampered_copy(&sb, &name.replace(' ', "-"), &sql);
+        let (run, report) = verify_json(&sb, &db, None);
         assert_eq!(run.code, 7, "{name}: {}", run.stdout);
         let found = findings(&report);
         assert!(
@@ -171,7 +127,7 @@ fn every_kind_of_tampering_is_caught_and_named() {
                 && want_ids.iter().all(|id| ids.contains(id))),
             "{name}: expected a {kind} finding for window {want_window:?} naming {want_ids:?}, got {found:?}"
         );
-        let (with_anchor, _) = verify(&sb, &db, Some(&head));
+        let (with_anchor, _) = verify_json(&sb, &db, Some(&head));
         assert_eq!(with_anchor.code, 7, "{name} with the anchor");
     }
 }
@@ -190,7 +146,7 @@ fn a_whole_rewritten_chain_is_caught_only_with_an_anchor() {
     drop(conn);
     // The forger edits an event, fixes its digest, then recomputes every seal from the rows, consistently.
     let forged = r#"{"id":1,"forged":true}"#;
-    let db = tampered(
+    let db = tampered_copy(
         &sb,
         "rewritten",
         &format!(
@@ -220,14 +176,14 @@ fn a_whole_rewritten_chain_is_caught_only_with_an_anchor() {
     conn.execute_batch("PRAGMA wal_checkpoint(TRUNCATE)")
         .unwrap();
     drop(conn);
-    let (without, report) = verify(&sb, &db, None);
+    let (without, report) = verify_json(&sb, &db, None);
     assert_eq!(
         without.code, 0,
         "a consistent rewrite cannot be seen from inside the file: {}",
         without.stdout
     );
     assert_ne!(report["head"], head.as_str());
-    let (with, report) = verify(&sb, &db, Some(&head));
+    let (with, report) = verify_json(&sb, &db, Some(&head));
     assert_eq!(with.code, 7);
     assert!(
         findings(&report).iter().any(|(k, _, _)| k == "anchor"),
@@ -280,7 +236,7 @@ fn a_backup_taken_while_a_sync_runs_verifies() {
             & 0o777;
     assert_eq!(mode, 0o600);
     // The copy is a consistent snapshot: intact, with the windows then in flight shown as in progress.
-    let (run, report) = verify(&sb, &copy, None);
+    let (run, report) = verify_json(&sb, &copy, None);
     assert!(
         report["findings"].as_array().unwrap().is_empty(),
         "{report}"
@@ -291,7 +247,7 @@ fn a_backup_taken_while_a_sync_runs_verifies() {
         events > 0 && events < 20_000,
         "{events} events in the snapshot"
     );
-    verify(&sb, &sb.db, None).0.expect(0);
+    verify_json(&sb, &sb.db, None).0.expect(0);
     let again = sb.run(&["backup", "--out", copy.to_str().unwrap()]);
     again.expect(2);
     assert!(again.stderr.contains("already exists"));
@@ -330,6 +286,6 @@ fn killed_and_resumed_syncs_still_verify() {
     }
     sb.run_env(&args, &SIM_CREDS).expect(0);
     assert_exact(&sb, &served);
-    let (run, report) = verify(&sb, &sb.db, None);
+    let (run, report) = verify_json(&sb, &sb.db, None);
     assert_eq!(run.code, 0, "{report}");
 }

@@ -1,12 +1,17 @@
 //! Retention: legal holds and `prune`.
 //!
-//! `prune --before T` removes whole window fetches that ended at or before `T`: their events, revisions,
-//! rejects and reconciliation records, in one transaction with a record of what was removed (`prunes`,
-//! `pruned_windows`) sealed into the chain. Ledger rows stay, so coverage stays whole, and the pruned ranges
-//! are never fetched again. A window fetch is kept, whole, when:
-//! - it overlaps an active hold, or any event it inserted lies inside one;
-//! - an event it inserted lies at or after the cutoff (the server sent it outside the window);
-//! - a kept window holds a revision of one of its events (the revision would lose its event).
+//! `prune --before T` removes window fetches that ended at or before `T`, in one transaction with a record of
+//! what was removed (`prunes`, `pruned_windows`) sealed into the chain. The pruned ranges are the union of
+//! those windows' ranges, less anything held and anything still fetched by windows that are kept. Every row
+//! the pruned fetches filed is removed (events, revisions, rejects, reconciliation records), except events
+//! whose timestamps lie outside the pruned ranges: a server reading `createdTo` inclusively returns an event
+//! exactly on a window's end with that window, and it belongs to the next, retained range. Those stay, still
+//! under their seal, and go with a later prune that reaches them. Ledger rows stay, so coverage stays whole,
+//! and the pruned ranges are never fetched again.
+//!
+//! Never pruned: window fetches overlapping an active hold, events inside one, and (so no revision loses its
+//! event) window fetches whose events have revisions in a kept window. Each window fetch is checked against
+//! its seal and digests first: pruning tampered rows would bury the evidence.
 //!
 //! The plan is computed read-only ([`plan_prune`]), so `--dry-run` shows exactly what a prune would do.
 
@@ -34,7 +39,7 @@ pub struct Hold {
     pub removed_at: Option<String>,
 }
 
-/// One window fetch a prune empties.
+/// One window fetch a prune removes rows from.
 #[derive(Debug, Clone, Serialize)]
 pub struct PrunedWindow {
     /// The ledger row.
@@ -43,28 +48,31 @@ pub struct PrunedWindow {
     pub from: String,
     /// Its end.
     pub to: String,
-    /// Events it inserted.
+    /// Events removed.
     pub events: i64,
-    /// Revisions it inserted.
+    /// Revisions removed.
     pub revisions: i64,
-    /// Rejects it kept.
+    /// Rejects removed.
     pub rejects: i64,
+    /// Events left under it (timestamps outside the pruned ranges).
+    pub kept: i64,
     /// The hash of its seal.
     #[serde(skip)]
     pub seal_hash: String,
     /// The content its seal vouches for.
     #[serde(skip)]
     pub seal_content: String,
+    /// Whether an earlier prune already removed rows from it (its content then differs from its seal's).
+    #[serde(skip)]
+    pub pruned_before: bool,
 }
 
-/// Why a window fetch before the cutoff is kept.
+/// Why a window fetch that ended before the cutoff is kept.
 #[derive(Debug, Clone, Copy, Serialize, PartialEq, Eq, PartialOrd, Ord)]
 #[serde(rename_all = "snake_case")]
 pub enum KeptBecause {
     /// It overlaps an active hold.
     Held,
-    /// It inserted an event at or after the cutoff.
-    EventAfterCutoff,
     /// A kept window holds a revision of one of its events.
     RevisionKept,
 }
@@ -74,9 +82,9 @@ pub enum KeptBecause {
 pub struct PrunePlan {
     /// The cutoff (stored form).
     pub cutoff: String,
-    /// Window fetches emptied, by id.
+    /// Window fetches rows are removed from, by id.
     pub windows: Vec<PrunedWindow>,
-    /// The merged ranges emptied.
+    /// The ranges pruned, merged.
     pub ranges: Vec<Range>,
     /// Events removed.
     pub events: i64,
@@ -165,18 +173,25 @@ impl Store {
         }
         // What is removed must be what was sealed: pruning a tampered window would bury the evidence.
         for w in &plan.windows {
-            let now = seal::window_content(&tx, w.window_id).context(ctx)?;
-            if now.content != w.seal_content {
+            let sealed = w.pruned_before
+                || seal::window_content(&tx, w.window_id).context(ctx)?.content == w.seal_content;
+            if !sealed || !digests_hold(&tx, w.window_id).context(ctx)? {
                 return Err(StoreError::SealMismatch {
                     window_id: w.window_id,
                 });
             }
         }
-        let first = plan.ranges.first().map(|r| r.from.clone());
-        let last = plan.ranges.last().map(|r| r.to.clone());
+        let ranges_json = serde_json::to_string(
+            &plan
+                .ranges
+                .iter()
+                .map(|r| [r.from.as_str(), r.to.as_str()])
+                .collect::<Vec<_>>(),
+        )
+        .expect("ranges serialise");
         tx.execute(
-            "INSERT INTO prunes (pruned_at, cutoff, windows, events, revisions, rejects, range_start, range_end)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+            "INSERT INTO prunes (pruned_at, cutoff, windows, events, revisions, rejects, ranges)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
             params![
                 now,
                 plan.cutoff,
@@ -184,8 +199,7 @@ impl Store {
                 plan.events,
                 plan.revisions,
                 plan.rejects,
-                first,
-                last
+                ranges_json
             ],
         )
         .context(ctx)?;
@@ -197,38 +211,48 @@ impl Store {
                 |r| r.get(0),
             )
             .context(ctx)?;
-        // Revisions first: a revision in one emptied window may be of an event in another.
+        // Revisions first: a revision in one pruned window may be of an event in another.
         for w in &plan.windows {
             tx.prepare_cached("DELETE FROM event_revisions WHERE window_id = ?1")
                 .and_then(|mut s| s.execute([w.window_id]))
                 .context(ctx)?;
         }
         for w in &plan.windows {
-            if w.window_id <= indexed {
+            for r in &plan.ranges {
+                let bounds = params![w.window_id, r.from, r.to];
+                if w.window_id <= indexed {
+                    tx.prepare_cached(
+                        "INSERT INTO events_fts (events_fts, rowid, description, username)
+                         SELECT 'delete', id, description, username FROM events
+                         WHERE window_id = ?1 AND timestamp >= ?2 AND timestamp < ?3",
+                    )
+                    .and_then(|mut s| s.execute(bounds))
+                    .context(ctx)?;
+                }
                 tx.prepare_cached(
-                    "INSERT INTO events_fts (events_fts, rowid, description, username)
-                     SELECT 'delete', id, description, username FROM events WHERE window_id = ?1",
+                    "DELETE FROM events WHERE window_id = ?1 AND timestamp >= ?2 AND timestamp < ?3",
                 )
-                .and_then(|mut s| s.execute([w.window_id]))
+                .and_then(|mut s| s.execute(bounds))
                 .context(ctx)?;
             }
-            for table in ["events", "rejects", "source_changes"] {
+            for table in ["rejects", "source_changes"] {
                 tx.prepare_cached(&format!("DELETE FROM {table} WHERE window_id = ?1"))
                     .and_then(|mut s| s.execute([w.window_id]))
                     .context(ctx)?;
             }
             tx.prepare_cached(
-                "INSERT INTO pruned_windows (window_id, prune_id, seal_hash, events, revisions, rejects)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                "INSERT INTO pruned_windows (prune_id, window_id, seal_hash, events, revisions, rejects, kept)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
             )
             .and_then(|mut s| {
                 s.execute(params![
-                    w.window_id,
                     prune_id,
+                    w.window_id,
                     w.seal_hash,
                     w.events,
                     w.revisions,
-                    w.rejects
+                    w.rejects,
+                    w.kept
                 ])
             })
             .context(ctx)?;
@@ -274,20 +298,23 @@ pub fn holds(conn: &Connection, include_removed: bool) -> Result<Vec<Hold>, Stor
         .context(|| "cannot read the holds".into())
 }
 
-/// The ranges emptied by prunes: merged ranges of the pruned window fetches.
+/// The ranges pruned so far, merged.
 pub fn pruned_ranges(conn: &Connection) -> Result<Vec<Interval>, StoreError> {
-    let rows: Vec<(String, String)> = conn
-        .prepare(
-            "SELECT w.window_start, w.window_end FROM pruned_windows p JOIN windows w ON w.id = p.window_id",
-        )
-        .and_then(|mut s| s.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?.collect())
-        .context(|| "cannot read the pruned ranges".into())?;
-    Ok(merge_intervals(
-        rows.iter()
-            .filter_map(|(a, b)| Some(Interval::new(time::from_stored(a)?, time::from_stored(b)?)))
-            .filter(|i| i.start <= i.end)
-            .collect(),
-    ))
+    let ctx = || "cannot read the pruned ranges".to_string();
+    let rows: Vec<String> = conn
+        .prepare("SELECT ranges FROM prunes")
+        .and_then(|mut s| s.query_map([], |r| r.get(0))?.collect())
+        .context(ctx)?;
+    let mut intervals = Vec::new();
+    for text in rows {
+        // A record that does not parse is reported by `verify` (it no longer matches its seal).
+        let pairs: Vec<(String, String)> = serde_json::from_str(&text).unwrap_or_default();
+        intervals.extend(pairs.iter().filter_map(|(a, b)| {
+            let (a, b) = (time::from_stored(a)?, time::from_stored(b)?);
+            (a <= b).then(|| Interval::new(a, b))
+        }));
+    }
+    Ok(merge_intervals(intervals))
 }
 
 /// The prunes, oldest first.
@@ -300,7 +327,7 @@ pub fn prunes(conn: &Connection) -> Result<Vec<PruneRecord>, StoreError> {
                     pruned_at: r.get(1)?,
                     cutoff: r.get(2)?,
                     windows: r.get(3)?,
-                    events: r.get(5)?,
+                    events: r.get(4)?,
                 })
             })?
             .collect()
@@ -308,73 +335,99 @@ pub fn prunes(conn: &Connection) -> Result<Vec<PruneRecord>, StoreError> {
         .context(|| "cannot read the prunes".into())
 }
 
-/// Which window fetches a prune at `cutoff` empties, and which it keeps and why. Read-only.
+/// A window fetch that ended before the cutoff, as the plan sees it.
+struct Candidate {
+    window: PrunedWindow,
+    interval: Interval,
+    pruned_before: bool,
+}
+
+/// What a prune at `cutoff` removes, and which window fetches it keeps and why. Read-only.
 pub fn plan_prune(conn: &Connection, cutoff: Timestamp) -> Result<PrunePlan, StoreError> {
     let ctx = || "cannot plan the prune".to_string();
     let cutoff_text = time::to_stored(cutoff);
-    let holds: Vec<(String, String)> = holds(conn, false)?
-        .into_iter()
-        .map(|h| (h.from, h.to))
-        .collect();
-    let overlaps_hold = |from: &str, to: &str| {
-        holds
-            .iter()
-            .any(|(hf, ht)| from < ht.as_str() && hf.as_str() < to)
+    let interval = |a: &str, b: &str| {
+        let (a, b) = (time::from_stored(a)?, time::from_stored(b)?);
+        (a <= b).then(|| Interval::new(a, b))
     };
-    // Ended, sealed, not yet pruned window fetches that end at or before the cutoff.
-    let mut stmt = conn
+    // Never pruned: active holds, and whatever window fetches that are kept were responsible for.
+    let held: Vec<Interval> = merge_intervals(
+        holds(conn, false)?
+            .iter()
+            .filter_map(|h| interval(&h.from, &h.to))
+            .collect(),
+    );
+    let mut blocked = held.clone();
+    let others: Vec<(String, String)> = conn
+        .prepare(
+            "SELECT window_start, window_end FROM windows
+             WHERE status = 'running' OR (window_end > ?1 AND window_start < ?1)",
+        )
+        .and_then(|mut s| {
+            s.query_map([&cutoff_text], |r| Ok((r.get(0)?, r.get(1)?)))?
+                .collect()
+        })
+        .context(ctx)?;
+    blocked.extend(others.iter().filter_map(|(a, b)| interval(a, b)));
+
+    let mut kept: BTreeMap<KeptBecause, u64> = BTreeMap::new();
+    let mut candidates: BTreeMap<i64, Candidate> = BTreeMap::new();
+    let rows: Vec<(i64, String, String, String, String, bool)> = conn
         .prepare(
             "SELECT w.id, w.window_start, w.window_end, s.hash, s.content,
-                    (SELECT count(*) FROM events e WHERE e.window_id = w.id),
-                    (SELECT min(timestamp) FROM events e WHERE e.window_id = w.id),
-                    (SELECT max(timestamp) FROM events e WHERE e.window_id = w.id),
-                    (SELECT count(*) FROM event_revisions r WHERE r.window_id = w.id),
-                    (SELECT count(*) FROM rejects j WHERE j.window_id = w.id)
+                    EXISTS (SELECT 1 FROM pruned_windows p WHERE p.window_id = w.id)
              FROM windows w JOIN seals s ON s.window_id = w.id
-             LEFT JOIN pruned_windows p ON p.window_id = w.id
-             WHERE p.window_id IS NULL AND w.status <> 'running' AND w.window_end <= ?1
+             WHERE w.status <> 'running' AND w.window_end <= ?1
              ORDER BY w.id",
         )
+        .and_then(|mut s| {
+            s.query_map([&cutoff_text], |r| {
+                Ok((
+                    r.get(0)?,
+                    r.get(1)?,
+                    r.get(2)?,
+                    r.get(3)?,
+                    r.get(4)?,
+                    r.get(5)?,
+                ))
+            })?
+            .collect()
+        })
         .context(ctx)?;
-    let mut rows = stmt.query([&cutoff_text]).context(ctx)?;
-    let mut candidates: BTreeMap<i64, PrunedWindow> = BTreeMap::new();
-    let mut kept: BTreeMap<KeptBecause, u64> = BTreeMap::new();
-    while let Some(r) = rows.next().context(ctx)? {
-        let w = PrunedWindow {
-            window_id: r.get(0).context(ctx)?,
-            from: r.get(1).context(ctx)?,
-            to: r.get(2).context(ctx)?,
-            seal_hash: r.get(3).context(ctx)?,
-            seal_content: r.get(4).context(ctx)?,
-            events: r.get(5).context(ctx)?,
-            revisions: r.get(8).context(ctx)?,
-            rejects: r.get(9).context(ctx)?,
+    for (id, from, to, seal_hash, seal_content, pruned_before) in rows {
+        let Some(range) = interval(&from, &to) else {
+            continue;
         };
-        let first: Option<String> = r.get(6).context(ctx)?;
-        let last: Option<String> = r.get(7).context(ctx)?;
-        // Held: the window's range overlaps a hold, or the span of its events does (closed at both ends).
-        let events_held = match (&first, &last) {
-            (Some(first), Some(last)) => holds
-                .iter()
-                .any(|(hf, ht)| first.as_str() < ht.as_str() && hf.as_str() <= last.as_str()),
-            _ => false,
-        };
-        let reason = if overlaps_hold(&w.from, &w.to) || events_held {
-            Some(KeptBecause::Held)
-        } else if last.as_deref().is_some_and(|l| l >= cutoff_text.as_str()) {
-            Some(KeptBecause::EventAfterCutoff)
-        } else {
-            None
-        };
-        match reason {
-            Some(reason) => *kept.entry(reason).or_default() += 1,
-            None => {
-                candidates.insert(w.window_id, w);
+        if held
+            .iter()
+            .any(|h| h.start < range.end && range.start < h.end)
+        {
+            blocked.push(range);
+            if !pruned_before {
+                *kept.entry(KeptBecause::Held).or_default() += 1;
             }
+            continue;
         }
+        candidates.insert(
+            id,
+            Candidate {
+                window: PrunedWindow {
+                    window_id: id,
+                    from,
+                    to,
+                    events: 0,
+                    revisions: 0,
+                    rejects: 0,
+                    kept: 0,
+                    seal_hash,
+                    seal_content,
+                    pruned_before,
+                },
+                interval: range,
+                pruned_before,
+            },
+        );
     }
-    drop(rows);
-    drop(stmt);
 
     // A revision in a kept window must keep its event: keep that event's window too, until nothing changes.
     let links: Vec<(i64, i64)> = conn
@@ -396,23 +449,53 @@ pub fn plan_prune(conn: &Connection, cutoff: Timestamp) -> Result<PrunePlan, Sto
             break;
         }
         for id in dropped {
-            candidates.remove(&id);
-            *kept.entry(KeptBecause::RevisionKept).or_default() += 1;
+            if let Some(c) = candidates.remove(&id) {
+                blocked.push(c.interval);
+                *kept.entry(KeptBecause::RevisionKept).or_default() += 1;
+            }
         }
     }
 
-    let windows: Vec<PrunedWindow> = candidates.into_values().collect();
-    let ranges = merge_intervals(
-        windows
-            .iter()
-            .filter_map(|w| {
-                Some(Interval::new(
-                    time::from_stored(&w.from)?,
-                    time::from_stored(&w.to)?,
-                ))
-            })
+    let blocked = merge_intervals(blocked);
+    let ranges: Vec<Interval> = merge_intervals(
+        merge_intervals(candidates.values().map(|c| c.interval).collect())
+            .into_iter()
+            .flat_map(|r| crate::sync::planner::subtract(r, &blocked))
             .collect(),
     );
+    let mut windows = Vec::new();
+    for mut c in candidates.into_values() {
+        let w = &mut c.window;
+        let (total, revisions, rejects, changes): (i64, i64, i64, i64) = conn
+            .query_row(
+                "SELECT (SELECT count(*) FROM events WHERE window_id = ?1),
+                        (SELECT count(*) FROM event_revisions WHERE window_id = ?1),
+                        (SELECT count(*) FROM rejects WHERE window_id = ?1),
+                        (SELECT count(*) FROM source_changes WHERE window_id = ?1)",
+                [w.window_id],
+                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
+            )
+            .context(ctx)?;
+        let mut removed = 0;
+        for r in &ranges {
+            removed += conn
+                .prepare_cached(
+                    "SELECT count(*) FROM events WHERE window_id = ?1 AND timestamp >= ?2 AND timestamp < ?3",
+                )
+                .and_then(|mut s| {
+                    s.query_row(
+                        params![w.window_id, time::to_stored(r.start), time::to_stored(r.end)],
+                        |r| r.get::<_, i64>(0),
+                    )
+                })
+                .context(ctx)?;
+        }
+        if c.pruned_before && removed + revisions + rejects + changes == 0 {
+            continue;
+        }
+        (w.events, w.revisions, w.rejects, w.kept) = (removed, revisions, rejects, total - removed);
+        windows.push(c.window);
+    }
     Ok(PrunePlan {
         cutoff: cutoff_text,
         events: windows.iter().map(|w| w.events).sum(),
@@ -424,4 +507,22 @@ pub fn plan_prune(conn: &Connection, cutoff: Timestamp) -> Result<PrunePlan, Sto
         prune_id: None,
         chain_head: None,
     })
+}
+
+/// Whether every event and revision a window fetch inserted still matches its digest.
+fn digests_hold(conn: &Connection, window_id: i64) -> rusqlite::Result<bool> {
+    for table in ["events", "event_revisions"] {
+        let mut stmt = conn.prepare_cached(&format!(
+            "SELECT raw, digest FROM {table} WHERE window_id = ?1"
+        ))?;
+        let mut rows = stmt.query([window_id])?;
+        while let Some(r) = rows.next()? {
+            let raw: String = r.get(0)?;
+            let digest: Option<String> = r.get(1)?;
+            if digest.as_deref() != Some(seal::sha256_hex(raw.as_bytes()).as_str()) {
+                return Ok(false);
+            }
+        }
+    }
+    Ok(true)
 }

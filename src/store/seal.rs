@@ -165,7 +165,7 @@ pub fn window_content(conn: &Connection, window_id: i64) -> rusqlite::Result<Win
 }
 
 /// The canonical description of prune `prune_id`, hashed like a window's: a version line, the prune row, and
-/// each window fetch it emptied with the hash of the seal that vouched for that window's content.
+/// each window fetch it removed rows from, with the hash of the seal that vouched for them.
 pub fn prune_content(conn: &Connection, prune_id: i64) -> rusqlite::Result<String> {
     let mut h = Sha256::new();
     let line = |h: &mut Sha256, value: serde_json::Value| {
@@ -174,7 +174,7 @@ pub fn prune_content(conn: &Connection, prune_id: i64) -> rusqlite::Result<Strin
     };
     line(&mut h, serde_json::json!(["elevate-archive prune", 1]));
     let row = conn.query_row(
-        "SELECT id, pruned_at, cutoff, windows, events, revisions, rejects, range_start, range_end
+        "SELECT id, pruned_at, cutoff, windows, events, revisions, rejects, ranges
          FROM prunes WHERE id = ?1",
         [prune_id],
         |r| {
@@ -188,13 +188,12 @@ pub fn prune_content(conn: &Connection, prune_id: i64) -> rusqlite::Result<Strin
                 r.get::<_, i64>(5)?,
                 r.get::<_, i64>(6)?,
                 r.get::<_, String>(7)?,
-                r.get::<_, String>(8)?,
             ]))
         },
     )?;
     line(&mut h, row);
     let mut stmt = conn.prepare_cached(
-        "SELECT window_id, seal_hash, events, revisions, rejects FROM pruned_windows
+        "SELECT window_id, seal_hash, events, revisions, rejects, kept FROM pruned_windows
          WHERE prune_id = ?1 ORDER BY window_id",
     )?;
     let mut rows = stmt.query([prune_id])?;
@@ -207,7 +206,8 @@ pub fn prune_content(conn: &Connection, prune_id: i64) -> rusqlite::Result<Strin
                 r.get::<_, String>(1)?,
                 r.get::<_, i64>(2)?,
                 r.get::<_, i64>(3)?,
-                r.get::<_, i64>(4)?
+                r.get::<_, i64>(4)?,
+                r.get::<_, i64>(5)?
             ]),
         );
     }

@@ -112,16 +112,33 @@ pub fn verify(conn: &Connection, anchor: Option<&str>) -> Result<VerifyReport, S
         });
     }
 
-    // Window fetches emptied by `prune`: window id -> (prune id, the seal hash recorded, events, revisions).
-    let pruned: HashMap<i64, (i64, String, i64, i64)> = conn
-        .prepare("SELECT window_id, prune_id, seal_hash, events, revisions FROM pruned_windows")
+    // Window fetches `prune` removed rows from: window id -> its prune records, oldest first.
+    let mut pruned: HashMap<i64, Vec<PrunedRow>> = HashMap::new();
+    let rows: Vec<(i64, PrunedRow)> = conn
+        .prepare(
+            "SELECT window_id, prune_id, seal_hash, events, revisions, kept FROM pruned_windows
+             ORDER BY prune_id, window_id",
+        )
         .and_then(|mut s| {
             s.query_map([], |r| {
-                Ok((r.get(0)?, (r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?)))
+                Ok((
+                    r.get(0)?,
+                    PrunedRow {
+                        prune_id: r.get(1)?,
+                        seal_hash: r.get(2)?,
+                        events: r.get(3)?,
+                        revisions: r.get(4)?,
+                        kept: r.get(5)?,
+                    },
+                ))
             })?
             .collect()
         })
         .context(ctx)?;
+    for (window_id, row) in rows {
+        pruned.entry(window_id).or_default().push(row);
+    }
+    let pruned_ranges = retention::pruned_ranges(conn)?;
     let mut sealed_prunes = HashSet::new();
 
     // The chain.
@@ -194,18 +211,26 @@ pub fn verify(conn: &Connection, anchor: Option<&str>) -> Result<VerifyReport, S
                 continue;
             }
         };
-        if let Some((prune_id, seal_hash, events, revisions)) = pruned.get(&window_id) {
-            if *seal_hash != hash || (*events, *revisions) != sealed_counts {
+        if let Some(records) = pruned.get(&window_id) {
+            let removed: i64 = records.iter().map(|p| p.events).sum();
+            let kept = records.last().map_or(0, |p| p.kept);
+            if records.iter().any(|p| p.seal_hash != hash)
+                || (removed + kept, records.iter().map(|p| p.revisions).sum()) != sealed_counts
+            {
                 findings.push(Finding {
                     kind: "ledger",
                     window_id: Some(window_id),
                     ids: Vec::new(),
                     detail: format!(
-                        "prune {prune_id} records this window as removed, but not as its seal describes it"
+                        "prune {} records this window's rows as removed, but not as its seal describes them",
+                        records.last().map_or(0, |p| p.prune_id)
                     ),
                 });
             }
-            findings.extend(check_emptied(conn, window_id).context(ctx)?);
+            findings.extend(
+                check_pruned_window(conn, window_id, &members, kept, &pruned_ranges)
+                    .context(ctx)?,
+            );
             continue;
         }
         match window_content(conn, window_id) {
@@ -227,9 +252,11 @@ pub fn verify(conn: &Connection, anchor: Option<&str>) -> Result<VerifyReport, S
 
     // Every prune record is sealed: a forged "pruned" record would otherwise hide a deletion.
     let mut forged: BTreeMap<i64, Vec<i64>> = BTreeMap::new();
-    for (window_id, (prune_id, ..)) in &pruned {
-        if !sealed_prunes.contains(prune_id) {
-            forged.entry(*prune_id).or_default().push(*window_id);
+    for (window_id, records) in &pruned {
+        for p in records {
+            if !sealed_prunes.contains(&p.prune_id) {
+                forged.entry(p.prune_id).or_default().push(*window_id);
+            }
         }
     }
     for (prune_id, windows) in forged {
@@ -293,7 +320,6 @@ pub fn verify(conn: &Connection, anchor: Option<&str>) -> Result<VerifyReport, S
         });
     }
     let covered = read::covered_on(conn, &Filters::default())?;
-    let pruned_ranges = retention::pruned_ranges(conn)?;
     Ok(VerifyReport {
         pruned: pruned_ranges.iter().map(read::Range::from).collect(),
         prunes: retention::prunes(conn)?,
@@ -391,12 +417,49 @@ fn check_prune(
     }))
 }
 
-/// Checks nothing was filed under a pruned window fetch after it was emptied.
-fn check_emptied(conn: &Connection, window_id: i64) -> rusqlite::Result<Option<Finding>> {
-    let ids: Vec<i64> = conn
-        .prepare_cached("SELECT id FROM events WHERE window_id = ?1 ORDER BY id")?
-        .query_map([window_id], |r| r.get(0))?
-        .collect::<Result<_, _>>()?;
+/// A prune's record of one window fetch.
+struct PrunedRow {
+    prune_id: i64,
+    seal_hash: String,
+    events: i64,
+    revisions: i64,
+    kept: i64,
+}
+
+/// Checks what is left under a window fetch that prunes removed rows from: exactly the sealed events the last
+/// prune kept, unchanged, none inside a pruned range, and no other rows.
+fn check_pruned_window(
+    conn: &Connection,
+    window_id: i64,
+    sealed: &[u8],
+    kept: i64,
+    pruned_ranges: &[crate::model::Interval],
+) -> rusqlite::Result<Vec<Finding>> {
+    let members: HashMap<i64, [u8; 8]> = decode_members(sealed).into_iter().collect();
+    let mut inserted = Vec::new();
+    let mut edited = Vec::new();
+    let mut inside = Vec::new();
+    let mut left = 0i64;
+    let mut stmt = conn.prepare_cached(
+        "SELECT id, digest, timestamp FROM events WHERE window_id = ?1 ORDER BY id",
+    )?;
+    let mut rows = stmt.query([window_id])?;
+    while let Some(r) = rows.next()? {
+        let (id, digest, ts): (i64, Option<String>, String) = (r.get(0)?, r.get(1)?, r.get(2)?);
+        left += 1;
+        match members.get(&id) {
+            None => inserted.push(id),
+            Some(prefix) if *prefix != seal::digest_prefix(digest.as_deref().unwrap_or("")) => {
+                edited.push(id)
+            }
+            Some(_) => {}
+        }
+        if crate::time::from_stored(&ts)
+            .is_some_and(|t| pruned_ranges.iter().any(|p| p.start <= t && t < p.end))
+        {
+            inside.push(id);
+        }
+    }
     let others: i64 = conn.query_row(
         "SELECT (SELECT count(*) FROM event_revisions WHERE window_id = ?1)
               + (SELECT count(*) FROM rejects WHERE window_id = ?1)
@@ -404,18 +467,52 @@ fn check_emptied(conn: &Connection, window_id: i64) -> rusqlite::Result<Option<F
         [window_id],
         |r| r.get(0),
     )?;
-    if ids.is_empty() && others == 0 {
-        return Ok(None);
+    let mut out = Vec::new();
+    let mut finding = |kind: &'static str, ids: Vec<i64>, detail: String| {
+        out.push(Finding {
+            kind,
+            window_id: Some(window_id),
+            ids: ids.into_iter().take(IDS_SHOWN).collect(),
+            detail,
+        })
+    };
+    if !inserted.is_empty() || others > 0 {
+        finding(
+            "inserted",
+            inserted.clone(),
+            format!(
+                "{} event(s) and {others} other row(s) were filed under this window after it was pruned",
+                inserted.len()
+            ),
+        );
     }
-    Ok(Some(Finding {
-        kind: "inserted",
-        window_id: Some(window_id),
-        detail: format!(
-            "{} event(s) and {others} other row(s) were filed under this window after it was pruned",
-            ids.len()
-        ),
-        ids: ids.into_iter().take(IDS_SHOWN).collect(),
-    }))
+    if !edited.is_empty() {
+        finding(
+            "edited",
+            edited,
+            "event(s) the prune left in this window changed, digest included".into(),
+        );
+    }
+    if !inside.is_empty() {
+        finding(
+            "ledger",
+            inside,
+            "event(s) of this window lie inside a pruned range: the prune record was altered"
+                .into(),
+        );
+    }
+    let sealed_left = left - inserted.len() as i64;
+    if sealed_left < kept {
+        finding(
+            "deleted",
+            Vec::new(),
+            format!(
+                "{} event(s) the prune left in this window are gone",
+                kept - sealed_left
+            ),
+        );
+    }
+    Ok(out)
 }
 
 /// The chain head of an archive, for summaries.

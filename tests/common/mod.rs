@@ -350,3 +350,50 @@ pub fn synced(events: u64, from: &str, to: &str) -> (Served, Sandbox, Run) {
     run.expect(0);
     (served, sb, run)
 }
+
+/// A copy of the archive, tampered with by `sql` (run with the seal triggers dropped and foreign keys off, as
+/// an attacker with write access to the file would).
+pub fn tampered_copy(sb: &Sandbox, name: &str, sql: &str) -> PathBuf {
+    let path = sb.dir.path().join(format!("{name}.db"));
+    std::fs::copy(&sb.db, &path).unwrap();
+    let conn = rusqlite::Connection::open(&path).unwrap();
+    conn.execute_batch("PRAGMA foreign_keys = OFF; DROP TRIGGER seals_append_only_update; DROP TRIGGER seals_append_only_delete;").unwrap();
+    conn.execute_batch(sql).unwrap();
+    conn.execute_batch("PRAGMA wal_checkpoint(TRUNCATE)")
+        .unwrap();
+    path
+}
+
+/// Runs `verify --format json` on `db` (with an anchor if given): the run and its parsed report.
+pub fn verify_json(sb: &Sandbox, db: &Path, anchor: Option<&str>) -> (Run, serde_json::Value) {
+    let mut args = vec!["verify", "--format", "json"];
+    if let Some(a) = anchor {
+        args.extend(["--anchor", a]);
+    }
+    let mut cmd = sb.command();
+    cmd.env("ELEVATE_DB", db).args(&args);
+    let run = Run::from(cmd.output().unwrap());
+    let report = serde_json::from_str(&run.stdout).unwrap_or(serde_json::Value::Null);
+    (run, report)
+}
+
+/// The findings of a `verify` report as (kind, window, ids).
+pub fn findings(report: &serde_json::Value) -> Vec<(String, Option<i64>, Vec<i64>)> {
+    report["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| {
+            (
+                f["kind"].as_str().unwrap().to_string(),
+                f["window_id"].as_i64(),
+                f["ids"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .map(|i| i.as_i64().unwrap())
+                    .collect(),
+            )
+        })
+        .collect()
+}
