@@ -43,6 +43,15 @@ pub enum Command {
     Query(QueryArgs),
     /// Check the archive is intact and complete: digests, the seal chain, coverage gaps.
     Verify(VerifyArgs),
+    /// Read covered windows from the API again: archive late arrivals, record events changed or deleted at the source.
+    #[command(
+        after_help = "Nothing archived is ever changed or removed: a changed event is kept as a revision beside \
+        its first version, a deleted one stays, and every finding is recorded in the table source_changes \
+        (sealed with the window fetch that observed it). Credentials as for `sync`.\n\n\
+        Exit codes: 0 the source agrees, 8 the source disagrees (late, changed or deleted events), 2 usage, \
+        4 API or network, 5 archive, 6 a sync is running, 130 interrupted"
+    )]
+    Reconcile(Box<ReconcileArgs>),
     /// Write a consistent copy of the archive (safe while a sync runs).
     Backup(BackupArgs),
     /// Export events to NDJSON, CSV or a Parquet dataset, with a manifest (row count, SHA-256 per file).
@@ -85,16 +94,6 @@ pub struct SyncArgs {
     #[arg(long, value_name = "DURATION", default_value = "1d", value_parser = parse_duration)]
     pub window: Duration,
 
-    /// Events per page (1..=1000).
-    #[arg(long, value_name = "N", default_value_t = crate::sync::engine::DEFAULT_PAGE_SIZE,
-          value_parser = clap::value_parser!(u32).range(1..=i64::from(crate::sync::engine::MAX_PAGE_SIZE)))]
-    pub page_size: u32,
-
-    /// Windows fetched at once.
-    #[arg(long, value_name = "N", default_value_t = crate::sync::engine::DEFAULT_CONCURRENCY,
-          value_parser = parse_concurrency)]
-    pub concurrency: usize,
-
     /// Server-side category filter: `xyz` (equals), `in:x,y` or `like:xyz`.
     #[arg(long, value_name = "FILTER")]
     pub category: Option<String>,
@@ -103,9 +102,9 @@ pub struct SyncArgs {
     #[arg(long, value_name = "FILTER")]
     pub action: Option<String>,
 
-    /// API base URL [default: https://rest.elevatebilling.com/v1].
-    #[arg(long, value_name = "URL", env = "ELEVATE_BASE_URL")]
-    pub base_url: Option<String>,
+    /// How to reach the API.
+    #[command(flatten)]
+    pub api: ApiArgs,
 
     /// Without --from, re-read this much of the end of the coverage to catch late-arriving events.
     #[arg(long, value_name = "DURATION", default_value = "1h", value_parser = parse_duration)]
@@ -118,6 +117,32 @@ pub struct SyncArgs {
     /// Read windows that are already complete again (picks up late arrivals; changed events become revisions).
     #[arg(long)]
     pub refetch: bool,
+
+    /// No progress bar and no summary line (errors are still printed).
+    #[arg(long, short)]
+    pub quiet: bool,
+
+    /// Print the run summary as one JSON object on stdout.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// How to reach and read the API: shared by `sync` and `reconcile`. Credentials are never flags.
+#[derive(Debug, Clone, Args)]
+pub struct ApiArgs {
+    /// Events per page (1..=1000).
+    #[arg(long, value_name = "N", default_value_t = crate::sync::engine::DEFAULT_PAGE_SIZE,
+          value_parser = clap::value_parser!(u32).range(1..=i64::from(crate::sync::engine::MAX_PAGE_SIZE)))]
+    pub page_size: u32,
+
+    /// Windows fetched at once.
+    #[arg(long, value_name = "N", default_value_t = crate::sync::engine::DEFAULT_CONCURRENCY,
+          value_parser = parse_concurrency)]
+    pub concurrency: usize,
+
+    /// API base URL [default: https://rest.elevatebilling.com/v1].
+    #[arg(long, value_name = "URL", env = "ELEVATE_BASE_URL")]
+    pub base_url: Option<String>,
 
     /// Polite cap on requests per second.
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
@@ -147,12 +172,40 @@ pub struct SyncArgs {
     /// Wait before the first retry; doubles with each further attempt (with jitter; Retry-After is honoured).
     #[arg(long, value_name = "DURATION", default_value = "500ms", value_parser = parse_duration)]
     pub retry_delay: Duration,
+}
 
-    /// No progress bar and no summary line (errors are still printed).
+/// `reconcile` flags.
+#[derive(Debug, Args)]
+pub struct ReconcileArgs {
+    /// Start of the range to read again (RFC 3339 or YYYY-MM-DD) [default: where the coverage starts].
+    #[arg(long, value_name = "TIME", value_parser = parse_time)]
+    pub from: Option<Timestamp>,
+
+    /// End of the range, exclusive [default: where the coverage ends].
+    #[arg(long, value_name = "TIME", value_parser = parse_time)]
+    pub to: Option<Timestamp>,
+
+    /// Size of the windows the range is cut into.
+    #[arg(long, value_name = "DURATION", default_value = "1d", value_parser = parse_duration)]
+    pub window: Duration,
+
+    /// Reconcile what a sync with this category filter archived (`xyz`, `in:x,y` or `like:xyz`).
+    #[arg(long, value_name = "FILTER")]
+    pub category: Option<String>,
+
+    /// Reconcile what a sync with this action filter archived.
+    #[arg(long, value_name = "FILTER")]
+    pub action: Option<String>,
+
+    /// How to reach the API.
+    #[command(flatten)]
+    pub api: ApiArgs,
+
+    /// No progress bar.
     #[arg(long, short)]
     pub quiet: bool,
 
-    /// Print the run summary as one JSON object on stdout.
+    /// Print the report as one JSON object on stdout.
     #[arg(long)]
     pub json: bool,
 }

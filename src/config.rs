@@ -4,7 +4,7 @@
 //! every local user). Everything is checked here, before the archive is opened, so a bad setting loses nothing.
 
 use crate::api::{self, ApiError, Credentials, retry::RetryPolicy};
-use crate::cli::SyncArgs;
+use crate::cli::{ApiArgs, ReconcileArgs, SyncArgs};
 use crate::error::Error;
 use crate::model::Filters;
 use crate::time::{self, Timestamp};
@@ -48,6 +48,18 @@ pub struct SyncSettings {
     pub retry: RetryPolicy,
 }
 
+impl SyncSettings {
+    /// The API client's options.
+    pub fn client_options(&self) -> api::ClientOptions {
+        api::ClientOptions {
+            base_url: self.base_url.clone(),
+            timeout: self.timeout,
+            max_rps: self.max_rps,
+            retry: self.retry,
+        }
+    }
+}
+
 /// The current time, or the pinned one from [`NOW_ENV`].
 pub fn now(env: &dyn Fn(&str) -> Option<String>) -> Result<Timestamp, Error> {
     match env(NOW_ENV).filter(|v| !v.trim().is_empty()) {
@@ -65,11 +77,12 @@ pub fn resolve_sync(
     now: Timestamp,
 ) -> Result<SyncSettings, Error> {
     let base = args
+        .api
         .base_url
         .clone()
         .unwrap_or_else(|| api::DEFAULT_BASE_URL.to_string());
-    let base_url = api::parse_base_url(&base, args.allow_http)?;
-    let credentials = resolve_credentials(args, env)?;
+    let base_url = api::parse_base_url(&base, args.api.allow_http)?;
+    let credentials = resolve_credentials(&args.api, env)?;
 
     let latest = time::floor_second(now - time::delta(args.lag));
     let to = match args.to {
@@ -97,36 +110,71 @@ pub fn resolve_sync(
             time::to_api(to)
         )));
     }
-    let window = whole_seconds(args.window, "--window")?;
-    let lookback = time::delta(args.lookback);
-    let filters = Filters {
-        category: filter(args.category.as_deref(), "--category")?,
-        action: filter(args.action.as_deref(), "--action")?,
-    };
     Ok(SyncSettings {
         base_url,
         credentials,
         from,
         to,
-        window,
-        lookback,
+        window: whole_seconds(args.window, "--window")?,
+        lookback: time::delta(args.lookback),
         refetch: args.refetch,
-        filters,
-        page_size: args.page_size,
-        concurrency: args.concurrency,
-        timeout: args.timeout,
-        max_rps: args.max_rps.and_then(NonZeroU32::new),
+        filters: filters(args.category.as_deref(), args.action.as_deref())?,
+        page_size: args.api.page_size,
+        concurrency: args.api.concurrency,
+        timeout: args.api.timeout,
+        max_rps: args.api.max_rps.and_then(NonZeroU32::new),
         retry: RetryPolicy {
-            max_attempts: args.max_attempts,
-            base_delay: args.retry_delay,
+            max_attempts: args.api.max_attempts,
+            base_delay: args.api.retry_delay,
             ..RetryPolicy::default()
         },
     })
 }
 
+/// Resolves and checks a reconcile's settings: a sync of covered windows, read again. The range defaults to
+/// the coverage (the command narrows `to` to it); only the API settings, filters and window size matter here.
+pub fn resolve_reconcile(
+    args: &ReconcileArgs,
+    env: &dyn Fn(&str) -> Option<String>,
+    now: Timestamp,
+) -> Result<SyncSettings, Error> {
+    let to = time::floor_second(args.to.unwrap_or(now).min(now));
+    let from = args.from.map(time::floor_second);
+    if let Some(from) = from
+        && from >= to
+    {
+        return Err(Error::Usage(format!(
+            "the range is empty: --from {} is not before {}",
+            time::to_api(from),
+            time::to_api(to)
+        )));
+    }
+    let sync = SyncArgs {
+        from,
+        to: Some(to),
+        window: args.window,
+        category: args.category.clone(),
+        action: args.action.clone(),
+        api: args.api.clone(),
+        lookback: std::time::Duration::ZERO,
+        lag: std::time::Duration::ZERO,
+        refetch: true,
+        quiet: args.quiet,
+        json: args.json,
+    };
+    resolve_sync(&sync, env, now)
+}
+
+fn filters(category: Option<&str>, action: Option<&str>) -> Result<Filters, Error> {
+    Ok(Filters {
+        category: filter(category, "--category")?,
+        action: filter(action, "--action")?,
+    })
+}
+
 /// Picks the credentials: a token file, `ELEVATE_TOKEN`, or a username with a password (file or env).
 fn resolve_credentials(
-    args: &SyncArgs,
+    args: &ApiArgs,
     env: &dyn Fn(&str) -> Option<String>,
 ) -> Result<Credentials, ApiError> {
     let present = |name: &str| env(name).filter(|v| !v.trim().is_empty());

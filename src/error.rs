@@ -25,6 +25,8 @@ pub enum ExitCode {
     Busy = 6,
     /// `verify` found tampering, damage or coverage gaps (or `prune` met a window that no longer matches its seal).
     VerifyFailed = 7,
+    /// `reconcile` found the source disagreeing with the archive (late, changed or deleted events).
+    SourceDisagrees = 8,
     /// Stopped by SIGINT or SIGTERM; committed pages are kept and the next run resumes.
     Interrupted = 130,
 }

@@ -461,6 +461,59 @@ pub fn prune_text(p: &crate::store::retention::PrunePlan, dry_run: bool) -> Stri
     s
 }
 
+/// Renders what `reconcile` found for people.
+pub fn reconcile_text(r: &crate::commands::reconcile::ReconcileReport) -> String {
+    let mut s = String::new();
+    let ids = |kind: &str| {
+        r.ids
+            .get(kind)
+            .filter(|ids| !ids.is_empty())
+            .map(|ids| {
+                format!(
+                    " (ids {})",
+                    ids.iter()
+                        .map(i64::to_string)
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                )
+            })
+            .unwrap_or_default()
+    };
+    s.push_str(&format!(
+        "reconcile {}: {} window(s) of {} .. {} read again, {} events at the source\n",
+        if r.agrees { "ok" } else { "found differences" },
+        r.run.windows_planned,
+        r.run.from,
+        r.run.to,
+        thousands(r.run.totals.events_received as i64)
+    ));
+    s.push_str(&format!(
+        "  late arrivals          {:>8}  archived now{}\n",
+        thousands(r.late as i64),
+        ids("late")
+    ));
+    s.push_str(&format!(
+        "  changed at the source  {:>8}  kept as revisions beside the first version{}\n",
+        thousands(r.changed as i64),
+        ids("changed")
+    ));
+    s.push_str(&format!(
+        "  deleted at the source  {:>8}  kept in the archive, {} newly recorded{}\n",
+        thousands(r.deleted as i64),
+        thousands(r.deleted_newly_recorded as i64),
+        ids("deleted")
+    ));
+    if r.agrees {
+        s.push_str("the source agrees with the archive\n");
+    } else {
+        s.push_str(
+            "the source disagrees with the archive; every difference is in the table source_changes:\n  \
+             elevate-archive query \"SELECT * FROM source_changes ORDER BY id\"\n",
+        );
+    }
+    s
+}
+
 /// Renders the one-line summary of a run.
 pub fn summary_line(r: &RunReport) -> String {
     let t = &r.totals;

@@ -6,6 +6,7 @@ pub mod export;
 pub mod hold;
 pub mod prune;
 pub mod query;
+pub mod reconcile;
 pub mod search;
 pub mod simulate;
 pub mod status;
@@ -24,6 +25,7 @@ pub async fn run(cli: Cli) -> Result<ExitCode> {
         Command::Status(args) => status::run(&db(DEFAULT_DB), args),
         Command::Query(args) => query::run(&db(DEFAULT_DB), args),
         Command::Verify(args) => verify::run(&db(DEFAULT_DB), args),
+        Command::Reconcile(args) => reconcile::run(&db(DEFAULT_DB), args).await,
         Command::Backup(args) => backup::run(&db(DEFAULT_DB), args),
         Command::Export(args) => export::run(&db(DEFAULT_DB), args),
         Command::Search(args) => search::run(&db(DEFAULT_DB), args),

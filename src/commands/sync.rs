@@ -1,6 +1,6 @@
 //! `sync`: resolve settings, open the archive, plan the windows, run them, print the summary.
 
-use crate::api::{ApiClient, ClientOptions};
+use crate::api::ApiClient;
 use crate::cli::SyncArgs;
 use crate::error::{Error, ExitCode, Result};
 use crate::model::Interval;
@@ -70,15 +70,10 @@ pub async fn execute(
     );
     info!(range = %range, windows = windows.len(), "planned");
 
-    let client = ApiClient::new(
-        ClientOptions {
-            base_url: settings.base_url.clone(),
-            timeout: settings.timeout,
-            max_rps: settings.max_rps,
-            retry: settings.retry,
-        },
+    let client = Arc::new(ApiClient::new(
+        settings.client_options(),
         settings.credentials,
-    )?;
+    )?);
     let job = SyncJob {
         range,
         filters: settings.filters,
@@ -87,8 +82,9 @@ pub async fn execute(
         concurrency: settings.concurrency,
         base_url: settings.base_url.to_string(),
         progress: !reporting.quiet && !reporting.json && std::io::stderr().is_terminal(),
+        reconcile: false,
     };
-    let (report, result) = sync::run(Arc::new(client), store, job, super::shutdown_signal()).await;
+    let (report, result) = sync::run(client, store, job, super::shutdown_signal()).await;
     if reporting.json {
         let text = serde_json::to_string(&report).map_err(|e| Error::Internal(e.to_string()))?;
         super::status::print_stdout(&format!("{text}\n"));

@@ -26,6 +26,8 @@ pub struct RunStart {
     pub base_url: String,
     /// How many windows the plan holds.
     pub windows_planned: usize,
+    /// `sync` or `reconcile`.
+    pub kind: &'static str,
 }
 
 /// How a run ended.
@@ -71,7 +73,20 @@ pub struct PageTotals {
     pub out_of_window: u64,
     /// Windows completed.
     pub windows_completed: u64,
+    /// `reconcile`: archived events the source no longer returns (kept in the archive).
+    #[serde(skip_serializing_if = "is_zero")]
+    pub missing_at_source: u64,
+    /// `reconcile`: of those, how many were not recorded as deleted before.
+    #[serde(skip_serializing_if = "is_zero")]
+    pub deletions_recorded: u64,
 }
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
+}
+
+/// `reconcile`: the event ids the source returned so far, per window (by plan position).
+pub type Observed = HashMap<usize, Vec<i64>>;
 
 impl PageTotals {
     /// Adds another set of counters to this one.
@@ -84,6 +99,8 @@ impl PageTotals {
         self.rejects += other.rejects;
         self.out_of_window += other.out_of_window;
         self.windows_completed += other.windows_completed;
+        self.missing_at_source += other.missing_at_source;
+        self.deletions_recorded += other.deletions_recorded;
     }
 }
 
@@ -127,8 +144,8 @@ impl Store {
         .context(|| "cannot close interrupted runs".into())?;
         tx.execute(
             "INSERT INTO runs (started_at, status, range_from, range_to, category_filter, action_filter, base_url,
-                               windows_planned, tool_version)
-             VALUES (?1, 'running', ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+                               windows_planned, tool_version, kind)
+             VALUES (?1, 'running', ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
             params![
                 now,
                 run.range_from,
@@ -138,6 +155,7 @@ impl Store {
                 run.base_url,
                 run.windows_planned as i64,
                 env!("CARGO_PKG_VERSION"),
+                run.kind,
             ],
         )
         .context(|| "cannot record the run".into())?;
@@ -154,6 +172,30 @@ impl Store {
         run_id: i64,
         batches: &[PageBatch],
         ledger: &mut HashMap<usize, i64>,
+    ) -> Result<PageTotals, StoreError> {
+        self.commit(run_id, batches, ledger, None)
+    }
+
+    /// Stores whole pages of a `reconcile` in one transaction, as [`Store::commit_pages`] does, and records what
+    /// differs from the archive in `source_changes`: new events are late arrivals, revisions are changes at
+    /// the source, and, with a window's last page, archived events of its range that the source no longer
+    /// returned are deletions at the source (kept in the archive). `observed` collects the ids returned.
+    pub fn commit_reconciled_pages(
+        &mut self,
+        run_id: i64,
+        batches: &[PageBatch],
+        ledger: &mut HashMap<usize, i64>,
+        observed: &mut Observed,
+    ) -> Result<PageTotals, StoreError> {
+        self.commit(run_id, batches, ledger, Some(observed))
+    }
+
+    fn commit(
+        &mut self,
+        run_id: i64,
+        batches: &[PageBatch],
+        ledger: &mut HashMap<usize, i64>,
+        mut observed: Option<&mut Observed>,
     ) -> Result<PageTotals, StoreError> {
         let now = time::to_stored(chrono::Utc::now());
         let tx = self.begin()?;
@@ -173,7 +215,22 @@ impl Store {
                     id
                 }
             };
-            let page = store_page(&tx, batch, window_id, &now, &mut types)?;
+            let mut page = store_page(&tx, batch, window_id, &now, &mut types, observed.is_some())?;
+            if let Some(observed) = observed.as_deref_mut() {
+                let ids = observed.entry(batch.window_seq).or_default();
+                ids.extend(batch.items.iter().filter_map(|item| match item {
+                    Item::Event(e) => Some(e.id),
+                    Item::Reject(_) => None,
+                }));
+                if batch.last {
+                    let mut ids = observed.remove(&batch.window_seq).unwrap_or_default();
+                    ids.sort_unstable();
+                    let (missing, recorded) =
+                        record_missing(&tx, window_id, &batch.window, &ids, &now)?;
+                    page.missing_at_source += missing;
+                    page.deletions_recorded += recorded;
+                }
+            }
             tx.prepare_cached(
                 "UPDATE windows SET pages = pages + 1, events_received = events_received + ?2,
                     events_new = events_new + ?3, revisions = revisions + ?4, rejects = rejects + ?5,
@@ -354,13 +411,59 @@ fn insert_window(
     Ok(tx.last_insert_rowid())
 }
 
-/// Stores one page's items.
+/// `reconcile`: records the archived events of a window's range (and filters) that the source did not return
+/// (`returned`, sorted) as deleted at the source, once per event. Returns (missing, newly recorded).
+fn record_missing(
+    tx: &Transaction<'_>,
+    window_id: i64,
+    window: &WindowSpec,
+    returned: &[i64],
+    now: &str,
+) -> Result<(u64, u64), StoreError> {
+    let ctx = || format!("cannot compare window {} with the source", window.interval);
+    let optional = |f: &str| (!f.is_empty()).then(|| f.to_string());
+    let condition = super::filter::events_where(
+        Some(window.interval.start),
+        Some(window.interval.end),
+        optional(&window.filters.category).as_deref(),
+        optional(&window.filters.action).as_deref(),
+    );
+    let archived: Vec<i64> = tx
+        .prepare_cached(&format!(
+            "SELECT e.id FROM events e WHERE {} ORDER BY e.id",
+            condition.sql
+        ))
+        .and_then(|mut s| {
+            s.query_map(rusqlite::params_from_iter(&condition.params), |r| r.get(0))?
+                .collect()
+        })
+        .context(ctx)?;
+    let (mut missing, mut recorded) = (0, 0);
+    for id in archived {
+        if returned.binary_search(&id).is_ok() {
+            continue;
+        }
+        missing += 1;
+        recorded += tx
+            .prepare_cached(
+                "INSERT INTO source_changes (window_id, event_id, kind, detected_at)
+                 SELECT ?1, ?2, 'deleted', ?3
+                 WHERE NOT EXISTS (SELECT 1 FROM source_changes WHERE event_id = ?2 AND kind = 'deleted')",
+            )
+            .and_then(|mut s| s.execute(params![window_id, id, now]))
+            .context(ctx)? as u64;
+    }
+    Ok((missing, recorded))
+}
+
+/// Stores one page's items; for a `reconcile`, also records late arrivals and changes at the source.
 fn store_page(
     tx: &Transaction<'_>,
     batch: &PageBatch,
     window_id: i64,
     now: &str,
     types: &mut HashMap<(String, String), TypeSeen>,
+    reconcile: bool,
 ) -> Result<PageTotals, StoreError> {
     let mut totals = PageTotals {
         pages: 1,
@@ -380,7 +483,20 @@ fn store_page(
                 if event.out_of_window {
                     totals.out_of_window += 1;
                 }
-                match store_event(tx, event, window_id, now).context(context)? {
+                let stored = store_event(tx, event, window_id, now).context(context)?;
+                let change = match stored {
+                    Stored::New => Some("late"),
+                    Stored::Revised => Some("changed"),
+                    Stored::Unchanged => None,
+                };
+                if let Some(kind) = change.filter(|_| reconcile) {
+                    tx.prepare_cached(
+                        "INSERT INTO source_changes (window_id, event_id, kind, detected_at) VALUES (?1, ?2, ?3, ?4)",
+                    )
+                    .and_then(|mut s| s.execute(params![window_id, event.id, kind, now]))
+                    .context(context)?;
+                }
+                match stored {
                     Stored::New => {
                         totals.events_new += 1;
                         let seen = types
@@ -544,6 +660,7 @@ mod tests {
                 action_filter: String::new(),
                 base_url: "http://127.0.0.1/v1".into(),
                 windows_planned: 1,
+                kind: "sync",
             })
             .unwrap();
         (dir, store, run)

@@ -56,6 +56,8 @@ pub struct SyncJob {
     pub base_url: String,
     /// Draw a progress bar (only ever on a terminal).
     pub progress: bool,
+    /// A `reconcile`: compare what the source returns with the archive and record the differences.
+    pub reconcile: bool,
 }
 
 /// What a run did, for the summary line and `--json`.
@@ -163,6 +165,7 @@ pub async fn run(
         action_filter: job.filters.action.clone(),
         base_url: job.base_url.clone(),
         windows_planned: job.windows.len(),
+        kind: if job.reconcile { "reconcile" } else { "sync" },
     }) {
         Ok(id) => id,
         Err(e) => {
@@ -178,7 +181,10 @@ pub async fn run(
     let (tx, rx) = mpsc::channel::<PageBatch>(concurrency * QUEUED_PAGES_PER_WINDOW);
     let writer = std::thread::Builder::new()
         .name("archive-writer".into())
-        .spawn(move || write_pages(store, run_id, rx))
+        .spawn({
+            let reconcile = job.reconcile;
+            move || write_pages(store, run_id, rx, reconcile)
+        })
         .expect("the writer thread starts");
 
     let fetch_result = {
@@ -341,8 +347,10 @@ fn write_pages(
     mut store: Store,
     run_id: i64,
     mut rx: mpsc::Receiver<PageBatch>,
+    reconcile: bool,
 ) -> (Store, PageTotals, Result<(), crate::store::StoreError>) {
     let mut ledger = HashMap::new();
+    let mut observed = crate::store::write::Observed::new();
     let mut totals = PageTotals::default();
     let mut group = Vec::with_capacity(MAX_GROUP_PAGES);
     while let Some(first) = rx.blocking_recv() {
@@ -353,7 +361,12 @@ fn write_pages(
                 Err(_) => break,
             }
         }
-        match store.commit_pages(run_id, &group, &mut ledger) {
+        let committed = if reconcile {
+            store.commit_reconciled_pages(run_id, &group, &mut ledger, &mut observed)
+        } else {
+            store.commit_pages(run_id, &group, &mut ledger)
+        };
+        match committed {
             Ok(t) => totals.add(&t),
             Err(e) => return (store, totals, Err(e)),
         }
