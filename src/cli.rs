@@ -541,7 +541,7 @@ mod tests {
         let Command::Sync(args) = cli.command else {
             panic!()
         };
-        assert_eq!(args.page_size, 1000);
+        assert_eq!(args.api.page_size, 1000);
     }
 
     #[test]

@@ -127,10 +127,7 @@ fn an_unchanged_source_agrees_and_a_narrower_range_reads_fewer_windows() {
     run.expect(0);
     assert_eq!(report["agrees"], true);
     assert_eq!(report["run"]["windows_planned"], 5);
-    assert_eq!(
-        report["run"]["events_received"].as_u64().unwrap() >= 2_000,
-        true
-    );
+    assert!(report["run"]["events_received"].as_u64().unwrap() >= 2_000);
     let (run, report) = reconcile(
         &sb,
         &served,
