@@ -7,6 +7,10 @@
 //! window fetch (`events.window_id`), so every archived row is under exactly one seal. A window read again
 //! later is a new fetch, with a new seal; old seals are never rewritten (triggers refuse UPDATE and DELETE).
 //!
+//! A `prune` is sealed the same way, in the same chain ([`prune_content`]): what it removed, and the seal that
+//! vouched for each window fetch it removed rows from. What a `reconcile` fetch found changed at the source
+//! (`source_changes`) is part of that fetch's window content.
+//!
 //! A seal also keeps its members (each inserted event's id and the first 8 bytes of its digest), so that
 //! `verify` can name the ids deleted, inserted or edited, even by someone who also rewrote the digests.
 //! A chain kept in the same file can be rewritten whole by whoever can write the file: the chain head, kept

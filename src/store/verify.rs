@@ -4,7 +4,9 @@
 //! its `raw`; the seal chain (each seal links to the one before, each hash recomputes, each window's content
 //! recomputes from the rows, and each seal's members match the ids and digests now filed under its window);
 //! that every ended window fetch has a seal and every event belongs to a sealed (or still running) one; an
-//! external anchor, if given, is in the chain; and coverage gaps. Findings name the window and the ids.
+//! external anchor, if given, is in the chain; and coverage gaps. Window fetches a prune removed rows from are
+//! checked against the prune's sealed record instead (what is left must be what the prune kept), and every
+//! prune record must be sealed. Findings name the window and the ids.
 
 use super::seal::{self, GENESIS, WindowContent, chain_hash, decode_members, window_content};
 use super::{SqlContext, StoreError, read, retention};
