@@ -57,10 +57,6 @@ pub struct WindowContent {
 /// reject's id, reason and the SHA-256 of its text.
 pub fn window_content(conn: &Connection, window_id: i64) -> rusqlite::Result<WindowContent> {
     let mut h = Sha256::new();
-    let line = |h: &mut Sha256, value: serde_json::Value| {
-        h.update(value.to_string().as_bytes());
-        h.update(b"\n");
-    };
     line(&mut h, serde_json::json!(["elevate-archive seal", 1]));
     let row: serde_json::Value = conn.query_row(
         "SELECT id, run_id, window_start, window_end, category_filter, action_filter, created_from, created_to,
@@ -172,10 +168,6 @@ pub fn window_content(conn: &Connection, window_id: i64) -> rusqlite::Result<Win
 /// each window fetch it removed rows from, with the hash of the seal that vouched for them.
 pub fn prune_content(conn: &Connection, prune_id: i64) -> rusqlite::Result<String> {
     let mut h = Sha256::new();
-    let line = |h: &mut Sha256, value: serde_json::Value| {
-        h.update(value.to_string().as_bytes());
-        h.update(b"\n");
-    };
     line(&mut h, serde_json::json!(["elevate-archive prune", 1]));
     let row = conn.query_row(
         "SELECT id, pruned_at, cutoff, windows, events, revisions, rejects, ranges
@@ -242,6 +234,12 @@ pub(crate) fn seal_prune(
     )
     .context(ctx)?;
     Ok(hash)
+}
+
+/// Hashes one line of a canonical description: the value's compact JSON and a newline.
+fn line(h: &mut Sha256, value: serde_json::Value) {
+    h.update(value.to_string().as_bytes());
+    h.update(b"\n");
 }
 
 /// The first 8 bytes of a hex digest (zeros if it is missing or malformed).
