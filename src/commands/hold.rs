@@ -4,7 +4,7 @@ use crate::cli::{HoldArgs, HoldCommand};
 use crate::error::{Error, ExitCode, Result};
 use crate::model::Interval;
 use crate::output::printable;
-use crate::store::{self, Store};
+use crate::store;
 use crate::time;
 use std::path::Path;
 
@@ -25,7 +25,7 @@ pub fn run(db: &Path, args: &HoldArgs) -> Result<ExitCode> {
                         .into(),
                 ));
             }
-            let mut store = open_existing(db)?;
+            let mut store = super::open_existing(db)?;
             let hold = store.add_hold(Interval::new(*from, *to), reason.trim())?;
             super::status::print_stdout(&format!(
                 "hold {} placed on {} .. {}: {}\n",
@@ -45,7 +45,7 @@ pub fn run(db: &Path, args: &HoldArgs) -> Result<ExitCode> {
             return super::query::print_rows(&conn, &sql, &[], *format);
         }
         HoldCommand::Remove { id } => {
-            let mut store = open_existing(db)?;
+            let mut store = super::open_existing(db)?;
             let Some(hold) = store.remove_hold(*id)? else {
                 return Err(Error::Usage(format!(
                     "there is no hold in force with id {id}; `elevate-archive hold list` shows them"
@@ -58,11 +58,4 @@ pub fn run(db: &Path, args: &HoldArgs) -> Result<ExitCode> {
         }
     }
     Ok(ExitCode::Ok)
-}
-
-fn open_existing(db: &Path) -> Result<Store> {
-    if !db.exists() {
-        return Err(store::StoreError::NotFound { path: db.into() }.into());
-    }
-    Ok(Store::open_for_sync(db)?)
 }

@@ -3,7 +3,7 @@
 use crate::cli::{PruneArgs, StatusFormat};
 use crate::error::{Error, ExitCode, Result};
 use crate::output;
-use crate::store::{self, Store, retention};
+use crate::store::{self, retention};
 use crate::{config, time};
 use std::path::Path;
 
@@ -24,10 +24,7 @@ pub fn run(db: &Path, args: &PruneArgs) -> Result<ExitCode> {
         let conn = store::open_read_only(db)?;
         retention::plan_prune(&conn, args.before)?
     } else {
-        if !db.exists() {
-            return Err(store::StoreError::NotFound { path: db.into() }.into());
-        }
-        let mut store = Store::open_for_sync(db)?;
+        let mut store = super::open_existing(db)?;
         let plan = store.prune(args.before)?;
         if let Err(e) = store.checkpoint() {
             tracing::warn!("the write-ahead log was not folded back after the prune: {e}");

@@ -6,7 +6,7 @@ use crate::api::ApiClient;
 use crate::cli::ReconcileArgs;
 use crate::error::{Error, ExitCode, Result};
 use crate::model::Interval;
-use crate::store::{self, Store};
+use crate::store;
 use crate::sync::{self, RunReport, SyncJob, planner};
 use crate::{config, output, time};
 use serde::Serialize;
@@ -42,10 +42,7 @@ pub async fn run(db: &Path, args: &ReconcileArgs) -> Result<ExitCode> {
     let env = super::process_env;
     let now = config::now(&env)?;
     let settings = config::resolve_reconcile(args, &env, now)?;
-    if !db.exists() {
-        return Err(store::StoreError::NotFound { path: db.into() }.into());
-    }
-    let store = Store::open_for_sync(db)?;
+    let store = super::open_existing(db)?;
     let covered = store.covered(&settings.filters)?;
     let (Some(first), Some(last)) = (covered.first(), covered.last()) else {
         return Err(Error::Usage(format!(
