@@ -13,7 +13,7 @@
 
 use elevate_archive::model::Item;
 use elevate_archive::simulator::{SimConfig, Simulator};
-use elevate_archive::store::Store;
+use elevate_archive::store::Archive;
 use elevate_archive::sync::classify::classify;
 use elevate_archive::time::{parse_time_arg, to_api};
 use std::path::{Path, PathBuf};
@@ -151,8 +151,7 @@ fn run_sync(
 /// archive of the same schema and pragmas, 10,000 rows per transaction. Row preparation is not timed.
 fn storage_bound(config: &SimConfig, db: &Path) -> f64 {
     fresh(db);
-    let store = Store::open_for_sync(db).unwrap();
-    drop(store);
+    drop(Archive::open(db, chrono::Utc::now()).unwrap());
     let conn = rusqlite::Connection::open(db).unwrap();
     conn.execute_batch("PRAGMA journal_mode = WAL;").unwrap();
     conn.execute_batch(elevate_archive::store::WRITER_PRAGMAS)
@@ -293,7 +292,10 @@ fn queries(rt: &tokio::runtime::Runtime) {
         );
         run_sync(rt, sim_config(10_000_000, 365), &db, &[]);
     }
-    let conn = elevate_archive::store::open_read_only(&db).unwrap();
+    // The queries a user types into `query` or the sqlite3 shell, timed on a plain read-only connection.
+    let conn =
+        rusqlite::Connection::open_with_flags(&db, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)
+            .unwrap();
     let user: String = conn
         .query_row("SELECT username FROM events WHERE id >= (SELECT max(id) / 2 FROM events) ORDER BY id LIMIT 1", [], |r| r.get(0))
         .unwrap();

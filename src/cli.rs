@@ -348,18 +348,6 @@ pub struct SelectionArgs {
     pub action: Option<String>,
 }
 
-impl SelectionArgs {
-    /// The selection as an SQL condition on `events e` with bound parameters.
-    pub fn condition(&self) -> crate::store::filter::Where {
-        crate::store::filter::events_where(
-            self.from,
-            self.to,
-            self.category.as_deref(),
-            self.action.as_deref(),
-        )
-    }
-}
-
 /// `export` flags.
 #[derive(Debug, Args)]
 pub struct ExportArgs {

@@ -4,10 +4,10 @@
 //! every local user). Everything is checked here, before the archive is opened, so a bad setting loses nothing.
 
 use crate::api::{self, ApiError, Credentials, retry::RetryPolicy};
-use crate::cli::{ApiArgs, ReconcileArgs, SyncArgs};
+use crate::cli::{ApiArgs, ReconcileArgs, SelectionArgs, SyncArgs};
 use crate::error::Error;
-use crate::model::Filters;
-use crate::time::{self, Timestamp};
+use crate::model::{EventSelection, Filter, Filters, Interval};
+use crate::time::{self, Clock, Timestamp};
 use chrono::TimeDelta;
 use secrecy::SecretString;
 use std::num::NonZeroU32;
@@ -60,14 +60,45 @@ impl SyncSettings {
     }
 }
 
-/// The current time, or the pinned one from [`NOW_ENV`].
-pub fn now(env: &dyn Fn(&str) -> Option<String>) -> Result<Timestamp, Error> {
+/// The one clock of a command: the system clock, or the instant pinned by [`NOW_ENV`].
+pub fn clock(env: &dyn Fn(&str) -> Option<String>) -> Result<Clock, Error> {
     match env(NOW_ENV).filter(|v| !v.trim().is_empty()) {
-        Some(text) => {
-            time::parse_time_arg(&text).map_err(|e| Error::Usage(format!("{NOW_ENV}: {e}")))
-        }
-        None => Ok(chrono::Utc::now()),
+        Some(text) => time::parse_time_arg(&text)
+            .map(Clock::Pinned)
+            .map_err(|e| Error::Usage(format!("{NOW_ENV}: {e}"))),
+        None => Ok(Clock::System),
     }
+}
+
+/// `[from, to)` as an interval, or a usage error saying it is empty. `what` names the range ("range", "held
+/// range") and `to_label` how the end was given (`--to`, or how it was derived).
+pub fn nonempty_range(
+    from: Timestamp,
+    to: Timestamp,
+    what: &str,
+    to_label: &str,
+) -> Result<Interval, Error> {
+    if from < to {
+        return Ok(Interval::new(from, to));
+    }
+    let end = [to_label, &time::to_api(to)].join(" ");
+    Err(Error::Usage(format!(
+        "the {what} is empty: --from {} is not before {}",
+        time::to_api(from),
+        end.trim()
+    )))
+}
+
+/// The events an `export` or `search` reads: the range (checked) and the filters (parsed).
+pub fn selection(args: &SelectionArgs) -> Result<EventSelection, Error> {
+    if let (Some(from), Some(to)) = (args.from, args.to) {
+        nonempty_range(from, to, "range", "--to")?;
+    }
+    Ok(EventSelection {
+        from: args.from,
+        to: args.to,
+        filters: filters(args.category.as_deref(), args.action.as_deref())?,
+    })
 }
 
 /// Resolves and checks a sync's settings. `env` reads environment variables (injectable for tests).
@@ -96,19 +127,13 @@ pub fn resolve_sync(
         None => latest,
     };
     let from = args.from.map(time::floor_second);
-    if let Some(from) = from
-        && from >= to
-    {
-        return Err(Error::Usage(format!(
-            "the range is empty: --from {} is not before {} {}",
-            time::to_api(from),
-            if args.to.is_some() {
-                "--to"
-            } else {
-                "now minus --lag,"
-            },
-            time::to_api(to)
-        )));
+    if let Some(from) = from {
+        let label = if args.to.is_some() {
+            "--to"
+        } else {
+            "now minus --lag,"
+        };
+        nonempty_range(from, to, "range", label)?;
     }
     Ok(SyncSettings {
         base_url,
@@ -140,14 +165,8 @@ pub fn resolve_reconcile(
 ) -> Result<SyncSettings, Error> {
     let to = time::floor_second(args.to.unwrap_or(now).min(now));
     let from = args.from.map(time::floor_second);
-    if let Some(from) = from
-        && from >= to
-    {
-        return Err(Error::Usage(format!(
-            "the range is empty: --from {} is not before {}",
-            time::to_api(from),
-            time::to_api(to)
-        )));
+    if let Some(from) = from {
+        nonempty_range(from, to, "range", "")?;
     }
     let sync = SyncArgs {
         from,
@@ -165,6 +184,7 @@ pub fn resolve_reconcile(
     resolve_sync(&sync, env, now)
 }
 
+/// Parses the filter flags once, into the typed filters every later step uses.
 fn filters(category: Option<&str>, action: Option<&str>) -> Result<Filters, Error> {
     Ok(Filters {
         category: filter(category, "--category")?,
@@ -250,13 +270,15 @@ fn whole_seconds(d: std::time::Duration, flag: &str) -> Result<TimeDelta, Error>
     Ok(time::delta(d))
 }
 
-fn filter(value: Option<&str>, flag: &str) -> Result<String, Error> {
+fn filter(value: Option<&str>, flag: &str) -> Result<Option<Filter>, Error> {
     match value.map(str::trim) {
-        None => Ok(String::new()),
+        None => Ok(None),
         Some("") => Err(Error::Usage(format!(
             "{flag} is empty: give xyz, in:x,y or like:xyz, or leave it out"
         ))),
-        Some(v) => Ok(v.to_string()),
+        Some(v) => Filter::parse(v)
+            .map(Some)
+            .map_err(|e| Error::Usage(format!("{flag}: {e}"))),
     }
 }
 

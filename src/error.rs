@@ -53,12 +53,31 @@ pub enum Error {
     /// A signal asked the run to stop.
     #[error("interrupted by a signal; committed pages are kept and the next run resumes from them")]
     Interrupted,
+    /// A file or stream the command writes (an export, a manifest, its output) or a resource it needs (the
+    /// async runtime, a loopback port for the simulator) failed; the cause is kept as the source.
+    #[error("{context}")]
+    Io {
+        /// What was being done, naming the file.
+        context: String,
+        /// The cause.
+        #[source]
+        source: std::io::Error,
+    },
+    /// A report could not be rendered as JSON (a bug).
+    #[error("cannot render the report as JSON")]
+    Json(#[from] serde_json::Error),
     /// Something that should not happen happened.
     #[error("internal error: {0}")]
     Internal(String),
 }
 
 impl Error {
+    /// An [`Error::Io`] with what was being done.
+    pub fn io(context: impl Into<String>) -> impl FnOnce(std::io::Error) -> Error {
+        let context = context.into();
+        move |source| Error::Io { context, source }
+    }
+
     /// The exit code this error ends the process with.
     pub fn exit_code(&self) -> ExitCode {
         match self {
@@ -69,7 +88,7 @@ impl Error {
             Error::Store(StoreError::SealMismatch { .. }) => ExitCode::VerifyFailed,
             Error::Store(_) => ExitCode::Archive,
             Error::Interrupted => ExitCode::Interrupted,
-            Error::Internal(_) => ExitCode::Internal,
+            Error::Io { .. } | Error::Json(_) | Error::Internal(_) => ExitCode::Internal,
         }
     }
 }

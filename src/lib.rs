@@ -6,18 +6,22 @@
 //! - [`store`] the only code that runs SQL: opening and migrating the archive, the page writer, the read side;
 //! - [`sync`] the pure window planner, the item classifier and the engine where `api` and `store` meet;
 //! - [`simulator`] a stand-in Elevate server for demos, tests and benchmarks;
-//! - [`commands`] one small module per subcommand, [`output`] tables, CSV and JSON for people and scripts.
+//! - [`commands`] one small module per subcommand, [`output`] tables, CSV and JSON for people and scripts,
+//!   [`progress`] the bar drawn from the engine's progress values.
 //!
-//! `api` and `store` never import each other. [`model`] holds the domain types both sides share.
+//! `api` and `store` never import each other. [`model`] holds the domain types both sides share (events, filters,
+//! the interval algebra, every state and kind), [`digest`] the SHA-256 both sides compute, [`time`] the clock.
 
 pub mod api;
 pub mod cli;
 pub mod commands;
 pub mod config;
+pub mod digest;
 pub mod error;
 pub mod export;
 pub mod model;
 pub mod output;
+pub mod progress;
 pub mod simulator;
 pub mod store;
 pub mod sync;

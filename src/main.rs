@@ -13,11 +13,7 @@ fn main() -> std::process::ExitCode {
         .build()
     {
         Ok(rt) => rt,
-        Err(e) => {
-            return fail(&Error::Internal(format!(
-                "cannot start the async runtime: {e}"
-            )));
-        }
+        Err(e) => return fail(&Error::io("cannot start the async runtime")(e)),
     };
     match runtime.block_on(commands::run(cli)) {
         Ok(code) => std::process::ExitCode::from(code.code()),

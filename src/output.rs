@@ -2,7 +2,8 @@
 //! allows), the `status` report as text, and the one-line run summary. Data goes to stdout; logs, progress
 //! and warnings go to stderr.
 
-use crate::store::read::{Cell, RowSink, StatusReport};
+use crate::store::read::StatusReport;
+use crate::store::{Cell, RowSink};
 use crate::sync::RunReport;
 use crate::time;
 use std::io::Write;
@@ -308,10 +309,9 @@ pub fn status_text(report: &StatusReport, db: &str) -> String {
             line(format!(
                 "  #{:<4} {:<11} {}  {} .. {}  windows {}/{}  new {}  received {}  revisions {}  rejects {}{}",
                 r.id,
-                if r.kind == "sync" {
-                    r.status.clone()
-                } else {
-                    format!("{} {}", r.kind, r.status)
+                match r.kind {
+                    crate::model::RunKind::Sync => r.status.to_string(),
+                    crate::model::RunKind::Reconcile => format!("{} {}", r.kind, r.status),
                 },
                 r.started_at,
                 r.range_from,
@@ -462,11 +462,12 @@ pub fn prune_text(p: &crate::store::retention::PrunePlan, dry_run: bool) -> Stri
 }
 
 /// Renders what `reconcile` found for people.
-pub fn reconcile_text(r: &crate::commands::reconcile::ReconcileReport) -> String {
+pub fn reconcile_text(r: &crate::sync::reconcile::ReconcileReport) -> String {
+    use crate::model::ChangeKind;
     let mut s = String::new();
-    let ids = |kind: &str| {
+    let ids = |kind: ChangeKind| {
         r.ids
-            .get(kind)
+            .get(&kind)
             .filter(|ids| !ids.is_empty())
             .map(|ids| {
                 format!(
@@ -490,18 +491,18 @@ pub fn reconcile_text(r: &crate::commands::reconcile::ReconcileReport) -> String
     s.push_str(&format!(
         "  late arrivals          {:>8}  archived now{}\n",
         thousands(r.late as i64),
-        ids("late")
+        ids(ChangeKind::Late)
     ));
     s.push_str(&format!(
         "  changed at the source  {:>8}  kept as revisions beside the first version{}\n",
         thousands(r.changed as i64),
-        ids("changed")
+        ids(ChangeKind::Changed)
     ));
     s.push_str(&format!(
         "  deleted at the source  {:>8}  kept in the archive, {} newly recorded{}\n",
         thousands(r.deleted as i64),
         thousands(r.deleted_newly_recorded as i64),
-        ids("deleted")
+        ids(ChangeKind::Deleted)
     ));
     if r.agrees {
         s.push_str("the source agrees with the archive\n");

@@ -197,3 +197,23 @@ mod tests {
         assert_eq!(human_duration(TimeDelta::seconds(-5)), "0s");
     }
 }
+
+/// The one clock: every "now" a command uses comes from here, taken by the command and passed down, so that
+/// `ELEVATE_NOW` pins all of them at once (tests, reproducible demos).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Clock {
+    /// The system clock.
+    System,
+    /// A pinned instant: `now` always returns it.
+    Pinned(Timestamp),
+}
+
+impl Clock {
+    /// The current time on this clock.
+    pub fn now(&self) -> Timestamp {
+        match self {
+            Clock::System => Utc::now(),
+            Clock::Pinned(t) => *t,
+        }
+    }
+}

@@ -9,7 +9,8 @@ use crate::error::{Error, ExitCode, Result};
 use crate::model::Filters;
 use crate::output::{self, TableSink};
 use crate::simulator::{SimConfig, Simulator, faults::FaultRule};
-use crate::{config, store, time};
+use crate::store::ArchiveReader;
+use crate::{config, time};
 use std::path::Path;
 use std::time::Duration;
 
@@ -29,7 +30,8 @@ const EXAMPLES: &[(&str, &str)] = &[
 
 /// Runs the demo.
 pub async fn run(db: &Path, args: &DemoArgs) -> Result<ExitCode> {
-    let now = config::now(&super::process_env)?;
+    let clock = config::clock(&super::process_env)?;
+    let now = clock.now();
     let (from, to) = super::simulate::range(None, None, now, i64::from(args.days))?;
     // A little throttling and a few server errors, so the run shows its retries.
     let faults: Vec<FaultRule> = ["429:1%", "5xx:1%"]
@@ -44,7 +46,7 @@ pub async fn run(db: &Path, args: &DemoArgs) -> Result<ExitCode> {
     let running = sim
         .serve(([127, 0, 0, 1], 0).into())
         .await
-        .map_err(|e| Error::Internal(format!("cannot start the simulator on loopback: {e}")))?;
+        .map_err(Error::io("cannot start the simulator on loopback"))?;
     eprintln!(
         "Simulated Elevate API at {} serving {} events from {} to {}",
         running.base_url(),
@@ -82,21 +84,23 @@ pub async fn run(db: &Path, args: &DemoArgs) -> Result<ExitCode> {
             quiet: false,
             json: false,
         },
+        clock,
     )
     .await?;
     drop(running);
 
     println!();
     super::status::print(db, now)?;
-    let conn = store::open_read_only(db)?;
+    let archive = ArchiveReader::open(db)?;
     for (title, sql) in EXAMPLES {
         println!(
             "\n{title}:\n  elevate-archive --db {} query \"{sql}\"",
             db.display()
         );
         let mut sink = TableSink::new(std::io::stdout().lock());
-        store::read::run_query(&conn, sql, &mut sink)
-            .map_err(|e| Error::Internal(e.to_string()))?;
+        archive
+            .query(sql, &mut sink)
+            .map_err(|e| Error::Internal(format!("the example query failed: {e}")))?;
     }
     println!(
         "\nThe archive is an ordinary SQLite file: open it with `sqlite3 {}`, Datasette or DuckDB.",

@@ -3,21 +3,13 @@
 use crate::cli::ExportArgs;
 use crate::error::{Error, ExitCode, Result};
 use crate::export::{self, Selection};
-use crate::store::{self, export::ExportError};
+use crate::store::{ArchiveReader, export::ExportError};
 use crate::time;
 use std::path::Path;
 
 /// Exports and writes the manifest.
 pub fn run(db: &Path, args: &ExportArgs) -> Result<ExitCode> {
-    if let (Some(from), Some(to)) = (args.selection.from, args.selection.to)
-        && from >= to
-    {
-        return Err(Error::Usage(format!(
-            "the range is empty: --from {} is not before --to {}",
-            time::to_api(from),
-            time::to_api(to)
-        )));
-    }
+    let filter = crate::config::selection(&args.selection)?;
     if args.format == export::Format::Parquet && args.out.is_none() {
         return Err(Error::Usage(
             "a Parquet dataset is a folder: pass --out DIR".into(),
@@ -31,8 +23,7 @@ pub fn run(db: &Path, args: &ExportArgs) -> Result<ExitCode> {
             out.display()
         )));
     }
-    let conn = store::open_read_only(db)?;
-    let filter = args.selection.condition();
+    let archive = ArchiveReader::open(db)?;
     let selection = Selection {
         from: args.selection.from.map(time::to_stored),
         to: args.selection.to.map(time::to_stored),
@@ -40,7 +31,7 @@ pub fn run(db: &Path, args: &ExportArgs) -> Result<ExitCode> {
         action: args.selection.action.clone(),
     };
     let manifest = match export::export(
-        &conn,
+        &archive,
         db,
         &filter,
         selection,
@@ -52,16 +43,17 @@ pub fn run(db: &Path, args: &ExportArgs) -> Result<ExitCode> {
             return Ok(ExitCode::Ok);
         }
         Err(ExportError::Output(e)) => {
-            return Err(Error::Internal(format!("cannot write the export: {e}")));
+            return Err(Error::io("cannot write the export")(e));
         }
         Err(ExportError::Store(e)) => return Err(e.into()),
     };
     if args.format == export::Format::Parquet {
         let out = args.out.as_deref().expect("checked above");
         if let Some(copy) = &args.manifest {
-            export::write_manifest(&manifest, copy).map_err(|e| {
-                Error::Internal(format!("cannot write the manifest {}: {e}", copy.display()))
-            })?;
+            export::write_manifest(&manifest, copy).map_err(Error::io(format!(
+                "cannot write the manifest {}",
+                copy.display()
+            )))?;
         }
         eprintln!(
             "exported {} events to {} in {} file(s); manifest {}",
@@ -78,9 +70,10 @@ pub fn run(db: &Path, args: &ExportArgs) -> Result<ExitCode> {
         .or_else(|| args.out.as_deref().map(export::manifest_path));
     match target {
         Some(path) => {
-            export::write_manifest(&manifest, &path).map_err(|e| {
-                Error::Internal(format!("cannot write the manifest {}: {e}", path.display()))
-            })?;
+            export::write_manifest(&manifest, &path).map_err(Error::io(format!(
+                "cannot write the manifest {}",
+                path.display()
+            )))?;
             eprintln!(
                 "exported {} events to {}; manifest {} (sha256 {})",
                 manifest.rows,
@@ -89,10 +82,7 @@ pub fn run(db: &Path, args: &ExportArgs) -> Result<ExitCode> {
                 manifest.files[0].sha256
             );
         }
-        None => eprintln!(
-            "{}",
-            serde_json::to_string(&manifest).map_err(|e| Error::Internal(e.to_string()))?
-        ),
+        None => eprintln!("{}", serde_json::to_string(&manifest)?),
     }
     Ok(ExitCode::Ok)
 }

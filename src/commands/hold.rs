@@ -2,31 +2,24 @@
 
 use crate::cli::{HoldArgs, HoldCommand};
 use crate::error::{Error, ExitCode, Result};
-use crate::model::Interval;
 use crate::output::printable;
-use crate::store;
-use crate::time;
+use crate::store::{Archive, ArchiveReader};
 use std::path::Path;
 
 /// Runs a `hold` subcommand.
 pub fn run(db: &Path, args: &HoldArgs) -> Result<ExitCode> {
+    let clock = super::clock()?;
     match &args.command {
         HoldCommand::Add { from, to, reason } => {
-            if from >= to {
-                return Err(Error::Usage(format!(
-                    "the held range is empty: --from {} is not before --to {}",
-                    time::to_api(*from),
-                    time::to_api(*to)
-                )));
-            }
+            let range = crate::config::nonempty_range(*from, *to, "held range", "--to")?;
             if reason.trim().is_empty() {
                 return Err(Error::Usage(
                     "--reason is empty: say why the range is held (a case or request number)"
                         .into(),
                 ));
             }
-            let mut store = super::open_existing(db)?;
-            let hold = store.add_hold(Interval::new(*from, *to), reason.trim())?;
+            let mut archive = Archive::open_existing(db, clock.now())?;
+            let hold = archive.add_hold(range, reason.trim(), clock.now())?;
             super::status::print_stdout(&format!(
                 "hold {} placed on {} .. {}: {}\n",
                 hold.id,
@@ -36,17 +29,12 @@ pub fn run(db: &Path, args: &HoldArgs) -> Result<ExitCode> {
             ));
         }
         HoldCommand::List { all, format } => {
-            let conn = store::open_read_only(db)?;
-            let sql = format!(
-                "SELECT id, range_from AS \"from\", range_to AS \"to\", reason, created_at, removed_at
-                 FROM holds {} ORDER BY id",
-                if *all { "" } else { "WHERE removed_at IS NULL" }
-            );
-            return super::query::print_rows(&conn, &sql, &[], *format);
+            let archive = ArchiveReader::open(db)?;
+            return super::query::print_rows(*format, |sink| archive.list_holds(*all, sink));
         }
         HoldCommand::Remove { id } => {
-            let mut store = super::open_existing(db)?;
-            let Some(hold) = store.remove_hold(*id)? else {
+            let mut archive = Archive::open_existing(db, clock.now())?;
+            let Some(hold) = archive.remove_hold(*id, clock.now())? else {
                 return Err(Error::Usage(format!(
                     "there is no hold in force with id {id}; `elevate-archive hold list` shows them"
                 )));

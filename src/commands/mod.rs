@@ -52,10 +52,7 @@ pub async fn shutdown_signal() {
     tracing::warn!("stop requested: finishing the pages in hand, then stopping");
 }
 
-/// Opens an existing archive for writing (a writing command other than `sync` never creates one).
-pub(crate) fn open_existing(db: &std::path::Path) -> Result<crate::store::Store> {
-    if !db.exists() {
-        return Err(crate::store::StoreError::NotFound { path: db.into() }.into());
-    }
-    Ok(crate::store::Store::open_for_sync(db)?)
+/// The command's one clock: the system clock, or the instant `ELEVATE_NOW` pins.
+pub(crate) fn clock() -> Result<crate::time::Clock> {
+    crate::config::clock(&process_env)
 }

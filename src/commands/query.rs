@@ -3,22 +3,20 @@
 use crate::cli::{QueryArgs, QueryFormat};
 use crate::error::{Error, ExitCode, Result};
 use crate::output::{CsvSink, JsonSink, TableSink};
-use crate::store::{self, read::QueryError, read::RowSink};
+use crate::store::{ArchiveReader, QueryError, RowSink};
 use std::io::BufWriter;
 use std::path::Path;
 
 /// Runs the query and streams its result to stdout.
 pub fn run(db: &Path, args: &QueryArgs) -> Result<ExitCode> {
-    let conn = store::open_read_only(db)?;
-    print_rows(&conn, &args.sql, &[], args.format)
+    let archive = ArchiveReader::open(db)?;
+    print_rows(args.format, |sink| archive.query(&args.sql, sink))
 }
 
-/// Runs `sql` with `params` and streams its rows to stdout in `format`.
+/// Streams the rows `produce` writes into a sink of `format` on stdout; a closed pipe ends quietly.
 pub(crate) fn print_rows(
-    conn: &rusqlite::Connection,
-    sql: &str,
-    params: &[String],
     format: QueryFormat,
+    produce: impl FnOnce(&mut dyn RowSink) -> Result<u64, QueryError>,
 ) -> Result<ExitCode> {
     let out = BufWriter::new(std::io::stdout().lock());
     let mut sink: Box<dyn RowSink> = match format {
@@ -27,12 +25,12 @@ pub(crate) fn print_rows(
         QueryFormat::Json => Box::new(JsonSink::new(out, false)),
         QueryFormat::Ndjson => Box::new(JsonSink::new(out, true)),
     };
-    match store::read::run_query_with(conn, sql, params, sink.as_mut()) {
+    match produce(sink.as_mut()) {
         Ok(_) => Ok(ExitCode::Ok),
         Err(QueryError::Output(e)) if e.kind() == std::io::ErrorKind::BrokenPipe => {
             Ok(ExitCode::Ok)
         }
-        Err(QueryError::Output(e)) => Err(Error::Internal(format!("cannot write the result: {e}"))),
+        Err(QueryError::Output(e)) => Err(Error::io("cannot write the result")(e)),
         Err(QueryError::Sql(message)) => Err(Error::Usage(format!("query failed: {message}"))),
     }
 }

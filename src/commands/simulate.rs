@@ -9,7 +9,7 @@ use std::time::Duration;
 
 /// Serves until SIGINT or SIGTERM.
 pub async fn run(args: &SimulateArgs) -> Result<ExitCode> {
-    let now = config::now(&super::process_env)?;
+    let now = config::clock(&super::process_env)?.now();
     let (from, to) = range(args.from, args.to, now, 30)?;
     let config = SimConfig {
         seed: args.seed,
@@ -100,13 +100,7 @@ pub fn range(
         .and_utc();
     let to = time::floor_second(to.unwrap_or(midnight));
     let from = time::floor_second(from.unwrap_or(to - chrono::TimeDelta::days(days)));
-    if from >= to {
-        return Err(Error::Usage(format!(
-            "the range is empty: --from {} is not before --to {}",
-            time::to_api(from),
-            time::to_api(to)
-        )));
-    }
+    config::nonempty_range(from, to, "range", "--to")?;
     Ok((from, to))
 }
 

@@ -1,31 +1,28 @@
 //! `status`: what the archive holds.
 
 use crate::cli::{StatusArgs, StatusFormat};
-use crate::error::{Error, ExitCode, Result};
-use crate::{config, output, store};
+use crate::error::{ExitCode, Result};
+use crate::output;
+use crate::store::ArchiveReader;
+use crate::time::Timestamp;
 use std::path::Path;
 
 /// Prints the status report.
 pub fn run(db: &Path, args: &StatusArgs) -> Result<ExitCode> {
-    let now = config::now(&super::process_env)?;
-    render(db, now, args.format)?;
+    render(db, super::clock()?.now(), args.format)?;
     Ok(ExitCode::Ok)
 }
 
 /// Prints the status report as text.
-pub fn print(db: &Path, now: crate::time::Timestamp) -> Result<()> {
+pub fn print(db: &Path, now: Timestamp) -> Result<()> {
     render(db, now, StatusFormat::Text)
 }
 
-fn render(db: &Path, now: crate::time::Timestamp, format: StatusFormat) -> Result<()> {
-    let conn = store::open_read_only(db)?;
-    let report = store::read::status(&conn, now)?;
+fn render(db: &Path, now: Timestamp, format: StatusFormat) -> Result<()> {
+    let report = ArchiveReader::open(db)?.status(now)?;
     let text = match format {
         StatusFormat::Text => output::status_text(&report, &db.display().to_string()),
-        StatusFormat::Json => {
-            serde_json::to_string_pretty(&report).map_err(|e| Error::Internal(e.to_string()))?
-                + "\n"
-        }
+        StatusFormat::Json => serde_json::to_string_pretty(&report)? + "\n",
     };
     print_stdout(&text);
     Ok(())

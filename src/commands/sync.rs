@@ -3,10 +3,11 @@
 use crate::api::ApiClient;
 use crate::cli::SyncArgs;
 use crate::error::{Error, ExitCode, Result};
-use crate::model::Interval;
-use crate::store::Store;
+use crate::model::{Interval, RunKind, subtract_all};
+use crate::store::{Archive, ArchiveRead};
 use crate::sync::{self, SyncJob, planner};
-use crate::{config, output, time};
+use crate::time::Clock;
+use crate::{config, output, progress};
 use std::io::IsTerminal;
 use std::path::Path;
 use std::sync::Arc;
@@ -21,11 +22,18 @@ pub struct Reporting {
     pub json: bool,
 }
 
+impl Reporting {
+    /// Whether to draw a progress bar: only on a terminal, and only when a summary is printed for people.
+    pub fn draws_progress(&self) -> bool {
+        !self.quiet && !self.json && std::io::stderr().is_terminal()
+    }
+}
+
 /// Runs a sync from the command line and reports it.
 pub async fn run(db: &Path, args: &SyncArgs) -> Result<ExitCode> {
     let env = super::process_env;
-    let now = config::now(&env)?;
-    let settings = config::resolve_sync(args, &env, now)?;
+    let clock = config::clock(&env)?;
+    let settings = config::resolve_sync(args, &env, clock.now())?;
     execute(
         db,
         settings,
@@ -33,6 +41,7 @@ pub async fn run(db: &Path, args: &SyncArgs) -> Result<ExitCode> {
             quiet: args.quiet,
             json: args.json,
         },
+        clock,
     )
     .await
 }
@@ -42,12 +51,13 @@ pub async fn execute(
     db: &Path,
     settings: config::SyncSettings,
     reporting: Reporting,
+    clock: Clock,
 ) -> Result<ExitCode> {
     if settings.from.is_none() && !db.exists() {
-        return Err(empty_archive(db));
+        return Err(empty_archive(db, clock));
     }
-    let store = Store::open_for_sync(db)?;
-    let covered = store.covered(&settings.filters)?;
+    let archive = Archive::open(db, clock.now())?;
+    let covered = archive.covered(&settings.filters)?;
 
     // Without --from, continue where the coverage ends (re-reading the lookback) and fill any hole inside it.
     let (start, force_from) = match (settings.from, covered.first(), covered.last()) {
@@ -60,13 +70,12 @@ pub async fn execute(
             };
             (first.start, Some(force))
         }
-        _ => return Err(empty_archive(db)),
+        _ => return Err(empty_archive(db, clock)),
     };
     let range = Interval::new(start.min(settings.to), settings.to);
-    let retired = store.pruned_ranges()?;
-    let windows = planner::subtract_all(
+    let windows = subtract_all(
         planner::plan(range, &covered, force_from, settings.window),
-        &retired,
+        &archive.pruned_ranges()?,
     );
     info!(range = %range, windows = windows.len(), "planned");
 
@@ -81,13 +90,14 @@ pub async fn execute(
         page_size: settings.page_size,
         concurrency: settings.concurrency,
         base_url: settings.base_url.to_string(),
-        progress: !reporting.quiet && !reporting.json && std::io::stderr().is_terminal(),
-        reconcile: false,
+        kind: RunKind::Sync,
+        clock,
     };
-    let (report, result) = sync::run(client, store, job, super::shutdown_signal()).await;
+    let progress = progress::reporter(reporting.draws_progress());
+    let (report, result) =
+        sync::run(client, archive, job, super::shutdown_signal(), progress).await;
     if reporting.json {
-        let text = serde_json::to_string(&report).map_err(|e| Error::Internal(e.to_string()))?;
-        super::status::print_stdout(&format!("{text}\n"));
+        super::status::print_stdout(&format!("{}\n", serde_json::to_string(&report)?));
     } else if !reporting.quiet {
         super::status::print_stdout(&format!("{}\n", output::summary_line(&report)));
     }
@@ -103,13 +113,21 @@ pub async fn execute(
     Ok(ExitCode::Ok)
 }
 
-fn empty_archive(db: &Path) -> Error {
+fn empty_archive(db: &Path, clock: Clock) -> Error {
     Error::Usage(format!(
         "{} holds no events yet, so there is nowhere to continue from: pass --from (e.g. --from {}) for the first sync",
         db.display(),
-        time::to_api(chrono::Utc::now() - chrono::TimeDelta::days(30))
-            .split('T')
-            .next()
-            .unwrap_or("2024-01-01")
+        (clock.now() - chrono::TimeDelta::days(30)).format("%Y-%m-%d")
     ))
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn the_first_sync_hint_names_a_date_a_month_before_now() {
+        let clock =
+            super::Clock::Pinned(crate::time::parse_time_arg("2026-03-31T10:00:00Z").unwrap());
+        let text = super::empty_archive(std::path::Path::new("a.db"), clock).to_string();
+        assert!(text.contains("--from 2026-03-01"), "{text}");
+    }
 }

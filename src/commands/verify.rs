@@ -3,7 +3,7 @@
 use crate::cli::{StatusFormat, VerifyArgs};
 use crate::error::{Error, ExitCode, Result};
 use crate::output;
-use crate::store::{self, verify};
+use crate::store::ArchiveReader;
 use std::path::Path;
 
 /// Verifies the archive and prints what it found.
@@ -20,14 +20,10 @@ pub fn run(db: &Path, args: &VerifyArgs) -> Result<ExitCode> {
             "--anchor must be a 64-digit hex chain head, got '{a}'"
         )));
     }
-    let conn = store::open_read_only(db)?;
-    let report = verify::verify(&conn, anchor.as_deref())?;
+    let report = ArchiveReader::open(db)?.verify(anchor.as_deref())?;
     let text = match args.format {
         StatusFormat::Text => output::verify_text(&report),
-        StatusFormat::Json => {
-            serde_json::to_string_pretty(&report).map_err(|e| Error::Internal(e.to_string()))?
-                + "\n"
-        }
+        StatusFormat::Json => serde_json::to_string_pretty(&report)? + "\n",
     };
     super::status::print_stdout(&text);
     Ok(if report.ok() {

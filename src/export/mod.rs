@@ -9,9 +9,9 @@
 
 pub mod parquet;
 
-use crate::store::export::{ExportError, ExportRow, export_rows};
-use crate::store::filter::Where;
-use rusqlite::Connection;
+use crate::model::EventSelection;
+use crate::store::export::{ExportError, ExportRow};
+use crate::store::{ArchiveRead, ArchiveReader};
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 use std::io::Write;
@@ -99,8 +99,8 @@ impl<W: Write> Write for Hashing<W> {
 
 /// Writes the selected events in `format` to `out`; returns rows, bytes and the SHA-256 of what was written.
 fn write_events(
-    conn: &Connection,
-    filter: &Where,
+    archive: &ArchiveReader,
+    selection: &EventSelection,
     format: Format,
     out: impl Write,
 ) -> Result<(u64, u64, String), ExportError> {
@@ -111,7 +111,7 @@ fn write_events(
     };
     let rows = match format {
         Format::Parquet => unreachable!("Parquet is written by the partitioner"),
-        Format::Ndjson => export_rows(conn, filter, |row| {
+        Format::Ndjson => archive.export_rows(selection, |row| {
             sink.write_all(row.raw.as_bytes())?;
             sink.write_all(b"\n")
         })?,
@@ -129,7 +129,7 @@ fn write_events(
                 "raw",
             ])
             .map_err(std::io::Error::other)?;
-            let rows = export_rows(conn, filter, |row: &ExportRow| {
+            let rows = archive.export_rows(selection, |row: &ExportRow| {
                 csv.write_record([
                     row.id.to_string().as_str(),
                     &row.timestamp,
@@ -153,14 +153,14 @@ fn write_events(
 
 /// Exports to a file (atomically, mode 0600) or, without `out`, to standard output.
 pub fn export(
-    conn: &Connection,
+    reader: &ArchiveReader,
     archive: &Path,
-    filter: &Where,
+    events: &EventSelection,
     selection: Selection,
     format: Format,
     out: Option<&Path>,
 ) -> Result<Manifest, ExportError> {
-    let chain_head = crate::store::verify::head(conn)?;
+    let chain_head = reader.chain_head()?;
     let manifest = |rows, files| Manifest {
         tool: format!("elevate-archive {}", env!("CARGO_PKG_VERSION")),
         created_at: crate::time::to_stored(chrono::Utc::now()),
@@ -180,7 +180,7 @@ pub fn export(
         let tmp = partial_name(dir);
         let written = (|| {
             let mut dataset = parquet::Partitioner::create(&tmp)?;
-            export_rows(conn, filter, |row| {
+            reader.export_rows(events, |row| {
                 dataset.push(row).map_err(|e| match e {
                     ExportError::Output(io) => io,
                     other => std::io::Error::other(other.to_string()),
@@ -201,7 +201,7 @@ pub fn export(
     let (path, (rows, bytes, sha256)) = match out {
         None => (
             "-".to_string(),
-            write_events(conn, filter, format, std::io::stdout().lock())?,
+            write_events(reader, events, format, std::io::stdout().lock())?,
         ),
         Some(out) => {
             let tmp = partial_name(out);
@@ -210,7 +210,7 @@ pub fn export(
                 .create_new(true)
                 .mode(0o600)
                 .open(&tmp)?;
-            let written = write_events(conn, filter, format, &file).and_then(|w| {
+            let written = write_events(reader, events, format, &file).and_then(|w| {
                 file.sync_all()?;
                 std::fs::rename(&tmp, out)?;
                 Ok(w)

@@ -1,7 +1,8 @@
 //! Filters in the API's syntax (`xyz` equals, `in:x,y`, `like:pattern`) and time bounds, turned into SQL with
 //! bound parameters (pure, table-tested). Values never become SQL text.
 
-use crate::time::{self, Timestamp};
+use crate::model::{EventSelection, Filter};
+use crate::time;
 
 /// A WHERE clause (without the keyword; `1` when empty) and its parameters.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -12,45 +13,40 @@ pub struct Where {
     pub params: Vec<String>,
 }
 
-/// Builds the condition for events (table alias `e`) in `[from, to)` matching the category and action filters.
-pub fn events_where(
-    from: Option<Timestamp>,
-    to: Option<Timestamp>,
-    category: Option<&str>,
-    action: Option<&str>,
-) -> Where {
+/// Builds the condition for events (table alias `e`) of a selection: `[from, to)` and the filters.
+pub fn events_where(selection: &EventSelection) -> Where {
     let mut parts = Vec::new();
     let mut params = Vec::new();
-    if let Some(from) = from {
+    if let Some(from) = selection.from {
         parts.push("e.timestamp >= ?".to_string());
         params.push(time::to_stored(from));
     }
-    if let Some(to) = to {
+    if let Some(to) = selection.to {
         parts.push("e.timestamp < ?".to_string());
         params.push(time::to_stored(to));
     }
-    for (column, filter) in [("e.category", category), ("e.action", action)] {
-        let Some(filter) = filter else { continue };
-        if let Some(list) = filter.strip_prefix("in:") {
-            let values: Vec<String> = list
-                .split(',')
-                .map(|v| v.trim().to_string())
-                .filter(|v| !v.is_empty())
-                .collect();
-            parts.push(format!(
-                "{column} IN ({})",
-                vec!["?"; values.len().max(1)].join(", ")
-            ));
-            if values.is_empty() {
-                params.push(String::new());
+    let filters = &selection.filters;
+    for (column, filter) in [
+        ("e.category", &filters.category),
+        ("e.action", &filters.action),
+    ] {
+        match filter {
+            None => {}
+            Some(Filter::Eq(value)) => {
+                parts.push(format!("{column} = ?"));
+                params.push(value.clone());
             }
-            params.extend(values);
-        } else if let Some(pattern) = filter.strip_prefix("like:") {
-            parts.push(format!("{column} LIKE ?"));
-            params.push(pattern.to_string());
-        } else {
-            parts.push(format!("{column} = ?"));
-            params.push(filter.to_string());
+            Some(Filter::In(values)) => {
+                parts.push(format!(
+                    "{column} IN ({})",
+                    vec!["?"; values.len()].join(", ")
+                ));
+                params.extend(values.iter().cloned());
+            }
+            Some(Filter::Like(pattern)) => {
+                parts.push(format!("{column} LIKE ?"));
+                params.push(pattern.clone());
+            }
         }
     }
     Where {
@@ -82,6 +78,8 @@ pub fn fts_query(text: &str) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::model::Filters;
+    use crate::time::Timestamp;
 
     fn t(s: &str) -> Timestamp {
         time::parse_time_arg(s).unwrap()
@@ -140,10 +138,17 @@ mod tests {
                 "e.action = ?",
                 vec!["x' OR '1'='1"],
             ),
-            (None, None, Some("in:"), None, "e.category IN (?)", vec![""]),
         ];
         for (from, to, category, action, sql, params) in cases {
-            let w = events_where(from, to, category, action);
+            let parse = |f: Option<&str>| f.map(|f| Filter::parse(f).unwrap());
+            let w = events_where(&EventSelection {
+                from,
+                to,
+                filters: Filters {
+                    category: parse(category),
+                    action: parse(action),
+                },
+            });
             assert_eq!(
                 (
                     w.sql.as_str(),

@@ -1,21 +1,32 @@
-//! The archive: the only code that runs SQL.
+//! The archive: the only code that runs SQL. Two handles, and no `Connection` ever leaves this module:
 //!
-//! - [`Store::open_for_sync`] creates the file private (0600), takes the exclusive sync lock, inspects an
-//!   existing file read-only before touching it (not SQLite, not ours, or from a newer version: refused, left
-//!   untouched), then sets WAL and `synchronous=FULL` and applies the embedded migrations (`migrations/`).
-//! - [`write`] commits pages: each page's events, revisions, rejects and ledger update in one transaction.
-//! - [`read`] answers `status` and runs `query` on a hardened read-only connection.
+//! - [`Archive`], the writer (`sync`, `reconcile`, `prune`, `hold`): [`Archive::open`] creates the file private
+//!   (0600), takes the exclusive lock, inspects an existing file read-only before touching it (not SQLite, not
+//!   ours, or from a newer version: refused, left untouched), then sets WAL and `synchronous=FULL` and applies
+//!   the embedded migrations (`migrations/`). [`write`] commits pages: each page's events, revisions, rejects
+//!   and ledger update in one transaction; [`retention`] prunes and holds.
+//! - [`ArchiveReader`], read-only and hardened for files that may come from elsewhere: typed answers for
+//!   `status` ([`read`]), `verify` ([`verify`]), search, holds, export rows and prune plans, and one deliberate
+//!   raw-SQL door for `query` ([`ArchiveReader::query`]).
+//!
+//! What both handles answer (coverage, pruned ranges, the chain head) is the [`ArchiveRead`] trait. States and
+//! kinds are bound as the model's enums ([`kinds`]); "now" is always passed in by the caller (one clock).
 //!
 //! Invariant: a window's ledger row says `complete` only if the transaction that stored its last page said so.
 
 pub mod export;
 pub mod filter;
+pub mod kinds;
 pub mod read;
+pub mod reader;
 pub mod retention;
 pub mod seal;
 pub mod verify;
 pub mod write;
 
+pub use reader::{ArchiveRead, ArchiveReader, Cell, QueryError, RowSink};
+
+use crate::time::{self, Timestamp};
 use rusqlite::{Connection, OpenFlags, config::DbConfig};
 use std::fs::{File, OpenOptions, TryLockError};
 use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
@@ -170,22 +181,39 @@ impl<T> SqlContext<T> for Result<T, rusqlite::Error> {
     }
 }
 
-/// An archive opened for writing by a sync run; holds the exclusive lock until dropped.
-pub struct Store {
+/// An archive opened for writing; holds the exclusive lock until dropped.
+pub struct Archive {
     conn: Connection,
     path: PathBuf,
     _lock: File,
 }
 
-impl std::fmt::Debug for Store {
+impl std::fmt::Debug for Archive {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Store").field("path", &self.path).finish()
+        f.debug_struct("Archive").field("path", &self.path).finish()
     }
 }
 
-impl Store {
-    /// Opens (creating if needed) the archive for a sync: private file, exclusive lock, checks, migrations.
-    pub fn open_for_sync(path: &Path) -> Result<Store, StoreError> {
+impl reader::sealed::Connected for Archive {
+    fn connection(&self) -> &Connection {
+        &self.conn
+    }
+}
+
+impl ArchiveRead for Archive {}
+
+impl Archive {
+    /// Opens an existing archive for writing (`reconcile`, `prune`, `hold`: they never create one).
+    pub fn open_existing(path: &Path, now: Timestamp) -> Result<Archive, StoreError> {
+        if !path.exists() {
+            return Err(StoreError::NotFound { path: path.into() });
+        }
+        Archive::open(path, now)
+    }
+
+    /// Opens (creating if needed) the archive for writing: private file, exclusive lock, checks, migrations.
+    /// `now` dates whatever an upgrade records (the seals of windows archived before seals existed).
+    pub fn open(path: &Path, now: Timestamp) -> Result<Archive, StoreError> {
         let lock = OpenOptions::new()
             .read(true)
             .write(true)
@@ -215,8 +243,6 @@ impl Store {
         )
         .context(|| format!("cannot open {}", path.display()))?;
         harden(&conn)?;
-        conn.busy_timeout(BUSY_TIMEOUT)
-            .context(|| "cannot set the busy timeout".into())?;
         let mode: String = conn
             .query_row("PRAGMA journal_mode = WAL", [], |r| r.get(0))
             .context(|| format!("cannot switch {} to WAL mode", path.display()))?;
@@ -243,33 +269,28 @@ impl Store {
             let tx = conn
                 .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
                 .context(|| "cannot start sealing the existing windows".into())?;
-            let sealed = seal::seal_backlog(&tx, &crate::time::to_stored(chrono::Utc::now()))?;
+            let sealed = seal::seal_backlog(&tx, &time::to_stored(now))?;
             tx.commit()
                 .context(|| "cannot commit the existing windows' seals".into())?;
             if sealed > 0 {
                 tracing::info!("sealed {sealed} window fetch(es) archived before seals existed");
             }
         }
-        let mut store = Store {
+        let mut archive = Archive {
             conn,
             path: path.into(),
             _lock: lock,
         };
         if applied(SEARCH_VERSION) {
             // An archive from before search: index what it already holds, once.
-            store.update_search_index()?;
+            archive.update_search_index()?;
         }
-        Ok(store)
+        Ok(archive)
     }
 
     /// The archive's path.
     pub fn path(&self) -> &Path {
         &self.path
-    }
-
-    /// The connection, for the read side's helpers shared with the writer.
-    pub(crate) fn conn(&self) -> &Connection {
-        &self.conn
     }
 }
 
@@ -363,7 +384,7 @@ fn open_read_only_raw(path: &Path) -> Result<Connection, StoreError> {
 }
 
 /// Opens an existing archive read-only, hardened for files that may come from elsewhere.
-pub fn open_read_only(path: &Path) -> Result<Connection, StoreError> {
+fn open_read_only(path: &Path) -> Result<Connection, StoreError> {
     if !path.exists() {
         return Err(StoreError::NotFound { path: path.into() });
     }
@@ -383,8 +404,6 @@ pub fn open_read_only(path: &Path) -> Result<Connection, StoreError> {
     }
     let conn = open_read_only_raw(path)?;
     harden(&conn)?;
-    conn.busy_timeout(BUSY_TIMEOUT)
-        .context(|| "cannot set the busy timeout".into())?;
     conn.execute_batch(
         "PRAGMA query_only = ON; PRAGMA cell_size_check = ON; PRAGMA mmap_size = 0;",
     )
@@ -411,8 +430,6 @@ pub fn backup(db: &Path, out: &Path) -> Result<BackupCopy, StoreError> {
     inspect(db)?;
     let conn = open_read_only_raw(db)?;
     harden(&conn)?;
-    conn.busy_timeout(BUSY_TIMEOUT)
-        .context(|| "cannot set the busy timeout".into())?;
     let io = |context: String| move |source| StoreError::Io { context, source };
     let name = out
         .file_name()
@@ -441,16 +458,18 @@ pub fn backup(db: &Path, out: &Path) -> Result<BackupCopy, StoreError> {
             .and_then(|d| d.sync_all())
             .map_err(io(format!("cannot sync {}", dir.display())))?;
     }
-    let copy = open_read_only_raw(out)?;
-    let events = copy
-        .query_row("SELECT count(*) FROM events", [], |r| r.get(0))
-        .context(|| "cannot read the copy".into())?;
-    let head = seal::head(&copy).context(|| "cannot read the copy's chain head".into())?;
-    Ok(BackupCopy { events, head })
+    let copy = ArchiveReader::open(out)?;
+    Ok(BackupCopy {
+        events: copy.event_count()?,
+        head: copy.chain_head()?,
+    })
 }
 
-/// Settings every connection gets: SQL cannot corrupt the file, and schema objects cannot call unsafe functions.
+/// Settings every connection gets: SQL cannot corrupt the file, schema objects cannot call unsafe functions,
+/// and a lock held by another connection (a reader checkpointing, a backup) is waited for, boundedly.
 fn harden(conn: &Connection) -> Result<(), StoreError> {
+    conn.busy_timeout(BUSY_TIMEOUT)
+        .context(|| "cannot set the busy timeout".into())?;
     conn.set_db_config(DbConfig::SQLITE_DBCONFIG_DEFENSIVE, true)
         .context(|| "cannot enable defensive mode".into())?;
     conn.set_db_config(DbConfig::SQLITE_DBCONFIG_TRUSTED_SCHEMA, false)
@@ -475,11 +494,15 @@ fn warn_if_shared(path: &Path, file: &File) {
 mod tests {
     use super::*;
 
+    fn test_now() -> Timestamp {
+        time::parse_time_arg("2026-01-01").unwrap()
+    }
+
     #[test]
     fn new_archive_is_private_wal_and_migrated() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("a.db");
-        let store = Store::open_for_sync(&path).unwrap();
+        let store = Archive::open(&path, test_now()).unwrap();
         let mode = std::fs::metadata(&path).unwrap().permissions().mode() & 0o777;
         assert_eq!(mode, 0o600);
         let jm: String = store
@@ -499,7 +522,7 @@ mod tests {
         assert_eq!(app, APPLICATION_ID);
         drop(store);
         // Re-opening an up-to-date archive applies nothing and succeeds.
-        Store::open_for_sync(&path).unwrap();
+        Archive::open(&path, test_now()).unwrap();
         open_read_only(&path).unwrap();
     }
 
@@ -507,13 +530,13 @@ mod tests {
     fn second_opener_is_refused_while_the_first_holds_the_lock() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("a.db");
-        let first = Store::open_for_sync(&path).unwrap();
+        let first = Archive::open(&path, test_now()).unwrap();
         assert!(matches!(
-            Store::open_for_sync(&path),
+            Archive::open(&path, test_now()),
             Err(StoreError::Locked { .. })
         ));
         drop(first);
-        Store::open_for_sync(&path).unwrap();
+        Archive::open(&path, test_now()).unwrap();
     }
 
     #[test]
@@ -532,7 +555,7 @@ mod tests {
             .unwrap();
         for path in [&text, &other] {
             let before = std::fs::read(path).unwrap();
-            let err = Store::open_for_sync(path).unwrap_err();
+            let err = Archive::open(path, test_now()).unwrap_err();
             assert!(matches!(err, StoreError::NotAnArchive { .. }), "{err}");
             assert_eq!(
                 std::fs::read(path).unwrap(),
@@ -548,7 +571,7 @@ mod tests {
     fn newer_archives_are_refused_and_left_untouched() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("a.db");
-        drop(Store::open_for_sync(&path).unwrap());
+        drop(Archive::open(&path, test_now()).unwrap());
         let conn = Connection::open(&path).unwrap();
         conn.execute(
             "INSERT INTO refinery_schema_history (version, name, applied_on, checksum) VALUES (999, 'future', '', '0')",
@@ -559,7 +582,7 @@ mod tests {
             .unwrap();
         drop(conn);
         let before = std::fs::read(&path).unwrap();
-        let err = Store::open_for_sync(&path).unwrap_err();
+        let err = Archive::open(&path, test_now()).unwrap_err();
         assert!(
             matches!(err, StoreError::NewerVersion { found: 999, .. }),
             "{err}"
@@ -599,13 +622,14 @@ mod tests {
             )
             .unwrap();
         }
-        drop(Store::open_for_sync(&path).unwrap());
-        let conn = open_read_only(&path).unwrap();
+        drop(Archive::open(&path, test_now()).unwrap());
+        let reader = ArchiveReader::open(&path).unwrap();
+        let conn = &reader.conn;
         let digest: String = conn
             .query_row("SELECT digest FROM events WHERE id = 5", [], |r| r.get(0))
             .unwrap();
-        assert_eq!(digest, seal::sha256_hex(br#"{"id":5}"#));
-        let report = verify::verify(&conn, None).unwrap();
+        assert_eq!(digest, crate::digest::sha256_hex(br#"{"id":5}"#));
+        let report = reader.verify(None).unwrap();
         assert_eq!(report.seals, 1);
         assert!(report.findings.is_empty(), "{:?}", report.findings);
         let indexed: i64 = conn

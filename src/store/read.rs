@@ -1,53 +1,18 @@
-//! The read side: coverage for the planner, the `status` report, and `query` on a read-only connection.
+//! The `status` report: what the archive holds, what it covers, what is missing, and what happened lately.
 
-use super::{SqlContext, Store, StoreError};
-use crate::model::{Filters, Interval, gaps_between, merge_intervals};
+use super::{SqlContext, StoreError};
+use crate::model::{
+    ChangeKind, Filters, Interval, RunKind, RunStatus, WindowStatus, gaps_between, merge_intervals,
+};
 use crate::time::{self, Timestamp};
 use rusqlite::Connection;
 use serde::Serialize;
+use std::collections::{BTreeSet, HashMap};
 
 /// How many recent runs `status` lists.
 pub const STATUS_RUNS: usize = 10;
 /// How many reject reasons `status` lists.
 const STATUS_REJECT_REASONS: usize = 10;
-
-impl Store {
-    /// The intervals already covered for `filters`: complete windows fetched with the same filters, or with
-    /// none (an unfiltered window holds every event, so it covers any filtered request too).
-    pub fn covered(&self, filters: &Filters) -> Result<Vec<Interval>, StoreError> {
-        covered(self.conn(), filters)
-    }
-}
-
-/// The intervals covered for `filters` on any connection (see [`Store::covered`]).
-pub fn covered_on(conn: &Connection, filters: &Filters) -> Result<Vec<Interval>, StoreError> {
-    covered(conn, filters)
-}
-
-fn covered(conn: &Connection, filters: &Filters) -> Result<Vec<Interval>, StoreError> {
-    let mut stmt = conn
-        .prepare(
-            "SELECT window_start, window_end FROM windows
-             WHERE status = 'complete'
-               AND ((category_filter = ?1 AND action_filter = ?2) OR (category_filter = '' AND action_filter = ''))",
-        )
-        .context(|| "cannot read the ledger".into())?;
-    let rows = stmt
-        .query_map([&filters.category, &filters.action], |r| {
-            Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?))
-        })
-        .context(|| "cannot read the ledger".into())?;
-    let mut intervals = Vec::new();
-    for row in rows {
-        let (start, end) = row.context(|| "cannot read the ledger".into())?;
-        if let (Some(start), Some(end)) = (time::from_stored(&start), time::from_stored(&end))
-            && start <= end
-        {
-            intervals.push(Interval::new(start, end));
-        }
-    }
-    Ok(merge_intervals(intervals))
-}
 
 /// A covered range as `status` reports it.
 #[derive(Debug, Clone, Serialize)]
@@ -90,9 +55,9 @@ pub struct RunRow {
     /// When it finished (none if it is running or was killed).
     pub finished_at: Option<String>,
     /// sync or reconcile.
-    pub kind: String,
+    pub kind: RunKind,
     /// ok, partial, failed, interrupted or running.
-    pub status: String,
+    pub status: RunStatus,
     /// Requested range start.
     pub range_from: String,
     /// Requested range end.
@@ -189,96 +154,125 @@ pub struct StatusReport {
     pub event_types: Vec<EventType>,
 }
 
-/// Builds the status report.
+/// A window fetch as the ledger records it, for coverage.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LedgerWindow {
+    /// The range it is responsible for.
+    pub interval: Interval,
+    /// The filters it was fetched with.
+    pub filters: Filters,
+    /// Where it stands.
+    pub status: WindowStatus,
+}
+
+/// Everything `status` reads, before anything is decided.
+#[derive(Debug, Default)]
+pub struct StatusInputs {
+    /// Events held, and the earliest and latest timestamps.
+    pub events: (i64, Option<String>, Option<String>),
+    /// Every window fetch of the ledger.
+    pub windows: Vec<LedgerWindow>,
+    /// Revisions held.
+    pub revisions: i64,
+    /// Rejects held.
+    pub rejects: i64,
+    /// The most frequent reject reasons.
+    pub reject_reasons: Vec<RejectReason>,
+    /// `source_changes` counted by kind.
+    pub source_changes: Vec<(ChangeKind, i64)>,
+    /// The pruned ranges, merged.
+    pub pruned: Vec<Interval>,
+    /// Holds in force.
+    pub holds: Vec<super::retention::Hold>,
+    /// Recent runs, newest first.
+    pub runs: Vec<RunRow>,
+    /// The event-type catalogue.
+    pub event_types: Vec<EventType>,
+}
+
+/// Builds the status report: loads, then assembles.
 pub fn status(conn: &Connection, now: Timestamp) -> Result<StatusReport, StoreError> {
+    Ok(assemble(load(conn)?, now))
+}
+
+/// Reads what `status` needs.
+fn load(conn: &Connection) -> Result<StatusInputs, StoreError> {
     let ctx = || "cannot read the archive's status".to_string();
-    let (events, first_event_at, last_event_at): (i64, Option<String>, Option<String>) = conn
+    let events = conn
         .query_row(
             "SELECT count(*), min(timestamp), max(timestamp) FROM events",
             [],
             |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
         )
         .context(ctx)?;
-    let unfiltered = covered(conn, &Filters::default())?;
-    let covered_until = unfiltered.last().map(|i| i.end);
-    let mut filter_sets = conn
-        .prepare(
-            "SELECT DISTINCT category_filter, action_filter FROM windows
-             WHERE status = 'complete' AND (category_filter <> '' OR action_filter <> '')
-             ORDER BY 1, 2",
-        )
-        .context(ctx)?;
-    let sets: Vec<(String, String)> = filter_sets
-        .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
-        .context(ctx)?
-        .collect::<Result<_, _>>()
-        .context(ctx)?;
-    let mut filtered_coverage = Vec::new();
-    for (category, action) in sets {
-        let filters = Filters { category, action };
-        let ranges = covered(conn, &filters)?;
-        filtered_coverage.push(coverage(filters, &ranges));
-    }
-    // Coverage per filter set, computed once however many windows failed.
-    let mut coverage_of: std::collections::HashMap<(String, String), Vec<Interval>> =
-        Default::default();
-    let mut incomplete = 0;
-    let mut failed = conn
-        .prepare(
-            "SELECT window_start, window_end, category_filter, action_filter FROM windows
-             WHERE status IN ('failed', 'interrupted', 'running')",
-        )
-        .context(ctx)?;
-    let rows: Vec<(String, String, String, String)> = failed
-        .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))
-        .context(ctx)?
-        .collect::<Result<_, _>>()
-        .context(ctx)?;
-    for (start, end, category, action) in rows {
-        let (Some(start), Some(end)) = (time::from_stored(&start), time::from_stored(&end)) else {
-            continue;
-        };
-        let cover = match coverage_of.entry((category, action)) {
-            std::collections::hash_map::Entry::Occupied(e) => e.into_mut(),
-            std::collections::hash_map::Entry::Vacant(e) => {
-                let (category, action) = e.key().clone();
-                e.insert(covered(conn, &Filters { category, action })?)
-            }
-        };
-        if !cover.iter().any(|c| c.start <= start && end <= c.end) {
-            incomplete += 1;
-        }
-    }
     let count = |sql: &str| -> Result<i64, StoreError> {
         conn.query_row(sql, [], |r| r.get(0)).context(ctx)
     };
-    let revisions = count("SELECT count(*) FROM event_revisions")?;
-    let rejects = count("SELECT count(*) FROM rejects")?;
-    let reject_reasons = collect(
+    Ok(StatusInputs {
+        events,
+        windows: ledger_windows(conn)?,
+        revisions: count("SELECT count(*) FROM event_revisions")?,
+        rejects: count("SELECT count(*) FROM rejects")?,
+        reject_reasons: collect(
+            conn,
+            &format!(
+                "SELECT reason, count(*) FROM rejects GROUP BY reason ORDER BY count(*) DESC, reason
+                 LIMIT {STATUS_REJECT_REASONS}"
+            ),
+            |r| {
+                Ok(RejectReason {
+                    reason: r.get(0)?,
+                    count: r.get(1)?,
+                })
+            },
+        )?,
+        source_changes: collect(
+            conn,
+            "SELECT kind, count(*) FROM source_changes GROUP BY kind",
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )?,
+        pruned: super::retention::pruned_ranges(conn)?,
+        holds: super::retention::holds(conn, false)?,
+        runs: recent_runs(conn)?,
+        event_types: collect(
+            conn,
+            "SELECT category, action, events, first_event_at, last_event_at, first_archived_at FROM event_types
+             ORDER BY first_archived_at DESC, first_event_at DESC, category, action",
+            |r| {
+                Ok(EventType {
+                    category: r.get(0)?,
+                    action: r.get(1)?,
+                    events: r.get(2)?,
+                    first_event_at: r.get(3)?,
+                    last_event_at: r.get(4)?,
+                    first_archived_at: r.get(5)?,
+                })
+            },
+        )?,
+    })
+}
+
+/// Every window fetch of the ledger whose range and filters read back (others are `verify`'s business).
+pub(super) fn ledger_windows(conn: &Connection) -> Result<Vec<LedgerWindow>, StoreError> {
+    let rows: Vec<(String, String, String, String, WindowStatus)> = collect(
         conn,
-        &format!(
-            "SELECT reason, count(*) FROM rejects GROUP BY reason ORDER BY count(*) DESC, reason LIMIT {STATUS_REJECT_REASONS}"
-        ),
-        |r| {
-            Ok(RejectReason {
-                reason: r.get(0)?,
-                count: r.get(1)?,
-            })
-        },
+        "SELECT window_start, window_end, category_filter, action_filter, status FROM windows ORDER BY id",
+        |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?)),
     )?;
-    let mut source_changes = SourceChanges::default();
-    for (kind, n) in collect(
-        conn,
-        "SELECT kind, count(*) FROM source_changes GROUP BY kind",
-        |r| Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?)),
-    )? {
-        match kind.as_str() {
-            "late" => source_changes.late = n,
-            "changed" => source_changes.changed = n,
-            _ => source_changes.deleted += n,
-        }
-    }
-    let runs = collect(
+    Ok(rows
+        .into_iter()
+        .filter_map(|(start, end, category, action, status)| {
+            Some(LedgerWindow {
+                interval: Interval::from_stored(&start, &end)?,
+                filters: Filters::from_ledger(&category, &action)?,
+                status,
+            })
+        })
+        .collect())
+}
+
+fn recent_runs(conn: &Connection) -> Result<Vec<RunRow>, StoreError> {
+    collect(
         conn,
         &format!(
             "SELECT id, started_at, finished_at, status, range_from, range_to, windows_completed, windows_planned,
@@ -304,49 +298,92 @@ pub fn status(conn: &Connection, now: Timestamp) -> Result<StatusReport, StoreEr
                 kind: r.get(14)?,
             })
         },
-    )?;
-    let event_types = collect(
-        conn,
-        "SELECT category, action, events, first_event_at, last_event_at, first_archived_at FROM event_types
-         ORDER BY first_archived_at DESC, first_event_at DESC, category, action",
-        |r| {
-            Ok(EventType {
-                category: r.get(0)?,
-                action: r.get(1)?,
-                events: r.get(2)?,
-                first_event_at: r.get(3)?,
-                last_event_at: r.get(4)?,
-                first_archived_at: r.get(5)?,
-            })
-        },
-    )?;
-    Ok(StatusReport {
+    )
+}
+
+/// The intervals covered for `filters` by the complete fetches among `windows`: those made with the same
+/// filters, or with none (an unfiltered fetch holds every event). Sorted, disjoint.
+pub fn covered_for(windows: &[LedgerWindow], filters: &Filters) -> Vec<Interval> {
+    merge_intervals(
+        windows
+            .iter()
+            .filter(|w| w.status == WindowStatus::Complete)
+            .filter(|w| w.filters.is_none() || w.filters == *filters)
+            .map(|w| w.interval)
+            .collect(),
+    )
+}
+
+/// Window fetches that ended without their last page and whose range no later fetch (with their filters)
+/// covers: what a plain `sync` still has to fill.
+pub fn incomplete_windows(windows: &[LedgerWindow]) -> i64 {
+    let mut coverage: HashMap<&Filters, Vec<Interval>> = HashMap::new();
+    let mut incomplete = 0;
+    for w in windows.iter().filter(|w| w.status.is_incomplete()) {
+        let cover = coverage
+            .entry(&w.filters)
+            .or_insert_with(|| covered_for(windows, &w.filters));
+        if !cover.iter().any(|c| c.encloses(&w.interval)) {
+            incomplete += 1;
+        }
+    }
+    incomplete
+}
+
+/// Counts of `source_changes` by kind.
+pub fn count_changes(counts: &[(ChangeKind, i64)]) -> SourceChanges {
+    let mut changes = SourceChanges::default();
+    for &(kind, n) in counts {
+        match kind {
+            ChangeKind::Late => changes.late += n,
+            ChangeKind::Changed => changes.changed += n,
+            ChangeKind::Deleted => changes.deleted += n,
+        }
+    }
+    changes
+}
+
+/// Builds the report from what was read (pure).
+pub fn assemble(inputs: StatusInputs, now: Timestamp) -> StatusReport {
+    let unfiltered = covered_for(&inputs.windows, &Filters::default());
+    let covered_until = unfiltered.last().map(|i| i.end);
+    let filter_sets: BTreeSet<(String, String)> = inputs
+        .windows
+        .iter()
+        .filter(|w| w.status == WindowStatus::Complete && !w.filters.is_none())
+        .map(|w| w.filters.to_ledger())
+        .collect();
+    let filtered_coverage = filter_sets
+        .iter()
+        .filter_map(|(c, a)| Filters::from_ledger(c, a))
+        .map(|f| coverage(&f, &covered_for(&inputs.windows, &f)))
+        .collect();
+    let (events, first_event_at, last_event_at) = inputs.events;
+    StatusReport {
         events,
         first_event_at,
         last_event_at,
-        coverage: coverage(Filters::default(), &unfiltered),
+        coverage: coverage(&Filters::default(), &unfiltered),
         filtered_coverage,
         covered_until: covered_until.map(time::to_stored),
         freshness_seconds: covered_until.map(|end| (now - end).num_seconds()),
-        incomplete_windows: incomplete,
-        revisions,
-        rejects,
-        reject_reasons,
-        pruned: super::retention::pruned_ranges(conn)?
-            .iter()
-            .map(Range::from)
-            .collect(),
-        holds: super::retention::holds(conn, false)?,
-        source_changes,
-        runs,
-        event_types,
-    })
+        incomplete_windows: incomplete_windows(&inputs.windows),
+        revisions: inputs.revisions,
+        rejects: inputs.rejects,
+        reject_reasons: inputs.reject_reasons,
+        pruned: inputs.pruned.iter().map(Range::from).collect(),
+        holds: inputs.holds,
+        source_changes: count_changes(&inputs.source_changes),
+        runs: inputs.runs,
+        event_types: inputs.event_types,
+    }
 }
 
-fn coverage(filters: Filters, ranges: &[Interval]) -> Coverage {
+fn coverage(filters: &Filters, ranges: &[Interval]) -> Coverage {
+    let (category_filter, action_filter) = filters.to_ledger();
     Coverage {
-        category_filter: filters.category,
-        action_filter: filters.action,
+        category_filter,
+        action_filter,
         ranges: ranges.iter().map(Range::from).collect(),
         gaps: gaps_between(ranges).iter().map(Range::from).collect(),
     }
@@ -367,98 +404,136 @@ fn collect<T>(
     Ok(rows)
 }
 
-/// One value of a query result.
-#[derive(Debug, Clone, PartialEq)]
-pub enum Cell {
-    /// SQL NULL.
-    Null,
-    /// An integer.
-    Integer(i64),
-    /// A floating-point number.
-    Real(f64),
-    /// Text.
-    Text(String),
-    /// A blob.
-    Blob(Vec<u8>),
-}
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::Filter;
 
-/// Receives a query's result as it streams out.
-pub trait RowSink {
-    /// Called once with the column names, before any row.
-    fn columns(&mut self, names: &[String]) -> std::io::Result<()>;
-    /// Called for each row.
-    fn row(&mut self, cells: &[Cell]) -> std::io::Result<()>;
-    /// Called after the last row.
-    fn finish(&mut self) -> std::io::Result<()>;
-}
-
-/// Why a query failed.
-#[derive(Debug, thiserror::Error)]
-pub enum QueryError {
-    /// The SQL was refused or failed.
-    #[error("{0}")]
-    Sql(String),
-    /// Writing the output failed (e.g. a closed pipe).
-    #[error("cannot write the result: {0}")]
-    Output(#[from] std::io::Error),
-}
-
-/// Runs one SQL statement on a read-only connection, streaming rows into `sink`.
-pub fn run_query(conn: &Connection, sql: &str, sink: &mut dyn RowSink) -> Result<u64, QueryError> {
-    run_query_with(conn, sql, &[], sink)
-}
-
-/// [`run_query`] with bound parameters.
-pub fn run_query_with(
-    conn: &Connection,
-    sql: &str,
-    params: &[String],
-    sink: &mut dyn RowSink,
-) -> Result<u64, QueryError> {
-    let mut stmt = conn
-        .prepare(sql)
-        .map_err(|e| QueryError::Sql(explain_query_error(&e)))?;
-    if !stmt.readonly() {
-        return Err(QueryError::Sql(
-            "this statement would change the archive; `query` only reads (use SELECT, WITH ... SELECT or EXPLAIN)".into(),
-        ));
+    fn t(text: &str) -> Timestamp {
+        time::parse_time_arg(text).unwrap()
     }
-    let names: Vec<String> = stmt.column_names().map(|s| s.to_string()).collect();
-    sink.columns(&names)?;
-    let mut rows = stmt
-        .query(rusqlite::params_from_iter(params.iter()))
-        .map_err(|e| QueryError::Sql(explain_query_error(&e)))?;
-    let mut cells = Vec::with_capacity(names.len());
-    let mut count = 0;
-    while let Some(row) = rows
-        .next()
-        .map_err(|e| QueryError::Sql(explain_query_error(&e)))?
-    {
-        cells.clear();
-        for i in 0..names.len() {
-            use rusqlite::types::ValueRef;
-            let cell = match row.get_ref(i).map_err(|e| QueryError::Sql(e.to_string()))? {
-                ValueRef::Null => Cell::Null,
-                ValueRef::Integer(v) => Cell::Integer(v),
-                ValueRef::Real(v) => Cell::Real(v),
-                ValueRef::Text(t) => Cell::Text(String::from_utf8_lossy(t).into_owned()),
-                ValueRef::Blob(b) => Cell::Blob(b.to_vec()),
-            };
-            cells.push(cell);
-        }
-        sink.row(&cells)?;
-        count += 1;
-    }
-    sink.finish()?;
-    Ok(count)
-}
 
-fn explain_query_error(e: &rusqlite::Error) -> String {
-    match e {
-        rusqlite::Error::MultipleStatement => "pass one SQL statement at a time".into(),
-        rusqlite::Error::SqliteFailure(f, _) if f.code == rusqlite::ErrorCode::ReadOnly => {
-            "the archive is opened read-only for queries: `query` can never change it".into()
+    fn w(from: &str, to: &str, category: Option<&str>, status: WindowStatus) -> LedgerWindow {
+        LedgerWindow {
+            interval: Interval::new(t(from), t(to)),
+            filters: Filters {
+                category: category.map(|c| Filter::parse(c).unwrap()),
+                action: None,
+            },
+            status,
         }
-        other => other.to_string(),
+    }
+
+    use WindowStatus::{Complete, Failed, Interrupted, Running};
+
+    #[test]
+    fn incomplete_windows_are_those_no_later_fetch_covers() {
+        let cases = [
+            (
+                "nothing failed",
+                vec![w("2024-01-01", "2024-01-02", None, Complete)],
+                0,
+            ),
+            (
+                "a failed day, never fetched again",
+                vec![
+                    w("2024-01-01", "2024-01-02", None, Complete),
+                    w("2024-01-02", "2024-01-03", None, Failed),
+                ],
+                1,
+            ),
+            (
+                "a failed day fetched again later",
+                vec![
+                    w("2024-01-02", "2024-01-03", None, Interrupted),
+                    w("2024-01-02", "2024-01-03", None, Complete),
+                ],
+                0,
+            ),
+            (
+                "a filtered fetch does not cover an unfiltered failure",
+                vec![
+                    w("2024-01-02", "2024-01-03", None, Failed),
+                    w("2024-01-02", "2024-01-03", Some("billing"), Complete),
+                ],
+                1,
+            ),
+            (
+                "an unfiltered fetch covers a filtered failure",
+                vec![
+                    w("2024-01-02", "2024-01-03", Some("billing"), Running),
+                    w("2024-01-01", "2024-01-04", None, Complete),
+                ],
+                0,
+            ),
+            (
+                "partly covered is still incomplete",
+                vec![
+                    w("2024-01-02", "2024-01-04", None, Failed),
+                    w("2024-01-02", "2024-01-03", None, Complete),
+                ],
+                1,
+            ),
+        ];
+        for (name, windows, want) in cases {
+            assert_eq!(incomplete_windows(&windows), want, "{name}");
+        }
+    }
+
+    #[test]
+    fn coverage_counts_complete_fetches_with_the_same_filters_or_none() {
+        let windows = vec![
+            w("2024-01-01", "2024-01-02", None, Complete),
+            w("2024-01-02", "2024-01-03", Some("billing"), Complete),
+            w("2024-01-03", "2024-01-04", Some("in:a,b"), Complete),
+            w("2024-01-04", "2024-01-05", None, Failed),
+        ];
+        let billing = Filters {
+            category: Some(Filter::Eq("billing".into())),
+            action: None,
+        };
+        assert_eq!(
+            covered_for(&windows, &Filters::default()),
+            vec![Interval::new(t("2024-01-01"), t("2024-01-02"))]
+        );
+        assert_eq!(
+            covered_for(&windows, &billing),
+            vec![Interval::new(t("2024-01-01"), t("2024-01-03"))]
+        );
+    }
+
+    #[test]
+    fn the_report_is_assembled_from_what_was_read() {
+        let inputs = StatusInputs {
+            events: (3, Some("a".into()), Some("b".into())),
+            windows: vec![
+                w("2024-01-01", "2024-01-02", None, Complete),
+                w("2024-01-03", "2024-01-04", None, Complete),
+                w("2024-01-04", "2024-01-05", None, Failed),
+                w("2024-01-01", "2024-01-05", Some("billing"), Complete),
+            ],
+            source_changes: vec![(ChangeKind::Late, 2), (ChangeKind::Deleted, 5)],
+            ..StatusInputs::default()
+        };
+        let report = assemble(inputs, t("2024-01-05"));
+        assert_eq!(report.events, 3);
+        assert_eq!(report.coverage.ranges.len(), 2);
+        assert_eq!(report.coverage.gaps.len(), 1, "the 2nd is a gap");
+        assert_eq!(
+            report.covered_until.as_deref(),
+            Some("2024-01-04T00:00:00.000Z")
+        );
+        assert_eq!(report.freshness_seconds, Some(86_400));
+        assert_eq!(report.incomplete_windows, 1);
+        assert_eq!(report.filtered_coverage.len(), 1);
+        assert_eq!(report.filtered_coverage[0].category_filter, "billing");
+        assert_eq!(
+            (
+                report.source_changes.late,
+                report.source_changes.changed,
+                report.source_changes.deleted
+            ),
+            (2, 0, 5)
+        );
     }
 }

@@ -15,8 +15,8 @@
 //!
 //! The plan is computed read-only ([`plan_prune`]), so `--dry-run` shows exactly what a prune would do.
 
-use super::{SqlContext, Store, StoreError, read::Range, seal};
-use crate::model::{Interval, merge_intervals};
+use super::{Archive, SqlContext, StoreError, read::Range, seal};
+use crate::model::{Interval, WindowStatus, merge_intervals, subtract};
 use crate::time::{self, Timestamp};
 use rusqlite::{Connection, params};
 use serde::Serialize;
@@ -115,15 +115,15 @@ pub struct PruneRecord {
     pub events: i64,
 }
 
-impl Store {
-    /// The ranges emptied by prunes (see [`pruned_ranges`]).
-    pub fn pruned_ranges(&self) -> Result<Vec<Interval>, StoreError> {
-        pruned_ranges(&self.conn)
-    }
-
+impl Archive {
     /// Places a hold on `[from, to)`.
-    pub fn add_hold(&mut self, range: Interval, reason: &str) -> Result<Hold, StoreError> {
-        let now = time::to_stored(chrono::Utc::now());
+    pub fn add_hold(
+        &mut self,
+        range: Interval,
+        reason: &str,
+        now: Timestamp,
+    ) -> Result<Hold, StoreError> {
+        let now = time::to_stored(now);
         self.conn
             .execute(
                 "INSERT INTO holds (range_from, range_to, reason, created_at) VALUES (?1, ?2, ?3, ?4)",
@@ -143,8 +143,8 @@ impl Store {
     }
 
     /// Lifts hold `id`; its row stays, with the time it was lifted. `None` if there is no active hold `id`.
-    pub fn remove_hold(&mut self, id: i64) -> Result<Option<Hold>, StoreError> {
-        let now = time::to_stored(chrono::Utc::now());
+    pub fn remove_hold(&mut self, id: i64, now: Timestamp) -> Result<Option<Hold>, StoreError> {
+        let now = time::to_stored(now);
         let changed = self
             .conn
             .execute(
@@ -159,13 +159,13 @@ impl Store {
     }
 
     /// Prunes what [`plan_prune`] selects for `cutoff`, in one transaction, and seals the record of it.
-    pub fn prune(&mut self, cutoff: Timestamp) -> Result<PrunePlan, StoreError> {
+    pub fn prune(&mut self, cutoff: Timestamp, now: Timestamp) -> Result<PrunePlan, StoreError> {
         let ctx = || "cannot prune the archive".to_string();
         // Removed rows are overwritten, not left readable in free pages.
         self.conn
             .execute_batch("PRAGMA secure_delete = ON")
             .context(ctx)?;
-        let now = time::to_stored(chrono::Utc::now());
+        let now = time::to_stored(now);
         let tx = self.begin()?;
         let mut plan = plan_prune(&tx, cutoff)?;
         if plan.windows.is_empty() {
@@ -361,11 +361,13 @@ pub fn plan_prune(conn: &Connection, cutoff: Timestamp) -> Result<PrunePlan, Sto
     let others: Vec<(String, String)> = conn
         .prepare(
             "SELECT window_start, window_end FROM windows
-             WHERE status = 'running' OR (window_end > ?1 AND window_start < ?1)",
+             WHERE status = ?2 OR (window_end > ?1 AND window_start < ?1)",
         )
         .and_then(|mut s| {
-            s.query_map([&cutoff_text], |r| Ok((r.get(0)?, r.get(1)?)))?
-                .collect()
+            s.query_map(params![&cutoff_text, WindowStatus::Running], |r| {
+                Ok((r.get(0)?, r.get(1)?))
+            })?
+            .collect()
         })
         .context(ctx)?;
     blocked.extend(others.iter().filter_map(|(a, b)| interval(a, b)));
@@ -377,11 +379,11 @@ pub fn plan_prune(conn: &Connection, cutoff: Timestamp) -> Result<PrunePlan, Sto
             "SELECT w.id, w.window_start, w.window_end, s.hash, s.content,
                     EXISTS (SELECT 1 FROM pruned_windows p WHERE p.window_id = w.id)
              FROM windows w JOIN seals s ON s.window_id = w.id
-             WHERE w.status <> 'running' AND w.window_end <= ?1
+             WHERE w.status <> ?2 AND w.window_end <= ?1
              ORDER BY w.id",
         )
         .and_then(|mut s| {
-            s.query_map([&cutoff_text], |r| {
+            s.query_map(params![&cutoff_text, WindowStatus::Running], |r| {
                 Ok((
                     r.get(0)?,
                     r.get(1)?,
@@ -460,7 +462,7 @@ pub fn plan_prune(conn: &Connection, cutoff: Timestamp) -> Result<PrunePlan, Sto
     let ranges: Vec<Interval> = merge_intervals(
         merge_intervals(candidates.values().map(|c| c.interval).collect())
             .into_iter()
-            .flat_map(|r| crate::sync::planner::subtract(r, &blocked))
+            .flat_map(|r| subtract(r, &blocked))
             .collect(),
     );
     let mut windows = Vec::new();
@@ -519,7 +521,7 @@ fn digests_hold(conn: &Connection, window_id: i64) -> rusqlite::Result<bool> {
         while let Some(r) = rows.next()? {
             let raw: String = r.get(0)?;
             let digest: Option<String> = r.get(1)?;
-            if digest.as_deref() != Some(seal::sha256_hex(raw.as_bytes()).as_str()) {
+            if digest.as_deref() != Some(crate::digest::sha256_hex(raw.as_bytes()).as_str()) {
                 return Ok(false);
             }
         }

@@ -17,6 +17,7 @@
 //! elsewhere and passed to `verify --anchor`, is what catches that.
 
 use super::{SqlContext, StoreError};
+use crate::model::WindowStatus;
 use rusqlite::{Connection, OptionalExtension, params};
 use sha2::{Digest, Sha256};
 use std::fmt::Write as _;
@@ -26,10 +27,7 @@ pub const GENESIS: &str = "00000000000000000000000000000000000000000000000000000
 /// Bytes per member in `seals.members`: 8-byte big-endian id, 8-byte digest prefix.
 pub const MEMBER_BYTES: usize = 16;
 
-/// Hex SHA-256 of some bytes.
-pub fn sha256_hex(bytes: &[u8]) -> String {
-    hex::encode(Sha256::digest(bytes))
-}
+pub use crate::digest::sha256_hex;
 
 /// The hash of a seal: SHA-256 of the previous seal's hash followed by this seal's content hash.
 pub fn chain_hash(previous: &str, content: &str) -> String {
@@ -323,9 +321,9 @@ pub(crate) fn seal_backlog(conn: &Connection, now: &str) -> Result<usize, StoreE
 pub fn unsealed_windows(conn: &Connection) -> rusqlite::Result<Vec<i64>> {
     conn.prepare(
         "SELECT w.id FROM windows w LEFT JOIN seals s ON s.window_id = w.id
-         WHERE s.id IS NULL AND w.status <> 'running' ORDER BY w.id",
+         WHERE s.id IS NULL AND w.status <> ?1 ORDER BY w.id",
     )?
-    .query_map([], |r| r.get(0))?
+    .query_map([WindowStatus::Running], |r| r.get(0))?
     .collect()
 }
 

@@ -10,7 +10,7 @@
 
 use super::seal::{self, GENESIS, WindowContent, chain_hash, decode_members, window_content};
 use super::{SqlContext, StoreError, read, retention};
-use crate::model::{Filters, gaps_between};
+use crate::model::{Filters, FindingKind, WindowStatus, gaps_between};
 use rusqlite::Connection;
 use serde::Serialize;
 use std::collections::{BTreeMap, HashMap, HashSet};
@@ -22,7 +22,7 @@ const IDS_SHOWN: usize = 20;
 #[derive(Debug, Clone, Serialize, PartialEq, Eq)]
 pub struct Finding {
     /// What kind: damaged, edited, deleted, inserted, ledger, chain, unsealed, anchor.
-    pub kind: &'static str,
+    pub kind: FindingKind,
     /// The window fetch concerned, if any.
     pub window_id: Option<i64>,
     /// The event ids concerned (at most [`IDS_SHOWN`]).
@@ -72,7 +72,7 @@ pub fn verify(conn: &Connection, anchor: Option<&str>) -> Result<VerifyReport, S
         .context(ctx)?;
     if integrity.first().map(String::as_str) != Some("ok") {
         findings.push(Finding {
-            kind: "damaged",
+            kind: FindingKind::Damaged,
             window_id: None,
             ids: Vec::new(),
             detail: format!("SQLite's integrity check failed: {}", integrity.join("; ")),
@@ -97,14 +97,14 @@ pub fn verify(conn: &Connection, anchor: Option<&str>) -> Result<VerifyReport, S
                 r.get(3).context(ctx)?,
             );
             events += u64::from(table == "events");
-            if digest.as_deref() != Some(seal::sha256_hex(raw.as_bytes()).as_str()) {
+            if digest.as_deref() != Some(crate::digest::sha256_hex(raw.as_bytes()).as_str()) {
                 edited.entry(window).or_default().push(id);
             }
         }
     }
     for (window_id, ids) in edited {
         findings.push(Finding {
-            kind: "edited",
+            kind: FindingKind::Edited,
             window_id,
             detail: format!(
                 "{} archived item(s) no longer match the digest recorded when they were archived",
@@ -176,7 +176,7 @@ pub fn verify(conn: &Connection, anchor: Option<&str>) -> Result<VerifyReport, S
         seals += 1;
         if prev != previous {
             findings.push(Finding {
-                kind: "chain",
+                kind: FindingKind::Chain,
                 window_id,
                 ids: Vec::new(),
                 detail: format!("seal {seal_id} does not follow the seal before it: a seal was removed or reordered"),
@@ -184,7 +184,7 @@ pub fn verify(conn: &Connection, anchor: Option<&str>) -> Result<VerifyReport, S
         }
         if chain_hash(&prev, &content) != hash {
             findings.push(Finding {
-                kind: "chain",
+                kind: FindingKind::Chain,
                 window_id,
                 ids: Vec::new(),
                 detail: format!(
@@ -205,7 +205,7 @@ pub fn verify(conn: &Connection, anchor: Option<&str>) -> Result<VerifyReport, S
             }
             (None, None) => {
                 findings.push(Finding {
-                    kind: "chain",
+                    kind: FindingKind::Chain,
                     window_id: None,
                     ids: Vec::new(),
                     detail: format!("seal {seal_id} seals nothing: the seal was edited"),
@@ -220,7 +220,7 @@ pub fn verify(conn: &Connection, anchor: Option<&str>) -> Result<VerifyReport, S
                 || (removed + kept, records.iter().map(|p| p.revisions).sum()) != sealed_counts
             {
                 findings.push(Finding {
-                    kind: "ledger",
+                    kind: FindingKind::Ledger,
                     window_id: Some(window_id),
                     ids: Vec::new(),
                     detail: format!(
@@ -239,7 +239,7 @@ pub fn verify(conn: &Connection, anchor: Option<&str>) -> Result<VerifyReport, S
             Ok(now) if now.content == content => {}
             Ok(now) => findings.extend(explain_change(window_id, &members, &now)),
             Err(rusqlite::Error::QueryReturnedNoRows) => findings.push(Finding {
-                kind: "ledger",
+                kind: FindingKind::Ledger,
                 window_id: Some(window_id),
                 ids: decode_members(&members)
                     .iter()
@@ -263,7 +263,7 @@ pub fn verify(conn: &Connection, anchor: Option<&str>) -> Result<VerifyReport, S
     }
     for (prune_id, windows) in forged {
         findings.push(Finding {
-            kind: "unsealed",
+            kind: FindingKind::Unsealed,
             window_id: windows.iter().min().copied(),
             ids: Vec::new(),
             detail: format!(
@@ -278,7 +278,7 @@ pub fn verify(conn: &Connection, anchor: Option<&str>) -> Result<VerifyReport, S
     let unsealed = seal::unsealed_windows(conn).context(ctx)?;
     for window_id in unsealed {
         findings.push(Finding {
-            kind: "unsealed",
+            kind: FindingKind::Unsealed,
             window_id: Some(window_id),
             ids: Vec::new(),
             detail: "this window fetch ended but has no seal: its seal was deleted".into(),
@@ -288,13 +288,16 @@ pub fn verify(conn: &Connection, anchor: Option<&str>) -> Result<VerifyReport, S
         .prepare(
             "SELECT e.id, e.window_id FROM events e
              LEFT JOIN seals s ON s.window_id = e.window_id LEFT JOIN windows w ON w.id = e.window_id
-             WHERE s.id IS NULL AND (w.id IS NULL OR w.status <> 'running') ORDER BY e.id",
+             WHERE s.id IS NULL AND (w.id IS NULL OR w.status <> ?1) ORDER BY e.id",
         )
-        .and_then(|mut s| s.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?.collect())
+        .and_then(|mut s| {
+            s.query_map([WindowStatus::Running], |r| Ok((r.get(0)?, r.get(1)?)))?
+                .collect()
+        })
         .context(ctx)?;
     if !orphans.is_empty() {
         findings.push(Finding {
-            kind: "inserted",
+            kind: FindingKind::Inserted,
             window_id: None,
             detail: format!(
                 "{} event(s) belong to no sealed window fetch: inserted after sealing",
@@ -305,8 +308,8 @@ pub fn verify(conn: &Connection, anchor: Option<&str>) -> Result<VerifyReport, S
     }
     let windows_in_progress: i64 = conn
         .query_row(
-            "SELECT count(*) FROM windows WHERE status = 'running'",
-            [],
+            "SELECT count(*) FROM windows WHERE status = ?1",
+            [WindowStatus::Running],
             |r| r.get(0),
         )
         .context(ctx)?;
@@ -315,13 +318,13 @@ pub fn verify(conn: &Connection, anchor: Option<&str>) -> Result<VerifyReport, S
         && anchor_found_at.is_none()
     {
         findings.push(Finding {
-            kind: "anchor",
+            kind: FindingKind::Anchor,
             window_id: None,
             ids: Vec::new(),
             detail: format!("the anchor {anchor} is not in the chain: the chain was rewritten or cut short since it was taken"),
         });
     }
-    let covered = read::covered_on(conn, &Filters::default())?;
+    let covered = super::reader::covered(conn, &Filters::default())?;
     Ok(VerifyReport {
         pruned: pruned_ranges.iter().map(read::Range::from).collect(),
         prunes: retention::prunes(conn)?,
@@ -361,17 +364,17 @@ fn explain_change(window_id: i64, sealed: &[u8], now: &WindowContent) -> Vec<Fin
     let mut out = Vec::new();
     for (kind, ids, what) in [
         (
-            "deleted",
+            FindingKind::Deleted,
             deleted,
             "event(s) sealed in this window are gone",
         ),
         (
-            "inserted",
+            FindingKind::Inserted,
             inserted,
             "event(s) were filed under this window after it was sealed",
         ),
         (
-            "edited",
+            FindingKind::Edited,
             edited,
             "event(s) of this window changed, digest included",
         ),
@@ -387,7 +390,7 @@ fn explain_change(window_id: i64, sealed: &[u8], now: &WindowContent) -> Vec<Fin
     }
     if out.is_empty() {
         out.push(Finding {
-            kind: "ledger",
+            kind: FindingKind::Ledger,
             window_id: Some(window_id),
             ids: Vec::new(),
             detail: "the window's ledger row, revisions or rejects changed after it was sealed"
@@ -412,7 +415,7 @@ fn check_prune(
         Err(e) => return Err(e),
     };
     Ok(Some(Finding {
-        kind: "ledger",
+        kind: FindingKind::Ledger,
         window_id: None,
         ids: Vec::new(),
         detail,
@@ -470,7 +473,7 @@ fn check_pruned_window(
         |r| r.get(0),
     )?;
     let mut out = Vec::new();
-    let mut finding = |kind: &'static str, ids: Vec<i64>, detail: String| {
+    let mut finding = |kind: FindingKind, ids: Vec<i64>, detail: String| {
         out.push(Finding {
             kind,
             window_id: Some(window_id),
@@ -480,7 +483,7 @@ fn check_pruned_window(
     };
     if !inserted.is_empty() || others > 0 {
         finding(
-            "inserted",
+            FindingKind::Inserted,
             inserted.clone(),
             format!(
                 "{} event(s) and {others} other row(s) were filed under this window after it was pruned",
@@ -490,14 +493,14 @@ fn check_pruned_window(
     }
     if !edited.is_empty() {
         finding(
-            "edited",
+            FindingKind::Edited,
             edited,
             "event(s) the prune left in this window changed, digest included".into(),
         );
     }
     if !inside.is_empty() {
         finding(
-            "ledger",
+            FindingKind::Ledger,
             inside,
             "event(s) of this window lie inside a pruned range: the prune record was altered"
                 .into(),
@@ -506,7 +509,7 @@ fn check_pruned_window(
     let sealed_left = left - inserted.len() as i64;
     if sealed_left < kept {
         finding(
-            "deleted",
+            FindingKind::Deleted,
             Vec::new(),
             format!(
                 "{} event(s) the prune left in this window are gone",

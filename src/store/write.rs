@@ -5,53 +5,28 @@
 //! catalogue, the window's ledger row (created with page 1, marked complete with the last page) and the run's
 //! counters. Several queued pages may share a transaction (group commit); a page is never split across two.
 
-use super::{SqlContext, Store, StoreError, seal};
-use crate::model::{Event, Item, PageBatch, WindowSpec};
-use crate::time;
+use super::{Archive, SqlContext, StoreError, seal};
+use crate::model::{
+    ChangeKind, Event, EventSelection, Filters, Interval, Item, PageBatch, RunKind, RunStatus,
+    WindowSpec, WindowStatus,
+};
+use crate::time::{self, Timestamp};
 use rusqlite::{Transaction, TransactionBehavior, params};
 use std::collections::HashMap;
 
 /// What a run is, as recorded when it starts.
 #[derive(Debug, Clone)]
 pub struct RunStart {
-    /// Start of the requested range (stored form).
-    pub range_from: String,
-    /// End of the requested range (stored form).
-    pub range_to: String,
-    /// `category` filter, empty for none.
-    pub category_filter: String,
-    /// `action` filter, empty for none.
-    pub action_filter: String,
+    /// The requested range.
+    pub range: Interval,
+    /// The filters it runs with.
+    pub filters: Filters,
     /// The API base URL (never carries credentials).
     pub base_url: String,
     /// How many windows the plan holds.
     pub windows_planned: usize,
-    /// `sync` or `reconcile`.
-    pub kind: &'static str,
-}
-
-/// How a run ended.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum RunStatus {
-    /// Everything archived.
-    Ok,
-    /// Finished with rejected items.
-    Partial,
-    /// Stopped by an error.
-    Failed,
-    /// Stopped by a signal.
-    Interrupted,
-}
-
-impl RunStatus {
-    fn as_str(self) -> &'static str {
-        match self {
-            RunStatus::Ok => "ok",
-            RunStatus::Partial => "partial",
-            RunStatus::Failed => "failed",
-            RunStatus::Interrupted => "interrupted",
-        }
-    }
+    /// What kind of run.
+    pub kind: RunKind,
 }
 
 /// Counters of what committed pages did.
@@ -118,40 +93,45 @@ struct TypeSeen {
     last: String,
 }
 
-impl Store {
+impl Archive {
     /// Records the start of a run, first marking runs and windows left `running` by a killed process.
-    pub fn begin_run(&mut self, run: &RunStart) -> Result<i64, StoreError> {
-        let now = time::to_stored(chrono::Utc::now());
+    pub fn begin_run(&mut self, run: &RunStart, now: Timestamp) -> Result<i64, StoreError> {
+        let now = time::to_stored(now);
         let tx = self.begin()?;
         let stale: Vec<i64> = tx
-            .prepare("SELECT id FROM windows WHERE status = 'running' ORDER BY id")
-            .and_then(|mut s| s.query_map([], |r| r.get(0))?.collect())
+            .prepare("SELECT id FROM windows WHERE status = ?1 ORDER BY id")
+            .and_then(|mut s| {
+                s.query_map([WindowStatus::Running], |r| r.get(0))?
+                    .collect()
+            })
             .context(|| "cannot find windows of interrupted runs".into())?;
         tx.execute(
-            "UPDATE windows SET status = 'interrupted', error = 'the process ended before the window completed'
-             WHERE status = 'running'",
-            [],
+            "UPDATE windows SET status = ?2, error = 'the process ended before the window completed'
+             WHERE status = ?1",
+            params![WindowStatus::Running, WindowStatus::Interrupted],
         )
         .context(|| "cannot close windows of interrupted runs".into())?;
         for id in stale {
             seal::seal_window(&tx, id, &now)?;
         }
         tx.execute(
-            "UPDATE runs SET status = 'interrupted', error = coalesce(error, 'the process ended before the run finished')
-             WHERE status = 'running'",
-            [],
+            "UPDATE runs SET status = ?2, error = coalesce(error, 'the process ended before the run finished')
+             WHERE status = ?1",
+            params![RunStatus::Running, RunStatus::Interrupted],
         )
         .context(|| "cannot close interrupted runs".into())?;
+        let (category, action) = run.filters.to_ledger();
         tx.execute(
             "INSERT INTO runs (started_at, status, range_from, range_to, category_filter, action_filter, base_url,
                                windows_planned, tool_version, kind)
-             VALUES (?1, 'running', ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
             params![
                 now,
-                run.range_from,
-                run.range_to,
-                run.category_filter,
-                run.action_filter,
+                RunStatus::Running,
+                time::to_stored(run.range.start),
+                time::to_stored(run.range.end),
+                category,
+                action,
                 run.base_url,
                 run.windows_planned as i64,
                 env!("CARGO_PKG_VERSION"),
@@ -172,8 +152,9 @@ impl Store {
         run_id: i64,
         batches: &[PageBatch],
         ledger: &mut HashMap<usize, i64>,
+        now: Timestamp,
     ) -> Result<PageTotals, StoreError> {
-        self.commit(run_id, batches, ledger, None)
+        self.commit(run_id, batches, ledger, None, now)
     }
 
     /// Stores whole pages of a `reconcile` in one transaction, as [`Store::commit_pages`] does, and records what
@@ -186,8 +167,9 @@ impl Store {
         batches: &[PageBatch],
         ledger: &mut HashMap<usize, i64>,
         observed: &mut Observed,
+        now: Timestamp,
     ) -> Result<PageTotals, StoreError> {
-        self.commit(run_id, batches, ledger, Some(observed))
+        self.commit(run_id, batches, ledger, Some(observed), now)
     }
 
     fn commit(
@@ -196,8 +178,9 @@ impl Store {
         batches: &[PageBatch],
         ledger: &mut HashMap<usize, i64>,
         mut observed: Option<&mut Observed>,
+        now: Timestamp,
     ) -> Result<PageTotals, StoreError> {
-        let now = time::to_stored(chrono::Utc::now());
+        let now = time::to_stored(now);
         let tx = self.begin()?;
         // Windows first seen in this transaction; they join `ledger` only once it has committed.
         let mut created: HashMap<usize, i64> = HashMap::new();
@@ -217,78 +200,15 @@ impl Store {
             };
             let mut page = store_page(&tx, batch, window_id, &now, &mut types, observed.is_some())?;
             if let Some(observed) = observed.as_deref_mut() {
-                let ids = observed.entry(batch.window_seq).or_default();
-                ids.extend(batch.items.iter().filter_map(|item| match item {
-                    Item::Event(e) => Some(e.id),
-                    Item::Reject(_) => None,
-                }));
-                if batch.last {
-                    let mut ids = observed.remove(&batch.window_seq).unwrap_or_default();
-                    ids.sort_unstable();
-                    let (missing, recorded) =
-                        record_missing(&tx, window_id, &batch.window, &ids, &now)?;
-                    page.missing_at_source += missing;
-                    page.deletions_recorded += recorded;
-                }
+                let (missing, recorded) = observe(&tx, batch, window_id, observed, &now)?;
+                page.missing_at_source += missing;
+                page.deletions_recorded += recorded;
             }
-            tx.prepare_cached(
-                "UPDATE windows SET pages = pages + 1, events_received = events_received + ?2,
-                    events_new = events_new + ?3, revisions = revisions + ?4, rejects = rejects + ?5,
-                    out_of_window = out_of_window + ?6,
-                    status = CASE WHEN ?7 THEN 'complete' ELSE status END,
-                    completed_at = CASE WHEN ?7 THEN ?8 ELSE completed_at END
-                 WHERE id = ?1",
-            )
-            .and_then(|mut s| {
-                s.execute(params![
-                    window_id,
-                    page.events_received as i64,
-                    page.events_new as i64,
-                    page.revisions as i64,
-                    page.rejects as i64,
-                    page.out_of_window as i64,
-                    batch.last,
-                    now
-                ])
-            })
-            .context(|| format!("cannot update the ledger for window {}", batch.window.interval))?;
-            if batch.last {
-                seal::seal_window(&tx, window_id, &now)?;
-            }
+            update_window(&tx, batch, window_id, &page, &now)?;
             totals.add(&page);
         }
-        for ((category, action), seen) in &types {
-            tx.prepare_cached(
-                "INSERT INTO event_types (category, action, events, first_event_at, last_event_at, first_archived_at,
-                                          first_run_id)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
-                 ON CONFLICT (category, action) DO UPDATE SET
-                    events = events + excluded.events,
-                    first_event_at = min(first_event_at, excluded.first_event_at),
-                    last_event_at = max(last_event_at, excluded.last_event_at)",
-            )
-            .and_then(|mut s| s.execute(params![category, action, seen.events as i64, seen.first, seen.last, now, run_id]))
-            .context(|| "cannot update the event-type catalogue".into())?;
-        }
-        tx.prepare_cached(
-            "UPDATE runs SET pages = pages + ?2, events_received = events_received + ?3, events_new = events_new + ?4,
-                revisions = revisions + ?5, rejects = rejects + ?6, out_of_window = out_of_window + ?7,
-                windows_completed = windows_completed + ?8
-             WHERE id = ?1",
-        )
-        .and_then(|mut s| {
-            s.execute(params![
-                run_id,
-                totals.pages as i64,
-                totals.events_received as i64,
-                totals.events_new as i64,
-                totals.revisions as i64,
-                totals.rejects as i64,
-                totals.out_of_window as i64,
-                totals.windows_completed as i64,
-            ])
-        })
-        .context(|| "cannot update the run's counters".into())?;
+        record_types(&tx, &types, run_id, &now)?;
+        add_to_run(&tx, run_id, &totals)?;
         tx.commit().context(|| {
             format!(
                 "cannot commit {} page(s) to {}",
@@ -306,23 +226,24 @@ impl Store {
         run_id: i64,
         status: RunStatus,
         error: Option<&str>,
+        now: Timestamp,
     ) -> Result<(), StoreError> {
-        let now = time::to_stored(chrono::Utc::now());
-        let window_status = match status {
-            RunStatus::Interrupted => "interrupted",
-            _ => "failed",
-        };
+        let now = time::to_stored(now);
         let tx = self.begin()?;
         let open: Vec<i64> = tx
-            .prepare("SELECT id FROM windows WHERE run_id = ?1 AND status = 'running' ORDER BY id")
-            .and_then(|mut s| s.query_map([run_id], |r| r.get(0))?.collect())
+            .prepare("SELECT id FROM windows WHERE run_id = ?1 AND status = ?2 ORDER BY id")
+            .and_then(|mut s| {
+                s.query_map(params![run_id, WindowStatus::Running], |r| r.get(0))?
+                    .collect()
+            })
             .context(|| "cannot find the run's open windows".into())?;
         tx.execute(
-            "UPDATE windows SET status = ?2, error = ?3 WHERE run_id = ?1 AND status = 'running'",
+            "UPDATE windows SET status = ?2, error = ?3 WHERE run_id = ?1 AND status = ?4",
             params![
                 run_id,
-                window_status,
-                error.unwrap_or("the run stopped before this window completed")
+                status.open_windows_become(),
+                error.unwrap_or("the run stopped before this window completed"),
+                WindowStatus::Running,
             ],
         )
         .context(|| "cannot close the run's windows".into())?;
@@ -331,7 +252,7 @@ impl Store {
         }
         tx.execute(
             "UPDATE runs SET status = ?2, finished_at = ?3, error = ?4 WHERE id = ?1",
-            params![run_id, status.as_str(), now, error],
+            params![run_id, status, now, error],
         )
         .context(|| "cannot record the run's end".into())?;
         tx.commit()
@@ -390,25 +311,139 @@ fn insert_window(
     w: &WindowSpec,
     now: &str,
 ) -> Result<i64, StoreError> {
+    let (category, action) = w.filters.to_ledger();
     tx.prepare_cached(
         "INSERT INTO windows (run_id, window_start, window_end, category_filter, action_filter, created_from,
                               created_to, status, started_at)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, 'running', ?8)",
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
     )
     .and_then(|mut s| {
         s.execute(params![
             run_id,
             time::to_stored(w.interval.start),
             time::to_stored(w.interval.end),
-            w.filters.category,
-            w.filters.action,
-            w.created_from,
-            w.created_to,
+            category,
+            action,
+            time::to_api(w.created_from),
+            time::to_api(w.created_to),
+            WindowStatus::Running,
             now
         ])
     })
     .context(|| format!("cannot record window {}", w.interval))?;
     Ok(tx.last_insert_rowid())
+}
+
+/// `reconcile`: collects the ids a page returned and, with a window's last page, records the archived events
+/// the source no longer returned. Returns (missing, newly recorded).
+fn observe(
+    tx: &Transaction<'_>,
+    batch: &PageBatch,
+    window_id: i64,
+    observed: &mut Observed,
+    now: &str,
+) -> Result<(u64, u64), StoreError> {
+    let ids = observed.entry(batch.window_seq).or_default();
+    ids.extend(batch.items.iter().filter_map(|item| match item {
+        Item::Event(e) => Some(e.id),
+        Item::Reject(_) => None,
+    }));
+    if !batch.last {
+        return Ok((0, 0));
+    }
+    let mut ids = observed.remove(&batch.window_seq).unwrap_or_default();
+    ids.sort_unstable();
+    record_missing(tx, window_id, &batch.window, &ids, now)
+}
+
+/// Adds a page's counters to its window's ledger row; its last page marks the window complete and seals it.
+fn update_window(
+    tx: &Transaction<'_>,
+    batch: &PageBatch,
+    window_id: i64,
+    page: &PageTotals,
+    now: &str,
+) -> Result<(), StoreError> {
+    tx.prepare_cached(
+        "UPDATE windows SET pages = pages + 1, events_received = events_received + ?2,
+            events_new = events_new + ?3, revisions = revisions + ?4, rejects = rejects + ?5,
+            out_of_window = out_of_window + ?6,
+            status = CASE WHEN ?7 THEN ?9 ELSE status END,
+            completed_at = CASE WHEN ?7 THEN ?8 ELSE completed_at END
+         WHERE id = ?1",
+    )
+    .and_then(|mut s| {
+        s.execute(params![
+            window_id,
+            page.events_received as i64,
+            page.events_new as i64,
+            page.revisions as i64,
+            page.rejects as i64,
+            page.out_of_window as i64,
+            batch.last,
+            now,
+            WindowStatus::Complete,
+        ])
+    })
+    .context(|| {
+        format!(
+            "cannot update the ledger for window {}",
+            batch.window.interval
+        )
+    })?;
+    if batch.last {
+        seal::seal_window(tx, window_id, now)?;
+    }
+    Ok(())
+}
+
+/// Adds what a transaction stored to the event-type catalogue.
+fn record_types(
+    tx: &Transaction<'_>,
+    types: &HashMap<(String, String), TypeSeen>,
+    run_id: i64,
+    now: &str,
+) -> Result<(), StoreError> {
+    for ((category, action), seen) in types {
+        tx.prepare_cached(
+            "INSERT INTO event_types (category, action, events, first_event_at, last_event_at, first_archived_at,
+                                      first_run_id)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
+             ON CONFLICT (category, action) DO UPDATE SET
+                events = events + excluded.events,
+                first_event_at = min(first_event_at, excluded.first_event_at),
+                last_event_at = max(last_event_at, excluded.last_event_at)",
+        )
+        .and_then(|mut s| {
+            s.execute(params![category, action, seen.events as i64, seen.first, seen.last, now, run_id])
+        })
+        .context(|| "cannot update the event-type catalogue".into())?;
+    }
+    Ok(())
+}
+
+/// Adds a transaction's counters to its run's row.
+fn add_to_run(tx: &Transaction<'_>, run_id: i64, totals: &PageTotals) -> Result<(), StoreError> {
+    tx.prepare_cached(
+        "UPDATE runs SET pages = pages + ?2, events_received = events_received + ?3, events_new = events_new + ?4,
+            revisions = revisions + ?5, rejects = rejects + ?6, out_of_window = out_of_window + ?7,
+            windows_completed = windows_completed + ?8
+         WHERE id = ?1",
+    )
+    .and_then(|mut s| {
+        s.execute(params![
+            run_id,
+            totals.pages as i64,
+            totals.events_received as i64,
+            totals.events_new as i64,
+            totals.revisions as i64,
+            totals.rejects as i64,
+            totals.out_of_window as i64,
+            totals.windows_completed as i64,
+        ])
+    })
+    .context(|| "cannot update the run's counters".into())?;
+    Ok(())
 }
 
 /// `reconcile`: records the archived events of a window's range (and filters) that the source did not return
@@ -421,13 +456,11 @@ fn record_missing(
     now: &str,
 ) -> Result<(u64, u64), StoreError> {
     let ctx = || format!("cannot compare window {} with the source", window.interval);
-    let optional = |f: &str| (!f.is_empty()).then(|| f.to_string());
-    let condition = super::filter::events_where(
-        Some(window.interval.start),
-        Some(window.interval.end),
-        optional(&window.filters.category).as_deref(),
-        optional(&window.filters.action).as_deref(),
-    );
+    let condition = super::filter::events_where(&EventSelection {
+        from: Some(window.interval.start),
+        to: Some(window.interval.end),
+        filters: window.filters.clone(),
+    });
     let archived: Vec<i64> = tx
         .prepare_cached(&format!(
             "SELECT e.id FROM events e WHERE {} ORDER BY e.id",
@@ -447,10 +480,10 @@ fn record_missing(
         recorded += tx
             .prepare_cached(
                 "INSERT INTO source_changes (window_id, event_id, kind, detected_at)
-                 SELECT ?1, ?2, 'deleted', ?3
-                 WHERE NOT EXISTS (SELECT 1 FROM source_changes WHERE event_id = ?2 AND kind = 'deleted')",
+                 SELECT ?1, ?2, ?4, ?3
+                 WHERE NOT EXISTS (SELECT 1 FROM source_changes WHERE event_id = ?2 AND kind = ?4)",
             )
-            .and_then(|mut s| s.execute(params![window_id, id, now]))
+            .and_then(|mut s| s.execute(params![window_id, id, now, ChangeKind::Deleted]))
             .context(ctx)? as u64;
     }
     Ok((missing, recorded))
@@ -485,8 +518,8 @@ fn store_page(
                 }
                 let stored = store_event(tx, event, window_id, now).context(context)?;
                 let change = match stored {
-                    Stored::New => Some("late"),
-                    Stored::Revised => Some("changed"),
+                    Stored::New => Some(ChangeKind::Late),
+                    Stored::Revised => Some(ChangeKind::Changed),
                     Stored::Unchanged => None,
                 };
                 if let Some(kind) = change.filter(|_| reconcile) {
@@ -600,7 +633,7 @@ pub fn same_content(a: &str, b: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::{Filters, Interval, Reject};
+    use crate::model::{Filters, Interval, Reject, RejectReason};
     use rusqlite::OptionalExtension;
     use std::sync::Arc;
 
@@ -610,8 +643,8 @@ mod tests {
         Arc::new(WindowSpec {
             interval: Interval::new(start, end),
             filters: Filters::default(),
-            created_from: "2023-12-31T23:59:59Z".into(),
-            created_to: "2024-01-02T00:00:00Z".into(),
+            created_from: time::parse_time_arg("2023-12-31T23:59:59Z").unwrap(),
+            created_to: end,
         })
     }
 
@@ -625,7 +658,7 @@ mod tests {
             username: Some("bob".into()),
             ip_address: None,
             raw: raw.into(),
-            digest: seal::sha256_hex(raw.as_bytes()),
+            digest: crate::digest::sha256_hex(raw.as_bytes()),
             out_of_window: false,
         })
     }
@@ -640,28 +673,33 @@ mod tests {
         }
     }
 
-    fn optional_i64(store: &Store, sql: &str) -> Result<Option<i64>, StoreError> {
+    fn optional_i64(store: &Archive, sql: &str) -> Result<Option<i64>, StoreError> {
         store
-            .conn()
+            .conn
             .query_row(sql, [], |r| r.get(0))
             .optional()
             .map(Option::flatten)
             .context(|| format!("cannot run {sql}"))
     }
 
-    fn open() -> (tempfile::TempDir, Store, i64) {
+    fn now() -> Timestamp {
+        time::parse_time_arg("2024-02-01").unwrap()
+    }
+
+    fn open() -> (tempfile::TempDir, Archive, i64) {
         let dir = tempfile::tempdir().unwrap();
-        let mut store = Store::open_for_sync(&dir.path().join("a.db")).unwrap();
+        let mut store = Archive::open(&dir.path().join("a.db"), now()).unwrap();
         let run = store
-            .begin_run(&RunStart {
-                range_from: "a".into(),
-                range_to: "b".into(),
-                category_filter: String::new(),
-                action_filter: String::new(),
-                base_url: "http://127.0.0.1/v1".into(),
-                windows_planned: 1,
-                kind: "sync",
-            })
+            .begin_run(
+                &RunStart {
+                    range: window().interval,
+                    filters: Filters::default(),
+                    base_url: "http://127.0.0.1/v1".into(),
+                    windows_planned: 1,
+                    kind: RunKind::Sync,
+                },
+                now(),
+            )
             .unwrap();
         (dir, store, run)
     }
@@ -672,7 +710,7 @@ mod tests {
         let mut ledger = HashMap::new();
         let first = vec![event(1, r#"{"id":1,"a":1,"b":2}"#), event(2, r#"{"id":2}"#)];
         let t = store
-            .commit_pages(run, &[page(0, 1, first, false)], &mut ledger)
+            .commit_pages(run, &[page(0, 1, first, false)], &mut ledger, now())
             .unwrap();
         assert_eq!((t.events_new, t.revisions, t.events_unchanged), (2, 0, 0));
         let again = vec![
@@ -682,7 +720,7 @@ mod tests {
             event(3, r#"{"id":3}"#),
         ];
         let t = store
-            .commit_pages(run, &[page(0, 2, again, true)], &mut ledger)
+            .commit_pages(run, &[page(0, 2, again, true)], &mut ledger, now())
             .unwrap();
         assert_eq!(
             (
@@ -702,12 +740,12 @@ mod tests {
             Some(1)
         );
         let raw: String = store
-            .conn()
+            .conn
             .query_row("SELECT raw FROM events WHERE id = 2", [], |r| r.get(0))
             .unwrap();
         assert_eq!(raw, r#"{"id":2}"#, "the first version is never overwritten");
         let status: String = store
-            .conn()
+            .conn
             .query_row("SELECT status FROM windows", [], |r| r.get(0))
             .unwrap();
         assert_eq!(status, "complete");
@@ -720,7 +758,7 @@ mod tests {
         let bad = || {
             Item::Reject(Reject {
                 raw: "42".into(),
-                reason: "not a JSON object".into(),
+                reason: RejectReason::NotAnObject("a number"),
             })
         };
         store
@@ -728,30 +766,33 @@ mod tests {
                 run,
                 &[page(0, 1, vec![bad(), event(1, "{}")], false)],
                 &mut ledger,
+                now(),
             )
             .unwrap();
         let status: String = store
-            .conn()
+            .conn
             .query_row("SELECT status FROM windows", [], |r| r.get(0))
             .unwrap();
         assert_eq!(status, "running");
         store
-            .commit_pages(run, &[page(0, 2, vec![bad()], true)], &mut ledger)
+            .commit_pages(run, &[page(0, 2, vec![bad()], true)], &mut ledger, now())
             .unwrap();
         assert_eq!(
             optional_i64(&store, "SELECT count(*) FROM rejects").unwrap(),
             Some(1)
         );
         let row: (String, i64, i64) = store
-            .conn()
+            .conn
             .query_row("SELECT status, pages, rejects FROM windows", [], |r| {
                 Ok((r.get(0)?, r.get(1)?, r.get(2)?))
             })
             .unwrap();
         assert_eq!(row, ("complete".into(), 2, 2));
-        store.finish_run(run, RunStatus::Partial, None).unwrap();
+        store
+            .finish_run(run, RunStatus::Partial, None, now())
+            .unwrap();
         let run_row: (String, i64, i64) = store
-            .conn()
+            .conn
             .query_row("SELECT status, rejects, events_new FROM runs", [], |r| {
                 Ok((r.get(0)?, r.get(1)?, r.get(2)?))
             })
@@ -768,10 +809,11 @@ mod tests {
                 run,
                 &[page(0, 1, vec![event(5, "{}"), event(6, "{}")], true)],
                 &mut ledger,
+                now(),
             )
             .unwrap();
         let row: (i64, String) = store
-            .conn()
+            .conn
             .query_row("SELECT events, first_event_at FROM event_types", [], |r| {
                 Ok((r.get(0)?, r.get(1)?))
             })

@@ -6,7 +6,7 @@
 //! the requested window: the last is flagged and counted, never dropped).
 
 use crate::api::wire::WireEvent;
-use crate::model::{Event, Item, Reject};
+use crate::model::{Event, Item, Reject, RejectReason};
 use crate::time::{self, Timestamp};
 use serde_json::Value;
 use serde_json::value::RawValue;
@@ -14,34 +14,34 @@ use serde_json::value::RawValue;
 /// Classifies one item; `requested` is the window's `(createdFrom, createdTo)`, inclusive.
 pub fn classify(raw: &RawValue, requested: (Timestamp, Timestamp)) -> Item {
     let text = raw.get();
-    let reject = |reason: String| {
+    let reject = |reason: RejectReason| {
         Item::Reject(Reject {
             raw: text.to_string(),
             reason,
         })
     };
     if !text.starts_with('{') {
-        return reject(format!("not a JSON object (it is {})", kind_of(text)));
+        return reject(RejectReason::NotAnObject(kind_of(text)));
     }
     let wire: WireEvent = match serde_json::from_str(text) {
         Ok(w) => w,
-        Err(e) => return reject(format!("unreadable object: {e}")),
+        Err(e) => return reject(RejectReason::Unreadable(e.to_string())),
     };
     let id = match &wire.id {
-        None | Some(Value::Null) => return reject("no id".into()),
+        None | Some(Value::Null) => return reject(RejectReason::NoId),
         Some(Value::Number(n)) if n.as_i64().is_some() => n.as_i64().expect("checked"),
         Some(Value::String(s)) if s.trim().parse::<i64>().is_ok() => {
             s.trim().parse().expect("checked")
         }
-        Some(other) => return reject(format!("id is not an integer: {other}")),
+        Some(other) => return reject(RejectReason::IdNotInteger(other.to_string())),
     };
     let timestamp = match &wire.timestamp {
-        None | Some(Value::Null) => return reject("no timestamp".into()),
+        None | Some(Value::Null) => return reject(RejectReason::NoTimestamp),
         Some(Value::String(s)) => match time::parse_server_timestamp(s) {
             Some(t) => t,
-            None => return reject(format!("unparseable timestamp: {s:?}")),
+            None => return reject(RejectReason::UnparseableTimestamp(s.clone())),
         },
-        Some(other) => return reject(format!("timestamp is not a string: {other}")),
+        Some(other) => return reject(RejectReason::TimestampNotString(other.to_string())),
     };
     Item::Event(Event {
         id,
@@ -52,7 +52,7 @@ pub fn classify(raw: &RawValue, requested: (Timestamp, Timestamp)) -> Item {
         username: text_of(wire.username),
         ip_address: text_of(wire.ip_address),
         raw: text.to_string(),
-        digest: crate::store::seal::sha256_hex(text.as_bytes()),
+        digest: crate::digest::sha256_hex(text.as_bytes()),
         out_of_window: timestamp < requested.0 || timestamp > requested.1,
     })
 }
@@ -95,7 +95,7 @@ mod tests {
         match run(text) {
             Item::Reject(r) => {
                 assert_eq!(r.raw, text, "a reject keeps the item as received");
-                r.reason
+                r.reason.to_string()
             }
             Item::Event(e) => panic!("{text} was accepted as {e:?}"),
         }

@@ -8,21 +8,23 @@
 //! Stopping: the first failure (after the client's retries) or a signal stops the run. In-flight requests
 //! are dropped; pages already handed to the writer are committed; windows left incomplete are recorded as
 //! failed or interrupted, and a later run fetches them again from page 1.
+//!
+//! The engine draws nothing: it reports progress as [`Progress`] values to a callback the command supplies,
+//! and takes every "now" from the job's one [`Clock`].
 
 use crate::api::{ApiClient, ApiError, PageQuery, PageResult};
 use crate::error::Error;
-use crate::model::{Filters, Interval, PageBatch, WindowSpec};
-use crate::store::Store;
-use crate::store::write::{PageTotals, RunStart, RunStatus};
+use crate::model::{Filters, Interval, PageBatch, RunKind, RunStatus, WindowSpec};
+use crate::store::write::{Observed, PageTotals, RunStart};
+use crate::store::{Archive, ArchiveRead, StoreError};
 use crate::sync::{classify::classify, planner};
-use crate::time;
+use crate::time::{self, Clock};
 use futures::StreamExt;
-use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use serde::Serialize;
 use std::collections::HashMap;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::{Duration, Instant};
+use std::sync::atomic::Ordering;
+use std::time::Instant;
 use tokio::sync::mpsc;
 use tracing::{debug, info, warn};
 
@@ -54,11 +56,33 @@ pub struct SyncJob {
     pub concurrency: usize,
     /// The API base URL, recorded with the run.
     pub base_url: String,
-    /// Draw a progress bar (only ever on a terminal).
-    pub progress: bool,
-    /// A `reconcile`: compare what the source returns with the archive and record the differences.
-    pub reconcile: bool,
+    /// A `sync`, or a `reconcile` (compare what the source returns with the archive, record the differences).
+    pub kind: RunKind,
+    /// The one clock every "now" of the run comes from.
+    pub clock: Clock,
 }
+
+/// What the engine reports while it runs, for a command to draw.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Progress {
+    /// The run starts with this many windows.
+    Started {
+        /// Windows planned.
+        windows: usize,
+    },
+    /// A page of this many items was handed to the writer.
+    Page {
+        /// Items in the page.
+        items: usize,
+    },
+    /// A window's last page was handed to the writer.
+    WindowDone,
+    /// Fetching has ended (the writer may still be committing the last pages).
+    Finished,
+}
+
+/// Receives the engine's progress (called from the fetch tasks: keep it cheap).
+pub type ProgressFn = Arc<dyn Fn(Progress) + Send + Sync>;
 
 /// What a run did, for the summary line and `--json`.
 #[derive(Debug, Clone, Serialize)]
@@ -66,7 +90,7 @@ pub struct RunReport {
     /// The run's id in the `runs` table.
     pub run_id: i64,
     /// ok, partial, failed or interrupted.
-    pub status: String,
+    pub status: RunStatus,
     /// Range start.
     pub from: String,
     /// Range end.
@@ -94,79 +118,26 @@ pub struct RunReport {
     pub chain_head: Option<String>,
 }
 
-/// Live counters for the progress bar.
-struct Progress {
-    bar: ProgressBar,
-    received: AtomicU64,
-    started: Instant,
-}
-
-impl Progress {
-    fn new(windows: usize, draw: bool) -> Self {
-        let target = if draw {
-            ProgressDrawTarget::stderr()
-        } else {
-            ProgressDrawTarget::hidden()
-        };
-        let bar = ProgressBar::with_draw_target(Some(windows as u64), target);
-        bar.set_style(
-            ProgressStyle::with_template(
-                "{spinner} [{bar:30}] {pos}/{len} windows  {msg}  {elapsed_precise} (eta {eta})",
-            )
-            .expect("the template is valid")
-            .progress_chars("=> "),
-        );
-        bar.enable_steady_tick(Duration::from_millis(200));
-        Progress {
-            bar,
-            received: AtomicU64::new(0),
-            started: Instant::now(),
-        }
-    }
-
-    fn page(&self, items: usize) {
-        let total = self.received.fetch_add(items as u64, Ordering::Relaxed) + items as u64;
-        let rate = total as f64 / self.started.elapsed().as_secs_f64().max(0.001);
-        self.bar
-            .set_message(format!("{total} events ({rate:.0}/s)"));
-    }
-}
-
 /// Runs a job: records the run, fetches and stores every window, and records how it ended.
 ///
 /// Returns the report and, if the run did not finish cleanly, the error that stopped it.
 pub async fn run(
     client: Arc<ApiClient>,
-    mut store: Store,
+    mut archive: Archive,
     job: SyncJob,
     shutdown: impl Future<Output = ()>,
+    progress: ProgressFn,
 ) -> (RunReport, Result<(), Error>) {
     let started = Instant::now();
-    let mut report = RunReport {
-        run_id: 0,
-        status: "failed".into(),
-        from: time::to_stored(job.range.start),
-        to: time::to_stored(job.range.end),
-        windows_planned: job.windows.len(),
-        totals: PageTotals::default(),
-        requests: 0,
-        retries: 0,
-        throttled: 0,
-        token_renewals: 0,
-        elapsed_seconds: 0.0,
-        events_per_second: 0.0,
-        error: None,
-        chain_head: None,
-    };
-    let run_id = match store.begin_run(&RunStart {
-        range_from: report.from.clone(),
-        range_to: report.to.clone(),
-        category_filter: job.filters.category.clone(),
-        action_filter: job.filters.action.clone(),
+    let mut report = RunReport::new(&job);
+    let start = RunStart {
+        range: job.range,
+        filters: job.filters.clone(),
         base_url: job.base_url.clone(),
         windows_planned: job.windows.len(),
-        kind: if job.reconcile { "reconcile" } else { "sync" },
-    }) {
+        kind: job.kind,
+    };
+    let run_id = match archive.begin_run(&start, job.clock.now()) {
         Ok(id) => id,
         Err(e) => {
             report.error = Some(e.to_string());
@@ -175,46 +146,23 @@ pub async fn run(
     };
     report.run_id = run_id;
     info!(run = run_id, windows = job.windows.len(), range = %job.range, "sync started");
+    progress(Progress::Started {
+        windows: job.windows.len(),
+    });
 
-    let progress = Arc::new(Progress::new(job.windows.len(), job.progress));
     let concurrency = job.concurrency.max(1);
     let (tx, rx) = mpsc::channel::<PageBatch>(concurrency * QUEUED_PAGES_PER_WINDOW);
     let writer = std::thread::Builder::new()
         .name("archive-writer".into())
         .spawn({
-            let reconcile = job.reconcile;
-            move || write_pages(store, run_id, rx, reconcile)
+            let (kind, clock) = (job.kind, job.clock);
+            move || write_pages(archive, run_id, rx, kind, clock)
         })
         .expect("the writer thread starts");
+    let fetched = fetch_all(&client, &job, tx, &progress, shutdown).await;
+    progress(Progress::Finished);
 
-    let fetch_result = {
-        let windows = job.windows.iter().enumerate().map(|(seq, interval)| {
-            let (from, to) = planner::request_bounds(*interval);
-            let spec = Arc::new(WindowSpec {
-                interval: *interval,
-                filters: job.filters.clone(),
-                created_from: time::to_api(from),
-                created_to: time::to_api(to),
-            });
-            fetch_window(&client, tx.clone(), seq, spec, job.page_size, &progress)
-        });
-        let mut fetches = futures::stream::iter(windows).buffer_unordered(concurrency);
-        let mut shutdown = std::pin::pin!(shutdown);
-        loop {
-            tokio::select! {
-                next = fetches.next() => match next {
-                    None => break Ok(()),
-                    Some(Ok(())) => {}
-                    Some(Err(e)) => break Err(e),
-                },
-                () = &mut shutdown => break Err(Error::Interrupted),
-            }
-        }
-    };
-    drop(tx);
-    progress.bar.finish_and_clear();
-
-    let (mut store, totals, written) = tokio::task::spawn_blocking(move || {
+    let (archive, totals, written) = tokio::task::spawn_blocking(move || {
         writer.join().expect("the writer thread does not panic")
     })
     .await
@@ -222,45 +170,106 @@ pub async fn run(
     report.totals = totals;
     let result = match written {
         Err(store_error) => Err(Error::Store(store_error)),
-        Ok(()) => fetch_result,
+        Ok(()) => fetched,
     };
-    let status = match &result {
+    report.status = match &result {
         Ok(()) if report.totals.rejects > 0 => RunStatus::Partial,
         Ok(()) => RunStatus::Ok,
         Err(Error::Interrupted) => RunStatus::Interrupted,
         Err(_) => RunStatus::Failed,
     };
     report.error = result.as_ref().err().map(|e| e.to_string());
-    if let Err(e) = store.finish_run(run_id, status, report.error.as_deref()) {
-        warn!("could not record the end of run {run_id}: {e}");
-    }
-    report.chain_head = crate::store::verify::head(store.conn()).ok();
-    if let Err(e) = store.update_search_index() {
-        warn!("the search index was not updated ({e}); the next sync will catch up");
-    }
-    if let Err(e) = store.optimize() {
-        debug!("refreshing planner statistics did not complete: {e}");
-    }
-    if let Err(e) = store.checkpoint() {
-        debug!("checkpoint at the end of the run did not complete: {e}");
-    }
-    report.status = match status {
-        RunStatus::Ok => "ok",
-        RunStatus::Partial => "partial",
-        RunStatus::Failed => "failed",
-        RunStatus::Interrupted => "interrupted",
-    }
-    .into();
-    let stats = &client.stats;
-    report.requests = stats.requests.load(Ordering::Relaxed);
-    report.retries = stats.retries.load(Ordering::Relaxed);
-    report.throttled = stats.throttled.load(Ordering::Relaxed);
-    report.token_renewals = stats.token_renewals.load(Ordering::Relaxed);
-    report.elapsed_seconds = started.elapsed().as_secs_f64();
-    report.events_per_second =
-        report.totals.events_received as f64 / report.elapsed_seconds.max(0.001);
+    report.chain_head = finish(archive, run_id, &report, job.clock);
+    report.record_client_stats(&client, started);
     info!(run = run_id, status = %report.status, "sync ended");
     (report, result)
+}
+
+impl RunReport {
+    /// A report for a job that has not started yet.
+    fn new(job: &SyncJob) -> RunReport {
+        RunReport {
+            run_id: 0,
+            status: RunStatus::Failed,
+            from: time::to_stored(job.range.start),
+            to: time::to_stored(job.range.end),
+            windows_planned: job.windows.len(),
+            totals: PageTotals::default(),
+            requests: 0,
+            retries: 0,
+            throttled: 0,
+            token_renewals: 0,
+            elapsed_seconds: 0.0,
+            events_per_second: 0.0,
+            error: None,
+            chain_head: None,
+        }
+    }
+
+    /// Copies the client's counters and the rates in.
+    fn record_client_stats(&mut self, client: &ApiClient, started: Instant) {
+        let stats = &client.stats;
+        self.requests = stats.requests.load(Ordering::Relaxed);
+        self.retries = stats.retries.load(Ordering::Relaxed);
+        self.throttled = stats.throttled.load(Ordering::Relaxed);
+        self.token_renewals = stats.token_renewals.load(Ordering::Relaxed);
+        self.elapsed_seconds = started.elapsed().as_secs_f64();
+        self.events_per_second =
+            self.totals.events_received as f64 / self.elapsed_seconds.max(0.001);
+    }
+}
+
+/// Fetches every window of the job, at most `concurrency` at once, until all are done, one fails, or
+/// `shutdown` resolves.
+async fn fetch_all(
+    client: &ApiClient,
+    job: &SyncJob,
+    tx: mpsc::Sender<PageBatch>,
+    progress: &ProgressFn,
+    shutdown: impl Future<Output = ()>,
+) -> Result<(), Error> {
+    let windows = job.windows.iter().enumerate().map(|(seq, interval)| {
+        let (from, to) = planner::request_bounds(*interval);
+        let spec = Arc::new(WindowSpec {
+            interval: *interval,
+            filters: job.filters.clone(),
+            created_from: from,
+            created_to: to,
+        });
+        fetch_window(client, tx.clone(), seq, spec, job.page_size, progress)
+    });
+    let mut fetches = futures::stream::iter(windows).buffer_unordered(job.concurrency.max(1));
+    let mut shutdown = std::pin::pin!(shutdown);
+    loop {
+        tokio::select! {
+            next = fetches.next() => match next {
+                None => return Ok(()),
+                Some(Ok(())) => {}
+                Some(Err(e)) => return Err(e),
+            },
+            () = &mut shutdown => return Err(Error::Interrupted),
+        }
+    }
+}
+
+/// Records how the run ended and tidies the archive (search index, planner statistics, WAL); returns the chain
+/// head. A failure here loses nothing committed, so it is logged, not raised.
+fn finish(mut archive: Archive, run_id: i64, report: &RunReport, clock: Clock) -> Option<String> {
+    if let Err(e) = archive.finish_run(run_id, report.status, report.error.as_deref(), clock.now())
+    {
+        warn!("could not record the end of run {run_id}: {e}");
+    }
+    let head = archive.chain_head().ok();
+    if let Err(e) = archive.update_search_index() {
+        warn!("the search index was not updated ({e}); the next sync will catch up");
+    }
+    if let Err(e) = archive.optimize() {
+        debug!("refreshing planner statistics did not complete: {e}");
+    }
+    if let Err(e) = archive.checkpoint() {
+        debug!("checkpoint at the end of the run did not complete: {e}");
+    }
+    head
 }
 
 /// Pages through one window, handing each page to the writer.
@@ -270,22 +279,20 @@ async fn fetch_window(
     seq: usize,
     spec: Arc<WindowSpec>,
     page_size: u32,
-    progress: &Progress,
+    progress: &ProgressFn,
 ) -> Result<(), Error> {
-    let requested = (
-        time::from_stored(&spec.created_from).expect("created_from is a valid time"),
-        time::from_stored(&spec.created_to).expect("created_to is a valid time"),
-    );
+    let requested = (spec.created_from, spec.created_to);
     let mut previous: Option<u64> = None;
     let mut page = 1;
     loop {
+        let (category, action) = spec.filters.to_ledger();
         let query = PageQuery {
-            created_from: spec.created_from.clone(),
-            created_to: spec.created_to.clone(),
+            created_from: time::to_api(spec.created_from),
+            created_to: time::to_api(spec.created_to),
             page,
             page_size,
-            category: spec.filters.category.clone(),
-            action: spec.filters.action.clone(),
+            category,
+            action,
         };
         let (items, last) = match client.fetch_page(&query).await? {
             PageResult::PastTheEnd => (Vec::new(), true),
@@ -324,9 +331,9 @@ async fn fetch_window(
             // The writer stopped; its own error, reported by `run`, explains why.
             return Err(Error::Internal("the archive writer stopped".into()));
         }
-        progress.page(count);
+        progress(Progress::Page { items: count });
         if last {
-            progress.bar.inc(1);
+            progress(Progress::WindowDone);
             debug!(window = %spec.interval, pages = page, "window fetched");
             return Ok(());
         }
@@ -344,13 +351,14 @@ async fn fetch_window(
 /// The writer thread: commits queued pages, several at a time, until the channel closes or a commit fails.
 /// Returns the store, the totals of what was committed, and the error that stopped it, if any.
 fn write_pages(
-    mut store: Store,
+    mut archive: Archive,
     run_id: i64,
     mut rx: mpsc::Receiver<PageBatch>,
-    reconcile: bool,
-) -> (Store, PageTotals, Result<(), crate::store::StoreError>) {
+    kind: RunKind,
+    clock: Clock,
+) -> (Archive, PageTotals, Result<(), StoreError>) {
     let mut ledger = HashMap::new();
-    let mut observed = crate::store::write::Observed::new();
+    let mut observed = Observed::new();
     let mut totals = PageTotals::default();
     let mut group = Vec::with_capacity(MAX_GROUP_PAGES);
     while let Some(first) = rx.blocking_recv() {
@@ -361,16 +369,18 @@ fn write_pages(
                 Err(_) => break,
             }
         }
-        let committed = if reconcile {
-            store.commit_reconciled_pages(run_id, &group, &mut ledger, &mut observed)
-        } else {
-            store.commit_pages(run_id, &group, &mut ledger)
+        let now = clock.now();
+        let committed = match kind {
+            RunKind::Reconcile => {
+                archive.commit_reconciled_pages(run_id, &group, &mut ledger, &mut observed, now)
+            }
+            RunKind::Sync => archive.commit_pages(run_id, &group, &mut ledger, now),
         };
         match committed {
             Ok(t) => totals.add(&t),
-            Err(e) => return (store, totals, Err(e)),
+            Err(e) => return (archive, totals, Err(e)),
         }
         group.clear();
     }
-    (store, totals, Ok(()))
+    (archive, totals, Ok(()))
 }

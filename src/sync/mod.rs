@@ -2,6 +2,7 @@
 //!
 //! - [`planner`] turns a range, what the ledger already covers and a window size into windows (pure);
 //! - [`classify`] turns each raw item of a page into an archivable event or a reject (pure);
+//! - [`reconcile`] folds what a `reconcile` run recorded into its report (pure);
 //! - [`engine`] fetches windows concurrently and feeds pages, through a bounded channel, to the one writer
 //!   thread that owns the archive.
 //!
@@ -12,5 +13,6 @@
 pub mod classify;
 pub mod engine;
 pub mod planner;
+pub mod reconcile;
 
 pub use engine::{RunReport, SyncJob, run};

@@ -11,7 +11,7 @@
 //! also the next window's (`[e, ...)`), which asks from `e - 1s`. Events fetched twice are absorbed by the
 //! primary key; so every event is archived exactly once whichever reading the server follows.
 
-use crate::model::{Interval, merge_intervals};
+use crate::model::{Interval, merge_intervals, subtract, subtract_all};
 use crate::time::Timestamp;
 use chrono::TimeDelta;
 
@@ -51,40 +51,6 @@ pub fn plan_reconcile(range: Interval, covered: &[Interval], window: TimeDelta) 
         .into_iter()
         .flat_map(|i| split(i, window))
         .collect()
-}
-
-/// Removes `retired` (sorted, disjoint: the ranges emptied by `prune`) from planned windows: a pruned range
-/// is never fetched again, or retention would undo itself.
-pub fn subtract_all(windows: Vec<Interval>, retired: &[Interval]) -> Vec<Interval> {
-    if retired.is_empty() {
-        return windows;
-    }
-    windows
-        .into_iter()
-        .flat_map(|w| subtract(w, retired))
-        .collect()
-}
-
-/// The parts of `range` not inside any of the sorted, disjoint `covered` intervals.
-pub fn subtract(range: Interval, covered: &[Interval]) -> Vec<Interval> {
-    let mut parts = Vec::new();
-    let mut cursor = range.start;
-    for c in covered {
-        if c.end <= cursor || c.start >= range.end {
-            continue;
-        }
-        if c.start > cursor {
-            parts.push(Interval::new(cursor, c.start));
-        }
-        cursor = cursor.max(c.end);
-        if cursor >= range.end {
-            break;
-        }
-    }
-    if cursor < range.end {
-        parts.push(Interval::new(cursor, range.end));
-    }
-    parts
 }
 
 /// Cuts an interval at multiples of `window` since the epoch.
