@@ -507,10 +507,11 @@ pub fn reconcile_text(r: &crate::sync::reconcile::ReconcileReport) -> String {
     if r.agrees {
         s.push_str("the source agrees with the archive\n");
     } else {
-        s.push_str(
+        s.push_str(&format!(
             "the source disagrees with the archive; every difference is in the table source_changes:\n  \
-             elevate-archive query \"SELECT * FROM source_changes ORDER BY id\"\n",
-        );
+             elevate-archive query \"{}\"\n",
+            crate::store::examples::SOURCE_CHANGES
+        ));
     }
     s
 }

@@ -9,24 +9,11 @@ use crate::error::{Error, ExitCode, Result};
 use crate::model::Filters;
 use crate::output::{self, TableSink};
 use crate::simulator::{SimConfig, Simulator, faults::FaultRule};
-use crate::store::ArchiveReader;
+use crate::store::{ArchiveReader, QueryError};
+use crate::time::Timestamp;
 use crate::{config, time};
 use std::path::Path;
 use std::time::Duration;
-
-/// Example queries shown after the sync: (title, SQL).
-const EXAMPLES: &[(&str, &str)] = &[
-    (
-        "Logins per day (last 7 days)",
-        "SELECT date(timestamp) AS day, count(*) AS logins FROM events \
-         WHERE action = 'user-login-success' GROUP BY day ORDER BY day DESC LIMIT 7",
-    ),
-    (
-        "Failed logins by user (top 10)",
-        "SELECT username, count(*) AS failures, max(timestamp) AS last_failure FROM events \
-         WHERE action = 'user-login-failure' GROUP BY username ORDER BY failures DESC, username LIMIT 10",
-    ),
-];
 
 /// Runs the demo.
 pub async fn run(db: &Path, args: &DemoArgs) -> Result<ExitCode> {
@@ -55,28 +42,7 @@ pub async fn run(db: &Path, args: &DemoArgs) -> Result<ExitCode> {
         time::to_api(to)
     );
     eprintln!("Archiving them into {} ...", db.display());
-    let settings = SyncSettings {
-        base_url: crate::api::parse_base_url(&running.base_url(), false)?,
-        credentials: Credentials::Password {
-            username: sim.config().username.clone(),
-            password: sim.config().password.clone().into(),
-            brand: None,
-        },
-        from: Some(from),
-        to,
-        window: chrono::TimeDelta::days(1),
-        lookback: chrono::TimeDelta::hours(1),
-        refetch: false,
-        filters: Filters::default(),
-        page_size: crate::sync::engine::DEFAULT_PAGE_SIZE,
-        concurrency: crate::sync::engine::DEFAULT_CONCURRENCY,
-        timeout: Duration::from_secs(60),
-        max_rps: None,
-        retry: RetryPolicy {
-            base_delay: Duration::from_millis(200),
-            ..RetryPolicy::default()
-        },
-    };
+    let settings = settings(&sim, &running.base_url(), from, to)?;
     let code = execute(
         db,
         settings,
@@ -91,20 +57,60 @@ pub async fn run(db: &Path, args: &DemoArgs) -> Result<ExitCode> {
 
     println!();
     super::status::print(db, now)?;
+    show_examples(db)?;
+    Ok(code)
+}
+
+/// The demo's sync: the whole simulated range, default windows and pages, quick first retries.
+fn settings(
+    sim: &Simulator,
+    base_url: &str,
+    from: Timestamp,
+    to: Timestamp,
+) -> Result<SyncSettings> {
+    Ok(SyncSettings {
+        base_url: crate::api::parse_base_url(base_url, false)?,
+        credentials: Credentials::Password {
+            username: sim.config().username.clone(),
+            password: sim.config().password.clone().into(),
+            brand: None,
+        },
+        from: Some(from),
+        to,
+        window: chrono::TimeDelta::days(1),
+        lookback: chrono::TimeDelta::hours(1),
+        refetch: false,
+        filters: Filters::default(),
+        page_size: crate::sync::engine::DEFAULT_PAGE_SIZE,
+        concurrency: crate::sync::engine::DEFAULT_CONCURRENCY,
+        timeout: crate::api::client::DEFAULT_REQUEST_TIMEOUT,
+        max_rps: None,
+        retry: RetryPolicy {
+            base_delay: Duration::from_millis(200),
+            ..RetryPolicy::default()
+        },
+    })
+}
+
+/// Runs the example queries and prints each with the command that runs it.
+fn show_examples(db: &Path) -> Result<()> {
     let archive = ArchiveReader::open(db)?;
-    for (title, sql) in EXAMPLES {
+    for (title, sql) in crate::store::examples::DEMO {
         println!(
             "\n{title}:\n  elevate-archive --db {} query \"{sql}\"",
             db.display()
         );
         let mut sink = TableSink::new(std::io::stdout().lock());
-        archive
-            .query(sql, &mut sink)
-            .map_err(|e| Error::Internal(format!("the example query failed: {e}")))?;
+        archive.query(sql, &mut sink).map_err(|e| match e {
+            QueryError::Output(io) => Error::io("cannot print the example query's result")(io),
+            QueryError::Sql(message) => {
+                Error::Internal(format!("the example query failed: {message}"))
+            }
+        })?;
     }
     println!(
         "\nThe archive is an ordinary SQLite file: open it with `sqlite3 {}`, Datasette or DuckDB.",
         db.display()
     );
-    Ok(code)
+    Ok(())
 }

@@ -105,8 +105,9 @@ pub async fn execute(
     if report.totals.rejects > 0 {
         eprintln!(
             "warning: {} item(s) could not be archived and were kept in the rejects table: \
-             elevate-archive query \"SELECT * FROM rejects\"",
-            report.totals.rejects
+             elevate-archive query \"{}\"",
+            report.totals.rejects,
+            crate::store::examples::REJECTS
         );
         return Ok(ExitCode::Partial);
     }

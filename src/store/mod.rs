@@ -26,6 +26,27 @@ pub mod write;
 
 pub use reader::{ArchiveRead, ArchiveReader, Cell, QueryError, RowSink};
 
+/// Queries people are shown (by `demo`, and in hints), run through [`ArchiveReader::query`] like any other.
+pub mod examples {
+    /// What `demo` runs after its sync: (title, SQL).
+    pub const DEMO: &[(&str, &str)] = &[
+        (
+            "Logins per day (last 7 days)",
+            "SELECT date(timestamp) AS day, count(*) AS logins FROM events \
+             WHERE action = 'user-login-success' GROUP BY day ORDER BY day DESC LIMIT 7",
+        ),
+        (
+            "Failed logins by user (top 10)",
+            "SELECT username, count(*) AS failures, max(timestamp) AS last_failure FROM events \
+             WHERE action = 'user-login-failure' GROUP BY username ORDER BY failures DESC, username LIMIT 10",
+        ),
+    ];
+    /// The items a sync could not archive.
+    pub const REJECTS: &str = "SELECT * FROM rejects";
+    /// Everything `reconcile` recorded.
+    pub const SOURCE_CHANGES: &str = "SELECT * FROM source_changes ORDER BY id";
+}
+
 use crate::time::{self, Timestamp};
 use rusqlite::{Connection, OpenFlags, config::DbConfig};
 use std::fs::{File, OpenOptions, TryLockError};
@@ -141,8 +162,8 @@ pub enum StoreError {
         cause: rusqlite::Error,
     },
     /// The schema migration failed.
-    #[error("cannot bring the archive's schema up to date: {0}")]
-    Migration(String),
+    #[error("cannot bring the archive's schema up to date")]
+    Migration(#[source] refinery::Error),
 }
 
 /// Words for SQLite failures a user can act on (disk full, read-only, corrupt).
@@ -257,7 +278,7 @@ impl Archive {
             .context(|| "cannot register the archive's SQL functions".into())?;
         let report = embedded::migrations::runner()
             .run(&mut conn)
-            .map_err(|e| StoreError::Migration(e.to_string()))?;
+            .map_err(StoreError::Migration)?;
         let applied = |version| {
             report
                 .applied_migrations()

@@ -744,11 +744,11 @@ mod tests {
             .query_row("SELECT raw FROM events WHERE id = 2", [], |r| r.get(0))
             .unwrap();
         assert_eq!(raw, r#"{"id":2}"#, "the first version is never overwritten");
-        let status: String = store
+        let status: WindowStatus = store
             .conn
             .query_row("SELECT status FROM windows", [], |r| r.get(0))
             .unwrap();
-        assert_eq!(status, "complete");
+        assert_eq!(status, WindowStatus::Complete);
     }
 
     #[test]
@@ -769,11 +769,11 @@ mod tests {
                 now(),
             )
             .unwrap();
-        let status: String = store
+        let status: WindowStatus = store
             .conn
             .query_row("SELECT status FROM windows", [], |r| r.get(0))
             .unwrap();
-        assert_eq!(status, "running");
+        assert_eq!(status, WindowStatus::Running);
         store
             .commit_pages(run, &[page(0, 2, vec![bad()], true)], &mut ledger, now())
             .unwrap();
@@ -781,23 +781,23 @@ mod tests {
             optional_i64(&store, "SELECT count(*) FROM rejects").unwrap(),
             Some(1)
         );
-        let row: (String, i64, i64) = store
+        let row: (WindowStatus, i64, i64) = store
             .conn
             .query_row("SELECT status, pages, rejects FROM windows", [], |r| {
                 Ok((r.get(0)?, r.get(1)?, r.get(2)?))
             })
             .unwrap();
-        assert_eq!(row, ("complete".into(), 2, 2));
+        assert_eq!(row, (WindowStatus::Complete, 2, 2));
         store
             .finish_run(run, RunStatus::Partial, None, now())
             .unwrap();
-        let run_row: (String, i64, i64) = store
+        let run_row: (RunStatus, i64, i64) = store
             .conn
             .query_row("SELECT status, rejects, events_new FROM runs", [], |r| {
                 Ok((r.get(0)?, r.get(1)?, r.get(2)?))
             })
             .unwrap();
-        assert_eq!(run_row, ("partial".into(), 2, 1));
+        assert_eq!(run_row, (RunStatus::Partial, 2, 1));
     }
 
     #[test]
