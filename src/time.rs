@@ -55,8 +55,10 @@ pub fn from_stored(text: &str) -> Option<Timestamp> {
 
 /// Normalises a timestamp as the server sent it.
 ///
-/// Accepts RFC 3339 (with or without fractions, any offset), the same with a space instead of `T`, and a
-/// timestamp with no offset at all, read as UTC (the API documents only `Z` timestamps).
+/// Accepts RFC 3339 (with or without fractions, any offset), the same with a space instead of `T`, the offset
+/// forms other platforms emit (`+0000` from Java's and .NET's defaults, `+05`, `+05:30`, and up to nine
+/// fractional digits, Go's and Python's), and a timestamp with no offset at all, read as UTC (the API documents
+/// only `Z` timestamps).
 pub fn parse_server_timestamp(text: &str) -> Option<Timestamp> {
     let text = text.trim();
     if let Ok(t) = DateTime::parse_from_rfc3339(text) {
@@ -64,6 +66,10 @@ pub fn parse_server_timestamp(text: &str) -> Option<Timestamp> {
     }
     let with_t = text.replacen(' ', "T", 1);
     if let Ok(t) = DateTime::parse_from_rfc3339(&with_t) {
+        return Some(t.with_timezone(&Utc));
+    }
+    // `%#z` takes `Z`, `+hh`, `+hhmm` and `+hh:mm`.
+    if let Ok(t) = DateTime::parse_from_str(&with_t, "%Y-%m-%dT%H:%M:%S%.f%#z") {
         return Some(t.with_timezone(&Utc));
     }
     NaiveDateTime::parse_from_str(&with_t, "%Y-%m-%dT%H:%M:%S%.f")
@@ -158,6 +164,33 @@ mod tests {
             ("2019-08-24 14:15:22Z", Some("2019-08-24T14:15:22.000Z")),
             ("2019-08-24T14:15:22", Some("2019-08-24T14:15:22.000Z")),
             ("2019-08-24T14:15:22.75", Some("2019-08-24T14:15:22.750Z")),
+            // Offsets as Java (`+0000`), .NET, Go and Python write them, and every fraction length.
+            ("2019-08-24T14:15:22+0000", Some("2019-08-24T14:15:22.000Z")),
+            (
+                "2019-08-24T14:15:22.123+0000",
+                Some("2019-08-24T14:15:22.123Z"),
+            ),
+            ("2019-08-24T19:45:22+0530", Some("2019-08-24T14:15:22.000Z")),
+            (
+                "2019-08-24T19:45:22.1+05:30",
+                Some("2019-08-24T14:15:22.100Z"),
+            ),
+            ("2019-08-24T09:15:22-0500", Some("2019-08-24T14:15:22.000Z")),
+            ("2019-08-24T16:15:22+02", Some("2019-08-24T14:15:22.000Z")),
+            (
+                "2019-08-24T14:15:22.123456789-0000",
+                Some("2019-08-24T14:15:22.123Z"),
+            ),
+            (
+                "2019-08-24 14:15:22.5+0000",
+                Some("2019-08-24T14:15:22.500Z"),
+            ),
+            (
+                "2019-08-24T14:15:22.1234567Z",
+                Some("2019-08-24T14:15:22.123Z"),
+            ),
+            ("2019-08-24T14:15:22+25:00", None),
+            ("2019-08-24T14:15:22+00000", None),
             // A leap second is valid RFC 3339 and is kept, not rejected.
             ("2016-12-31T23:59:60Z", Some("2016-12-31T23:59:60.000Z")),
             ("24/08/2019", None),
