@@ -27,6 +27,9 @@ pub enum ExitCode {
     VerifyFailed = 7,
     /// `reconcile` found the source disagreeing with the archive (late, changed or deleted events).
     SourceDisagrees = 8,
+    /// Incomplete: some windows failed (recorded, the others archived) or, for `verify`, some asked-for
+    /// ranges are not fetched yet; the next plain `sync` fetches them.
+    Incomplete = 9,
     /// Stopped by SIGINT or SIGTERM; committed pages are kept and the next run resumes.
     Interrupted = 130,
 }

@@ -536,6 +536,17 @@ pub fn summary_line(r: &RunReport) -> String {
         r.requests,
         r.retries,
     );
+    if !r.failed_windows.is_empty() {
+        text.push_str(&format!(
+            "; {} window(s) failed (fetched again by the next plain sync)",
+            r.failed_windows.len()
+        ));
+    }
+    if let Some(served) = r.served_fewer {
+        text.push_str(&format!(
+            "; the server served {served} items for a full page: every page read until an empty one"
+        ));
+    }
     if r.windows_planned == 0 {
         text = format!(
             "sync {}: nothing to fetch, the archive already covers {} .. {}",

@@ -261,10 +261,17 @@ fn a_full_disk_stops_the_run_cleanly_and_a_resume_completes_exactly() {
 fn sync_against(status: u16, content_type: &str, body: &str, extra: &[&str]) -> (Sandbox, Run) {
     let server = MockServer::start();
     server.mock(|when, then| {
-        when.method(GET).path("/v1/events");
+        when.method(GET).path("/v1/events").query_param("page", "1");
         then.status(status)
             .header("content-type", content_type)
             .body(body);
+    });
+    // A short first page is confirmed by asking for the next one: the end is an empty page.
+    server.mock(|when, then| {
+        when.method(GET).path("/v1/events").query_param("page", "2");
+        then.status(200)
+            .header("content-type", "application/json")
+            .body("[]");
     });
     let sb = Sandbox::new();
     let base = base(&server);

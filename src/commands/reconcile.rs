@@ -56,10 +56,11 @@ pub async fn run(db: &Path, args: &ReconcileArgs) -> Result<ExitCode> {
         output::reconcile_text(&report)
     };
     super::status::print_stdout(&text);
-    Ok(if report.agrees {
-        ExitCode::Ok
-    } else {
+    let finished = super::sync::outcome(&report.run);
+    Ok(if report.late + report.changed + report.deleted > 0 {
         ExitCode::SourceDisagrees
+    } else {
+        finished
     })
 }
 

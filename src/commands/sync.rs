@@ -5,7 +5,7 @@ use crate::cli::SyncArgs;
 use crate::error::{Error, ExitCode, Result};
 use crate::model::{Interval, RunKind, subtract_all};
 use crate::store::{Archive, ArchiveRead};
-use crate::sync::{self, SyncJob, planner};
+use crate::sync::{self, RunReport, SyncJob, planner};
 use crate::time::Clock;
 use crate::{config, output, progress};
 use std::io::IsTerminal;
@@ -102,6 +102,12 @@ pub async fn execute(
         super::status::print_stdout(&format!("{}\n", output::summary_line(&report)));
     }
     result?;
+    Ok(outcome(&report))
+}
+
+/// The exit code of a run that finished, with a warning on stderr for what is missing or kept aside: failed
+/// windows (exit 9: data still to fetch) outrank rejects (exit 3: data kept aside).
+pub(crate) fn outcome(report: &RunReport) -> ExitCode {
     if report.totals.rejects > 0 {
         eprintln!(
             "warning: {} item(s) could not be archived and were kept in the rejects table: \
@@ -109,9 +115,22 @@ pub async fn execute(
             report.totals.rejects,
             crate::store::examples::REJECTS
         );
-        return Ok(ExitCode::Partial);
     }
-    Ok(ExitCode::Ok)
+    if !report.failed_windows.is_empty() {
+        eprintln!(
+            "warning: {} window(s) failed and are not archived yet; the others are. The next plain \
+             `elevate-archive sync` fetches them again:",
+            report.failed_windows.len()
+        );
+        for w in &report.failed_windows {
+            eprintln!("  {} .. {}: {}", w.from, w.to, w.error);
+        }
+        return ExitCode::Incomplete;
+    }
+    if report.totals.rejects > 0 {
+        return ExitCode::Partial;
+    }
+    ExitCode::Ok
 }
 
 fn empty_archive(db: &Path, clock: Clock) -> Error {

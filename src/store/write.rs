@@ -29,6 +29,17 @@ pub struct RunStart {
     pub kind: RunKind,
 }
 
+/// How a run ended, as recorded.
+#[derive(Debug, Clone, Copy)]
+pub struct RunEnd<'a> {
+    /// Its status.
+    pub status: RunStatus,
+    /// The error that stopped it, if any.
+    pub error: Option<&'a str>,
+    /// The size of a short page the server had more items behind, if seen.
+    pub served_fewer: Option<usize>,
+}
+
 /// Counters of what committed pages did.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq, serde::Serialize)]
 pub struct PageTotals {
@@ -224,10 +235,10 @@ impl Archive {
     pub fn finish_run(
         &mut self,
         run_id: i64,
-        status: RunStatus,
-        error: Option<&str>,
+        end: &RunEnd<'_>,
         now: Timestamp,
     ) -> Result<(), StoreError> {
+        let (status, error) = (end.status, end.error);
         let now = time::to_stored(now);
         let tx = self.begin()?;
         let open: Vec<i64> = tx
@@ -251,12 +262,42 @@ impl Archive {
             seal::seal_window(&tx, id, &now)?;
         }
         tx.execute(
-            "UPDATE runs SET status = ?2, finished_at = ?3, error = ?4 WHERE id = ?1",
-            params![run_id, status, now, error],
+            "UPDATE runs SET status = ?2, finished_at = ?3, error = ?4, served_fewer = ?5 WHERE id = ?1",
+            params![run_id, status, now, error, end.served_fewer.map(|n| n as i64)],
         )
         .context(|| "cannot record the run's end".into())?;
         tx.commit()
             .context(|| "cannot commit the run's end".into())?;
+        Ok(())
+    }
+
+    /// Records that window `window_seq` of the run failed while the run went on: its ledger row (created now if
+    /// no page of it was committed, so the failure leaves a trace) is marked failed, with why, and sealed.
+    /// Pages it committed stay.
+    pub fn fail_window(
+        &mut self,
+        run_id: i64,
+        ledger: &mut HashMap<usize, i64>,
+        window_seq: usize,
+        window: &WindowSpec,
+        error: &str,
+        now: Timestamp,
+    ) -> Result<(), StoreError> {
+        let now = time::to_stored(now);
+        let tx = self.begin()?;
+        let window_id = match ledger.get(&window_seq) {
+            Some(id) => *id,
+            None => insert_window(&tx, run_id, window, &now)?,
+        };
+        tx.execute(
+            "UPDATE windows SET status = ?2, error = ?3 WHERE id = ?1 AND status = ?4",
+            params![window_id, WindowStatus::Failed, error, WindowStatus::Running],
+        )
+        .context(|| format!("cannot record that window {} failed", window.interval))?;
+        seal::seal_window(&tx, window_id, &now)?;
+        tx.commit()
+            .context(|| format!("cannot record that window {} failed", window.interval))?;
+        ledger.insert(window_seq, window_id);
         Ok(())
     }
 
@@ -789,7 +830,15 @@ mod tests {
             .unwrap();
         assert_eq!(row, (WindowStatus::Complete, 2, 2));
         store
-            .finish_run(run, RunStatus::Partial, None, now())
+            .finish_run(
+                run,
+                &RunEnd {
+                    status: RunStatus::Partial,
+                    error: None,
+                    served_fewer: None,
+                },
+                now(),
+            )
             .unwrap();
         let run_row: (RunStatus, i64, i64) = store
             .conn

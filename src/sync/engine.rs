@@ -5,9 +5,14 @@
 //! is the back-pressure that keeps memory flat however large the range. The writer commits whatever pages are
 //! queued together (group commit), never splitting a page, and marks a window complete with its last page.
 //!
-//! Stopping: the first failure (after the client's retries) or a signal stops the run. In-flight requests
-//! are dropped; pages already handed to the writer are committed; windows left incomplete are recorded as
-//! failed or interrupted, and a later run fetches them again from page 1.
+//! Failing: a window that fails (retries exhausted, a body that is not a page, a server that loops) is
+//! recorded as failed, with why, and the other windows go on: one bad hour does not cost a three-year
+//! backfill. The run then ends `partial` (exit 9) and names the failed windows; the next plain sync fetches
+//! them again. What no window can get past (credentials refused, permission missing, the archive failing)
+//! and a signal stop the whole run: in-flight requests are dropped, pages already handed to the writer are
+//! committed, and windows left incomplete are recorded as failed or interrupted.
+//!
+//! Ends: a window is paged until its end is confirmed (see [`super::pager`]): a short page is not trusted.
 //!
 //! The engine draws nothing: it reports progress as [`Progress`] values to a callback the command supplies,
 //! and takes every "now" from the job's one [`Clock`].
@@ -15,8 +20,9 @@
 use crate::api::{ApiClient, ApiError, PageQuery, PageResult};
 use crate::error::Error;
 use crate::model::{Filters, Interval, PageBatch, RunKind, RunStatus, WindowSpec};
-use crate::store::write::{Observed, PageTotals, RunStart};
+use crate::store::write::{Observed, PageTotals, RunEnd, RunStart};
 use crate::store::{Archive, ArchiveRead, StoreError};
+use crate::sync::pager::{Answer, Pager, Step};
 use crate::sync::{classify::classify, planner};
 use crate::time::{self, Clock};
 use futures::StreamExt;
@@ -116,6 +122,38 @@ pub struct RunReport {
     pub error: Option<String>,
     /// The seal chain's head after the run: keep it elsewhere, and pass it to `verify --anchor` later.
     pub chain_head: Option<String>,
+    /// Windows that failed while the others went on; the next plain sync fetches them again.
+    pub failed_windows: Vec<FailedWindow>,
+    /// The size of a short page the server had more items behind (it serves fewer than `pageSize`), if seen.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub served_fewer: Option<usize>,
+}
+
+/// A window that failed while the run went on.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct FailedWindow {
+    /// Its start (stored form).
+    pub from: String,
+    /// Its end (stored form).
+    pub to: String,
+    /// Why, in words.
+    pub error: String,
+}
+
+/// What the fetch tasks hand the writer, in order.
+#[derive(Debug)]
+enum Handoff {
+    /// A page to commit.
+    Page(PageBatch),
+    /// A window that failed: recorded as failed (with its committed pages kept) and sealed.
+    Failed {
+        /// Its position in the plan.
+        window_seq: usize,
+        /// The window.
+        window: Arc<WindowSpec>,
+        /// Why, in words.
+        error: String,
+    },
 }
 
 /// Runs a job: records the run, fetches and stores every window, and records how it ended.
@@ -151,7 +189,7 @@ pub async fn run(
     });
 
     let concurrency = job.concurrency.max(1);
-    let (tx, rx) = mpsc::channel::<PageBatch>(concurrency * QUEUED_PAGES_PER_WINDOW);
+    let (tx, rx) = mpsc::channel::<Handoff>(concurrency * QUEUED_PAGES_PER_WINDOW);
     let writer = std::thread::Builder::new()
         .name("archive-writer".into())
         .spawn({
@@ -159,7 +197,12 @@ pub async fn run(
             move || write_pages(archive, run_id, rx, kind, clock)
         })
         .expect("the writer thread starts");
-    let fetched = fetch_all(&client, &job, tx, &progress, shutdown).await;
+    let fetched = match fetch_all(&client, &job, tx, &progress, shutdown, &mut report).await {
+        // Every window failed: nothing got past the server, so the run failed (the windows are recorded).
+        Ok(Some(first)) if report.failed_windows.len() == job.windows.len() => Err(first.into()),
+        Ok(_) => Ok(()),
+        Err(e) => Err(e),
+    };
     progress(Progress::Finished);
 
     let (archive, totals, written) = tokio::task::spawn_blocking(move || {
@@ -173,7 +216,9 @@ pub async fn run(
         Ok(()) => fetched,
     };
     report.status = match &result {
-        Ok(()) if report.totals.rejects > 0 => RunStatus::Partial,
+        Ok(()) if report.totals.rejects > 0 || !report.failed_windows.is_empty() => {
+            RunStatus::Partial
+        }
         Ok(()) => RunStatus::Ok,
         Err(Error::Interrupted) => RunStatus::Interrupted,
         Err(_) => RunStatus::Failed,
@@ -203,6 +248,8 @@ impl RunReport {
             events_per_second: 0.0,
             error: None,
             chain_head: None,
+            failed_windows: Vec::new(),
+            served_fewer: None,
         }
     }
 
@@ -219,15 +266,18 @@ impl RunReport {
     }
 }
 
-/// Fetches every window of the job, at most `concurrency` at once, until all are done, one fails, or
-/// `shutdown` resolves.
+/// Fetches every window of the job, at most `concurrency` at once, until all are done, one fails in a way no
+/// window can get past, or `shutdown` resolves. Windows that fail on their own are handed to the writer as
+/// failed and listed in `report`; the others go on. Returns the first such failure, if any.
 async fn fetch_all(
     client: &ApiClient,
     job: &SyncJob,
-    tx: mpsc::Sender<PageBatch>,
+    tx: mpsc::Sender<Handoff>,
     progress: &ProgressFn,
     shutdown: impl Future<Output = ()>,
-) -> Result<(), Error> {
+    report: &mut RunReport,
+) -> Result<Option<ApiError>, Error> {
+    let mut first_failure = None;
     let windows = job.windows.iter().enumerate().map(|(seq, interval)| {
         let (from, to) = planner::request_bounds(*interval);
         let spec = Arc::new(WindowSpec {
@@ -236,27 +286,88 @@ async fn fetch_all(
             created_from: from,
             created_to: to,
         });
-        fetch_window(client, tx.clone(), seq, spec, job.page_size, progress)
+        let tx = tx.clone();
+        async move {
+            let fetched = fetch_window(client, &tx, seq, &spec, job.page_size, progress).await;
+            (seq, spec, fetched)
+        }
     });
     let mut fetches = futures::stream::iter(windows).buffer_unordered(job.concurrency.max(1));
     let mut shutdown = std::pin::pin!(shutdown);
     loop {
-        tokio::select! {
+        let (seq, spec, fetched) = tokio::select! {
             next = fetches.next() => match next {
-                None => return Ok(()),
-                Some(Ok(())) => {}
-                Some(Err(e)) => return Err(e),
+                None => return Ok(first_failure),
+                Some(done) => done,
             },
             () = &mut shutdown => return Err(Error::Interrupted),
+        };
+        match fetched {
+            Ok(pager) => note_served_fewer(report, pager.served_fewer, &spec, job.page_size),
+            Err(Error::Api(e)) if fails_only_its_window(&e) => {
+                warn!(window = %spec.interval, "the window failed, the others go on: {e}");
+                report.failed_windows.push(FailedWindow {
+                    from: time::to_stored(spec.interval.start),
+                    to: time::to_stored(spec.interval.end),
+                    error: e.to_string(),
+                });
+                let failed = Handoff::Failed {
+                    window_seq: seq,
+                    window: spec,
+                    error: e.to_string(),
+                };
+                if tx.send(failed).await.is_err() {
+                    return Err(Error::Internal("the archive writer stopped".into()));
+                }
+                first_failure.get_or_insert(e);
+            }
+            Err(e) => return Err(e),
         }
     }
+}
+
+/// Whether an API error is the window's own (the next window may well succeed), rather than one no window
+/// can get past (credentials, permission, configuration). Exhaustive: a new kind of error must be placed.
+pub fn fails_only_its_window(e: &ApiError) -> bool {
+    match e {
+        ApiError::RetriesExhausted { .. }
+        | ApiError::BadBody { .. }
+        | ApiError::RepeatedPage { .. }
+        | ApiError::TooManyPages { .. } => true,
+        ApiError::BadBaseUrl { .. }
+        | ApiError::InsecureUrl { .. }
+        | ApiError::NoCredentials
+        | ApiError::CredentialFile { .. }
+        | ApiError::CredentialsRefused { .. }
+        | ApiError::TokenRefused { .. }
+        | ApiError::Forbidden { .. }
+        | ApiError::Status { .. }
+        | ApiError::Setup(_) => false,
+    }
+}
+
+/// Warns, once per run, that the server serves fewer items than asked, and records it.
+fn note_served_fewer(report: &mut RunReport, served: Option<usize>, spec: &WindowSpec, asked: u32) {
+    let Some(served) = served else { return };
+    if report.served_fewer.is_none() {
+        warn!(
+            window = %spec.interval,
+            "the server served {served} items for pageSize {asked} with more behind them: it caps or filters \
+             its pages; every page is read until an empty one, so nothing is lost"
+        );
+    }
+    report.served_fewer = Some(report.served_fewer.map_or(served, |s| s.min(served)));
 }
 
 /// Records how the run ended and tidies the archive (search index, planner statistics, WAL); returns the chain
 /// head. A failure here loses nothing committed, so it is logged, not raised.
 fn finish(mut archive: Archive, run_id: i64, report: &RunReport, clock: Clock) -> Option<String> {
-    if let Err(e) = archive.finish_run(run_id, report.status, report.error.as_deref(), clock.now())
-    {
+    let end = RunEnd {
+        status: report.status,
+        error: report.error.as_deref(),
+        served_fewer: report.served_fewer,
+    };
+    if let Err(e) = archive.finish_run(run_id, &end, clock.now()) {
         warn!("could not record the end of run {run_id}: {e}");
     }
     let head = archive.chain_head().ok();
@@ -272,16 +383,17 @@ fn finish(mut archive: Archive, run_id: i64, report: &RunReport, clock: Clock) -
     head
 }
 
-/// Pages through one window, handing each page to the writer.
+/// Pages through one window until its end is confirmed, handing each page to the writer. Returns the pager,
+/// which knows whether the server served fewer items than asked.
 async fn fetch_window(
     client: &ApiClient,
-    tx: mpsc::Sender<PageBatch>,
+    tx: &mpsc::Sender<Handoff>,
     seq: usize,
-    spec: Arc<WindowSpec>,
+    spec: &Arc<WindowSpec>,
     page_size: u32,
     progress: &ProgressFn,
-) -> Result<(), Error> {
-    let requested = (spec.created_from, spec.created_to);
+) -> Result<Pager, Error> {
+    let mut pager = Pager::default();
     let mut previous: Option<u64> = None;
     let mut page = 1;
     loop {
@@ -294,8 +406,8 @@ async fn fetch_window(
             category,
             action,
         };
-        let (items, last) = match client.fetch_page(&query).await? {
-            PageResult::PastTheEnd => (Vec::new(), true),
+        let (items, answer) = match client.fetch_page(&query).await? {
+            PageResult::PastTheEnd => (Vec::new(), Answer::NotFound),
             PageResult::Page { items, fingerprint } => {
                 if !items.is_empty() && previous == Some(fingerprint) {
                     return Err(ApiError::RepeatedPage {
@@ -309,33 +421,24 @@ async fn fetch_window(
                 if items.len() > page_size as usize {
                     warn!(window = %spec.interval, page, "the server sent {} items for pageSize {page_size}; all are kept", items.len());
                 }
-                let last = items.len() < page_size as usize;
-                (
-                    items
-                        .iter()
-                        .map(|raw| classify(raw, requested))
-                        .collect::<Vec<_>>(),
-                    last,
-                )
+                let requested = (spec.created_from, spec.created_to);
+                let answer = Answer::Items(items.len());
+                (items.iter().map(|raw| classify(raw, requested)).collect(), answer)
             }
         };
-        let count = items.len();
-        let batch = PageBatch {
-            window_seq: seq,
-            window: Arc::clone(&spec),
-            page,
-            items,
-            last,
-        };
-        if tx.send(batch).await.is_err() {
-            // The writer stopped; its own error, reported by `run`, explains why.
-            return Err(Error::Internal("the archive writer stopped".into()));
+        let step = pager.after(answer, page_size as usize);
+        if step == Step::Again {
+            debug!(window = %spec.interval, page, "404 after a full page: asking once more");
+            continue;
         }
-        progress(Progress::Page { items: count });
+        let last = step == Step::End;
+        if !items.is_empty() || last {
+            hand_over(tx, seq, spec, page, items, last, progress).await?;
+        }
         if last {
             progress(Progress::WindowDone);
             debug!(window = %spec.interval, pages = page, "window fetched");
-            return Ok(());
+            return Ok(pager);
         }
         page += 1;
         if page > MAX_PAGES_PER_WINDOW {
@@ -348,12 +451,39 @@ async fn fetch_window(
     }
 }
 
-/// The writer thread: commits queued pages, several at a time, until the channel closes or a commit fails.
-/// Returns the store, the totals of what was committed, and the error that stopped it, if any.
+/// Hands one page to the writer.
+async fn hand_over(
+    tx: &mpsc::Sender<Handoff>,
+    seq: usize,
+    spec: &Arc<WindowSpec>,
+    page: u32,
+    items: Vec<crate::model::Item>,
+    last: bool,
+    progress: &ProgressFn,
+) -> Result<(), Error> {
+    let count = items.len();
+    let batch = PageBatch {
+        window_seq: seq,
+        window: Arc::clone(spec),
+        page,
+        items,
+        last,
+    };
+    if tx.send(Handoff::Page(batch)).await.is_err() {
+        // The writer stopped; its own error, reported by `run`, explains why.
+        return Err(Error::Internal("the archive writer stopped".into()));
+    }
+    progress(Progress::Page { items: count });
+    Ok(())
+}
+
+/// The writer thread: commits queued pages, several at a time, and records failed windows, in the order they
+/// were handed over, until the channel closes or a commit fails. Returns the archive, the totals of what was
+/// committed, and the error that stopped it, if any.
 fn write_pages(
     mut archive: Archive,
     run_id: i64,
-    mut rx: mpsc::Receiver<PageBatch>,
+    mut rx: mpsc::Receiver<Handoff>,
     kind: RunKind,
     clock: Clock,
 ) -> (Archive, PageTotals, Result<(), StoreError>) {
@@ -361,26 +491,53 @@ fn write_pages(
     let mut observed = Observed::new();
     let mut totals = PageTotals::default();
     let mut group = Vec::with_capacity(MAX_GROUP_PAGES);
-    while let Some(first) = rx.blocking_recv() {
-        group.push(first);
-        while group.len() < MAX_GROUP_PAGES {
-            match rx.try_recv() {
-                Ok(batch) => group.push(batch),
-                Err(_) => break,
+    let mut next = rx.blocking_recv();
+    while let Some(first) = next.take() {
+        let failed = match first {
+            Handoff::Page(batch) => {
+                group.push(batch);
+                while group.len() < MAX_GROUP_PAGES {
+                    match rx.try_recv() {
+                        Ok(Handoff::Page(batch)) => group.push(batch),
+                        Ok(failed) => {
+                            next = Some(failed);
+                            break;
+                        }
+                        Err(_) => break,
+                    }
+                }
+                None
             }
-        }
-        let now = clock.now();
-        let committed = match kind {
-            RunKind::Reconcile => {
-                archive.commit_reconciled_pages(run_id, &group, &mut ledger, &mut observed, now)
-            }
-            RunKind::Sync => archive.commit_pages(run_id, &group, &mut ledger, now),
+            failed @ Handoff::Failed { .. } => Some(failed),
         };
-        match committed {
-            Ok(t) => totals.add(&t),
-            Err(e) => return (archive, totals, Err(e)),
+        let now = clock.now();
+        if !group.is_empty() {
+            let committed = match kind {
+                RunKind::Reconcile => archive
+                    .commit_reconciled_pages(run_id, &group, &mut ledger, &mut observed, now),
+                RunKind::Sync => archive.commit_pages(run_id, &group, &mut ledger, now),
+            };
+            match committed {
+                Ok(t) => totals.add(&t),
+                Err(e) => return (archive, totals, Err(e)),
+            }
+            group.clear();
         }
-        group.clear();
+        if let Some(Handoff::Failed {
+            window_seq,
+            window,
+            error,
+        }) = failed
+        {
+            observed.remove(&window_seq);
+            let recorded = archive.fail_window(run_id, &mut ledger, window_seq, &window, &error, now);
+            if let Err(e) = recorded {
+                return (archive, totals, Err(e));
+            }
+        }
+        if next.is_none() {
+            next = rx.blocking_recv();
+        }
     }
     (archive, totals, Ok(()))
 }

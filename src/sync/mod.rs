@@ -1,6 +1,7 @@
 //! Sync: where the API client and the archive meet.
 //!
 //! - [`planner`] turns a range, what the ledger already covers and a window size into windows (pure);
+//! - [`pager`] decides when a window's paging may stop: its end is confirmed, never assumed (pure);
 //! - [`classify`] turns each raw item of a page into an archivable event or a reject (pure);
 //! - [`reconcile`] folds what a `reconcile` run recorded into its report (pure);
 //! - [`engine`] fetches windows concurrently and feeds pages, through a bounded channel, to the one writer
@@ -12,6 +13,7 @@
 
 pub mod classify;
 pub mod engine;
+pub mod pager;
 pub mod planner;
 pub mod reconcile;
 

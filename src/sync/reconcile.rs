@@ -12,7 +12,7 @@ pub const IDS_LISTED: usize = 20;
 /// What a reconcile found.
 #[derive(Debug, Serialize)]
 pub struct ReconcileReport {
-    /// Whether the source agrees with the archive over the range read.
+    /// Whether the source agrees with the archive over the range read (every window read; none failed).
     pub agrees: bool,
     /// Events the source has that the archive did not: archived now.
     pub late: u64,
@@ -40,7 +40,8 @@ impl ReconcileReport {
         }
         let t = run.totals;
         ReconcileReport {
-            agrees: t.events_new + t.revisions + t.missing_at_source == 0,
+            agrees: t.events_new + t.revisions + t.missing_at_source == 0
+                && run.failed_windows.is_empty(),
             late: t.events_new,
             changed: t.revisions,
             deleted: t.missing_at_source,
