@@ -22,6 +22,10 @@ pub const NOW_ENV: &str = "ELEVATE_NOW";
 pub struct SyncSettings {
     /// API base URL, transport policy checked.
     pub base_url: reqwest::Url,
+    /// The name the archive keeps this source's coverage under: the base URL (so windows fetched from a
+    /// sandbox never count as covered for production), or a stable name for a source whose URL changes
+    /// from run to run (the demo's simulator, on a new port each time).
+    pub source: String,
     /// Where tokens come from.
     pub credentials: Credentials,
     /// Explicit range start.
@@ -136,6 +140,7 @@ pub fn resolve_sync(
         nonempty_range(from, to, "range", label)?;
     }
     Ok(SyncSettings {
+        source: base_url.to_string(),
         base_url,
         credentials,
         from,

@@ -353,15 +353,23 @@ pub fn verify_text(r: &crate::store::verify::VerifyReport) -> String {
     let mut s = String::new();
     if r.ok() {
         s.push_str(&format!(
-            "verify ok: {} events, {} seals, digests and chain intact, no coverage gaps\n",
+            "verify ok: {} events, {} seals, digests and chain intact, everything asked for is fetched\n",
             thousands(r.events as i64),
             r.seals
         ));
+    } else if r.intact() {
+        s.push_str(&format!(
+            "verify INCOMPLETE: intact ({} events, {} seals checked), but {} range(s) asked for are not yet \
+             fetched; the next plain `elevate-archive sync` fetches them\n",
+            thousands(r.events as i64),
+            r.seals,
+            r.unfetched.len()
+        ));
     } else {
         s.push_str(&format!(
-            "verify FAILED: {} finding(s), {} coverage gap(s) ({} events, {} seals checked)\n",
+            "verify FAILED: {} finding(s), {} range(s) not yet fetched ({} events, {} seals checked)\n",
             r.findings.len(),
-            r.gaps.len(),
+            r.unfetched.len(),
             thousands(r.events as i64),
             r.seals
         ));
@@ -389,10 +397,13 @@ pub fn verify_text(r: &crate::store::verify::VerifyReport) -> String {
             printable(&f.detail)
         ));
     }
-    for g in &r.gaps {
+    for m in &r.unfetched {
         s.push_str(&format!(
-            "  gap       {} .. {} is not covered\n",
-            g.from, g.to
+            "  not yet fetched  {} .. {} from {}{}\n",
+            m.from,
+            m.to,
+            m.base_url,
+            filters_note(&m.category_filter, &m.action_filter)
         ));
     }
     for p in &r.pruned {
@@ -417,6 +428,22 @@ pub fn verify_text(r: &crate::store::verify::VerifyReport) -> String {
         r.head, r.head
     ));
     s
+}
+
+/// " with category X, action Y" for filtered sources, nothing for unfiltered ones.
+fn filters_note(category: &str, action: &str) -> String {
+    let mut parts = Vec::new();
+    if !category.is_empty() {
+        parts.push(format!("category {}", printable(category)));
+    }
+    if !action.is_empty() {
+        parts.push(format!("action {}", printable(action)));
+    }
+    if parts.is_empty() {
+        String::new()
+    } else {
+        format!(" with {}", parts.join(", "))
+    }
 }
 
 /// Renders what `prune` did (or, for a dry run, would do).

@@ -131,6 +131,8 @@ fn windows_overlap_the_previous_by_one_second_and_end_on_the_next_start() {
     let (_, seen) = sync_boundaries(Reading::Exclusive, "1000");
     let mut bounds: Vec<(String, String)> = seen.into_iter().map(|(_, f, t)| (f, t)).collect();
     bounds.sort();
+    // Each window asks for page 1, then page 2 to confirm its short page was the last.
+    bounds.dedup();
     assert_eq!(
         bounds,
         [
@@ -184,17 +186,21 @@ fn sync_one_window(server: &MockServer, page_size: &str, extra: &[&str]) -> (San
 }
 
 #[test]
-fn paging_stops_at_a_short_page() {
-    let server = pages_server(vec![(1, 200, page_of(1..=3)), (2, 200, page_of(4..=5))]);
+fn a_short_page_is_confirmed_by_the_next_one_and_paging_stops_at_an_empty_page() {
+    let server = pages_server(vec![
+        (1, 200, page_of(1..=3)),
+        (2, 200, page_of(4..=5)),
+        (3, 200, "[]".into()),
+    ]);
     let never = server.mock(|when, then| {
-        when.path("/v1/events").query_param("page", "3");
+        when.path("/v1/events").query_param("page", "4");
         then.status(500);
     });
     let (sb, run) = sync_one_window(&server, "3", &[]);
     run.expect(0);
     never.assert_calls(0);
     assert_eq!(sb.ids(), vec![1, 2, 3, 4, 5]);
-    assert_eq!(sb.count("SELECT pages FROM windows"), 2);
+    assert_eq!(sb.count("SELECT pages FROM windows"), 3);
 }
 
 #[test]
@@ -252,7 +258,8 @@ fn a_server_repeating_the_same_page_stops_the_window_instead_of_looping() {
     );
 }
 
-/// A responder failing the first `failures` calls with `status` (and headers), then serving one page.
+/// A responder failing the first `failures` calls for page 1 with `status` (and headers), then serving one
+/// short page; every later page is empty. Returns the count of calls for page 1.
 fn flaky(
     server: &MockServer,
     failures: usize,
@@ -263,7 +270,15 @@ fn flaky(
     let counter = calls.clone();
     server.mock(move |when, then| {
         when.method(GET).path("/v1/events");
-        then.respond_with(move |_: &HttpMockRequest| {
+        then.respond_with(move |req: &HttpMockRequest| {
+            let page_1 = req
+                .query_params()
+                .iter()
+                .any(|(k, v)| k == "page" && v == "1");
+            if !page_1 {
+                // The page that confirms the short first page was the last.
+                return json_response(200, "[]");
+            }
             let n = counter.fetch_add(1, Ordering::SeqCst);
             if n < failures {
                 let mut r = httpmock::HttpMockResponse::builder().status(status);
@@ -315,8 +330,16 @@ fn retries_are_bounded_and_completed_windows_stay() {
     server.mock(|when, then| {
         when.method(GET)
             .path("/v1/events")
-            .query_param("createdFrom", "2023-12-31T23:59:59Z");
+            .query_param("createdFrom", "2023-12-31T23:59:59Z")
+            .query_param("page", "1");
         then.status(200).body(page_of(1..=2));
+    });
+    server.mock(|when, then| {
+        when.method(GET)
+            .path("/v1/events")
+            .query_param("createdFrom", "2023-12-31T23:59:59Z")
+            .query_param("page", "2");
+        then.status(200).body("[]");
     });
     let failing = server.mock(|when, then| {
         when.method(GET)
@@ -340,7 +363,8 @@ fn retries_are_bounded_and_completed_windows_stay() {
         "--concurrency",
         "1",
     ]);
-    run.expect(4);
+    // The failing day does not stop the other: the run is partial (exit 9) and names it.
+    run.expect(9);
     failing.assert_calls(3);
     assert!(
         run.stderr.contains("gave up") && run.stderr.contains("after 3 attempts"),
@@ -353,7 +377,7 @@ fn retries_are_bounded_and_completed_windows_stay() {
         sb.count("SELECT count(*) FROM windows WHERE status = 'complete'"),
         1
     );
-    // The next run fetches only the missing day.
+    // The next run fetches only the missing day (and, failing on every window it has, exits 4).
     let again = sb.run(&[
         "sync",
         "--base-url",
@@ -378,7 +402,7 @@ fn a_dropped_connection_is_retried() {
     let addr = listener.local_addr().unwrap();
     let body = page_of(1..=2);
     let server = std::thread::spawn(move || {
-        for (i, stream) in listener.incoming().take(3).enumerate() {
+        for (i, stream) in listener.incoming().take(4).enumerate() {
             let mut stream = stream.unwrap();
             let mut buf = [0u8; 4096];
             let _ = stream.read(&mut buf);
@@ -389,6 +413,8 @@ fn a_dropped_connection_is_retried() {
                     let _ = stream.write_all(b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: 5000\r\n\r\n[{\"id\":1");
                 }
                 _ => {
+                    // The page, then the empty page that confirms it was the last.
+                    let body = if i == 2 { body.as_str() } else { "[]" };
                     let response = format!(
                         "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
                         body.len()
@@ -544,10 +570,16 @@ fn a_401_renews_the_token_once_and_retries() {
                 .headers_vec()
                 .iter()
                 .any(|(k, v)| k.eq_ignore_ascii_case("authorization") && v == "Bearer opaque-0");
+            let page_1 = req
+                .query_params()
+                .iter()
+                .any(|(k, v)| k == "page" && v == "1");
             if revoked {
                 json_response(401, r#"{"error":"Unauthorized"}"#)
-            } else {
+            } else if page_1 {
                 json_response(200, &page_of(1..=1))
+            } else {
+                json_response(200, "[]")
             }
         });
     });
@@ -569,7 +601,8 @@ fn a_401_renews_the_token_once_and_retries() {
     );
     run.expect(0);
     auth.assert_calls(2);
-    events.assert_calls(2);
+    // Refused, retried with the new token, then the empty page confirming the end.
+    events.assert_calls(3);
     assert_eq!(sb.ids(), vec![1]);
 }
 
@@ -669,8 +702,12 @@ fn bad_items_go_to_rejects_and_the_rest_is_archived() {
         r#"{"id":5,"timestamp":"2025-06-01T00:00:00Z","category":"billing","action":"bill-run-closed"}"#,
     );
     server.mock(|when, then| {
-        when.method(GET).path("/v1/events");
+        when.method(GET).path("/v1/events").query_param("page", "1");
         then.status(200).body(&body);
+    });
+    server.mock(|when, then| {
+        when.method(GET).path("/v1/events").query_param("page", "2");
+        then.status(200).body("[]");
     });
     let (sb, run) = sync_one_window(&server, "1000", &["--json"]);
     run.expect(3);

@@ -69,6 +69,12 @@ fn settings(
     to: Timestamp,
 ) -> Result<SyncSettings> {
     Ok(SyncSettings {
+        // The simulator listens on a new port each time; its data depends only on these settings.
+        source: format!(
+            "simulator: seed {}, {} events",
+            sim.config().seed,
+            sim.config().events
+        ),
         base_url: crate::api::parse_base_url(base_url, false)?,
         credentials: Credentials::Password {
             username: sim.config().username.clone(),

@@ -32,7 +32,7 @@ pub async fn run(db: &Path, args: &ReconcileArgs) -> Result<ExitCode> {
         windows,
         page_size: settings.page_size,
         concurrency: settings.concurrency,
-        base_url: settings.base_url.to_string(),
+        base_url: settings.source.clone(),
         kind: RunKind::Reconcile,
         clock,
     };
@@ -72,7 +72,7 @@ fn plan(
     explicit_to: bool,
     db: &Path,
 ) -> Result<(Interval, Vec<Interval>)> {
-    let covered = archive.covered(&settings.filters)?;
+    let covered = archive.covered(&settings.source, &settings.filters)?;
     let (Some(first), Some(last)) = (covered.first(), covered.last()) else {
         return Err(Error::Usage(format!(
             "{} has no complete window{} yet, so there is nothing to reconcile: run `elevate-archive sync` first",

@@ -57,20 +57,19 @@ pub async fn execute(
         return Err(empty_archive(db, clock));
     }
     let archive = Archive::open(db, clock.now())?;
-    let covered = archive.covered(&settings.filters)?;
-
-    // Without --from, continue where the coverage ends (re-reading the lookback) and fill any hole inside it.
-    let (start, force_from) = match (settings.from, covered.first(), covered.last()) {
-        (Some(from), _, _) => (from, settings.refetch.then_some(from)),
-        (None, Some(first), Some(last)) => {
-            let force = if settings.refetch {
-                first.start
-            } else {
-                last.end - settings.lookback
-            };
-            (first.start, Some(force))
-        }
-        _ => return Err(empty_archive(db, clock)),
+    let base_url = settings.source.as_str();
+    let covered = archive.covered(base_url, &settings.filters)?;
+    let wanted = archive.wanted(base_url, &settings.filters)?;
+    // Without --from: from the earliest range asked for or covered (filling whatever a killed or failed run
+    // left), re-reading the lookback at the end of the coverage.
+    let Some((start, force_from)) = planner::start(
+        settings.from,
+        &covered,
+        &wanted,
+        settings.refetch,
+        settings.lookback,
+    ) else {
+        return Err(empty_archive(db, clock));
     };
     let range = Interval::new(start.min(settings.to), settings.to);
     let windows = subtract_all(
@@ -89,7 +88,7 @@ pub async fn execute(
         windows,
         page_size: settings.page_size,
         concurrency: settings.concurrency,
-        base_url: settings.base_url.to_string(),
+        base_url: settings.source.clone(),
         kind: RunKind::Sync,
         clock,
     };

@@ -26,9 +26,11 @@ pub fn run(db: &Path, args: &VerifyArgs) -> Result<ExitCode> {
         StatusFormat::Json => serde_json::to_string_pretty(&report)? + "\n",
     };
     super::status::print_stdout(&text);
-    Ok(if report.ok() {
-        ExitCode::Ok
-    } else {
+    Ok(if !report.intact() {
         ExitCode::VerifyFailed
+    } else if !report.complete() {
+        ExitCode::Incomplete
+    } else {
+        ExitCode::Ok
     })
 }

@@ -14,6 +14,7 @@
 //!
 //! Invariant: a window's ledger row says `complete` only if the transaction that stored its last page said so.
 
+pub mod coverage;
 pub mod export;
 pub mod filter;
 pub mod kinds;

@@ -1,18 +1,37 @@
 //! The `status` report: what the archive holds, what it covers, what is missing, and what happened lately.
 
+use super::coverage::{self, Intent, LedgerWindow, MissingRange};
 use super::{SqlContext, StoreError};
-use crate::model::{
-    ChangeKind, Filters, Interval, RunKind, RunStatus, WindowStatus, gaps_between, merge_intervals,
-};
+use crate::model::{ChangeKind, Filters, Interval, RunKind, RunStatus, WindowStatus, gaps_between};
 use crate::time::{self, Timestamp};
 use rusqlite::Connection;
 use serde::Serialize;
-use std::collections::{BTreeSet, HashMap};
 
 /// How many recent runs `status` lists.
 pub const STATUS_RUNS: usize = 10;
 /// How many reject reasons `status` lists.
 const STATUS_REJECT_REASONS: usize = 10;
+/// How many incomplete windows `status` lists.
+pub const STATUS_WINDOWS: usize = 20;
+
+/// A window fetch that ended without its last page, as `status` lists it.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct IncompleteWindow {
+    /// The API base URL.
+    pub base_url: String,
+    /// `category` filter ("" for none).
+    pub category_filter: String,
+    /// `action` filter ("" for none).
+    pub action_filter: String,
+    /// Start (stored form).
+    pub from: String,
+    /// End (stored form).
+    pub to: String,
+    /// failed, interrupted or running.
+    pub status: WindowStatus,
+    /// Why it ended, if recorded.
+    pub error: Option<String>,
+}
 
 /// A covered range as `status` reports it.
 #[derive(Debug, Clone, Serialize)]
@@ -32,9 +51,11 @@ impl From<&Interval> for Range {
     }
 }
 
-/// Coverage for one set of filters.
+/// Coverage for one source (a base URL and a set of filters).
 #[derive(Debug, Serialize)]
 pub struct Coverage {
+    /// The API base URL.
+    pub base_url: String,
     /// `category` filter ("" for none).
     pub category_filter: String,
     /// `action` filter ("" for none).
@@ -126,16 +147,25 @@ pub struct StatusReport {
     pub first_event_at: Option<String>,
     /// Latest event timestamp.
     pub last_event_at: Option<String>,
-    /// Unfiltered coverage (what a plain `sync` keeps up to date).
+    /// The API base URL of the latest sync: the source the coverage below is for.
+    pub base_url: Option<String>,
+    /// Unfiltered coverage of that source (what a plain `sync` keeps up to date).
     pub coverage: Coverage,
-    /// Coverage of filtered syncs, if any were run.
+    /// Coverage of filtered syncs of that source, if any were run.
     pub filtered_coverage: Vec<Coverage>,
+    /// Coverage of other sources (other base URLs), if any were synced.
+    pub other_coverage: Vec<Coverage>,
+    /// Ranges some sync was asked to fetch that are neither covered nor pruned: not yet fetched. The next
+    /// plain `sync` of that source fetches them.
+    pub missing: Vec<MissingRange>,
     /// End of the unfiltered coverage.
     pub covered_until: Option<String>,
     /// Seconds between the end of coverage and now.
     pub freshness_seconds: Option<i64>,
     /// Windows that failed or were interrupted and are not covered by a later fetch.
     pub incomplete_windows: i64,
+    /// Those windows (at most [`STATUS_WINDOWS`]), with why each ended.
+    pub failed_windows: Vec<IncompleteWindow>,
     /// Revisions kept.
     pub revisions: i64,
     /// Rejected items held.
@@ -154,17 +184,6 @@ pub struct StatusReport {
     pub event_types: Vec<EventType>,
 }
 
-/// A window fetch as the ledger records it, for coverage.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct LedgerWindow {
-    /// The range it is responsible for.
-    pub interval: Interval,
-    /// The filters it was fetched with.
-    pub filters: Filters,
-    /// Where it stands.
-    pub status: WindowStatus,
-}
-
 /// Everything `status` reads, before anything is decided.
 #[derive(Debug, Default)]
 pub struct StatusInputs {
@@ -172,6 +191,8 @@ pub struct StatusInputs {
     pub events: (i64, Option<String>, Option<String>),
     /// Every window fetch of the ledger.
     pub windows: Vec<LedgerWindow>,
+    /// What every sync run was asked to fetch.
+    pub intents: Vec<Intent>,
     /// Revisions held.
     pub revisions: i64,
     /// Rejects held.
@@ -210,7 +231,8 @@ fn load(conn: &Connection) -> Result<StatusInputs, StoreError> {
     };
     Ok(StatusInputs {
         events,
-        windows: ledger_windows(conn)?,
+        windows: coverage::ledger_windows(conn)?,
+        intents: coverage::intents(conn)?,
         revisions: count("SELECT count(*) FROM event_revisions")?,
         rejects: count("SELECT count(*) FROM rejects")?,
         reject_reasons: collect(
@@ -252,25 +274,6 @@ fn load(conn: &Connection) -> Result<StatusInputs, StoreError> {
     })
 }
 
-/// Every window fetch of the ledger whose range and filters read back (others are `verify`'s business).
-pub(super) fn ledger_windows(conn: &Connection) -> Result<Vec<LedgerWindow>, StoreError> {
-    let rows: Vec<(String, String, String, String, WindowStatus)> = collect(
-        conn,
-        "SELECT window_start, window_end, category_filter, action_filter, status FROM windows ORDER BY id",
-        |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?)),
-    )?;
-    Ok(rows
-        .into_iter()
-        .filter_map(|(start, end, category, action, status)| {
-            Some(LedgerWindow {
-                interval: Interval::from_stored(&start, &end)?,
-                filters: Filters::from_ledger(&category, &action)?,
-                status,
-            })
-        })
-        .collect())
-}
-
 fn recent_runs(conn: &Connection) -> Result<Vec<RunRow>, StoreError> {
     collect(
         conn,
@@ -301,35 +304,6 @@ fn recent_runs(conn: &Connection) -> Result<Vec<RunRow>, StoreError> {
     )
 }
 
-/// The intervals covered for `filters` by the complete fetches among `windows`: those made with the same
-/// filters, or with none (an unfiltered fetch holds every event). Sorted, disjoint.
-pub fn covered_for(windows: &[LedgerWindow], filters: &Filters) -> Vec<Interval> {
-    merge_intervals(
-        windows
-            .iter()
-            .filter(|w| w.status == WindowStatus::Complete)
-            .filter(|w| w.filters.is_none() || w.filters == *filters)
-            .map(|w| w.interval)
-            .collect(),
-    )
-}
-
-/// Window fetches that ended without their last page and whose range no later fetch (with their filters)
-/// covers: what a plain `sync` still has to fill.
-pub fn incomplete_windows(windows: &[LedgerWindow]) -> i64 {
-    let mut coverage: HashMap<&Filters, Vec<Interval>> = HashMap::new();
-    let mut incomplete = 0;
-    for w in windows.iter().filter(|w| w.status.is_incomplete()) {
-        let cover = coverage
-            .entry(&w.filters)
-            .or_insert_with(|| covered_for(windows, &w.filters));
-        if !cover.iter().any(|c| c.encloses(&w.interval)) {
-            incomplete += 1;
-        }
-    }
-    incomplete
-}
-
 /// Counts of `source_changes` by kind.
 pub fn count_changes(counts: &[(ChangeKind, i64)]) -> SourceChanges {
     let mut changes = SourceChanges::default();
@@ -345,29 +319,41 @@ pub fn count_changes(counts: &[(ChangeKind, i64)]) -> SourceChanges {
 
 /// Builds the report from what was read (pure).
 pub fn assemble(inputs: StatusInputs, now: Timestamp) -> StatusReport {
-    let unfiltered = covered_for(&inputs.windows, &Filters::default());
+    // The source a plain `sync` keeps up to date: the base URL of the latest sync.
+    let base_url = inputs.intents.last().map(|i| i.base_url.clone());
+    let primary = base_url.clone().unwrap_or_default();
+    let unfiltered = coverage::covered_for(&inputs.windows, &primary, &Filters::default());
     let covered_until = unfiltered.last().map(|i| i.end);
-    let filter_sets: BTreeSet<(String, String)> = inputs
-        .windows
-        .iter()
-        .filter(|w| w.status == WindowStatus::Complete && !w.filters.is_none())
-        .map(|w| w.filters.to_ledger())
-        .collect();
-    let filtered_coverage = filter_sets
-        .iter()
-        .filter_map(|(c, a)| Filters::from_ledger(c, a))
-        .map(|f| coverage(&f, &covered_for(&inputs.windows, &f)))
-        .collect();
+    let mut filtered_coverage = Vec::new();
+    let mut other_coverage = Vec::new();
+    for (base, filters) in sources_of(&inputs.windows) {
+        let ranges = coverage::covered_for(&inputs.windows, &base, &filters);
+        let shown = coverage_of(&base, &filters, &ranges);
+        match (base == primary, filters.is_none()) {
+            (true, true) => {}
+            (true, false) => filtered_coverage.push(shown),
+            (false, _) => other_coverage.push(shown),
+        }
+    }
+    let incomplete = coverage::incomplete(&inputs.windows, &inputs.pruned);
     let (events, first_event_at, last_event_at) = inputs.events;
     StatusReport {
         events,
         first_event_at,
         last_event_at,
-        coverage: coverage(&Filters::default(), &unfiltered),
+        coverage: coverage_of(&primary, &Filters::default(), &unfiltered),
+        base_url,
         filtered_coverage,
+        other_coverage,
+        missing: coverage::missing(&inputs.windows, &inputs.intents, &inputs.pruned),
         covered_until: covered_until.map(time::to_stored),
         freshness_seconds: covered_until.map(|end| (now - end).num_seconds()),
-        incomplete_windows: incomplete_windows(&inputs.windows),
+        incomplete_windows: incomplete.len() as i64,
+        failed_windows: incomplete
+            .iter()
+            .take(STATUS_WINDOWS)
+            .map(|w| shown_window(w))
+            .collect(),
         revisions: inputs.revisions,
         rejects: inputs.rejects,
         reject_reasons: inputs.reject_reasons,
@@ -379,9 +365,40 @@ pub fn assemble(inputs: StatusInputs, now: Timestamp) -> StatusReport {
     }
 }
 
-fn coverage(filters: &Filters, ranges: &[Interval]) -> Coverage {
+/// The sources complete windows were fetched for, in a stable order (base URL, then filters).
+fn sources_of(windows: &[LedgerWindow]) -> Vec<(String, Filters)> {
+    let mut seen: std::collections::BTreeMap<(String, String, String), Filters> =
+        Default::default();
+    for w in windows
+        .iter()
+        .filter(|w| w.status == WindowStatus::Complete)
+    {
+        let (c, a) = w.filters.to_ledger();
+        seen.entry((w.base_url.clone(), c, a))
+            .or_insert_with(|| w.filters.clone());
+    }
+    seen.into_iter()
+        .map(|((base, _, _), f)| (base, f))
+        .collect()
+}
+
+fn shown_window(w: &LedgerWindow) -> IncompleteWindow {
+    let (category_filter, action_filter) = w.filters.to_ledger();
+    IncompleteWindow {
+        base_url: w.base_url.clone(),
+        category_filter,
+        action_filter,
+        from: time::to_stored(w.interval.start),
+        to: time::to_stored(w.interval.end),
+        status: w.status,
+        error: w.error.clone(),
+    }
+}
+
+fn coverage_of(base_url: &str, filters: &Filters, ranges: &[Interval]) -> Coverage {
     let (category_filter, action_filter) = filters.to_ledger();
     Coverage {
+        base_url: base_url.to_string(),
         category_filter,
         action_filter,
         ranges: ranges.iter().map(Range::from).collect(),
@@ -409,6 +426,8 @@ mod tests {
     use super::*;
     use crate::model::Filter;
 
+    const PROD: &str = "https://rest.elevatebilling.com/v1";
+
     fn t(text: &str) -> Timestamp {
         time::parse_time_arg(text).unwrap()
     }
@@ -416,107 +435,45 @@ mod tests {
     fn w(from: &str, to: &str, category: Option<&str>, status: WindowStatus) -> LedgerWindow {
         LedgerWindow {
             interval: Interval::new(t(from), t(to)),
+            base_url: PROD.into(),
             filters: Filters {
                 category: category.map(|c| Filter::parse(c).unwrap()),
                 action: None,
             },
             status,
+            error: (status == WindowStatus::Failed).then(|| "gave up".to_string()),
         }
     }
 
-    use WindowStatus::{Complete, Failed, Interrupted, Running};
-
-    #[test]
-    fn incomplete_windows_are_those_no_later_fetch_covers() {
-        let cases = [
-            (
-                "nothing failed",
-                vec![w("2024-01-01", "2024-01-02", None, Complete)],
-                0,
-            ),
-            (
-                "a failed day, never fetched again",
-                vec![
-                    w("2024-01-01", "2024-01-02", None, Complete),
-                    w("2024-01-02", "2024-01-03", None, Failed),
-                ],
-                1,
-            ),
-            (
-                "a failed day fetched again later",
-                vec![
-                    w("2024-01-02", "2024-01-03", None, Interrupted),
-                    w("2024-01-02", "2024-01-03", None, Complete),
-                ],
-                0,
-            ),
-            (
-                "a filtered fetch does not cover an unfiltered failure",
-                vec![
-                    w("2024-01-02", "2024-01-03", None, Failed),
-                    w("2024-01-02", "2024-01-03", Some("billing"), Complete),
-                ],
-                1,
-            ),
-            (
-                "an unfiltered fetch covers a filtered failure",
-                vec![
-                    w("2024-01-02", "2024-01-03", Some("billing"), Running),
-                    w("2024-01-01", "2024-01-04", None, Complete),
-                ],
-                0,
-            ),
-            (
-                "partly covered is still incomplete",
-                vec![
-                    w("2024-01-02", "2024-01-04", None, Failed),
-                    w("2024-01-02", "2024-01-03", None, Complete),
-                ],
-                1,
-            ),
-        ];
-        for (name, windows, want) in cases {
-            assert_eq!(incomplete_windows(&windows), want, "{name}");
+    fn intent(from: &str, to: &str) -> Intent {
+        Intent {
+            range: Interval::new(t(from), t(to)),
+            base_url: PROD.into(),
+            filters: Filters::default(),
         }
-    }
-
-    #[test]
-    fn coverage_counts_complete_fetches_with_the_same_filters_or_none() {
-        let windows = vec![
-            w("2024-01-01", "2024-01-02", None, Complete),
-            w("2024-01-02", "2024-01-03", Some("billing"), Complete),
-            w("2024-01-03", "2024-01-04", Some("in:a,b"), Complete),
-            w("2024-01-04", "2024-01-05", None, Failed),
-        ];
-        let billing = Filters {
-            category: Some(Filter::Eq("billing".into())),
-            action: None,
-        };
-        assert_eq!(
-            covered_for(&windows, &Filters::default()),
-            vec![Interval::new(t("2024-01-01"), t("2024-01-02"))]
-        );
-        assert_eq!(
-            covered_for(&windows, &billing),
-            vec![Interval::new(t("2024-01-01"), t("2024-01-03"))]
-        );
     }
 
     #[test]
     fn the_report_is_assembled_from_what_was_read() {
+        use WindowStatus::{Complete, Failed};
+        let mut sandbox = w("2023-01-01", "2023-01-02", None, Complete);
+        sandbox.base_url = "https://sandbox.example/v1".into();
         let inputs = StatusInputs {
             events: (3, Some("a".into()), Some("b".into())),
             windows: vec![
+                sandbox,
                 w("2024-01-01", "2024-01-02", None, Complete),
                 w("2024-01-03", "2024-01-04", None, Complete),
                 w("2024-01-04", "2024-01-05", None, Failed),
                 w("2024-01-01", "2024-01-05", Some("billing"), Complete),
             ],
+            intents: vec![intent("2024-01-01", "2024-01-05")],
             source_changes: vec![(ChangeKind::Late, 2), (ChangeKind::Deleted, 5)],
             ..StatusInputs::default()
         };
         let report = assemble(inputs, t("2024-01-05"));
         assert_eq!(report.events, 3);
+        assert_eq!(report.base_url.as_deref(), Some(PROD));
         assert_eq!(report.coverage.ranges.len(), 2);
         assert_eq!(report.coverage.gaps.len(), 1, "the 2nd is a gap");
         assert_eq!(
@@ -525,8 +482,22 @@ mod tests {
         );
         assert_eq!(report.freshness_seconds, Some(86_400));
         assert_eq!(report.incomplete_windows, 1);
+        assert_eq!(report.failed_windows[0].error.as_deref(), Some("gave up"));
         assert_eq!(report.filtered_coverage.len(), 1);
         assert_eq!(report.filtered_coverage[0].category_filter, "billing");
+        assert_eq!(report.other_coverage.len(), 1, "the sandbox is shown apart");
+        let missing: Vec<(&str, &str)> = report
+            .missing
+            .iter()
+            .map(|m| (m.from.as_str(), m.to.as_str()))
+            .collect();
+        assert_eq!(
+            missing,
+            vec![
+                ("2024-01-02T00:00:00.000Z", "2024-01-03T00:00:00.000Z"),
+                ("2024-01-04T00:00:00.000Z", "2024-01-05T00:00:00.000Z"),
+            ]
+        );
         assert_eq!(
             (
                 report.source_changes.late,

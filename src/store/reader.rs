@@ -5,6 +5,7 @@
 //! SQLite itself says it only reads, on a connection SQLite opened read-only. Everything else is a typed method
 //! whose SQL lives here or in the modules it delegates to.
 
+use super::coverage::{self, MissingRange};
 use super::export::{ExportError, ExportRow};
 use super::filter::events_where;
 use super::read::StatusReport;
@@ -26,10 +27,31 @@ pub(super) mod sealed {
 
 /// What both the writer ([`super::Archive`]) and the reader ([`ArchiveReader`]) answer.
 pub trait ArchiveRead: sealed::Connected {
-    /// The intervals already covered for `filters`: complete windows fetched with the same filters, or with
-    /// none (an unfiltered window holds every event, so it covers any filtered request too). Sorted, disjoint.
-    fn covered(&self, filters: &Filters) -> Result<Vec<Interval>, StoreError> {
-        covered(self.connection(), filters)
+    /// The intervals already covered for a source: complete windows fetched from `base_url` with the same
+    /// filters, or with none (an unfiltered window holds every event, so it covers any filtered request too).
+    /// Sorted, disjoint.
+    fn covered(&self, base_url: &str, filters: &Filters) -> Result<Vec<Interval>, StoreError> {
+        covered(self.connection(), base_url, filters)
+    }
+
+    /// The ranges the sync runs of a source were asked to fetch (whether or not they got them). Sorted,
+    /// disjoint.
+    fn wanted(&self, base_url: &str, filters: &Filters) -> Result<Vec<Interval>, StoreError> {
+        Ok(coverage::wanted_for(
+            &coverage::intents(self.connection())?,
+            base_url,
+            filters,
+        ))
+    }
+
+    /// Every range some sync was asked to fetch that is neither covered nor pruned, for every source.
+    fn missing(&self) -> Result<Vec<MissingRange>, StoreError> {
+        let conn = self.connection();
+        Ok(coverage::missing(
+            &coverage::ledger_windows(conn)?,
+            &coverage::intents(conn)?,
+            &retention::pruned_ranges(conn)?,
+        ))
     }
 
     /// The ranges emptied by prunes, merged.
@@ -48,11 +70,16 @@ pub trait ArchiveRead: sealed::Connected {
     }
 }
 
-/// The covered intervals for `filters` (see [`ArchiveRead::covered`]). Filters are compared as parsed, so a
+/// The covered intervals for a source (see [`ArchiveRead::covered`]). Filters are compared as parsed, so a
 /// ledger row written with another spelling of the same filter counts.
-pub(super) fn covered(conn: &Connection, filters: &Filters) -> Result<Vec<Interval>, StoreError> {
-    Ok(super::read::covered_for(
-        &super::read::ledger_windows(conn)?,
+pub(super) fn covered(
+    conn: &Connection,
+    base_url: &str,
+    filters: &Filters,
+) -> Result<Vec<Interval>, StoreError> {
+    Ok(coverage::covered_for(
+        &coverage::ledger_windows(conn)?,
+        base_url,
         filters,
     ))
 }

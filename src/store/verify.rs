@@ -10,7 +10,7 @@
 
 use super::seal::{self, GENESIS, WindowContent, chain_hash, decode_members, window_content};
 use super::{SqlContext, StoreError, read, retention};
-use crate::model::{Filters, FindingKind, WindowStatus, gaps_between};
+use crate::model::{FindingKind, WindowStatus, gaps_between};
 use rusqlite::Connection;
 use serde::Serialize;
 use std::collections::{BTreeMap, HashMap, HashSet};
@@ -44,8 +44,12 @@ pub struct VerifyReport {
     pub anchor_found_at: Option<i64>,
     /// Window fetches still running (a sync in progress, or a backup taken during one): not yet sealed.
     pub windows_in_progress: u64,
-    /// Gaps between covered ranges (unfiltered coverage).
+    /// Gaps between covered ranges (unfiltered coverage of the latest sync's source). Informational: what
+    /// matters is whether what was asked for is fetched (`unfetched`).
     pub gaps: Vec<read::Range>,
+    /// Ranges some sync was asked to fetch that are neither covered nor pruned: not yet fetched (the next
+    /// plain `sync` fetches them). Not tampering, but the archive is not complete until they are filled.
+    pub unfetched: Vec<super::coverage::MissingRange>,
     /// Ranges emptied by `prune` (covered, sealed, and deliberately removed: not gaps).
     pub pruned: Vec<read::Range>,
     /// The prunes, oldest first.
@@ -55,9 +59,19 @@ pub struct VerifyReport {
 }
 
 impl VerifyReport {
-    /// Whether everything holds: no finding and no gap.
+    /// Whether the archive is intact: no tampering, no damage.
+    pub fn intact(&self) -> bool {
+        self.findings.is_empty()
+    }
+
+    /// Whether everything asked for is fetched.
+    pub fn complete(&self) -> bool {
+        self.unfetched.is_empty()
+    }
+
+    /// Whether everything holds: intact and complete.
     pub fn ok(&self) -> bool {
-        self.findings.is_empty() && self.gaps.is_empty()
+        self.intact() && self.complete()
     }
 }
 
@@ -324,7 +338,7 @@ pub fn verify(conn: &Connection, anchor: Option<&str>) -> Result<VerifyReport, S
             detail: format!("the anchor {anchor} is not in the chain: the chain was rewritten or cut short since it was taken"),
         });
     }
-    let covered = super::reader::covered(conn, &Filters::default())?;
+    let covered = super::coverage::primary_covered(conn)?;
     Ok(VerifyReport {
         pruned: pruned_ranges.iter().map(read::Range::from).collect(),
         prunes: retention::prunes(conn)?,
@@ -337,6 +351,11 @@ pub fn verify(conn: &Connection, anchor: Option<&str>) -> Result<VerifyReport, S
             .iter()
             .map(read::Range::from)
             .collect(),
+        unfetched: super::coverage::missing(
+            &super::coverage::ledger_windows(conn)?,
+            &super::coverage::intents(conn)?,
+            &pruned_ranges,
+        ),
         findings,
     })
 }

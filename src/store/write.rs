@@ -291,7 +291,12 @@ impl Archive {
         };
         tx.execute(
             "UPDATE windows SET status = ?2, error = ?3 WHERE id = ?1 AND status = ?4",
-            params![window_id, WindowStatus::Failed, error, WindowStatus::Running],
+            params![
+                window_id,
+                WindowStatus::Failed,
+                error,
+                WindowStatus::Running
+            ],
         )
         .context(|| format!("cannot record that window {} failed", window.interval))?;
         seal::seal_window(&tx, window_id, &now)?;

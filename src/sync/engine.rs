@@ -60,7 +60,8 @@ pub struct SyncJob {
     pub page_size: u32,
     /// Windows fetched at once.
     pub concurrency: usize,
-    /// The API base URL, recorded with the run.
+    /// The source's name, recorded with the run: its API base URL (or the stable name of a source whose URL
+    /// changes from run to run, see `SyncSettings::source`).
     pub base_url: String,
     /// A `sync`, or a `reconcile` (compare what the source returns with the archive, record the differences).
     pub kind: RunKind,
@@ -423,7 +424,10 @@ async fn fetch_window(
                 }
                 let requested = (spec.created_from, spec.created_to);
                 let answer = Answer::Items(items.len());
-                (items.iter().map(|raw| classify(raw, requested)).collect(), answer)
+                (
+                    items.iter().map(|raw| classify(raw, requested)).collect(),
+                    answer,
+                )
             }
         };
         let step = pager.after(answer, page_size as usize);
@@ -513,8 +517,9 @@ fn write_pages(
         let now = clock.now();
         if !group.is_empty() {
             let committed = match kind {
-                RunKind::Reconcile => archive
-                    .commit_reconciled_pages(run_id, &group, &mut ledger, &mut observed, now),
+                RunKind::Reconcile => {
+                    archive.commit_reconciled_pages(run_id, &group, &mut ledger, &mut observed, now)
+                }
                 RunKind::Sync => archive.commit_pages(run_id, &group, &mut ledger, now),
             };
             match committed {
@@ -530,7 +535,8 @@ fn write_pages(
         }) = failed
         {
             observed.remove(&window_seq);
-            let recorded = archive.fail_window(run_id, &mut ledger, window_seq, &window, &error, now);
+            let recorded =
+                archive.fail_window(run_id, &mut ledger, window_seq, &window, &error, now);
             if let Err(e) = recorded {
                 return (archive, totals, Err(e));
             }

@@ -84,17 +84,34 @@ mod tests {
 
     #[test]
     fn the_end_of_a_window_is_confirmed() {
-        let cases: Vec<(&str, Vec<Answer>, Vec<Step>, Option<usize>)> = vec![
+        /// (name, answers, steps expected, a short page seen with more behind it).
+        type Case = (&'static str, Vec<Answer>, Vec<Step>, Option<usize>);
+        let cases: Vec<Case> = vec![
             ("an empty first page", vec![Items(0)], vec![End], None),
-            ("full pages, then empty", vec![Items(10), Items(10), Items(0)], vec![Next, Next, End], None),
-            ("a short page is confirmed by an empty one", vec![Items(10), Items(3), Items(0)], vec![Next, Next, End], None),
+            (
+                "full pages, then empty",
+                vec![Items(10), Items(10), Items(0)],
+                vec![Next, Next, End],
+                None,
+            ),
+            (
+                "a short page is confirmed by an empty one",
+                vec![Items(10), Items(3), Items(0)],
+                vec![Next, Next, End],
+                None,
+            ),
             (
                 "a capped server: short pages with more behind them",
                 vec![Items(4), Items(4), Items(4), Items(1), Items(0)],
                 vec![Next, Next, Next, Next, End],
                 Some(4),
             ),
-            ("a short page then 404: the end", vec![Items(3), NotFound], vec![Next, End], None),
+            (
+                "a short page then 404: the end",
+                vec![Items(3), NotFound],
+                vec![Next, End],
+                None,
+            ),
             (
                 "a full page then one 404: asked again, then the end",
                 vec![Items(10), NotFound, NotFound],

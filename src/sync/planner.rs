@@ -43,6 +43,34 @@ pub fn plan(
         .collect()
 }
 
+/// Where a sync starts reading, and from where it reads everything again even if covered: `(start,
+/// force_from)`. With `--from`, there (and, with `--refetch`, everything from there). Without, from the earliest
+/// of what any sync of this source was asked for and what it covers, so a range a killed or failed run left
+/// unfetched is fetched wherever it lies, re-reading the last `lookback` of the coverage (late arrivals), or
+/// all of it with `--refetch`. `None` when the archive has neither coverage nor intents for the source.
+pub fn start(
+    from: Option<Timestamp>,
+    covered: &[Interval],
+    wanted: &[Interval],
+    refetch: bool,
+    lookback: TimeDelta,
+) -> Option<(Timestamp, Option<Timestamp>)> {
+    if let Some(from) = from {
+        return Some((from, refetch.then_some(from)));
+    }
+    let earliest = [covered.first(), wanted.first()]
+        .into_iter()
+        .flatten()
+        .map(|i| i.start)
+        .min()?;
+    let force = match covered.last() {
+        _ if refetch => Some(earliest),
+        Some(last) => Some(last.end - lookback),
+        None => None,
+    };
+    Some((earliest, force))
+}
+
 /// Plans the windows of a `reconcile`: the covered parts of `range`, cut like a sync's windows, so that
 /// reading them again compares like with like.
 pub fn plan_reconcile(range: Interval, covered: &[Interval], window: TimeDelta) -> Vec<Interval> {
@@ -186,6 +214,76 @@ mod tests {
         ];
         for (name, range, covered, force, window, want) in cases {
             assert_eq!(plan(range, &covered, force, window), want, "{name}");
+        }
+    }
+
+    #[test]
+    fn where_a_sync_starts() {
+        let lookback = HOUR;
+        let cases = [
+            (
+                "an empty archive with no intent: nowhere to start",
+                None,
+                vec![],
+                vec![],
+                false,
+                None,
+            ),
+            (
+                "--from wins",
+                Some(t("2024-03-01")),
+                vec![iv("2024-01-01", "2024-02-01")],
+                vec![],
+                false,
+                Some((t("2024-03-01"), None)),
+            ),
+            (
+                "--from with --refetch reads everything from there",
+                Some(t("2024-03-01")),
+                vec![],
+                vec![],
+                true,
+                Some((t("2024-03-01"), Some(t("2024-03-01")))),
+            ),
+            (
+                "a plain sync continues with the lookback",
+                None,
+                vec![iv("2024-01-01", "2024-02-01")],
+                vec![iv("2024-01-01", "2024-02-01")],
+                false,
+                Some((t("2024-01-01"), Some(t("2024-01-31T23:00:00Z")))),
+            ),
+            (
+                "a first backfill killed before any page is resumed",
+                None,
+                vec![],
+                vec![iv("2023-01-01", "2024-01-01")],
+                false,
+                Some((t("2023-01-01"), None)),
+            ),
+            (
+                "an earlier range that failed before its first page is fetched",
+                None,
+                vec![iv("2024-01-02", "2024-02-01")],
+                vec![iv("2024-01-01", "2024-02-01")],
+                false,
+                Some((t("2024-01-01"), Some(t("2024-01-31T23:00:00Z")))),
+            ),
+            (
+                "--refetch without --from reads everything asked for",
+                None,
+                vec![iv("2024-01-02", "2024-02-01")],
+                vec![iv("2024-01-01", "2024-02-01")],
+                true,
+                Some((t("2024-01-01"), Some(t("2024-01-01")))),
+            ),
+        ];
+        for (name, from, covered, wanted, refetch, want) in cases {
+            assert_eq!(
+                start(from, &covered, &wanted, refetch, lookback),
+                want,
+                "{name}"
+            );
         }
     }
 

@@ -1,0 +1,432 @@
+//! No silent loss: servers the API reference does not rule out (pages capped below `pageSize`, a window that
+//! keeps failing, a passing 404, offsets written `+0000`) and what the archive, `status` and `verify` then say.
+//! Each test is named after the failure it pins.
+
+mod common;
+
+use chrono::{DateTime, TimeDelta, Utc};
+use common::{Sandbox, authorized, base, json_response};
+use httpmock::{HttpMockRequest, MockServer};
+use std::sync::{Arc, Mutex};
+
+/// How the test server misbehaves; tests change it between runs.
+#[derive(Default)]
+struct Knobs {
+    /// Serve at most this many items per page, whatever `pageSize` says.
+    cap: Option<usize>,
+    /// Answer 500 to every request whose window starts at this `createdFrom`.
+    failing_from: Option<String>,
+    /// Answer 404 this many times to the first request for page 2 of any window.
+    not_found_on_page_2: usize,
+    /// Requests seen: (page, createdFrom).
+    seen: Vec<(usize, String)>,
+}
+
+/// One event: id, instant, and the timestamp text the server writes.
+#[derive(Clone)]
+struct Item {
+    id: i64,
+    at: DateTime<Utc>,
+    raw: String,
+}
+
+fn item(id: i64, at: DateTime<Utc>, timestamp: &str) -> Item {
+    Item {
+        id,
+        at,
+        raw: format!(
+            r#"{{"id":{id},"timestamp":"{timestamp}","category":"authentication","action":"user-login-success","username":"u{}"}}"#,
+            id % 13
+        ),
+    }
+}
+
+/// `n` events spread over `[from, from + days)`, timestamps in `Z` form.
+fn spread(n: i64, from: &str, days: i64) -> Vec<Item> {
+    let start = DateTime::parse_from_rfc3339(from)
+        .unwrap()
+        .with_timezone(&Utc);
+    let step = days * 86_400_000 / n;
+    (0..n)
+        .map(|i| {
+            let at = start + TimeDelta::milliseconds(i * step);
+            item(
+                1000 + i * 3,
+                at,
+                &at.to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+            )
+        })
+        .collect()
+}
+
+/// A mock Events API over `data`, inclusive bounds, sorted by id, misbehaving as `knobs` say.
+fn serve(server: &MockServer, data: Vec<Item>, knobs: Arc<Mutex<Knobs>>) {
+    server.mock(|when, then| {
+        when.method("GET").path("/v1/events");
+        then.respond_with(move |req: &HttpMockRequest| {
+            if !authorized(req) {
+                return json_response(401, r#"{"error":"Unauthorized","message":"bad token"}"#);
+            }
+            let q = |name: &str| {
+                req.query_params()
+                    .into_iter()
+                    .find(|(k, _)| k == name)
+                    .map(|(_, v)| v)
+                    .unwrap()
+            };
+            let page: usize = q("page").parse().unwrap();
+            let size: usize = q("pageSize").parse().unwrap();
+            let (from_text, to_text) = (q("createdFrom"), q("createdTo"));
+            let mut k = knobs.lock().unwrap();
+            k.seen.push((page, from_text.clone()));
+            if k.failing_from.as_deref() == Some(from_text.as_str()) {
+                return json_response(500, r#"{"error":"Internal","message":"boom"}"#);
+            }
+            if page == 2 && k.not_found_on_page_2 > 0 {
+                k.not_found_on_page_2 -= 1;
+                return json_response(404, r#"{"error":"Not Found","message":"try again"}"#);
+            }
+            let parse = |t: &str| DateTime::parse_from_rfc3339(t).unwrap().with_timezone(&Utc);
+            let (from, to) = (parse(&from_text), parse(&to_text));
+            let mut hits: Vec<&Item> = data.iter().filter(|e| e.at >= from && e.at <= to).collect();
+            hits.sort_by_key(|e| e.id);
+            let served = k.cap.map_or(size, |c| c.min(size));
+            let body: Vec<&str> = hits
+                .iter()
+                .skip((page - 1) * served)
+                .take(served)
+                .map(|e| e.raw.as_str())
+                .collect();
+            json_response(200, &format!("[{}]", body.join(",")))
+        });
+    });
+}
+
+fn archived_ids(sb: &Sandbox) -> Vec<i64> {
+    sb.ids()
+}
+
+fn ids_of(data: &[Item]) -> Vec<i64> {
+    let mut ids: Vec<i64> = data.iter().map(|e| e.id).collect();
+    ids.sort_unstable();
+    ids
+}
+
+fn json(text: &str) -> serde_json::Value {
+    serde_json::from_str(text.trim()).unwrap_or_else(|e| panic!("{e}: {text}"))
+}
+
+#[test]
+fn a_server_that_caps_its_pages_loses_nothing() {
+    let server = MockServer::start();
+    let data = spread(6_000, "2024-01-01T00:00:00Z", 1);
+    let knobs = Arc::new(Mutex::new(Knobs {
+        cap: Some(250),
+        ..Knobs::default()
+    }));
+    serve(&server, data.clone(), knobs.clone());
+    let sb = Sandbox::new();
+    let run = sb.run(&[
+        "sync",
+        "--base-url",
+        &base(&server),
+        "--from",
+        "2024-01-01",
+        "--to",
+        "2024-01-02",
+        "--json",
+    ]);
+    run.expect(0);
+    assert_eq!(
+        archived_ids(&sb),
+        ids_of(&data),
+        "all 6,000, not the first 250"
+    );
+    assert_eq!(
+        run.stderr.matches("served 250 items").count(),
+        1,
+        "warned once: {}",
+        run.stderr
+    );
+    assert_eq!(json(&run.stdout)["served_fewer"], 250);
+    assert_eq!(
+        sb.count("SELECT served_fewer FROM runs"),
+        250,
+        "recorded on the run"
+    );
+    // 24 pages of 250 and the empty page that confirms the end.
+    assert_eq!(knobs.lock().unwrap().seen.len(), 25);
+}
+
+#[test]
+fn a_short_last_page_is_confirmed_by_an_empty_one() {
+    let server = MockServer::start();
+    let data = spread(30, "2024-01-01T00:00:00Z", 1);
+    let knobs = Arc::new(Mutex::new(Knobs::default()));
+    serve(&server, data.clone(), knobs.clone());
+    let sb = Sandbox::new();
+    sb.run(&[
+        "sync",
+        "--base-url",
+        &base(&server),
+        "--from",
+        "2024-01-01",
+        "--to",
+        "2024-01-02",
+        "--page-size",
+        "20",
+    ])
+    .expect(0);
+    assert_eq!(archived_ids(&sb), ids_of(&data));
+    let pages: Vec<usize> = knobs.lock().unwrap().seen.iter().map(|s| s.0).collect();
+    assert_eq!(
+        pages,
+        vec![1, 2, 3],
+        "page 2 is short (10 of 20): page 3 confirms the end"
+    );
+    assert_eq!(
+        sb.count("SELECT count(*) FROM runs WHERE served_fewer IS NULL"),
+        1
+    );
+}
+
+#[test]
+fn a_gateways_passing_404_after_a_full_page_does_not_cut_the_window() {
+    let server = MockServer::start();
+    let data = spread(30, "2024-01-01T00:00:00Z", 1);
+    let knobs = Arc::new(Mutex::new(Knobs {
+        not_found_on_page_2: 1,
+        ..Knobs::default()
+    }));
+    serve(&server, data.clone(), knobs.clone());
+    let sb = Sandbox::new();
+    sb.run(&[
+        "sync",
+        "--base-url",
+        &base(&server),
+        "--from",
+        "2024-01-01",
+        "--to",
+        "2024-01-02",
+        "--page-size",
+        "10",
+    ])
+    .expect(0);
+    assert_eq!(
+        archived_ids(&sb),
+        ids_of(&data),
+        "the 404 on page 2 was asked again"
+    );
+}
+
+/// A sync of `2024-01-01 .. 2024-01-05` in day windows, 4 at once, whose second day always fails.
+fn four_days_with_a_failing_second() -> (MockServer, Vec<Item>, Arc<Mutex<Knobs>>) {
+    let server = MockServer::start();
+    let data = spread(400, "2024-01-01T00:00:00Z", 4);
+    let knobs = Arc::new(Mutex::new(Knobs {
+        failing_from: Some("2024-01-01T23:59:59Z".into()),
+        ..Knobs::default()
+    }));
+    serve(&server, data.clone(), knobs.clone());
+    (server, data, knobs)
+}
+
+const FAST_RETRIES: [&str; 4] = ["--max-attempts", "2", "--retry-delay", "1ms"];
+
+#[test]
+fn one_failing_window_does_not_stop_the_others_and_a_plain_sync_fills_it() {
+    let (server, data, knobs) = four_days_with_a_failing_second();
+    let sb = Sandbox::new();
+    let base = base(&server);
+    let mut args = vec![
+        "sync",
+        "--base-url",
+        &base,
+        "--from",
+        "2024-01-01",
+        "--to",
+        "2024-01-05",
+        "--concurrency",
+        "4",
+        "--json",
+    ];
+    args.extend(FAST_RETRIES);
+    let run = sb.run(&args);
+    run.expect(9);
+    let report = json(&run.stdout);
+    assert_eq!(report["status"], "partial");
+    assert_eq!(
+        report["windows_completed"], 3,
+        "the other three windows completed"
+    );
+    let failed = report["failed_windows"].as_array().unwrap();
+    assert_eq!(failed.len(), 1);
+    assert_eq!(failed[0]["from"], "2024-01-02T00:00:00.000Z");
+    assert!(
+        failed[0]["error"].as_str().unwrap().contains("gave up"),
+        "{failed:?}"
+    );
+    assert!(run.stderr.contains("1 window(s) failed"), "{}", run.stderr);
+    // Day 2's events are missing, but for the one exactly at its start, which day 1's window also asked for
+    // (`createdTo` read inclusively).
+    let day2: Vec<i64> = ids_of(&data[101..200]);
+    let held = archived_ids(&sb);
+    assert!(day2.iter().all(|id| !held.contains(id)));
+    assert_eq!(held.len(), 301);
+
+    // status names what is missing and why; verify is incomplete (exit 9), not tampered (exit 7).
+    let status = json(&sb.run(&["status", "--format", "json"]).expect(0).stdout);
+    assert_eq!(status["incomplete_windows"], 1);
+    assert!(
+        status["failed_windows"][0]["error"]
+            .as_str()
+            .unwrap()
+            .contains("gave up")
+    );
+    assert_eq!(status["missing"][0]["from"], "2024-01-02T00:00:00.000Z");
+    assert_eq!(status["missing"][0]["to"], "2024-01-03T00:00:00.000Z");
+    let verify = sb.run(&["verify"]);
+    verify.expect(9);
+    assert!(
+        verify
+            .stdout
+            .contains("not yet fetched  2024-01-02T00:00:00.000Z .. 2024-01-03T00:00:00.000Z"),
+        "{}",
+        verify.stdout
+    );
+
+    // The server heals; a plain sync fetches the failed day, and only then is verify green.
+    knobs.lock().unwrap().failing_from = None;
+    let mut plain = vec!["sync", "--base-url", &base];
+    plain.extend(FAST_RETRIES);
+    sb.run(&plain).expect(0);
+    assert_eq!(archived_ids(&sb), ids_of(&data));
+    sb.run(&["verify"]).expect(0);
+    let status = json(&sb.run(&["status", "--format", "json"]).expect(0).stdout);
+    assert_eq!(status["incomplete_windows"], 0);
+    assert_eq!(status["missing"], serde_json::json!([]));
+}
+
+#[test]
+fn a_window_that_fails_before_its_first_page_leaves_a_trace_and_is_fetched_by_a_plain_sync() {
+    // Sync from D2 works; a sync of D1 fails on D1; a plain sync must still fetch D1, which lies before the
+    // first covered window.
+    let (server, data, knobs) = four_days_with_a_failing_second();
+    let sb = Sandbox::new();
+    let base = base(&server);
+    let mut later = vec![
+        "sync",
+        "--base-url",
+        &base,
+        "--from",
+        "2024-01-03",
+        "--to",
+        "2024-01-05",
+    ];
+    later.extend(FAST_RETRIES);
+    sb.run(&later).expect(0);
+    let mut earlier = vec![
+        "sync",
+        "--base-url",
+        &base,
+        "--from",
+        "2024-01-02",
+        "--to",
+        "2024-01-03",
+    ];
+    earlier.extend(FAST_RETRIES);
+    let run = sb.run(&earlier);
+    run.expect(4);
+    assert_eq!(
+        sb.count("SELECT count(*) FROM windows WHERE status = 'failed' AND pages = 0"),
+        1,
+        "the failure left a ledger row"
+    );
+    let status = json(&sb.run(&["status", "--format", "json"]).expect(0).stdout);
+    assert_eq!(status["incomplete_windows"], 1);
+    assert_eq!(status["missing"][0]["from"], "2024-01-02T00:00:00.000Z");
+    sb.run(&["verify"]).expect(9);
+
+    knobs.lock().unwrap().failing_from = None;
+    let mut plain = vec!["sync", "--base-url", &base];
+    plain.extend(FAST_RETRIES);
+    sb.run(&plain).expect(0);
+    assert_eq!(
+        archived_ids(&sb),
+        ids_of(&data[100..]),
+        "D2 onwards, D2 included"
+    );
+    sb.run(&["verify"]).expect(0);
+}
+
+#[test]
+fn windows_synced_against_another_base_url_are_not_coverage_for_this_one() {
+    let (sandbox_server, _, sandbox_knobs) = four_days_with_a_failing_second();
+    sandbox_knobs.lock().unwrap().failing_from = None;
+    let (prod_server, prod_data, prod_knobs) = four_days_with_a_failing_second();
+    prod_knobs.lock().unwrap().failing_from = None;
+    let sb = Sandbox::new();
+    let range = ["--from", "2024-01-01", "--to", "2024-01-05"];
+    let sandbox = base(&sandbox_server);
+    let mut first = vec!["sync", "--base-url", &sandbox];
+    first.extend(range);
+    sb.run(&first).expect(0);
+    let prod = base(&prod_server);
+    let mut second = vec!["sync", "--base-url", &prod];
+    second.extend(range);
+    sb.run(&second).expect(0);
+    let prod_requests = prod_knobs.lock().unwrap().seen.len();
+    assert!(
+        prod_requests >= 4,
+        "production was read, not skipped as covered ({prod_requests} requests)"
+    );
+    assert_eq!(archived_ids(&sb), ids_of(&prod_data));
+}
+
+#[test]
+fn offsets_as_java_dotnet_go_and_python_write_them_are_archived_not_rejected() {
+    let server = MockServer::start();
+    let at = |s: &str| DateTime::parse_from_rfc3339(s).unwrap().with_timezone(&Utc);
+    let data = vec![
+        item(1, at("2024-01-01T10:00:00Z"), "2024-01-01T10:00:00+0000"),
+        item(2, at("2024-01-01T10:00:01Z"), "2024-01-01T15:30:01+0530"),
+        item(3, at("2024-01-01T10:00:02Z"), "2024-01-01T15:30:02.5+05:30"),
+        item(
+            4,
+            at("2024-01-01T10:00:03Z"),
+            "2024-01-01T10:00:03.123456789-0000",
+        ),
+        item(5, at("2024-01-01T10:00:04Z"), "2024-01-01T05:00:04-05"),
+    ];
+    serve(&server, data, Arc::new(Mutex::new(Knobs::default())));
+    let sb = Sandbox::new();
+    sb.run(&[
+        "sync",
+        "--base-url",
+        &base(&server),
+        "--from",
+        "2024-01-01",
+        "--to",
+        "2024-01-02",
+    ])
+    .expect(0);
+    assert_eq!(sb.count("SELECT count(*) FROM rejects"), 0);
+    let stored: Vec<String> = sb
+        .conn()
+        .prepare("SELECT timestamp FROM events ORDER BY id")
+        .unwrap()
+        .query_map([], |r| r.get(0))
+        .unwrap()
+        .map(Result::unwrap)
+        .collect();
+    assert_eq!(
+        stored,
+        [
+            "2024-01-01T10:00:00.000Z",
+            "2024-01-01T10:00:01.000Z",
+            "2024-01-01T10:00:02.500Z",
+            "2024-01-01T10:00:03.123Z",
+            "2024-01-01T10:00:04.000Z",
+        ]
+    );
+}
