@@ -430,3 +430,43 @@ fn offsets_as_java_dotnet_go_and_python_write_them_are_archived_not_rejected() {
         ]
     );
 }
+
+#[test]
+fn the_overlap_second_never_brings_pruned_events_back() {
+    let server = MockServer::start();
+    let at = |s: &str| DateTime::parse_from_rfc3339(s).unwrap().with_timezone(&Utc);
+    let data = vec![
+        item(1, at("2024-01-01T10:00:00Z"), "2024-01-01T10:00:00Z"),
+        // In the last second of day 1: day 2's window asks from 23:59:59 and gets it too.
+        item(
+            2,
+            at("2024-01-01T23:59:59.500Z"),
+            "2024-01-01T23:59:59.500Z",
+        ),
+        item(3, at("2024-01-02T10:00:00Z"), "2024-01-02T10:00:00Z"),
+    ];
+    serve(&server, data, Arc::new(Mutex::new(Knobs::default())));
+    let sb = Sandbox::new();
+    let base = base(&server);
+    let range = ["--from", "2024-01-01", "--to", "2024-01-03"];
+    // One window at a time, so day 1's window files event 2 (the prune takes what day 1's fetch filed).
+    let mut sync = vec!["sync", "--base-url", &base, "--concurrency", "1"];
+    sync.extend(range);
+    sb.run(&sync).expect(0);
+    sb.run(&["prune", "--before", "2024-01-02"]).expect(0);
+    assert_eq!(archived_ids(&sb), vec![3]);
+
+    let mut refetch = sync.clone();
+    refetch.extend(["--refetch", "--json"]);
+    let run = sb.run(&refetch);
+    run.expect(0);
+    assert_eq!(archived_ids(&sb), vec![3], "the pruned event stays pruned");
+    assert_eq!(json(&run.stdout)["pruned_skipped"], 1);
+
+    let mut reconcile = vec!["reconcile", "--base-url", &base];
+    reconcile.extend(range);
+    let run = sb.run(&reconcile);
+    run.expect(0);
+    assert!(run.stdout.contains("the source agrees"), "{}", run.stdout);
+    sb.run(&["verify"]).expect(0);
+}

@@ -22,6 +22,7 @@ pub async fn run(db: &Path, args: &ReconcileArgs) -> Result<ExitCode> {
     let settings = config::resolve_reconcile(args, &env, clock.now())?;
     let archive = Archive::open_existing(db, clock.now())?;
     let (range, windows) = plan(&archive, &settings, args.to.is_some(), db)?;
+    let retired = archive.pruned_ranges()?;
     let client = Arc::new(ApiClient::new(
         settings.client_options(),
         settings.credentials,
@@ -35,6 +36,7 @@ pub async fn run(db: &Path, args: &ReconcileArgs) -> Result<ExitCode> {
         base_url: settings.source.clone(),
         kind: RunKind::Reconcile,
         clock,
+        retired,
     };
     let reporting = Reporting {
         quiet: args.quiet,

@@ -72,9 +72,10 @@ pub async fn execute(
         return Err(empty_archive(db, clock));
     };
     let range = Interval::new(start.min(settings.to), settings.to);
+    let retired = archive.pruned_ranges()?;
     let windows = subtract_all(
         planner::plan(range, &covered, force_from, settings.window),
-        &archive.pruned_ranges()?,
+        &retired,
     );
     info!(range = %range, windows = windows.len(), "planned");
 
@@ -91,6 +92,7 @@ pub async fn execute(
         base_url: settings.source.clone(),
         kind: RunKind::Sync,
         clock,
+        retired,
     };
     let progress = progress::reporter(reporting.draws_progress());
     let (report, result) =

@@ -19,7 +19,7 @@
 
 use crate::api::{ApiClient, ApiError, PageQuery, PageResult};
 use crate::error::Error;
-use crate::model::{Filters, Interval, PageBatch, RunKind, RunStatus, WindowSpec};
+use crate::model::{Filters, Interval, Item, PageBatch, RunKind, RunStatus, WindowSpec};
 use crate::store::write::{Observed, PageTotals, RunEnd, RunStart};
 use crate::store::{Archive, ArchiveRead, StoreError};
 use crate::sync::pager::{Answer, Pager, Step};
@@ -67,6 +67,9 @@ pub struct SyncJob {
     pub kind: RunKind,
     /// The one clock every "now" of the run comes from.
     pub clock: Clock,
+    /// The ranges `prune` emptied (sorted, disjoint): events the server returns there (a window's one-second
+    /// overlap reaches back into them, or a server returns more than asked) are not archived again.
+    pub retired: Vec<Interval>,
 }
 
 /// What the engine reports while it runs, for a command to draw.
@@ -128,6 +131,22 @@ pub struct RunReport {
     /// The size of a short page the server had more items behind (it serves fewer than `pageSize`), if seen.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub served_fewer: Option<usize>,
+    /// Events the server returned inside pruned ranges, not archived again (retention holds).
+    #[serde(skip_serializing_if = "is_zero")]
+    pub pruned_skipped: u64,
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
+}
+
+/// What fetching one window learned besides its pages.
+#[derive(Debug, Default)]
+struct WindowFetch {
+    /// The pager, which knows whether the server served fewer items than asked.
+    pager: Pager,
+    /// Events returned inside pruned ranges and not archived again.
+    pruned_skipped: u64,
 }
 
 /// A window that failed while the run went on.
@@ -251,6 +270,7 @@ impl RunReport {
             chain_head: None,
             failed_windows: Vec::new(),
             served_fewer: None,
+            pruned_skipped: 0,
         }
     }
 
@@ -289,7 +309,7 @@ async fn fetch_all(
         });
         let tx = tx.clone();
         async move {
-            let fetched = fetch_window(client, &tx, seq, &spec, job.page_size, progress).await;
+            let fetched = fetch_window(client, &tx, seq, &spec, job, progress).await;
             (seq, spec, fetched)
         }
     });
@@ -304,7 +324,10 @@ async fn fetch_all(
             () = &mut shutdown => return Err(Error::Interrupted),
         };
         match fetched {
-            Ok(pager) => note_served_fewer(report, pager.served_fewer, &spec, job.page_size),
+            Ok(fetch) => {
+                note_served_fewer(report, fetch.pager.served_fewer, &spec, job.page_size);
+                report.pruned_skipped += fetch.pruned_skipped;
+            }
             Err(Error::Api(e)) if fails_only_its_window(&e) => {
                 warn!(window = %spec.interval, "the window failed, the others go on: {e}");
                 report.failed_windows.push(FailedWindow {
@@ -384,17 +407,17 @@ fn finish(mut archive: Archive, run_id: i64, report: &RunReport, clock: Clock) -
     head
 }
 
-/// Pages through one window until its end is confirmed, handing each page to the writer. Returns the pager,
-/// which knows whether the server served fewer items than asked.
+/// Pages through one window until its end is confirmed, handing each page to the writer.
 async fn fetch_window(
     client: &ApiClient,
     tx: &mpsc::Sender<Handoff>,
     seq: usize,
     spec: &Arc<WindowSpec>,
-    page_size: u32,
+    job: &SyncJob,
     progress: &ProgressFn,
-) -> Result<Pager, Error> {
-    let mut pager = Pager::default();
+) -> Result<WindowFetch, Error> {
+    let page_size = job.page_size;
+    let mut fetch = WindowFetch::default();
     let mut previous: Option<u64> = None;
     let mut page = 1;
     loop {
@@ -424,13 +447,15 @@ async fn fetch_window(
                 }
                 let requested = (spec.created_from, spec.created_to);
                 let answer = Answer::Items(items.len());
-                (
+                let (kept, skipped) = outside_retired(
                     items.iter().map(|raw| classify(raw, requested)).collect(),
-                    answer,
-                )
+                    &job.retired,
+                );
+                fetch.pruned_skipped += skipped;
+                (kept, answer)
             }
         };
-        let step = pager.after(answer, page_size as usize);
+        let step = fetch.pager.after(answer, page_size as usize);
         if step == Step::Again {
             debug!(window = %spec.interval, page, "404 after a full page: asking once more");
             continue;
@@ -442,7 +467,7 @@ async fn fetch_window(
         if last {
             progress(Progress::WindowDone);
             debug!(window = %spec.interval, pages = page, "window fetched");
-            return Ok(pager);
+            return Ok(fetch);
         }
         page += 1;
         if page > MAX_PAGES_PER_WINDOW {
@@ -455,13 +480,31 @@ async fn fetch_window(
     }
 }
 
+/// Drops the events that lie inside a retired (pruned) range; returns the rest and how many were dropped.
+fn outside_retired(items: Vec<Item>, retired: &[Interval]) -> (Vec<Item>, u64) {
+    if retired.is_empty() {
+        return (items, 0);
+    }
+    let before = items.len();
+    let kept: Vec<Item> = items
+        .into_iter()
+        .filter(|item| match item {
+            Item::Event(e) => time::from_stored(&e.timestamp)
+                .is_none_or(|t| !retired.iter().any(|r| r.contains(t))),
+            Item::Reject(_) => true,
+        })
+        .collect();
+    let dropped = (before - kept.len()) as u64;
+    (kept, dropped)
+}
+
 /// Hands one page to the writer.
 async fn hand_over(
     tx: &mpsc::Sender<Handoff>,
     seq: usize,
     spec: &Arc<WindowSpec>,
     page: u32,
-    items: Vec<crate::model::Item>,
+    items: Vec<Item>,
     last: bool,
     progress: &ProgressFn,
 ) -> Result<(), Error> {
@@ -546,4 +589,71 @@ fn write_pages(
         }
     }
     (archive, totals, Ok(()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::{Event, Reject, RejectReason};
+
+    fn event(id: i64, timestamp: &str) -> Item {
+        Item::Event(Event {
+            id,
+            timestamp: timestamp.into(),
+            category: String::new(),
+            action: String::new(),
+            description: None,
+            username: None,
+            ip_address: None,
+            raw: "{}".into(),
+            digest: String::new(),
+            out_of_window: false,
+        })
+    }
+
+    #[test]
+    fn events_inside_pruned_ranges_are_not_archived_again() {
+        let t = |s: &str| time::parse_time_arg(s).unwrap();
+        let retired = [Interval::new(t("2024-01-01"), t("2024-01-02"))];
+        let items = vec![
+            event(1, "2024-01-01T23:59:59.500Z"),
+            event(2, "2024-01-02T00:00:00.000Z"),
+            event(3, "2023-12-31T23:59:59.999Z"),
+            Item::Reject(Reject {
+                raw: "42".into(),
+                reason: RejectReason::NotAnObject("a number"),
+            }),
+        ];
+        let (kept, dropped) = outside_retired(items.clone(), &retired);
+        assert_eq!(dropped, 1);
+        let ids: Vec<Option<i64>> = kept
+            .iter()
+            .map(|i| match i {
+                Item::Event(e) => Some(e.id),
+                Item::Reject(_) => None,
+            })
+            .collect();
+        assert_eq!(
+            ids,
+            vec![Some(2), Some(3), None],
+            "the end is exclusive, rejects are kept"
+        );
+        assert_eq!(outside_retired(items, &[]).1, 0);
+    }
+
+    #[test]
+    fn only_errors_of_a_window_own_let_the_others_go_on() {
+        let own = ApiError::RepeatedPage {
+            window: "w".into(),
+            page: 2,
+            previous: 1,
+        };
+        assert!(fails_only_its_window(&own));
+        assert!(!fails_only_its_window(&ApiError::NoCredentials));
+        let forbidden = ApiError::Forbidden {
+            url: "u".into(),
+            detail: String::new(),
+        };
+        assert!(!fails_only_its_window(&forbidden));
+    }
 }
