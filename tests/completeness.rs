@@ -61,6 +61,11 @@ fn spread(n: i64, from: &str, days: i64) -> Vec<Item> {
 
 /// A mock Events API over `data`, inclusive bounds, sorted by id, misbehaving as `knobs` say.
 fn serve(server: &MockServer, data: Vec<Item>, knobs: Arc<Mutex<Knobs>>) {
+    serve_shared(server, Arc::new(Mutex::new(data)), knobs);
+}
+
+/// [`serve`] over data the test may change between runs.
+fn serve_shared(server: &MockServer, data: Arc<Mutex<Vec<Item>>>, knobs: Arc<Mutex<Knobs>>) {
     server.mock(|when, then| {
         when.method("GET").path("/v1/events");
         then.respond_with(move |req: &HttpMockRequest| {
@@ -88,7 +93,26 @@ fn serve(server: &MockServer, data: Vec<Item>, knobs: Arc<Mutex<Knobs>>) {
             }
             let parse = |t: &str| DateTime::parse_from_rfc3339(t).unwrap().with_timezone(&Utc);
             let (from, to) = (parse(&from_text), parse(&to_text));
-            let mut hits: Vec<&Item> = data.iter().filter(|e| e.at >= from && e.at <= to).collect();
+            // `action=like:prefix%` or `action=value`, compared case-sensitively, as a server may.
+            let action = req
+                .query_params()
+                .into_iter()
+                .find(|(k, _)| k == "action")
+                .map(|(_, v)| v);
+            let matches = |e: &Item| match action.as_deref() {
+                None => true,
+                Some(f) => match f.strip_prefix("like:") {
+                    Some(p) => e
+                        .raw
+                        .contains(&format!("\"action\":\"{}", p.trim_end_matches('%'))),
+                    None => e.raw.contains(&format!("\"action\":\"{f}\"")),
+                },
+            };
+            let data = data.lock().unwrap();
+            let mut hits: Vec<&Item> = data
+                .iter()
+                .filter(|e| e.at >= from && e.at <= to && matches(e))
+                .collect();
             hits.sort_by_key(|e| e.id);
             let served = k.cap.map_or(size, |c| c.min(size));
             let body: Vec<&str> = hits
@@ -469,4 +493,54 @@ fn the_overlap_second_never_brings_pruned_events_back() {
     run.expect(0);
     assert!(run.stdout.contains("the source agrees"), "{}", run.stdout);
     sb.run(&["verify"]).expect(0);
+}
+
+#[test]
+fn reconcile_records_a_deletion_only_when_the_source_confirms_it() {
+    let server = MockServer::start();
+    let data = Arc::new(Mutex::new(spread(40, "2024-01-01T00:00:00Z", 2)));
+    serve_shared(
+        &server,
+        data.clone(),
+        Arc::new(Mutex::new(Knobs::default())),
+    );
+    let sb = Sandbox::new();
+    let base = base(&server);
+    let range = ["--from", "2024-01-01", "--to", "2024-01-03"];
+    let mut sync = vec!["sync", "--base-url", &base];
+    sync.extend(range);
+    sb.run(&sync).expect(0);
+
+    // The archive's filter (SQLite's LIKE ignores case) matches every event; this server's matches none.
+    // Nothing was deleted: the unfiltered read of each instant finds every event.
+    let mut filtered = vec![
+        "reconcile",
+        "--base-url",
+        &base,
+        "--action",
+        "like:USER-LOGIN-%",
+        "--json",
+    ];
+    filtered.extend(range);
+    let run = sb.run(&filtered);
+    run.expect(0);
+    assert_eq!(json(&run.stdout)["deleted"], 0, "{}", run.stdout);
+    assert_eq!(sb.count("SELECT count(*) FROM source_changes"), 0);
+
+    // A real deletion is still found and recorded, once.
+    let gone = data.lock().unwrap().remove(7).id;
+    let mut plain = vec!["reconcile", "--base-url", &base, "--json"];
+    plain.extend(range);
+    let run = sb.run(&plain);
+    run.expect(8);
+    let report = json(&run.stdout);
+    assert_eq!(report["deleted"], 1);
+    assert_eq!(report["ids"]["deleted"], serde_json::json!([gone]));
+    assert_eq!(
+        sb.count(&format!(
+            "SELECT count(*) FROM source_changes WHERE kind = 'deleted' AND event_id = {gone}"
+        )),
+        1
+    );
+    assert!(archived_ids(&sb).contains(&gone), "kept in the archive");
 }

@@ -180,6 +180,9 @@ pub struct PageBatch {
     pub items: Vec<Item>,
     /// Whether this is the window's last page: its commit marks the window complete.
     pub last: bool,
+    /// `reconcile`, with a window's last page: archived events of its range the source no longer has,
+    /// confirmed by an unfiltered read of their instant (they stay archived and are recorded as deleted).
+    pub deleted_at_source: Vec<i64>,
 }
 
 #[cfg(test)]

@@ -197,6 +197,32 @@ impl ArchiveReader {
         super::export::export_rows(&self.conn, &events_where(selection), each)
     }
 
+    /// The archived events of a selection, by id: `(id, timestamp)`.
+    pub fn archived_in(
+        &self,
+        selection: &EventSelection,
+    ) -> Result<Vec<(i64, Timestamp)>, StoreError> {
+        let condition = events_where(selection);
+        let ctx = || "cannot list the archived events of a window".to_string();
+        let rows: Vec<(i64, String)> = self
+            .conn
+            .prepare_cached(&format!(
+                "SELECT e.id, e.timestamp FROM events e WHERE {} ORDER BY e.id",
+                condition.sql
+            ))
+            .and_then(|mut s| {
+                s.query_map(rusqlite::params_from_iter(&condition.params), |r| {
+                    Ok((r.get(0)?, r.get(1)?))
+                })?
+                .collect()
+            })
+            .context(ctx)?;
+        Ok(rows
+            .into_iter()
+            .filter_map(|(id, ts)| Some((id, crate::time::from_stored(&ts)?)))
+            .collect())
+    }
+
     /// What the fetches of run `run_id` recorded in `source_changes`, by kind then event id.
     pub fn source_changes_of_run(&self, run_id: i64) -> Result<Vec<(ChangeKind, i64)>, StoreError> {
         self.conn

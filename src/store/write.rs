@@ -7,8 +7,8 @@
 
 use super::{Archive, SqlContext, StoreError, seal};
 use crate::model::{
-    ChangeKind, Event, EventSelection, Filters, Interval, Item, PageBatch, RunKind, RunStatus,
-    WindowSpec, WindowStatus,
+    ChangeKind, Event, Filters, Interval, Item, PageBatch, RunKind, RunStatus, WindowSpec,
+    WindowStatus,
 };
 use crate::time::{self, Timestamp};
 use rusqlite::{Transaction, TransactionBehavior, params};
@@ -70,9 +70,6 @@ pub struct PageTotals {
 fn is_zero(n: &u64) -> bool {
     *n == 0
 }
-
-/// `reconcile`: the event ids the source returned so far, per window (by plan position).
-pub type Observed = HashMap<usize, Vec<i64>>;
 
 impl PageTotals {
     /// Adds another set of counters to this one.
@@ -165,22 +162,21 @@ impl Archive {
         ledger: &mut HashMap<usize, i64>,
         now: Timestamp,
     ) -> Result<PageTotals, StoreError> {
-        self.commit(run_id, batches, ledger, None, now)
+        self.commit(run_id, batches, ledger, false, now)
     }
 
-    /// Stores whole pages of a `reconcile` in one transaction, as [`Store::commit_pages`] does, and records what
-    /// differs from the archive in `source_changes`: new events are late arrivals, revisions are changes at
-    /// the source, and, with a window's last page, archived events of its range that the source no longer
-    /// returned are deletions at the source (kept in the archive). `observed` collects the ids returned.
+    /// Stores whole pages of a `reconcile` in one transaction, as [`Archive::commit_pages`] does, and records
+    /// what differs from the archive in `source_changes`: new events are late arrivals, revisions are changes
+    /// at the source, and the deletions at the source a window's last page carries (confirmed by the engine;
+    /// the events stay archived) are recorded once per event.
     pub fn commit_reconciled_pages(
         &mut self,
         run_id: i64,
         batches: &[PageBatch],
         ledger: &mut HashMap<usize, i64>,
-        observed: &mut Observed,
         now: Timestamp,
     ) -> Result<PageTotals, StoreError> {
-        self.commit(run_id, batches, ledger, Some(observed), now)
+        self.commit(run_id, batches, ledger, true, now)
     }
 
     fn commit(
@@ -188,7 +184,7 @@ impl Archive {
         run_id: i64,
         batches: &[PageBatch],
         ledger: &mut HashMap<usize, i64>,
-        mut observed: Option<&mut Observed>,
+        reconcile: bool,
         now: Timestamp,
     ) -> Result<PageTotals, StoreError> {
         let now = time::to_stored(now);
@@ -209,11 +205,11 @@ impl Archive {
                     id
                 }
             };
-            let mut page = store_page(&tx, batch, window_id, &now, &mut types, observed.is_some())?;
-            if let Some(observed) = observed.as_deref_mut() {
-                let (missing, recorded) = observe(&tx, batch, window_id, observed, &now)?;
-                page.missing_at_source += missing;
-                page.deletions_recorded += recorded;
+            let mut page = store_page(&tx, batch, window_id, &now, &mut types, reconcile)?;
+            if reconcile && batch.last {
+                page.missing_at_source += batch.deleted_at_source.len() as u64;
+                page.deletions_recorded +=
+                    record_deleted(&tx, window_id, &batch.deleted_at_source, &now)?;
             }
             update_window(&tx, batch, window_id, &page, &now)?;
             totals.add(&page);
@@ -380,28 +376,6 @@ fn insert_window(
     Ok(tx.last_insert_rowid())
 }
 
-/// `reconcile`: collects the ids a page returned and, with a window's last page, records the archived events
-/// the source no longer returned. Returns (missing, newly recorded).
-fn observe(
-    tx: &Transaction<'_>,
-    batch: &PageBatch,
-    window_id: i64,
-    observed: &mut Observed,
-    now: &str,
-) -> Result<(u64, u64), StoreError> {
-    let ids = observed.entry(batch.window_seq).or_default();
-    ids.extend(batch.items.iter().filter_map(|item| match item {
-        Item::Event(e) => Some(e.id),
-        Item::Reject(_) => None,
-    }));
-    if !batch.last {
-        return Ok((0, 0));
-    }
-    let mut ids = observed.remove(&batch.window_seq).unwrap_or_default();
-    ids.sort_unstable();
-    record_missing(tx, window_id, &batch.window, &ids, now)
-}
-
 /// Adds a page's counters to its window's ledger row; its last page marks the window complete and seals it.
 fn update_window(
     tx: &Transaction<'_>,
@@ -492,37 +466,16 @@ fn add_to_run(tx: &Transaction<'_>, run_id: i64, totals: &PageTotals) -> Result<
     Ok(())
 }
 
-/// `reconcile`: records the archived events of a window's range (and filters) that the source did not return
-/// (`returned`, sorted) as deleted at the source, once per event. Returns (missing, newly recorded).
-fn record_missing(
+/// `reconcile`: records events confirmed deleted at the source, once per event (a later reconcile counts a
+/// deletion again but does not record it again). Returns how many were recorded now.
+fn record_deleted(
     tx: &Transaction<'_>,
     window_id: i64,
-    window: &WindowSpec,
-    returned: &[i64],
+    ids: &[i64],
     now: &str,
-) -> Result<(u64, u64), StoreError> {
-    let ctx = || format!("cannot compare window {} with the source", window.interval);
-    let condition = super::filter::events_where(&EventSelection {
-        from: Some(window.interval.start),
-        to: Some(window.interval.end),
-        filters: window.filters.clone(),
-    });
-    let archived: Vec<i64> = tx
-        .prepare_cached(&format!(
-            "SELECT e.id FROM events e WHERE {} ORDER BY e.id",
-            condition.sql
-        ))
-        .and_then(|mut s| {
-            s.query_map(rusqlite::params_from_iter(&condition.params), |r| r.get(0))?
-                .collect()
-        })
-        .context(ctx)?;
-    let (mut missing, mut recorded) = (0, 0);
-    for id in archived {
-        if returned.binary_search(&id).is_ok() {
-            continue;
-        }
-        missing += 1;
+) -> Result<u64, StoreError> {
+    let mut recorded = 0;
+    for id in ids {
         recorded += tx
             .prepare_cached(
                 "INSERT INTO source_changes (window_id, event_id, kind, detected_at)
@@ -530,9 +483,10 @@ fn record_missing(
                  WHERE NOT EXISTS (SELECT 1 FROM source_changes WHERE event_id = ?2 AND kind = ?4)",
             )
             .and_then(|mut s| s.execute(params![window_id, id, now, ChangeKind::Deleted]))
-            .context(ctx)? as u64;
+            .context(|| format!("cannot record that event {id} was deleted at the source"))?
+            as u64;
     }
-    Ok((missing, recorded))
+    Ok(recorded)
 }
 
 /// Stores one page's items; for a `reconcile`, also records late arrivals and changes at the source.
@@ -716,6 +670,7 @@ mod tests {
             page,
             items,
             last,
+            deleted_at_source: Vec::new(),
         }
     }
 

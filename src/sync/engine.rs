@@ -19,17 +19,19 @@
 
 use crate::api::{ApiClient, ApiError, PageQuery, PageResult};
 use crate::error::Error;
-use crate::model::{Filters, Interval, Item, PageBatch, RunKind, RunStatus, WindowSpec};
-use crate::store::write::{Observed, PageTotals, RunEnd, RunStart};
-use crate::store::{Archive, ArchiveRead, StoreError};
+use crate::model::{
+    EventSelection, Filters, Interval, Item, PageBatch, RunKind, RunStatus, WindowSpec,
+};
+use crate::store::write::{PageTotals, RunEnd, RunStart};
+use crate::store::{Archive, ArchiveRead, ArchiveReader, StoreError};
 use crate::sync::pager::{Answer, Pager, Step};
 use crate::sync::{classify::classify, planner};
 use crate::time::{self, Clock};
 use futures::StreamExt;
 use serde::Serialize;
-use std::collections::HashMap;
-use std::sync::Arc;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::Ordering;
+use std::sync::{Arc, Mutex};
 use std::time::Instant;
 use tokio::sync::mpsc;
 use tracing::{debug, info, warn};
@@ -208,6 +210,17 @@ pub async fn run(
         windows: job.windows.len(),
     });
 
+    // A reconcile compares what the source returns with what is archived: it reads the archive as it goes.
+    let reader = match job.kind {
+        RunKind::Sync => None,
+        RunKind::Reconcile => match ArchiveReader::open(archive.path()) {
+            Ok(reader) => Some(Mutex::new(reader)),
+            Err(e) => {
+                report.error = Some(e.to_string());
+                return (report, Err(e.into()));
+            }
+        },
+    };
     let concurrency = job.concurrency.max(1);
     let (tx, rx) = mpsc::channel::<Handoff>(concurrency * QUEUED_PAGES_PER_WINDOW);
     let writer = std::thread::Builder::new()
@@ -217,7 +230,13 @@ pub async fn run(
             move || write_pages(archive, run_id, rx, kind, clock)
         })
         .expect("the writer thread starts");
-    let fetched = match fetch_all(&client, &job, tx, &progress, shutdown, &mut report).await {
+    let context = FetchContext {
+        client: &client,
+        job: &job,
+        reader: reader.as_ref(),
+        progress: &progress,
+    };
+    let fetched = match fetch_all(&context, tx, shutdown, &mut report).await {
         // Every window failed: nothing got past the server, so the run failed (the windows are recorded).
         Ok(Some(first)) if report.failed_windows.len() == job.windows.len() => Err(first.into()),
         Ok(_) => Ok(()),
@@ -291,13 +310,12 @@ impl RunReport {
 /// window can get past, or `shutdown` resolves. Windows that fail on their own are handed to the writer as
 /// failed and listed in `report`; the others go on. Returns the first such failure, if any.
 async fn fetch_all(
-    client: &ApiClient,
-    job: &SyncJob,
+    cx: &FetchContext<'_>,
     tx: mpsc::Sender<Handoff>,
-    progress: &ProgressFn,
     shutdown: impl Future<Output = ()>,
     report: &mut RunReport,
 ) -> Result<Option<ApiError>, Error> {
+    let job = cx.job;
     let mut first_failure = None;
     let windows = job.windows.iter().enumerate().map(|(seq, interval)| {
         let (from, to) = planner::request_bounds(*interval);
@@ -309,7 +327,7 @@ async fn fetch_all(
         });
         let tx = tx.clone();
         async move {
-            let fetched = fetch_window(client, &tx, seq, &spec, job, progress).await;
+            let fetched = fetch_window(cx, &tx, seq, &spec).await;
             (seq, spec, fetched)
         }
     });
@@ -407,17 +425,27 @@ fn finish(mut archive: Archive, run_id: i64, report: &RunReport, clock: Clock) -
     head
 }
 
-/// Pages through one window until its end is confirmed, handing each page to the writer.
+/// What every window's fetch shares.
+struct FetchContext<'a> {
+    client: &'a ApiClient,
+    job: &'a SyncJob,
+    /// For a reconcile: the archive, read to find what the source no longer returns.
+    reader: Option<&'a Mutex<ArchiveReader>>,
+    progress: &'a ProgressFn,
+}
+
+/// Pages through one window until its end is confirmed, handing each page to the writer. A reconcile's last
+/// page carries the deletions at the source, each confirmed by an unfiltered read.
 async fn fetch_window(
-    client: &ApiClient,
+    cx: &FetchContext<'_>,
     tx: &mpsc::Sender<Handoff>,
     seq: usize,
     spec: &Arc<WindowSpec>,
-    job: &SyncJob,
-    progress: &ProgressFn,
 ) -> Result<WindowFetch, Error> {
+    let (client, job, progress) = (cx.client, cx.job, cx.progress);
     let page_size = job.page_size;
     let mut fetch = WindowFetch::default();
+    let mut returned: Vec<i64> = Vec::new();
     let mut previous: Option<u64> = None;
     let mut page = 1;
     loop {
@@ -452,6 +480,9 @@ async fn fetch_window(
                     &job.retired,
                 );
                 fetch.pruned_skipped += skipped;
+                if cx.reader.is_some() {
+                    returned.extend(event_ids(&kept));
+                }
                 (kept, answer)
             }
         };
@@ -461,8 +492,22 @@ async fn fetch_window(
             continue;
         }
         let last = step == Step::End;
+        let deleted = match (last, cx.reader) {
+            (true, Some(reader)) => {
+                deleted_at_source(client, reader, spec, returned.clone(), page_size).await?
+            }
+            _ => Vec::new(),
+        };
         if !items.is_empty() || last {
-            hand_over(tx, seq, spec, page, items, last, progress).await?;
+            let batch = PageBatch {
+                window_seq: seq,
+                window: Arc::clone(spec),
+                page,
+                items,
+                last,
+                deleted_at_source: deleted,
+            };
+            hand_over(tx, batch, progress).await?;
         }
         if last {
             progress(Progress::WindowDone);
@@ -498,24 +543,107 @@ fn outside_retired(items: Vec<Item>, retired: &[Interval]) -> (Vec<Item>, u64) {
     (kept, dropped)
 }
 
+/// The ids of the events among `items`.
+fn event_ids(items: &[Item]) -> impl Iterator<Item = i64> + '_ {
+    items.iter().filter_map(|item| match item {
+        Item::Event(e) => Some(e.id),
+        Item::Reject(_) => None,
+    })
+}
+
+/// `reconcile`: the archived events of a window's range (and filters) the source did not return, kept only
+/// if an unfiltered read of their instant confirms them gone. So neither a local filter that matches more
+/// than the server's (SQLite's `LIKE` ignores case), nor an event the neighbouring window archived meanwhile,
+/// is ever recorded as a deletion.
+async fn deleted_at_source(
+    client: &ApiClient,
+    reader: &Mutex<ArchiveReader>,
+    spec: &WindowSpec,
+    mut returned: Vec<i64>,
+    page_size: u32,
+) -> Result<Vec<i64>, Error> {
+    let archived = {
+        let reader = reader.lock().expect("the archive reader is not poisoned");
+        reader.archived_in(&EventSelection {
+            from: Some(spec.interval.start),
+            to: Some(spec.interval.end),
+            filters: spec.filters.clone(),
+        })?
+    };
+    returned.sort_unstable();
+    // Candidates grouped by the whole second they lie in: one unfiltered read per second.
+    let mut candidates: BTreeMap<crate::time::Timestamp, Vec<i64>> = BTreeMap::new();
+    for (id, at) in archived {
+        if returned.binary_search(&id).is_err() {
+            candidates
+                .entry(time::floor_second(at))
+                .or_default()
+                .push(id);
+        }
+    }
+    let mut deleted = Vec::new();
+    for (second, ids) in candidates {
+        let around = WindowSpec {
+            interval: Interval::new(second, second + chrono::TimeDelta::seconds(1)),
+            filters: Filters::default(),
+            created_from: second - planner::BOUNDARY_OVERLAP,
+            created_to: second + chrono::TimeDelta::seconds(1),
+        };
+        let present = ids_at_source(client, &around, page_size).await?;
+        deleted.extend(ids.into_iter().filter(|id| !present.contains(id)));
+    }
+    deleted.sort_unstable();
+    Ok(deleted)
+}
+
+/// Every event id the source returns for a (small) window, paged to its confirmed end.
+async fn ids_at_source(
+    client: &ApiClient,
+    spec: &WindowSpec,
+    page_size: u32,
+) -> Result<std::collections::HashSet<i64>, Error> {
+    let mut ids = std::collections::HashSet::new();
+    let mut pager = Pager::default();
+    let mut page = 1;
+    while page <= MAX_PAGES_PER_WINDOW {
+        let query = PageQuery {
+            created_from: time::to_api(spec.created_from),
+            created_to: time::to_api(spec.created_to),
+            page,
+            page_size,
+            category: String::new(),
+            action: String::new(),
+        };
+        let answer = match client.fetch_page(&query).await? {
+            PageResult::PastTheEnd => Answer::NotFound,
+            PageResult::Page { items, .. } => {
+                let requested = (spec.created_from, spec.created_to);
+                let classified: Vec<Item> =
+                    items.iter().map(|raw| classify(raw, requested)).collect();
+                ids.extend(event_ids(&classified));
+                Answer::Items(items.len())
+            }
+        };
+        match pager.after(answer, page_size as usize) {
+            Step::End => return Ok(ids),
+            Step::Again => {}
+            Step::Next => page += 1,
+        }
+    }
+    Err(ApiError::TooManyPages {
+        window: spec.interval.to_string(),
+        pages: MAX_PAGES_PER_WINDOW,
+    }
+    .into())
+}
+
 /// Hands one page to the writer.
 async fn hand_over(
     tx: &mpsc::Sender<Handoff>,
-    seq: usize,
-    spec: &Arc<WindowSpec>,
-    page: u32,
-    items: Vec<Item>,
-    last: bool,
+    batch: PageBatch,
     progress: &ProgressFn,
 ) -> Result<(), Error> {
-    let count = items.len();
-    let batch = PageBatch {
-        window_seq: seq,
-        window: Arc::clone(spec),
-        page,
-        items,
-        last,
-    };
+    let count = batch.items.len();
     if tx.send(Handoff::Page(batch)).await.is_err() {
         // The writer stopped; its own error, reported by `run`, explains why.
         return Err(Error::Internal("the archive writer stopped".into()));
@@ -535,7 +663,6 @@ fn write_pages(
     clock: Clock,
 ) -> (Archive, PageTotals, Result<(), StoreError>) {
     let mut ledger = HashMap::new();
-    let mut observed = Observed::new();
     let mut totals = PageTotals::default();
     let mut group = Vec::with_capacity(MAX_GROUP_PAGES);
     let mut next = rx.blocking_recv();
@@ -561,7 +688,7 @@ fn write_pages(
         if !group.is_empty() {
             let committed = match kind {
                 RunKind::Reconcile => {
-                    archive.commit_reconciled_pages(run_id, &group, &mut ledger, &mut observed, now)
+                    archive.commit_reconciled_pages(run_id, &group, &mut ledger, now)
                 }
                 RunKind::Sync => archive.commit_pages(run_id, &group, &mut ledger, now),
             };
@@ -577,7 +704,6 @@ fn write_pages(
             error,
         }) = failed
         {
-            observed.remove(&window_seq);
             let recorded =
                 archive.fail_window(run_id, &mut ledger, window_seq, &window, &error, now);
             if let Err(e) = recorded {
