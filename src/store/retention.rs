@@ -163,117 +163,175 @@ impl Archive {
         Ok(holds(&self.conn, true)?.into_iter().find(|h| h.id == id))
     }
 
-    /// Prunes what [`plan_prune`] selects for `cutoff`, in one transaction, and seals the record of it.
+    /// Prunes what [`plan_prune`] selects for `cutoff`, in one transaction, and seals the record of it: checks
+    /// each window fetch against its seal and digests, records the prune, removes the rows, records the
+    /// window fetches, merges the search index and seals. Nothing is removed unless all of it is.
     pub fn prune(&mut self, cutoff: Timestamp, now: Timestamp) -> Result<PrunePlan, StoreError> {
-        let ctx = || "cannot prune the archive".to_string();
         // Removed rows are overwritten, not left readable in free pages.
         self.conn
             .execute_batch("PRAGMA secure_delete = ON")
-            .context(ctx)?;
+            .context(prune_ctx)?;
         let now = time::to_stored(now);
         let tx = self.begin()?;
         let mut plan = plan_prune(&tx, cutoff)?;
         if plan.windows.is_empty() {
             return Ok(plan);
         }
-        // What is removed must be what was sealed: pruning a tampered window would bury the evidence.
-        for w in &plan.windows {
-            let sealed = w.pruned_before
-                || seal::window_content(&tx, w.window_id).context(ctx)?.content == w.seal_content;
-            if !sealed || !digests_hold(&tx, w.window_id).context(ctx)? {
-                return Err(StoreError::SealMismatch {
-                    window_id: w.window_id,
-                });
-            }
-        }
-        let ranges_json = serde_json::to_string(
-            &plan
-                .ranges
-                .iter()
-                .map(|r| [r.from.as_str(), r.to.as_str()])
-                .collect::<Vec<_>>(),
-        )
-        .expect("ranges serialise");
-        tx.execute(
-            "INSERT INTO prunes (pruned_at, cutoff, windows, events, revisions, rejects, ranges)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
-            params![
-                now,
-                plan.cutoff,
-                plan.windows.len() as i64,
-                plan.events,
-                plan.revisions,
-                plan.rejects,
-                ranges_json
-            ],
-        )
-        .context(ctx)?;
-        let prune_id = tx.last_insert_rowid();
-        let indexed: i64 = tx
-            .query_row(
-                "SELECT indexed_window_id FROM search_state WHERE id = 1",
-                [],
-                |r| r.get(0),
-            )
-            .context(ctx)?;
-        // Revisions first: a revision in one pruned window may be of an event in another.
-        for w in &plan.windows {
-            tx.prepare_cached("DELETE FROM event_revisions WHERE window_id = ?1")
-                .and_then(|mut s| s.execute([w.window_id]))
-                .context(ctx)?;
-        }
-        for w in &plan.windows {
-            for r in &plan.ranges {
-                let bounds = params![w.window_id, r.from, r.to];
-                if w.window_id <= indexed {
-                    tx.prepare_cached(
-                        "INSERT INTO events_fts (events_fts, rowid, description, username)
-                         SELECT 'delete', id, description, username FROM events
-                         WHERE window_id = ?1 AND timestamp >= ?2 AND timestamp < ?3",
-                    )
-                    .and_then(|mut s| s.execute(bounds))
-                    .context(ctx)?;
-                }
-                tx.prepare_cached(
-                    "DELETE FROM events WHERE window_id = ?1 AND timestamp >= ?2 AND timestamp < ?3",
-                )
-                .and_then(|mut s| s.execute(bounds))
-                .context(ctx)?;
-            }
-            for table in ["rejects", "source_changes"] {
-                tx.prepare_cached(&format!("DELETE FROM {table} WHERE window_id = ?1"))
-                    .and_then(|mut s| s.execute([w.window_id]))
-                    .context(ctx)?;
-            }
-            tx.prepare_cached(
-                "INSERT INTO pruned_windows (prune_id, window_id, seal_hash, events, revisions, rejects, kept)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
-            )
-            .and_then(|mut s| {
-                s.execute(params![
-                    prune_id,
-                    w.window_id,
-                    w.seal_hash,
-                    w.events,
-                    w.revisions,
-                    w.rejects,
-                    w.kept
-                ])
-            })
-            .context(ctx)?;
-        }
-        // Merge the index's segments so the removed words are gone from it too, not only marked deleted.
-        tx.execute(
-            "INSERT INTO events_fts (events_fts) VALUES ('optimize')",
-            [],
-        )
-        .context(ctx)?;
+        check_sealed(&tx, &plan.windows)?;
+        let prune_id = record_prune(&tx, &plan, &now)?;
+        remove_rows(&tx, &plan)?;
+        record_pruned_windows(&tx, prune_id, &plan.windows)?;
+        merge_search_index(&tx)?;
         let head = seal::seal_prune(&tx, prune_id, &now)?;
-        tx.commit().context(ctx)?;
+        tx.commit().context(prune_ctx)?;
         plan.prune_id = Some(prune_id);
         plan.chain_head = Some(head);
         Ok(plan)
     }
+}
+
+/// Context for every write of a prune.
+fn prune_ctx() -> String {
+    "cannot prune the archive".to_string()
+}
+
+/// Refuses the prune if a window fetch no longer matches its seal (one an earlier prune took rows from is
+/// vouched for by that prune's record instead) or an event or revision no longer matches its digest: what is
+/// removed must be what was sealed, and pruning a tampered window would bury the evidence.
+fn check_sealed(conn: &Connection, windows: &[PrunedWindow]) -> Result<(), StoreError> {
+    for w in windows {
+        let sealed = w.pruned_before
+            || seal::window_content(conn, w.window_id)
+                .context(prune_ctx)?
+                .content
+                == w.seal_content;
+        if !sealed || !digests_hold(conn, w.window_id).context(prune_ctx)? {
+            return Err(StoreError::SealMismatch {
+                window_id: w.window_id,
+            });
+        }
+    }
+    Ok(())
+}
+
+/// Writes the `prunes` row of `plan`, run at `now` (stored form); returns its id.
+fn record_prune(conn: &Connection, plan: &PrunePlan, now: &str) -> Result<i64, StoreError> {
+    let ranges_json = serde_json::to_string(
+        &plan
+            .ranges
+            .iter()
+            .map(|r| [r.from.as_str(), r.to.as_str()])
+            .collect::<Vec<_>>(),
+    )
+    .expect("ranges serialise");
+    conn.execute(
+        "INSERT INTO prunes (pruned_at, cutoff, windows, events, revisions, rejects, ranges)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+        params![
+            now,
+            plan.cutoff,
+            plan.windows.len() as i64,
+            plan.events,
+            plan.revisions,
+            plan.rejects,
+            ranges_json
+        ],
+    )
+    .context(prune_ctx)?;
+    Ok(conn.last_insert_rowid())
+}
+
+/// Removes what the plan's window fetches filed: every revision first (a revision in one pruned window fetch
+/// may be of an event in another), then each one's events inside the pruned ranges (and their search entries),
+/// its rejects and its source changes.
+fn remove_rows(conn: &Connection, plan: &PrunePlan) -> Result<(), StoreError> {
+    for w in &plan.windows {
+        conn.prepare_cached("DELETE FROM event_revisions WHERE window_id = ?1")
+            .and_then(|mut s| s.execute([w.window_id]))
+            .context(prune_ctx)?;
+    }
+    let indexed: i64 = conn
+        .query_row(
+            "SELECT indexed_window_id FROM search_state WHERE id = 1",
+            [],
+            |r| r.get(0),
+        )
+        .context(prune_ctx)?;
+    for w in &plan.windows {
+        remove_events(conn, w.window_id, &plan.ranges, w.window_id <= indexed)?;
+        for table in ["rejects", "source_changes"] {
+            conn.prepare_cached(&format!("DELETE FROM {table} WHERE window_id = ?1"))
+                .and_then(|mut s| s.execute([w.window_id]))
+                .context(prune_ctx)?;
+        }
+    }
+    Ok(())
+}
+
+/// Removes window fetch `window_id`'s events inside `ranges`, and first their search entries if it is
+/// `indexed` (the index holds the window fetches up to `search_state.indexed_window_id`).
+fn remove_events(
+    conn: &Connection,
+    window_id: i64,
+    ranges: &[Range],
+    indexed: bool,
+) -> Result<(), StoreError> {
+    for r in ranges {
+        let bounds = params![window_id, r.from, r.to];
+        if indexed {
+            conn.prepare_cached(
+                "INSERT INTO events_fts (events_fts, rowid, description, username)
+                 SELECT 'delete', id, description, username FROM events
+                 WHERE window_id = ?1 AND timestamp >= ?2 AND timestamp < ?3",
+            )
+            .and_then(|mut s| s.execute(bounds))
+            .context(prune_ctx)?;
+        }
+        conn.prepare_cached(
+            "DELETE FROM events WHERE window_id = ?1 AND timestamp >= ?2 AND timestamp < ?3",
+        )
+        .and_then(|mut s| s.execute(bounds))
+        .context(prune_ctx)?;
+    }
+    Ok(())
+}
+
+/// Writes prune `prune_id`'s `pruned_windows` rows: each window fetch, the seal that vouched for what was
+/// removed, and what was removed and kept.
+fn record_pruned_windows(
+    conn: &Connection,
+    prune_id: i64,
+    windows: &[PrunedWindow],
+) -> Result<(), StoreError> {
+    for w in windows {
+        conn.prepare_cached(
+            "INSERT INTO pruned_windows (prune_id, window_id, seal_hash, events, revisions, rejects, kept)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+        )
+        .and_then(|mut s| {
+            s.execute(params![
+                prune_id,
+                w.window_id,
+                w.seal_hash,
+                w.events,
+                w.revisions,
+                w.rejects,
+                w.kept
+            ])
+        })
+        .context(prune_ctx)?;
+    }
+    Ok(())
+}
+
+/// Merges the search index's segments, so the removed words are gone from it too, not only marked deleted.
+fn merge_search_index(conn: &Connection) -> Result<(), StoreError> {
+    conn.execute(
+        "INSERT INTO events_fts (events_fts) VALUES ('optimize')",
+        [],
+    )
+    .context(prune_ctx)?;
+    Ok(())
 }
 
 /// The holds, active only or all (lifted ones too), oldest first.
