@@ -914,6 +914,200 @@ mod tests {
         ]);
     }
 
+    /// Day `d` of January 2024, 0-based.
+    fn jan(d: i64) -> Timestamp {
+        time::parse_time_arg("2024-01-01").unwrap() + chrono::TimeDelta::days(d)
+    }
+
+    fn now() -> Timestamp {
+        time::parse_time_arg("2024-02-01").unwrap()
+    }
+
+    /// A temporary archive holding one complete, sealed window fetch per day in `days` (0-based days of
+    /// January 2024), each with `per_day` events at 10:00, 10:01, ...
+    fn archive(days: &[i64], per_day: i64) -> (tempfile::TempDir, Archive) {
+        use crate::model::{Event, Filters, Item, PageBatch, RunKind, WindowSpec};
+        let dir = tempfile::tempdir().unwrap();
+        let mut archive = Archive::open(&dir.path().join("a.db"), now()).unwrap();
+        let run = archive
+            .begin_run(
+                &super::super::write::RunStart {
+                    range: Interval::new(jan(0), jan(31)),
+                    filters: Filters::default(),
+                    base_url: "http://127.0.0.1/v1".into(),
+                    windows_planned: days.len(),
+                    kind: RunKind::Sync,
+                },
+                now(),
+            )
+            .unwrap();
+        let mut ledger = std::collections::HashMap::new();
+        for (seq, &d) in days.iter().enumerate() {
+            let items = (0..per_day)
+                .map(|i| {
+                    let id = 1000 * d + i;
+                    let raw = format!(r#"{{"id":{id}}}"#);
+                    Item::Event(Event {
+                        id,
+                        timestamp: time::to_stored(jan(d) + chrono::TimeDelta::minutes(600 + i)),
+                        category: "authentication".into(),
+                        action: "user-login-success".into(),
+                        description: None,
+                        username: Some("bob".into()),
+                        ip_address: None,
+                        digest: crate::digest::sha256_hex(raw.as_bytes()),
+                        raw,
+                        out_of_window: false,
+                    })
+                })
+                .collect();
+            let window = std::sync::Arc::new(WindowSpec {
+                interval: Interval::new(jan(d), jan(d + 1)),
+                filters: Filters::default(),
+                created_from: jan(d),
+                created_to: jan(d + 1),
+            });
+            let page = PageBatch {
+                window_seq: seq,
+                window,
+                page: 1,
+                items,
+                last: true,
+            };
+            archive
+                .commit_pages(run, &[page], &mut ledger, now())
+                .unwrap();
+        }
+        (dir, archive)
+    }
+
+    #[test]
+    fn holds_are_placed_listed_and_lifted() {
+        let (_dir, mut archive) = archive(&[], 0);
+        let first = archive
+            .add_hold(Interval::new(jan(1), jan(2)), "case 42", now())
+            .unwrap();
+        let second = archive
+            .add_hold(Interval::new(jan(5), jan(6)), "case 43", now())
+            .unwrap();
+        assert_eq!(
+            first,
+            Hold {
+                id: first.id,
+                from: "2024-01-02T00:00:00.000Z".into(),
+                to: "2024-01-03T00:00:00.000Z".into(),
+                reason: "case 42".into(),
+                created_at: "2024-02-01T00:00:00.000Z".into(),
+                removed_at: None,
+            }
+        );
+        let later = now() + chrono::TimeDelta::hours(1);
+        let lifted = archive.remove_hold(first.id, later).unwrap().unwrap();
+        assert_eq!(
+            lifted.removed_at.as_deref(),
+            Some("2024-02-01T01:00:00.000Z")
+        );
+        let cases = [
+            ("lifting a lifted hold", first.id),
+            ("lifting a hold that never was", 99),
+        ];
+        for (name, id) in cases {
+            assert_eq!(archive.remove_hold(id, later).unwrap(), None, "{name}");
+        }
+        let ids = |include_removed| -> Vec<i64> {
+            holds(&archive.conn, include_removed)
+                .unwrap()
+                .iter()
+                .map(|h| h.id)
+                .collect()
+        };
+        assert_eq!(ids(false), vec![second.id], "active only");
+        assert_eq!(ids(true), vec![first.id, second.id], "all, oldest first");
+        assert_eq!(holds(&archive.conn, true).unwrap()[0], lifted);
+    }
+
+    #[test]
+    fn a_prune_keeps_held_windows_and_its_plan_is_what_it_does() {
+        let (_dir, mut archive) = archive(&[0, 1, 2, 3], 3);
+        archive
+            .add_hold(
+                Interval::new(
+                    jan(1) + chrono::TimeDelta::hours(10),
+                    jan(1) + chrono::TimeDelta::hours(11),
+                ),
+                "case",
+                now(),
+            )
+            .unwrap();
+        let planned = plan_prune(&archive.conn, jan(3)).unwrap();
+        let done = archive.prune(jan(3), now()).unwrap();
+        for plan in [&planned, &done] {
+            let windows: Vec<(String, i64, i64)> = plan
+                .windows
+                .iter()
+                .map(|w| (w.from[..10].to_string(), w.events, w.kept))
+                .collect();
+            assert_eq!(
+                windows,
+                vec![("2024-01-01".into(), 3, 0), ("2024-01-03".into(), 3, 0)]
+            );
+            assert_eq!(plan.kept, BTreeMap::from([(KeptBecause::Held, 1)]));
+            assert_eq!(plan.events, 6);
+        }
+        assert_eq!((planned.prune_id, done.prune_id), (None, Some(1)));
+        let left: i64 = archive
+            .conn
+            .query_row("SELECT count(*) FROM events", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(left, 6, "the held day and the day after the cutoff stay");
+        assert_eq!(
+            pruned_ranges(&archive.conn).unwrap(),
+            vec![Interval::new(jan(0), jan(1)), Interval::new(jan(2), jan(3))]
+        );
+        let again = archive.prune(jan(3), now()).unwrap();
+        assert!(again.windows.is_empty() && again.prune_id.is_none());
+    }
+
+    #[test]
+    fn pruned_ranges_merge_every_prune_and_skip_records_that_do_not_parse() {
+        let (_dir, mut archive) = archive(&[0, 1, 2, 4], 1);
+        assert_eq!(pruned_ranges(&archive.conn).unwrap(), vec![]);
+        archive.prune(jan(1), now()).unwrap();
+        archive.prune(jan(3), now()).unwrap();
+        let records = [
+            "not json",
+            r#"[["2024-01-05T00:00:00.000Z","2024-01-04T00:00:00.000Z"]]"#,
+            r#"[["yesterday","2024-01-04T00:00:00.000Z"]]"#,
+            r#"[["2024-01-10T00:00:00.000Z","2024-01-11T00:00:00.000Z"]]"#,
+        ];
+        for ranges in records {
+            archive
+                .conn
+                .execute(
+                    "INSERT INTO prunes (pruned_at, cutoff, windows, events, revisions, rejects, ranges)
+                     VALUES ('2024-02-01T00:00:00.000Z', '2024-01-12T00:00:00.000Z', 0, 0, 0, 0, ?1)",
+                    [ranges],
+                )
+                .unwrap();
+        }
+        assert_eq!(
+            pruned_ranges(&archive.conn).unwrap(),
+            vec![
+                Interval::new(jan(0), jan(3)),
+                Interval::new(jan(9), jan(10))
+            ]
+        );
+        let recorded: Vec<(i64, i64)> = prunes(&archive.conn)
+            .unwrap()
+            .iter()
+            .map(|p| (p.id, p.events))
+            .collect();
+        assert_eq!(
+            recorded,
+            vec![(1, 1), (2, 2), (3, 0), (4, 0), (5, 0), (6, 0)]
+        );
+    }
+
     #[test]
     fn revisions_keep_their_events_until_nothing_changes() {
         let cases: Vec<(&str, Vec<RevisionLink>, Vec<i64>)> = vec![
