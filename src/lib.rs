@@ -6,11 +6,13 @@
 //! - [`store`] the only code that runs SQL: opening and migrating the archive, the page writer, the read side;
 //! - [`sync`] the pure window planner, the item classifier and the engine where `api` and `store` meet;
 //! - [`simulator`] a stand-in Elevate server for demos, tests and benchmarks;
-//! - [`commands`] one small module per subcommand, [`output`] tables, CSV and JSON for people and scripts.
+//! - [`commands`] one small module per subcommand, [`output`] tables, CSV and JSON for people and scripts;
+//! - [`atomic`] files and folders that appear under their name complete or not at all (exports, backups).
 //!
 //! `api` and `store` never import each other. [`model`] holds the domain types both sides share.
 
 pub mod api;
+pub mod atomic;
 pub mod cli;
 pub mod commands;
 pub mod config;
