@@ -31,6 +31,7 @@ pub fn run(db: &Path, args: &ExportArgs) -> Result<ExitCode> {
             out.display()
         )));
     }
+    let now = crate::config::now(&super::process_env)?;
     let conn = store::open_read_only(db)?;
     let filter = args.selection.condition();
     let selection = Selection {
@@ -46,6 +47,7 @@ pub fn run(db: &Path, args: &ExportArgs) -> Result<ExitCode> {
         selection,
         args.format,
         args.out.as_deref(),
+        now,
     ) {
         Ok(m) => m,
         Err(ExportError::Output(e)) if e.kind() == std::io::ErrorKind::BrokenPipe => {

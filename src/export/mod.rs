@@ -12,6 +12,7 @@ pub mod parquet;
 use crate::atomic::{AtomicDir, AtomicFile};
 use crate::store::export::{ExportError, ExportRow, export_rows};
 use crate::store::filter::Where;
+use crate::time::Timestamp;
 use rusqlite::Connection;
 use serde::Serialize;
 use sha2::{Digest, Sha256};
@@ -176,7 +177,7 @@ fn write_events(
 }
 
 /// Exports to a file or, for Parquet, a dataset folder (either appears complete or not at all, private), or,
-/// without `out`, to standard output.
+/// without `out`, to standard output. `now` is the manifest's `created_at` (the command's one clock).
 pub fn export(
     conn: &Connection,
     archive: &Path,
@@ -184,11 +185,12 @@ pub fn export(
     selection: Selection,
     format: Format,
     out: Option<&Path>,
+    now: Timestamp,
 ) -> Result<Manifest, ExportError> {
     let chain_head = crate::store::verify::head(conn)?;
     let manifest = |files: Vec<ManifestFile>| Manifest {
         tool: format!("elevate-archive {}", env!("CARGO_PKG_VERSION")),
-        created_at: crate::time::to_stored(chrono::Utc::now()),
+        created_at: crate::time::to_stored(now),
         archive: archive.display().to_string(),
         chain_head,
         format,
@@ -300,13 +302,28 @@ mod tests {
         conn
     }
 
-    fn selection() -> Selection {
-        Selection {
+    /// The clock the tests pin.
+    const NOW: &str = "2024-06-01T12:00:00.000Z";
+
+    /// Exports every event of `conn` to `out`.
+    fn export_all(conn: &Connection, format: Format, out: &Path) -> Result<Manifest, ExportError> {
+        let selection = Selection {
             from: None,
             to: None,
             category: None,
             action: None,
-        }
+        };
+        let everything = events_where(None, None, None, None);
+        let now = crate::time::from_stored(NOW).unwrap();
+        export(
+            conn,
+            Path::new("a.db"),
+            &everything,
+            selection,
+            format,
+            Some(out),
+            now,
+        )
     }
 
     /// The names in `folder`, sorted.
@@ -331,15 +348,7 @@ mod tests {
             let dir = tempfile::tempdir().unwrap();
             let out = dir.path().join(name);
             let conn = archive(3, 50, false);
-            let m = export(
-                &conn,
-                Path::new("a.db"),
-                &events_where(None, None, None, None),
-                selection(),
-                format,
-                Some(&out),
-            )
-            .unwrap();
+            let m = export_all(&conn, format, &out).unwrap();
             assert_eq!(m.rows, 150, "{format:?}");
             assert_eq!(
                 names(dir.path()),
@@ -378,14 +387,7 @@ mod tests {
             let dir = tempfile::tempdir().unwrap();
             let out = dir.path().join(name);
             let conn = archive(3, 200, true);
-            let got = export(
-                &conn,
-                Path::new("a.db"),
-                &events_where(None, None, None, None),
-                selection(),
-                format,
-                Some(&out),
-            );
+            let got = export_all(&conn, format, &out);
             assert!(
                 matches!(got, Err(ExportError::Store(_))),
                 "{format:?}: {got:?}"
@@ -403,20 +405,16 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let out = dir.path().join("out.csv");
         let conn = archive(1, 3, false);
-        let m = export(
-            &conn,
-            Path::new("a.db"),
-            &events_where(None, None, None, None),
-            selection(),
-            Format::Csv,
-            Some(&out),
-        )
-        .unwrap();
+        let m = export_all(&conn, Format::Csv, &out).unwrap();
         let path = manifest_path(&out);
         write_manifest(&m, &path).unwrap();
         let read: serde_json::Value =
             serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
         assert_eq!(read["rows"], 3);
+        assert_eq!(
+            read["created_at"], NOW,
+            "the manifest's time is the command's clock"
+        );
         assert_eq!(read["files"][0]["sha256"], m.files[0].sha256.as_str());
         let mode = std::os::unix::fs::PermissionsExt::mode(
             &std::fs::metadata(&path).unwrap().permissions(),
