@@ -148,7 +148,7 @@ fn cell_text(cell: &Cell) -> String {
         Cell::Integer(v) => v.to_string(),
         Cell::Real(v) => v.to_string(),
         Cell::Text(t) => t.clone(),
-        Cell::Blob(b) => hex(b),
+        Cell::Blob(b) => hex::encode(b),
     }
 }
 
@@ -160,12 +160,8 @@ fn cell_json(cell: &Cell) -> serde_json::Value {
             serde_json::Number::from_f64(*v).map_or(serde_json::Value::Null, Into::into)
         }
         Cell::Text(t) => t.clone().into(),
-        Cell::Blob(b) => hex(b).into(),
+        Cell::Blob(b) => hex::encode(b).into(),
     }
-}
-
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 /// Makes text safe for a terminal: control characters (escape sequences, CR, LF) are shown escaped, so an
