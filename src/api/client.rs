@@ -5,7 +5,7 @@
 //! the pure [`RetryPolicy`] deciding what follows a failure. Bodies are read with a size cap and parsed
 //! here, so a page leaves this module either as items with their exact text or as a clear error.
 
-use super::auth::{Credentials, TokenSource, TokenState};
+use super::auth::{Credentials, TokenState};
 use super::retry::{Decision, Failure, RetryPolicy, parse_retry_after};
 use super::wire::{self, RawPage};
 use super::{ApiError, body_excerpt, endpoint};
@@ -340,7 +340,7 @@ impl ApiClient {
             .expires_at
             .and_then(|t| t.duration_since(now).ok())
             .unwrap_or_default();
-        debug!(source = ?TokenSource::Issued, lifetime = ?lifetime, "obtained a new token");
+        debug!(lifetime = ?lifetime, "obtained a new token from /authenticate");
         Ok(())
     }
 

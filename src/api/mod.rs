@@ -13,7 +13,7 @@ pub mod client;
 pub mod retry;
 pub mod wire;
 
-pub use auth::{Credentials, TokenSource};
+pub use auth::Credentials;
 pub use client::{ApiClient, ClientOptions, PageQuery, PageResult};
 
 use std::time::Duration;
