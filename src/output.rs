@@ -635,4 +635,196 @@ mod tests {
             assert_eq!(thousands(n), want);
         }
     }
+
+    fn range(from: &str, to: &str) -> crate::store::read::Range {
+        crate::store::read::Range {
+            from: from.into(),
+            to: to.into(),
+        }
+    }
+
+    fn run(id: i64, kind: &str, status: &str, error: Option<&str>) -> crate::store::read::RunRow {
+        crate::store::read::RunRow {
+            id,
+            started_at: "2024-03-01T00:00:00.000Z".into(),
+            finished_at: Some("2024-03-01T00:01:00.000Z".into()),
+            kind: kind.into(),
+            status: status.into(),
+            range_from: "2024-01-01T00:00:00.000Z".into(),
+            range_to: "2024-01-03T00:00:00.000Z".into(),
+            windows_completed: 1,
+            windows_planned: 2,
+            events_new: 12_345,
+            events_received: 1_234_567,
+            revisions: 3,
+            rejects: 4,
+            out_of_window: 0,
+            error: error.map(String::from),
+        }
+    }
+
+    /// A report with every section filled, and text that needs escaping where events' content is shown.
+    fn full_report() -> StatusReport {
+        use crate::store::read::{Coverage, EventType, RejectReason, SourceChanges};
+        StatusReport {
+            events: 1_234_567,
+            first_event_at: Some("2024-01-01T00:00:01.000Z".into()),
+            last_event_at: Some("2024-01-04T23:59:59.000Z".into()),
+            coverage: Coverage {
+                category_filter: String::new(),
+                action_filter: String::new(),
+                ranges: vec![
+                    range("2024-01-01T00:00:00.000Z", "2024-01-02T00:00:00.000Z"),
+                    range("2024-01-03T00:00:00.000Z", "2024-01-05T00:00:00.000Z"),
+                ],
+                gaps: vec![
+                    range("2024-01-02T00:00:00.000Z", "2024-01-02T12:00:00.000Z"),
+                    range("2024-01-02T13:00:00.000Z", "2024-01-03T00:00:00.000Z"),
+                ],
+            },
+            filtered_coverage: vec![Coverage {
+                category_filter: "authentication".into(),
+                action_filter: String::new(),
+                ranges: vec![
+                    range("2024-02-01T00:00:00.000Z", "2024-02-02T00:00:00.000Z"),
+                    range("2024-02-03T00:00:00.000Z", "2024-02-04T00:00:00.000Z"),
+                ],
+                gaps: vec![],
+            }],
+            covered_until: Some("2024-01-05T00:00:00.000Z".into()),
+            freshness_seconds: Some(3 * 3600 + 12 * 60 + 5),
+            incomplete_windows: 2,
+            revisions: 1_000,
+            rejects: 7,
+            reject_reasons: vec![
+                RejectReason {
+                    reason: "no id".into(),
+                    count: 5_000,
+                },
+                RejectReason {
+                    reason: "bad\ntimestamp".into(),
+                    count: 2,
+                },
+            ],
+            pruned: vec![
+                range("2023-01-01T00:00:00.000Z", "2023-02-01T00:00:00.000Z"),
+                range("2023-03-01T00:00:00.000Z", "2023-04-01T00:00:00.000Z"),
+            ],
+            holds: vec![crate::store::retention::Hold {
+                id: 1,
+                from: "2023-01-01T00:00:00.000Z".into(),
+                to: "2023-06-01T00:00:00.000Z".into(),
+                reason: "case 42\x1b[31m".into(),
+                created_at: "2024-03-01T00:00:00.000Z".into(),
+                removed_at: None,
+            }],
+            source_changes: SourceChanges {
+                late: 1,
+                changed: 2_000,
+                deleted: 0,
+            },
+            runs: vec![
+                run(3, "reconcile", "complete", None),
+                run(2, "sync", "failed", Some("HTTP 500\nforged line")),
+            ],
+            event_types: vec![EventType {
+                category: "authentication".into(),
+                action: "user-login-success".into(),
+                events: 1_000_000,
+                first_event_at: "2024-01-01T00:00:01.000Z".into(),
+                last_event_at: "2024-01-04T23:59:59.000Z".into(),
+                first_archived_at: "2024-03-01T00:00:10.000Z".into(),
+            }],
+        }
+    }
+
+    /// A report of an archive that holds `events` and has no complete window.
+    fn empty_report(events: i64) -> StatusReport {
+        use crate::store::read::{Coverage, SourceChanges};
+        StatusReport {
+            events,
+            first_event_at: None,
+            last_event_at: None,
+            coverage: Coverage {
+                category_filter: String::new(),
+                action_filter: String::new(),
+                ranges: vec![],
+                gaps: vec![],
+            },
+            filtered_coverage: vec![],
+            covered_until: None,
+            freshness_seconds: None,
+            incomplete_windows: 0,
+            revisions: 0,
+            rejects: 0,
+            reject_reasons: vec![],
+            pruned: vec![],
+            holds: vec![],
+            source_changes: SourceChanges::default(),
+            runs: vec![],
+            event_types: vec![],
+        }
+    }
+
+    /// `status` of [`full_report`], as printed before `status_text` was split up.
+    const STATUS_FULL: &str = concat!(
+        "Archive      archive\\u{7}.db\n",
+        "Events       1,234,567  (2024-01-01T00:00:01.000Z .. 2024-01-04T23:59:59.000Z)\n",
+        "Coverage     2024-01-01T00:00:00.000Z .. 2024-01-02T00:00:00.000Z\n",
+        "             2024-01-03T00:00:00.000Z .. 2024-01-05T00:00:00.000Z\n",
+        "Gaps         2024-01-02T00:00:00.000Z .. 2024-01-02T12:00:00.000Z\n",
+        "             2024-01-02T13:00:00.000Z .. 2024-01-03T00:00:00.000Z\n",
+        "Filtered     2024-02-01T00:00:00.000Z .. 2024-02-02T00:00:00.000Z  [category=authentication action=*]\n",
+        "Filtered     2024-02-03T00:00:00.000Z .. 2024-02-04T00:00:00.000Z  [category=authentication action=*]\n",
+        "Pruned       2023-01-01T00:00:00.000Z .. 2023-02-01T00:00:00.000Z  (removed by prune, recorded and sealed)\n",
+        "             2023-03-01T00:00:00.000Z .. 2023-04-01T00:00:00.000Z  (removed by prune, recorded and sealed)\n",
+        "Hold         #1 2023-01-01T00:00:00.000Z .. 2023-06-01T00:00:00.000Z  case 42\\u{1b}[31m\n",
+        "Freshness    covered until 2024-01-05T00:00:00.000Z, 3h behind now\n",
+        "Incomplete   2 window(s) failed or interrupted and not yet re-fetched\n",
+        "Revisions    1,000 (events changed at the source after archiving)\n",
+        "Source       reconcile found 1 late, 2,000 changed, 0 deleted at the source (table source_changes)\n",
+        "Rejects      7\n",
+        "                5,000  no id\n",
+        "                    2  bad\\ntimestamp\n",
+        "Runs         (newest first)\n",
+        "  #3    reconcile complete 2024-03-01T00:00:00.000Z  2024-01-01T00:00:00.000Z .. 2024-01-03T00:00:00.000Z  windows 1/2  new 12,345  received 1,234,567  revisions 3  rejects 4\n",
+        "  #2    failed      2024-03-01T00:00:00.000Z  2024-01-01T00:00:00.000Z .. 2024-01-03T00:00:00.000Z  windows 1/2  new 12,345  received 1,234,567  revisions 3  rejects 4\n",
+        "         error: HTTP 500\\nforged line\n",
+        "Event types  (most recently first seen first)\n",
+        "  authentication/user-login-success              1,000,000  first 2024-01-01T00:00:01.000Z  archived since 2024-03-01T00:00:10.000Z\n",
+    );
+
+    /// `status` of an archive that holds nothing yet.
+    const STATUS_EMPTY: &str = concat!(
+        "Archive      empty.db\n",
+        "Events       0\n",
+        "Coverage     none yet: run `elevate-archive sync --from DATE`\n",
+        "Gaps         none\n",
+        "Incomplete   0 window(s) failed or interrupted and not yet re-fetched\n",
+        "Revisions    0 (events changed at the source after archiving)\n",
+        "Rejects      0\n",
+    );
+
+    /// `status` of an archive with events but no complete window.
+    const STATUS_STARTED: &str = concat!(
+        "Archive      started.db\n",
+        "Events       10\n",
+        "Coverage     no window complete yet: run `elevate-archive sync` again to finish them\n",
+        "Gaps         none\n",
+        "Incomplete   0 window(s) failed or interrupted and not yet re-fetched\n",
+        "Revisions    0 (events changed at the source after archiving)\n",
+        "Rejects      0\n",
+    );
+
+    #[test]
+    fn status_text_is_pinned() {
+        let cases = [
+            (full_report(), "archive\x07.db", STATUS_FULL),
+            (empty_report(0), "empty.db", STATUS_EMPTY),
+            (empty_report(10), "started.db", STATUS_STARTED),
+        ];
+        for (report, db, want) in cases {
+            assert_eq!(status_text(&report, db), want, "{db}");
+        }
+    }
 }
