@@ -2,7 +2,8 @@
 //! allows), the `status` report as text, and the one-line run summary. Data goes to stdout; logs, progress
 //! and warnings go to stderr.
 
-use crate::store::read::{Cell, RowSink, StatusReport};
+use crate::store::read::{Cell, Coverage, EventType, Range, RowSink, RunRow, StatusReport};
+use crate::store::retention::Hold;
 use crate::sync::RunReport;
 use crate::time;
 use std::io::Write;
@@ -181,163 +182,223 @@ pub fn printable(text: &str) -> String {
         .collect()
 }
 
-/// Renders `status` for people.
+/// Width of the label column of `status` (`Coverage     2024-...`).
+const LABEL_WIDTH: usize = 13;
+
+/// Renders `status` for people: one labelled section after another.
 pub fn status_text(report: &StatusReport, db: &str) -> String {
-    let mut s = String::new();
-    let mut line = |text: String| {
-        s.push_str(&text);
-        s.push('\n');
-    };
-    line(format!("Archive      {}", printable(db)));
+    let sections = [
+        vec![labelled("Archive", printable(db)), events_line(report)],
+        coverage_lines(report),
+        gap_lines(&report.coverage.gaps),
+        filtered_lines(&report.filtered_coverage),
+        listed(
+            "Pruned",
+            report
+                .pruned
+                .iter()
+                .map(|p| format!("{}  (removed by prune, recorded and sealed)", range_text(p))),
+        ),
+        hold_lines(&report.holds),
+        freshness_line(report).into_iter().collect(),
+        count_lines(report),
+        run_lines(&report.runs),
+        event_type_lines(&report.event_types),
+    ];
+    sections
+        .concat()
+        .into_iter()
+        .map(|line| line + "\n")
+        .collect()
+}
+
+/// One `status` line: the label padded to the label column, then the value.
+fn labelled(label: &str, value: impl std::fmt::Display) -> String {
+    format!("{label:<LABEL_WIDTH$}{value}")
+}
+
+/// Lines under one label: the label on the first, the label column left blank on the others.
+fn listed(label: &str, values: impl IntoIterator<Item = String>) -> Vec<String> {
+    values
+        .into_iter()
+        .enumerate()
+        .map(|(i, value)| labelled(if i == 0 { label } else { "" }, value))
+        .collect()
+}
+
+/// `FROM .. TO`.
+fn range_text(r: &Range) -> String {
+    format!("{} .. {}", r.from, r.to)
+}
+
+/// The event count, and the span of their timestamps when there are any.
+fn events_line(report: &StatusReport) -> String {
     let span = match (&report.first_event_at, &report.last_event_at) {
         (Some(a), Some(b)) => format!("  ({a} .. {b})"),
         _ => String::new(),
     };
-    line(format!("Events       {}{span}", thousands(report.events)));
-    if report.coverage.ranges.is_empty() {
-        line(if report.events == 0 {
-            "Coverage     none yet: run `elevate-archive sync --from DATE`".into()
-        } else {
-            "Coverage     no window complete yet: run `elevate-archive sync` again to finish them"
-                .into()
-        });
+    labelled("Events", format!("{}{span}", thousands(report.events)))
+}
+
+/// The unfiltered coverage, or what to run when there is none yet.
+fn coverage_lines(report: &StatusReport) -> Vec<String> {
+    if !report.coverage.ranges.is_empty() {
+        return listed("Coverage", report.coverage.ranges.iter().map(range_text));
+    }
+    let hint = if report.events == 0 {
+        "none yet: run `elevate-archive sync --from DATE`"
     } else {
-        for (i, r) in report.coverage.ranges.iter().enumerate() {
-            line(format!(
-                "{}{} .. {}",
-                if i == 0 {
-                    "Coverage     "
-                } else {
-                    "             "
-                },
-                r.from,
-                r.to
+        "no window complete yet: run `elevate-archive sync` again to finish them"
+    };
+    vec![labelled("Coverage", hint)]
+}
+
+/// The gaps in the unfiltered coverage.
+fn gap_lines(gaps: &[Range]) -> Vec<String> {
+    if gaps.is_empty() {
+        return vec![labelled("Gaps", "none")];
+    }
+    listed("Gaps", gaps.iter().map(range_text))
+}
+
+/// Each range covered by a filtered sync, with its filters.
+fn filtered_lines(coverage: &[Coverage]) -> Vec<String> {
+    coverage
+        .iter()
+        .flat_map(|c| {
+            let name = printable(&format!(
+                "category={} action={}",
+                or_any(&c.category_filter),
+                or_any(&c.action_filter)
             ));
-        }
-    }
-    if report.coverage.gaps.is_empty() {
-        line("Gaps         none".into());
-    } else {
-        for (i, g) in report.coverage.gaps.iter().enumerate() {
-            line(format!(
-                "{}{} .. {}",
-                if i == 0 {
-                    "Gaps         "
-                } else {
-                    "             "
-                },
-                g.from,
-                g.to
-            ));
-        }
-    }
-    for c in &report.filtered_coverage {
-        let name = format!(
-            "category={} action={}",
-            or_any(&c.category_filter),
-            or_any(&c.action_filter)
-        );
-        for r in &c.ranges {
-            line(format!(
-                "Filtered     {} .. {}  [{}]",
-                r.from,
-                r.to,
-                printable(&name)
-            ));
-        }
-    }
-    for (i, p) in report.pruned.iter().enumerate() {
-        line(format!(
-            "{}{} .. {}  (removed by prune, recorded and sealed)",
-            if i == 0 {
-                "Pruned       "
-            } else {
-                "             "
-            },
-            p.from,
-            p.to
-        ));
-    }
-    for h in &report.holds {
-        line(format!(
-            "Hold         #{} {} .. {}  {}",
-            h.id,
-            h.from,
-            h.to,
-            printable(&h.reason)
-        ));
-    }
-    if let (Some(until), Some(secs)) = (&report.covered_until, report.freshness_seconds) {
-        line(format!(
-            "Freshness    covered until {until}, {} behind now",
+            c.ranges
+                .iter()
+                .map(move |r| labelled("Filtered", format!("{}  [{name}]", range_text(r))))
+        })
+        .collect()
+}
+
+/// The legal holds in force.
+fn hold_lines(holds: &[Hold]) -> Vec<String> {
+    holds
+        .iter()
+        .map(|h| {
+            labelled(
+                "Hold",
+                format!("#{} {} .. {}  {}", h.id, h.from, h.to, printable(&h.reason)),
+            )
+        })
+        .collect()
+}
+
+/// How far the coverage lags behind now, once there is coverage.
+fn freshness_line(report: &StatusReport) -> Option<String> {
+    let (Some(until), Some(secs)) = (&report.covered_until, report.freshness_seconds) else {
+        return None;
+    };
+    Some(labelled(
+        "Freshness",
+        format!(
+            "covered until {until}, {} behind now",
             time::human_duration(chrono::TimeDelta::seconds(secs))
-        ));
-    }
-    line(format!(
-        "Incomplete   {} window(s) failed or interrupted and not yet re-fetched",
-        report.incomplete_windows
-    ));
-    line(format!(
-        "Revisions    {} (events changed at the source after archiving)",
-        thousands(report.revisions)
-    ));
+        ),
+    ))
+}
+
+/// Incomplete windows, revisions, what reconcile found (if anything), and the rejects by reason.
+fn count_lines(report: &StatusReport) -> Vec<String> {
+    let mut lines = vec![
+        labelled(
+            "Incomplete",
+            format!(
+                "{} window(s) failed or interrupted and not yet re-fetched",
+                report.incomplete_windows
+            ),
+        ),
+        labelled(
+            "Revisions",
+            format!(
+                "{} (events changed at the source after archiving)",
+                thousands(report.revisions)
+            ),
+        ),
+    ];
     let sc = &report.source_changes;
     if sc.late + sc.changed + sc.deleted > 0 {
-        line(format!(
-            "Source       reconcile found {} late, {} changed, {} deleted at the source (table source_changes)",
-            thousands(sc.late),
-            thousands(sc.changed),
-            thousands(sc.deleted)
+        lines.push(labelled(
+            "Source",
+            format!(
+                "reconcile found {} late, {} changed, {} deleted at the source (table source_changes)",
+                thousands(sc.late),
+                thousands(sc.changed),
+                thousands(sc.deleted)
+            ),
         ));
     }
-    line(format!("Rejects      {}", thousands(report.rejects)));
-    for r in &report.reject_reasons {
-        line(format!(
-            "             {:>8}  {}",
-            thousands(r.count),
-            printable(&r.reason)
-        ));
+    lines.push(labelled("Rejects", thousands(report.rejects)));
+    lines.extend(report.reject_reasons.iter().map(|r| {
+        labelled(
+            "",
+            format!("{:>8}  {}", thousands(r.count), printable(&r.reason)),
+        )
+    }));
+    lines
+}
+
+/// The recent runs, newest first, under a heading (nothing when there are none).
+fn run_lines(runs: &[RunRow]) -> Vec<String> {
+    if runs.is_empty() {
+        return Vec::new();
     }
-    if !report.runs.is_empty() {
-        line("Runs         (newest first)".into());
-        for r in &report.runs {
-            line(format!(
-                "  #{:<4} {:<11} {}  {} .. {}  windows {}/{}  new {}  received {}  revisions {}  rejects {}{}",
-                r.id,
-                if r.kind == "sync" {
-                    r.status.clone()
-                } else {
-                    format!("{} {}", r.kind, r.status)
-                },
-                r.started_at,
-                r.range_from,
-                r.range_to,
-                r.windows_completed,
-                r.windows_planned,
-                thousands(r.events_new),
-                thousands(r.events_received),
-                r.revisions,
-                r.rejects,
-                r.error
-                    .as_deref()
-                    .map(|e| format!("\n         error: {}", printable(e)))
-                    .unwrap_or_default()
-            ));
-        }
+    std::iter::once(labelled("Runs", "(newest first)"))
+        .chain(runs.iter().map(run_line))
+        .collect()
+}
+
+/// One run: kind (unless a sync) and status, range, windows and counts, and its error on a line of its own.
+fn run_line(r: &RunRow) -> String {
+    let what = if r.kind == "sync" {
+        r.status.clone()
+    } else {
+        format!("{} {}", r.kind, r.status)
+    };
+    let error = r
+        .error
+        .as_deref()
+        .map(|e| format!("\n         error: {}", printable(e)))
+        .unwrap_or_default();
+    format!(
+        "  #{:<4} {what:<11} {}  {} .. {}  windows {}/{}  new {}  received {}  revisions {}  rejects {}{error}",
+        r.id,
+        r.started_at,
+        r.range_from,
+        r.range_to,
+        r.windows_completed,
+        r.windows_planned,
+        thousands(r.events_new),
+        thousands(r.events_received),
+        r.revisions,
+        r.rejects,
+    )
+}
+
+/// The event-type catalogue under a heading (nothing when it is empty).
+fn event_type_lines(types: &[EventType]) -> Vec<String> {
+    if types.is_empty() {
+        return Vec::new();
     }
-    if !report.event_types.is_empty() {
-        line("Event types  (most recently first seen first)".into());
-        for t in &report.event_types {
-            line(format!(
+    let heading = labelled("Event types", "(most recently first seen first)");
+    std::iter::once(heading)
+        .chain(types.iter().map(|t| {
+            format!(
                 "  {:<45} {:>10}  first {}  archived since {}",
                 printable(&format!("{}/{}", t.category, t.action)),
                 thousands(t.events),
                 t.first_event_at,
                 t.first_archived_at
-            ));
-        }
-    }
-    s
+            )
+        }))
+        .collect()
 }
 
 fn or_any(filter: &str) -> &str {
