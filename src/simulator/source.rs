@@ -52,6 +52,121 @@ pub enum SelectError {
     TooLarge(usize),
 }
 
+/// The candidates of one query: the generated events in its time range (indices `lo..hi`, less those deleted
+/// or filtered out) and the late events in it that pass its filters.
+struct Candidates<'a> {
+    overlay: &'a Overlay,
+    data: &'a Dataset,
+    query: &'a EventsQuery,
+    lo: u64,
+    hi: u64,
+    /// Indices into the overlay's late events, ascending (so by id).
+    late: Vec<usize>,
+}
+
+impl<'a> Candidates<'a> {
+    fn new(overlay: &'a Overlay, data: &'a Dataset, query: &'a EventsQuery) -> Self {
+        let range = &query.range;
+        let late = (0..overlay.late.len())
+            .filter(|&k| {
+                let l = &overlay.late[k];
+                l.millis >= range.min_ms
+                    && l.millis <= range.max_ms
+                    && passes(query, data.kind(l.source_index))
+            })
+            .collect();
+        Candidates {
+            overlay,
+            data,
+            query,
+            lo: data.first_at_or_after(range.min_ms),
+            hi: data.first_at_or_after(range.max_ms.saturating_add(1)),
+            late,
+        }
+    }
+
+    /// The generated candidates, by id.
+    fn generated(&self) -> impl DoubleEndedIterator<Item = Candidate> + '_ {
+        (self.lo..self.hi)
+            .filter(|i| !self.overlay.deleted.contains(i) && passes(self.query, self.data.kind(*i)))
+            .map(Candidate::Generated)
+    }
+
+    /// The late candidates, by id.
+    fn late(&self) -> impl DoubleEndedIterator<Item = Candidate> + '_ {
+        self.late.iter().map(|&k| Candidate::Late(k))
+    }
+
+    /// Items before the page.
+    fn offset(&self) -> usize {
+        (self.query.page - 1).saturating_mul(self.query.page_size)
+    }
+
+    /// The requested page of candidates already in order.
+    fn page(&self, ordered: impl Iterator<Item = Candidate>) -> Vec<Candidate> {
+        ordered
+            .skip(self.offset())
+            .take(self.query.page_size)
+            .collect()
+    }
+
+    /// The page in ascending id order: generated ids first (all below the late ones). Without filters or
+    /// deletions in the range, the page is cut by arithmetic on indices, with no scan.
+    fn by_id(&self) -> Vec<Candidate> {
+        let filtered = self.query.category.is_some() || self.query.action.is_some();
+        if filtered
+            || self
+                .overlay
+                .deleted
+                .range(self.lo..self.hi)
+                .next()
+                .is_some()
+        {
+            return self.page(self.generated().chain(self.late()));
+        }
+        let (offset, size) = (self.offset(), self.query.page_size);
+        let generated_len = (self.hi - self.lo) as usize;
+        let start = self.lo as usize + offset.min(generated_len);
+        let end = (start + size).min(self.hi as usize);
+        let mut page: Vec<Candidate> = (start as u64..end as u64)
+            .map(Candidate::Generated)
+            .collect();
+        let late_skip = offset.saturating_sub(generated_len);
+        page.extend(self.late().skip(late_skip).take(size - page.len()));
+        page
+    }
+
+    /// The page in any other order: every candidate sorted (refused past [`MAX_SORTED_WINDOW`]).
+    fn sorted(&self, keys: &[SortKey]) -> Result<Vec<Candidate>, SelectError> {
+        let window = (self.hi - self.lo) as usize + self.late.len();
+        if window > MAX_SORTED_WINDOW {
+            return Err(SelectError::TooLarge(window));
+        }
+        let mut all: Vec<Candidate> = self.generated().chain(self.late()).collect();
+        let bodies: HashMap<Candidate, serde_json::Value> =
+            if keys.iter().any(|k| needs_body(k.field)) {
+                all.iter()
+                    .map(|c| {
+                        let body = self.overlay.render(self.data, *c);
+                        (*c, serde_json::from_str(&body).unwrap_or_default())
+                    })
+                    .collect()
+            } else {
+                HashMap::new()
+            };
+        all.sort_by(|a, b| {
+            keys.iter()
+                .map(|k| {
+                    let o = self.overlay.compare(self.data, *a, *b, k.field, &bodies);
+                    if k.desc { o.reverse() } else { o }
+                })
+                .find(|o| *o != Ordering::Equal)
+                .unwrap_or(Ordering::Equal)
+        });
+        Ok(self.page(all.into_iter()))
+    }
+}
+
 impl Overlay {
     /// Inserts `n` late events with timestamps between `from_ms` and `until_ms`.
     pub fn insert_late(
@@ -127,120 +242,26 @@ impl Overlay {
         query: &EventsQuery,
         default_sort: &[SortKey],
     ) -> Result<Vec<String>, SelectError> {
-        let lo = data.first_at_or_after(query.range.min_ms);
-        let hi = data.first_at_or_after(query.range.max_ms.saturating_add(1));
+        let candidates = Candidates::new(self, data, query);
         let sort = if query.sort.is_empty() {
             default_sort
         } else {
             &query.sort
         };
-        let offset = (query.page - 1).saturating_mul(query.page_size);
-        let size = query.page_size;
-        let filtered = query.category.is_some() || query.action.is_some();
-        let passes = |category: &str, action: &str| {
-            matches(&query.category, category) && matches(&query.action, action)
-        };
-        let generated_ok = |i: u64| {
-            if self.deleted.contains(&i) {
-                return false;
-            }
-            let (c, a) = data.kind(i);
-            passes(c, a)
-        };
-        let late: Vec<usize> = (0..self.late.len())
-            .filter(|&k| {
-                let l = &self.late[k];
-                let (c, a) = data.kind(l.source_index);
-                l.millis >= query.range.min_ms && l.millis <= query.range.max_ms && passes(c, a)
-            })
-            .collect();
-
-        let picked: Vec<Candidate> = match sort {
+        let picked = match sort {
             [
                 SortKey {
                     field: "id",
                     desc: false,
                 },
-            ] => {
-                let plain = !filtered && self.deleted.range(lo..hi).next().is_none();
-                let generated_len = (hi - lo) as usize;
-                if plain {
-                    let start = lo as usize + offset.min(generated_len);
-                    let end = (start + size).min(hi as usize);
-                    let mut page: Vec<Candidate> = (start as u64..end as u64)
-                        .map(Candidate::Generated)
-                        .collect();
-                    let late_skip = offset.saturating_sub(generated_len);
-                    page.extend(
-                        late.iter()
-                            .skip(late_skip)
-                            .take(size - page.len())
-                            .map(|&k| Candidate::Late(k)),
-                    );
-                    page
-                } else {
-                    (lo..hi)
-                        .filter(|&i| generated_ok(i))
-                        .map(Candidate::Generated)
-                        .chain(late.iter().map(|&k| Candidate::Late(k)))
-                        .skip(offset)
-                        .take(size)
-                        .collect()
-                }
-            }
+            ] => candidates.by_id(),
             [
                 SortKey {
                     field: "id",
                     desc: true,
                 },
-            ] => late
-                .iter()
-                .rev()
-                .map(|&k| Candidate::Late(k))
-                .chain(
-                    (lo..hi)
-                        .rev()
-                        .filter(|&i| generated_ok(i))
-                        .map(Candidate::Generated),
-                )
-                .skip(offset)
-                .take(size)
-                .collect(),
-            keys => {
-                let window = (hi - lo) as usize + late.len();
-                if window > MAX_SORTED_WINDOW {
-                    return Err(SelectError::TooLarge(window));
-                }
-                let mut all: Vec<Candidate> = (lo..hi)
-                    .filter(|&i| generated_ok(i))
-                    .map(Candidate::Generated)
-                    .chain(late.iter().map(|&k| Candidate::Late(k)))
-                    .collect();
-                let fields: HashMap<Candidate, serde_json::Value> =
-                    if keys.iter().any(|k| needs_body(k.field)) {
-                        all.iter()
-                            .map(|c| {
-                                (
-                                    *c,
-                                    serde_json::from_str(&self.render(data, *c))
-                                        .unwrap_or_default(),
-                                )
-                            })
-                            .collect()
-                    } else {
-                        HashMap::new()
-                    };
-                all.sort_by(|a, b| {
-                    keys.iter()
-                        .map(|k| {
-                            let o = self.compare(data, *a, *b, k.field, &fields);
-                            if k.desc { o.reverse() } else { o }
-                        })
-                        .find(|o| *o != Ordering::Equal)
-                        .unwrap_or(Ordering::Equal)
-                });
-                all.into_iter().skip(offset).take(size).collect()
-            }
+            ] => candidates.page(candidates.late().rev().chain(candidates.generated().rev())),
+            keys => candidates.sorted(keys)?,
         };
         Ok(picked
             .into_iter()
@@ -317,6 +338,11 @@ impl Overlay {
 
 fn needs_body(field: &str) -> bool {
     matches!(field, "description" | "username" | "ipAddress")
+}
+
+/// Whether an event of this (category, action) passes the query's filters.
+fn passes(query: &EventsQuery, (category, action): (&str, &str)) -> bool {
+    matches(&query.category, category) && matches(&query.action, action)
 }
 
 fn matches(filter: &Option<StringFilter>, value: &str) -> bool {
