@@ -240,3 +240,118 @@ fn error(status: StatusCode, error: &str, message: impl Into<String>) -> Respons
         serde_json::json!({ "error": error, "message": message.into() }).to_string(),
     )
 }
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::simulator::{SimConfig, Simulator, source::MAX_SORTED_WINDOW};
+
+    const WHOLE_DAY: &str = "createdFrom=2024-01-01T00:00:00Z&createdTo=2024-01-02T00:00:00Z";
+
+    /// A simulator of `events` events on 2024-01-01 that answers 404 past the last page.
+    fn simulator(events: u64, faults: &[&str]) -> Simulator {
+        let from = crate::time::parse_time_arg("2024-01-01").unwrap();
+        let mut config = SimConfig::new(events, from, from + chrono::TimeDelta::days(1));
+        config.past_end = PastEnd::NotFound;
+        config.faults = faults.iter().map(|f| f.parse().unwrap()).collect();
+        Simulator::new(config)
+    }
+
+    /// Calls `GET /events?{query}` with a valid token, or none; returns the status, Retry-After and body.
+    async fn get(sim: &Simulator, query: &str, authorised: bool) -> (u16, Option<String>, String) {
+        let mut headers = HeaderMap::new();
+        if authorised {
+            let bearer = format!("Bearer {}", sim.issue_token());
+            headers.insert(header::AUTHORIZATION, bearer.parse().unwrap());
+        }
+        let raw = RawQuery(Some(query.to_string()));
+        let response = events(State(Arc::clone(&sim.shared)), headers, raw).await;
+        let status = response.status().as_u16();
+        let retry_after = response
+            .headers()
+            .get(header::RETRY_AFTER)
+            .map(|v| v.to_str().unwrap().to_string());
+        let body = axum::body::to_bytes(response.into_body(), usize::MAX)
+            .await
+            .unwrap();
+        (
+            status,
+            retry_after,
+            String::from_utf8(body.to_vec()).unwrap(),
+        )
+    }
+
+    fn error_body(error: &str, message: &str) -> String {
+        serde_json::json!({ "error": error, "message": message }).to_string()
+    }
+
+    #[tokio::test]
+    async fn refusals_come_in_the_documented_shape() {
+        let sim = simulator(100, &[]);
+        let cases = [
+            (
+                format!("page=1&pageSize=10&{WHOLE_DAY}"),
+                false,
+                401,
+                error_body(
+                    "Unauthorized",
+                    "Full authentication is required to access this resource",
+                ),
+            ),
+            (
+                WHOLE_DAY.to_string(),
+                true,
+                400,
+                error_body("Bad Request", "Required parameter 'page' is missing"),
+            ),
+            (
+                format!("page=11&pageSize=10&{WHOLE_DAY}"),
+                true,
+                404,
+                error_body("Not Found", "Page 11 is past the last page"),
+            ),
+        ];
+        for (query, authorised, status, body) in cases {
+            assert_eq!(
+                get(&sim, &query, authorised).await,
+                (status, None, body),
+                "{query}"
+            );
+        }
+        let (status, _, body) = get(&sim, &format!("page=10&pageSize=10&{WHOLE_DAY}"), true).await;
+        let items: Vec<serde_json::Value> = serde_json::from_str(&body).unwrap();
+        assert_eq!((status, items.len()), (200, 10), "the last page is served");
+    }
+
+    #[tokio::test]
+    async fn a_window_too_large_to_sort_is_a_bad_request() {
+        let events = MAX_SORTED_WINDOW as u64 + 1;
+        let sim = simulator(events, &[]);
+        let query = format!("page=1&pageSize=10&sort=timestamp&{WHOLE_DAY}");
+        let message =
+            format!("{events} events match; narrow createdFrom/createdTo to sort by this field");
+        assert_eq!(
+            get(&sim, &query, true).await,
+            (400, None, error_body("Bad Request", &message))
+        );
+    }
+
+    #[tokio::test]
+    async fn faults_answer_in_place_of_the_page() {
+        let sim = simulator(100, &["429:first:1", "503:every:2"]);
+        let query = format!("page=1&pageSize=5&{WHOLE_DAY}");
+        let throttled = get(&sim, &query, true).await;
+        let want = error_body("Too Many Requests", "Rate limit exceeded");
+        assert_eq!(throttled, (429, Some("1".into()), want));
+        let failed = get(&sim, &query, true).await;
+        let want = error_body("Service Unavailable", "The server encountered an error");
+        assert_eq!(failed, (503, None, want));
+        let (status, _, body) = get(&sim, &query, true).await;
+        assert_eq!(status, 200);
+        assert_eq!(
+            serde_json::from_str::<Vec<serde_json::Value>>(&body)
+                .unwrap()
+                .len(),
+            5
+        );
+    }
+}
