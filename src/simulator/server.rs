@@ -115,6 +115,8 @@ async fn authenticate(State(shared): State<Arc<Shared>>, body: Bytes) -> Respons
     )
 }
 
+/// `GET /events`: latency, then a fault if one is due, the bearer token, the query, and the page (broken on the
+/// way out if the fault says so).
 async fn events(
     State(shared): State<Arc<Shared>>,
     headers: HeaderMap,
@@ -128,6 +130,36 @@ async fn events(
     if fault.is_some() {
         shared.stats.faults.fetch_add(1, Ordering::Relaxed);
     }
+    if let Some(response) = fault_response(&shared, fault) {
+        return response;
+    }
+    if let Err(message) = check_token(&shared, &headers) {
+        shared.stats.unauthorized.fetch_add(1, Ordering::Relaxed);
+        return error(StatusCode::UNAUTHORIZED, "Unauthorized", message);
+    }
+    let body = match page(&shared, raw.unwrap_or_default()) {
+        Ok(items) => json_array(&items),
+        Err(Refusal(status, message)) => {
+            return error(
+                status,
+                status.canonical_reason().unwrap_or("Error"),
+                message,
+            );
+        }
+    };
+    match fault {
+        Some(FaultKind::Drop) => broken(body, 0),
+        Some(FaultKind::Truncate) => {
+            let half = body.len() / 2;
+            broken(body, half)
+        }
+        _ => json(StatusCode::OK, body),
+    }
+}
+
+/// The answer a fault puts in place of the page (429 or a 5xx); `None` when the page is to be served (and
+/// perhaps broken on the way out).
+fn fault_response(shared: &Shared, fault: Option<FaultKind>) -> Option<Response> {
     match fault {
         Some(FaultKind::Throttle) => {
             let mut r = error(
@@ -139,54 +171,54 @@ async fn events(
                 header::RETRY_AFTER,
                 HeaderValue::from(shared.config.retry_after_secs),
             );
-            return r;
+            Some(r)
         }
         Some(FaultKind::Status(code)) => {
             let status = StatusCode::from_u16(code).expect("fault statuses are valid");
-            return error(
+            Some(error(
                 status,
                 status.canonical_reason().unwrap_or("Error"),
                 "The server encountered an error",
-            );
+            ))
         }
-        _ => {}
+        _ => None,
     }
-    if let Err(message) = check_token(&shared, &headers) {
-        shared.stats.unauthorized.fetch_add(1, Ordering::Relaxed);
-        return error(StatusCode::UNAUTHORIZED, "Unauthorized", message);
-    }
-    let pairs: Vec<(String, String)> =
-        url::form_urlencoded::parse(raw.unwrap_or_default().as_bytes())
-            .into_owned()
-            .collect();
-    let query = match query::parse(&pairs, shared.config.bounds) {
-        Ok(q) => q,
-        Err(BadRequest(message)) => {
-            shared.stats.bad_requests.fetch_add(1, Ordering::Relaxed);
-            return error(StatusCode::BAD_REQUEST, "Bad Request", message);
-        }
-    };
+}
+
+/// Why a page is not served: the status, and the message of the error body.
+struct Refusal(StatusCode, String);
+
+/// The page a query string asks for, or why not: 400 for a bad query or a window too large to sort, 404 past
+/// the last page when the simulator is set to answer so.
+fn page(shared: &Shared, raw_query: String) -> Result<Vec<String>, Refusal> {
+    let pairs: Vec<(String, String)> = url::form_urlencoded::parse(raw_query.as_bytes())
+        .into_owned()
+        .collect();
+    let query = query::parse(&pairs, shared.config.bounds).map_err(|BadRequest(message)| {
+        shared.stats.bad_requests.fetch_add(1, Ordering::Relaxed);
+        Refusal(StatusCode::BAD_REQUEST, message)
+    })?;
     let items = {
         let overlay = shared.overlay.read().expect("overlay lock");
         overlay.select(&shared.data, &query, &shared.default_sort())
     };
-    let items = match items {
-        Ok(items) => items,
-        Err(SelectError::TooLarge(n)) => {
-            return error(
-                StatusCode::BAD_REQUEST,
-                "Bad Request",
-                format!("{n} events match; narrow createdFrom/createdTo to sort by this field"),
-            );
-        }
-    };
+    let items = items.map_err(|SelectError::TooLarge(n)| {
+        Refusal(
+            StatusCode::BAD_REQUEST,
+            format!("{n} events match; narrow createdFrom/createdTo to sort by this field"),
+        )
+    })?;
     if items.is_empty() && query.page > 1 && shared.config.past_end == PastEnd::NotFound {
-        return error(
+        return Err(Refusal(
             StatusCode::NOT_FOUND,
-            "Not Found",
             format!("Page {} is past the last page", query.page),
-        );
+        ));
     }
+    Ok(items)
+}
+
+/// Items, each already JSON, as one JSON array.
+fn json_array(items: &[String]) -> String {
     let mut body = String::with_capacity(items.iter().map(|i| i.len() + 1).sum::<usize>() + 2);
     body.push('[');
     for (n, item) in items.iter().enumerate() {
@@ -196,14 +228,7 @@ async fn events(
         body.push_str(item);
     }
     body.push(']');
-    match fault {
-        Some(FaultKind::Drop) => broken(body, 0),
-        Some(FaultKind::Truncate) => {
-            let half = body.len() / 2;
-            broken(body, half)
-        }
-        _ => json(StatusCode::OK, body),
-    }
+    body
 }
 
 /// A 200 whose connection breaks after `keep` bytes of the promised body.
@@ -240,6 +265,7 @@ fn error(status: StatusCode, error: &str, message: impl Into<String>) -> Respons
         serde_json::json!({ "error": error, "message": message.into() }).to_string(),
     )
 }
+
 #[cfg(test)]
 mod tests {
     use super::*;
