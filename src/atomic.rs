@@ -38,39 +38,35 @@ static TEMPORARIES: AtomicU64 = AtomicU64::new(0);
 #[derive(Debug)]
 pub struct AtomicFile {
     file: File,
-    temporary: PathBuf,
-    target: PathBuf,
-    committed: bool,
+    temporary: Temporary,
 }
 
 impl AtomicFile {
     /// Creates the empty, private temporary for `target`, in the target's folder. The target itself is not
     /// touched until [`commit`](Self::commit).
     pub fn create(target: impl AsRef<Path>) -> io::Result<AtomicFile> {
-        let target = target.as_ref().to_path_buf();
-        let temporary = temporary_for(&target)?;
+        let target = target.as_ref();
+        let path = temporary_for(target)?;
         let file = OpenOptions::new()
             .write(true)
             .create_new(true)
             .mode(FILE_MODE)
-            .open(&temporary)?;
+            .open(&path)?;
         Ok(AtomicFile {
             file,
-            temporary,
-            target,
-            committed: false,
+            temporary: Temporary::new(path, target, Kind::File),
         })
     }
 
     /// The temporary's path: a third party may write it (SQLite's `VACUUM INTO` needs a path, not a handle)
     /// before [`commit`](Self::commit).
     pub fn path(&self) -> &Path {
-        &self.temporary
+        &self.temporary.path
     }
 
     /// The path the file will have once committed.
     pub fn target(&self) -> &Path {
-        &self.target
+        &self.temporary.target
     }
 
     /// Syncs what the temporary holds (however it was written), renames it over the target, and syncs the
@@ -79,10 +75,8 @@ impl AtomicFile {
     pub fn commit(mut self) -> io::Result<()> {
         self.file.flush()?;
         // Opened again by path, so that data a third party wrote through its own handle is synced too.
-        File::open(&self.temporary)?.sync_all()?;
-        std::fs::rename(&self.temporary, &self.target)?;
-        self.committed = true;
-        sync_folder(folder_of(&self.target))
+        File::open(&self.temporary.path)?.sync_all()?;
+        self.temporary.rename_into_place()
     }
 }
 
@@ -100,63 +94,88 @@ impl Write for AtomicFile {
     }
 }
 
-impl Drop for AtomicFile {
-    fn drop(&mut self) {
-        if !self.committed {
-            // Best effort: a temporary that cannot be removed is still hidden and never under the target's name.
-            let _ = std::fs::remove_file(&self.temporary);
-        }
-    }
-}
-
 /// A folder built under a temporary name and renamed over its target by [`AtomicDir::commit`].
 ///
 /// Dropped without a commit, it removes its temporary and everything in it.
 #[derive(Debug)]
 pub struct AtomicDir {
-    temporary: PathBuf,
-    target: PathBuf,
-    committed: bool,
+    temporary: Temporary,
 }
 
 impl AtomicDir {
     /// Creates the empty, private temporary folder for `target`, beside it.
     pub fn create(target: impl AsRef<Path>) -> io::Result<AtomicDir> {
-        let target = target.as_ref().to_path_buf();
-        let temporary = temporary_for(&target)?;
-        DirBuilder::new().mode(DIR_MODE).create(&temporary)?;
+        let target = target.as_ref();
+        let path = temporary_for(target)?;
+        DirBuilder::new().mode(DIR_MODE).create(&path)?;
         Ok(AtomicDir {
-            temporary,
-            target,
-            committed: false,
+            temporary: Temporary::new(path, target, Kind::Folder),
         })
     }
 
     /// The temporary folder, where the contents are written.
     pub fn path(&self) -> &Path {
-        &self.temporary
+        &self.temporary.path
     }
 
     /// The path the folder will have once committed.
     pub fn target(&self) -> &Path {
-        &self.target
+        &self.temporary.target
     }
 
     /// Syncs every file and folder inside, renames the folder over the target (which must be absent or an
     /// empty folder), and syncs the target's parent.
     pub fn commit(mut self) -> io::Result<()> {
-        sync_tree(&self.temporary)?;
-        std::fs::rename(&self.temporary, &self.target)?;
-        self.committed = true;
+        sync_tree(&self.temporary.path)?;
+        self.temporary.rename_into_place()
+    }
+}
+
+/// What a temporary is, which says how to remove it.
+#[derive(Debug, Clone, Copy)]
+enum Kind {
+    File,
+    Folder,
+}
+
+/// A temporary that exists beside its target: renamed into place, or removed when dropped.
+#[derive(Debug)]
+struct Temporary {
+    path: PathBuf,
+    target: PathBuf,
+    kind: Kind,
+    renamed: bool,
+}
+
+impl Temporary {
+    /// Takes charge of the temporary just created at `path`.
+    fn new(path: PathBuf, target: &Path, kind: Kind) -> Self {
+        Temporary {
+            path,
+            target: target.to_path_buf(),
+            kind,
+            renamed: false,
+        }
+    }
+
+    /// Renames the temporary over the target, then syncs the target's folder so that the rename is durable.
+    fn rename_into_place(&mut self) -> io::Result<()> {
+        std::fs::rename(&self.path, &self.target)?;
+        self.renamed = true;
         sync_folder(folder_of(&self.target))
     }
 }
 
-impl Drop for AtomicDir {
+impl Drop for Temporary {
     fn drop(&mut self) {
-        if !self.committed {
-            let _ = std::fs::remove_dir_all(&self.temporary);
+        if self.renamed {
+            return;
         }
+        // Best effort: a temporary that cannot be removed is still hidden and never under the target's name.
+        let _ = match self.kind {
+            Kind::File => std::fs::remove_file(&self.path),
+            Kind::Folder => std::fs::remove_dir_all(&self.path),
+        };
     }
 }
 
@@ -206,12 +225,12 @@ fn sync_tree(folder: &Path) -> io::Result<()> {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use std::os::unix::fs::PermissionsExt;
 
-    /// The names in `folder`, sorted.
-    fn names(folder: &Path) -> Vec<String> {
+    /// The names in `folder`, sorted: what tests look at to see that no temporary is left behind.
+    pub(crate) fn names(folder: &Path) -> Vec<String> {
         let mut names: Vec<String> = std::fs::read_dir(folder)
             .unwrap()
             .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())

@@ -265,6 +265,7 @@ pub fn manifest_path(out: &Path) -> PathBuf {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::atomic::tests::names;
     use crate::store::filter::events_where;
 
     /// Bytes of padding in each event, so that a failing export has already flushed part of its file.
@@ -324,16 +325,6 @@ mod tests {
             Some(out),
             now,
         )
-    }
-
-    /// The names in `folder`, sorted.
-    fn names(folder: &Path) -> Vec<String> {
-        let mut names: Vec<String> = std::fs::read_dir(folder)
-            .unwrap()
-            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-            .collect();
-        names.sort();
-        names
     }
 
     const FORMATS: [(Format, &str); 3] = [
