@@ -134,7 +134,9 @@ impl AtomicDir {
 /// What a temporary is, which says how to remove it.
 #[derive(Debug, Clone, Copy)]
 enum Kind {
+    /// Removed with `remove_file`.
     File,
+    /// Removed with everything in it.
     Folder,
 }
 
