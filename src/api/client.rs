@@ -1,7 +1,7 @@
 //! The HTTP client for `GET /events` and `POST /authenticate`.
 //!
 //! One [`ApiClient`] is shared by all concurrent windows of a run. Every request goes through
-//! [`ApiClient::retrying`]: the optional rate cap, the bearer token (renewed ahead of expiry), one attempt, and
+//! `ApiClient::retrying`: the optional rate cap, the bearer token (renewed ahead of expiry), one attempt, and
 //! the pure [`RetryPolicy`] deciding what follows a failure. Bodies are read with a size cap and parsed
 //! here, so a page leaves this module either as items with their exact text or as a clear error.
 
