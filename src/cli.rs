@@ -6,6 +6,7 @@
 use crate::time::{self, Timestamp};
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use std::path::PathBuf;
+use std::sync::LazyLock;
 use std::time::Duration;
 
 /// Archive the Elevate Events API into a crash-safe, indexed SQLite file.
@@ -73,6 +74,13 @@ pub enum Command {
     /// The whole job in one command: simulate an API, sync it into ./demo.db, show status and example queries.
     Demo(DemoArgs),
 }
+
+/// `--timeout`'s default as clap parses and shows it: the client's [`DEFAULT_REQUEST_TIMEOUT`] in whole
+/// seconds (`60s`).
+///
+/// [`DEFAULT_REQUEST_TIMEOUT`]: crate::api::client::DEFAULT_REQUEST_TIMEOUT
+static DEFAULT_TIMEOUT_ARG: LazyLock<String> =
+    LazyLock::new(|| format!("{}s", crate::api::client::DEFAULT_REQUEST_TIMEOUT.as_secs()));
 
 /// The archive path when `--db` and `ELEVATE_DB` are not given.
 pub const DEFAULT_DB: &str = "./elevate-events.db";
@@ -161,7 +169,7 @@ pub struct ApiArgs {
     pub allow_http: bool,
 
     /// Time allowed for one request, body included.
-    #[arg(long, value_name = "DURATION", default_value = "60s", value_parser = parse_duration)]
+    #[arg(long, value_name = "DURATION", default_value = DEFAULT_TIMEOUT_ARG.as_str(), value_parser = parse_duration)]
     pub timeout: Duration,
 
     /// Attempts per request before the run gives up (429, 5xx, timeouts, dropped connections).
@@ -530,6 +538,25 @@ mod tests {
             panic!()
         };
         assert_eq!(args.api.page_size, 1000);
+    }
+
+    #[test]
+    fn the_timeout_default_is_the_client_constant() {
+        let cli = Cli::try_parse_from(["elevate-archive", "sync"]).unwrap();
+        let Command::Sync(args) = cli.command else {
+            panic!()
+        };
+        assert_eq!(
+            args.api.timeout,
+            crate::api::client::DEFAULT_REQUEST_TIMEOUT
+        );
+        let mut cli = Cli::command();
+        let sync = cli.find_subcommand_mut("sync").unwrap();
+        let timeout = sync
+            .get_arguments()
+            .find(|a| a.get_id() == "timeout")
+            .unwrap();
+        assert_eq!(timeout.get_default_values(), ["60s"], "--help shows 60s");
     }
 
     #[test]

@@ -7,12 +7,14 @@
 //! - [`sync`] the pure window planner, the item classifier and the engine where `api` and `store` meet;
 //! - [`simulator`] a stand-in Elevate server for demos, tests and benchmarks;
 //! - [`commands`] one small module per subcommand, [`output`] tables, CSV and JSON for people and scripts,
-//!   [`progress`] the bar drawn from the engine's progress values.
+//!   [`progress`] the bar drawn from the engine's progress values;
+//! - [`atomic`] files and folders that appear under their name complete or not at all (exports, backups).
 //!
 //! `api` and `store` never import each other. [`model`] holds the domain types both sides share (events, filters,
 //! the interval algebra, every state and kind), [`digest`] the SHA-256 both sides compute, [`time`] the clock.
 
 pub mod api;
+pub mod atomic;
 pub mod cli;
 pub mod commands;
 pub mod config;

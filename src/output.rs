@@ -2,7 +2,10 @@
 //! allows), the `status` report as text, and the one-line run summary. Data goes to stdout; logs, progress
 //! and warnings go to stderr.
 
-use crate::store::read::StatusReport;
+use crate::model::{ChangeKind, RunKind};
+use crate::store::coverage::MissingRange;
+use crate::store::read::{Coverage, EventType, IncompleteWindow, Range, RunRow, StatusReport};
+use crate::store::retention::Hold;
 use crate::store::{Cell, RowSink};
 use crate::sync::RunReport;
 use crate::time;
@@ -149,7 +152,7 @@ fn cell_text(cell: &Cell) -> String {
         Cell::Integer(v) => v.to_string(),
         Cell::Real(v) => v.to_string(),
         Cell::Text(t) => t.clone(),
-        Cell::Blob(b) => hex(b),
+        Cell::Blob(b) => hex::encode(b),
     }
 }
 
@@ -161,12 +164,8 @@ fn cell_json(cell: &Cell) -> serde_json::Value {
             serde_json::Number::from_f64(*v).map_or(serde_json::Value::Null, Into::into)
         }
         Cell::Text(t) => t.clone().into(),
-        Cell::Blob(b) => hex(b).into(),
+        Cell::Blob(b) => hex::encode(b).into(),
     }
-}
-
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 /// Makes text safe for a terminal: control characters (escape sequences, CR, LF) are shown escaped, so an
@@ -186,162 +185,283 @@ pub fn printable(text: &str) -> String {
         .collect()
 }
 
-/// Renders `status` for people.
+/// Width of the label column of `status` (`Coverage     2024-...`).
+const LABEL_WIDTH: usize = 13;
+
+/// Renders `status` for people: one labelled section after another.
 pub fn status_text(report: &StatusReport, db: &str) -> String {
-    let mut s = String::new();
-    let mut line = |text: String| {
-        s.push_str(&text);
-        s.push('\n');
-    };
-    line(format!("Archive      {}", printable(db)));
+    let sections = [
+        vec![labelled("Archive", printable(db))],
+        report
+            .base_url
+            .iter()
+            .map(|b| labelled("Source", printable(b)))
+            .collect(),
+        vec![events_line(report)],
+        coverage_lines(report),
+        gap_lines(&report.coverage.gaps),
+        missing_lines(&report.missing),
+        filtered_lines(&report.filtered_coverage),
+        other_source_lines(&report.other_coverage),
+        listed(
+            "Pruned",
+            report
+                .pruned
+                .iter()
+                .map(|p| format!("{}  (removed by prune, recorded and sealed)", range_text(p))),
+        ),
+        hold_lines(&report.holds),
+        freshness_line(report).into_iter().collect(),
+        count_lines(report),
+        failed_window_lines(&report.failed_windows),
+        run_lines(&report.runs),
+        event_type_lines(&report.event_types),
+    ];
+    sections
+        .concat()
+        .into_iter()
+        .map(|line| line + "\n")
+        .collect()
+}
+
+/// One `status` line: the label padded to the label column, then the value.
+fn labelled(label: &str, value: impl std::fmt::Display) -> String {
+    format!("{label:<LABEL_WIDTH$}{value}")
+}
+
+/// Lines under one label: the label on the first, the label column left blank on the others.
+fn listed(label: &str, values: impl IntoIterator<Item = String>) -> Vec<String> {
+    values
+        .into_iter()
+        .enumerate()
+        .map(|(i, value)| labelled(if i == 0 { label } else { "" }, value))
+        .collect()
+}
+
+/// `FROM .. TO`.
+fn range_text(r: &Range) -> String {
+    format!("{} .. {}", r.from, r.to)
+}
+
+/// The event count, and the span of their timestamps when there are any.
+fn events_line(report: &StatusReport) -> String {
     let span = match (&report.first_event_at, &report.last_event_at) {
         (Some(a), Some(b)) => format!("  ({a} .. {b})"),
         _ => String::new(),
     };
-    line(format!("Events       {}{span}", thousands(report.events)));
-    if report.coverage.ranges.is_empty() {
-        line(if report.events == 0 {
-            "Coverage     none yet: run `elevate-archive sync --from DATE`".into()
-        } else {
-            "Coverage     no window complete yet: run `elevate-archive sync` again to finish them"
-                .into()
-        });
+    labelled("Events", format!("{}{span}", thousands(report.events)))
+}
+
+/// The unfiltered coverage, or what to run when there is none yet.
+fn coverage_lines(report: &StatusReport) -> Vec<String> {
+    if !report.coverage.ranges.is_empty() {
+        return listed("Coverage", report.coverage.ranges.iter().map(range_text));
+    }
+    let hint = if report.events == 0 {
+        "none yet: run `elevate-archive sync --from DATE`"
     } else {
-        for (i, r) in report.coverage.ranges.iter().enumerate() {
-            line(format!(
-                "{}{} .. {}",
-                if i == 0 {
-                    "Coverage     "
-                } else {
-                    "             "
-                },
-                r.from,
-                r.to
+        "no window complete yet: run `elevate-archive sync` again to finish them"
+    };
+    vec![labelled("Coverage", hint)]
+}
+
+/// The gaps in the unfiltered coverage.
+fn gap_lines(gaps: &[Range]) -> Vec<String> {
+    if gaps.is_empty() {
+        return vec![labelled("Gaps", "none")];
+    }
+    listed("Gaps", gaps.iter().map(range_text))
+}
+
+/// Ranges some sync was asked to fetch and that are not fetched yet.
+fn missing_lines(missing: &[MissingRange]) -> Vec<String> {
+    listed(
+        "Missing",
+        missing.iter().map(|m| {
+            format!(
+                "{} .. {}  not yet fetched from {}{}; the next plain sync fetches it",
+                m.from,
+                m.to,
+                printable(&m.base_url),
+                filters_note(&m.category_filter, &m.action_filter)
+            )
+        }),
+    )
+}
+
+/// Coverage of sources other than the latest sync's (another base URL).
+fn other_source_lines(coverage: &[Coverage]) -> Vec<String> {
+    coverage
+        .iter()
+        .flat_map(|c| {
+            let name = printable(&format!(
+                "{}{}",
+                c.base_url,
+                filters_note(&c.category_filter, &c.action_filter)
             ));
-        }
-    }
-    if report.coverage.gaps.is_empty() {
-        line("Gaps         none".into());
-    } else {
-        for (i, g) in report.coverage.gaps.iter().enumerate() {
-            line(format!(
-                "{}{} .. {}",
-                if i == 0 {
-                    "Gaps         "
-                } else {
-                    "             "
-                },
-                g.from,
-                g.to
+            c.ranges
+                .iter()
+                .map(move |r| labelled("Elsewhere", format!("{}  [{name}]", range_text(r))))
+        })
+        .collect()
+}
+
+/// The windows that ended without their last page, each with why.
+fn failed_window_lines(windows: &[IncompleteWindow]) -> Vec<String> {
+    windows
+        .iter()
+        .map(|w| {
+            format!(
+                "  {} .. {}  {}{}",
+                w.from,
+                w.to,
+                w.status,
+                w.error
+                    .as_deref()
+                    .map(|e| format!(": {}", printable(e)))
+                    .unwrap_or_default()
+            )
+        })
+        .collect()
+}
+
+/// Each range covered by a filtered sync, with its filters.
+fn filtered_lines(coverage: &[Coverage]) -> Vec<String> {
+    coverage
+        .iter()
+        .flat_map(|c| {
+            let name = printable(&format!(
+                "category={} action={}",
+                or_any(&c.category_filter),
+                or_any(&c.action_filter)
             ));
-        }
-    }
-    for c in &report.filtered_coverage {
-        let name = format!(
-            "category={} action={}",
-            or_any(&c.category_filter),
-            or_any(&c.action_filter)
-        );
-        for r in &c.ranges {
-            line(format!(
-                "Filtered     {} .. {}  [{}]",
-                r.from,
-                r.to,
-                printable(&name)
-            ));
-        }
-    }
-    for (i, p) in report.pruned.iter().enumerate() {
-        line(format!(
-            "{}{} .. {}  (removed by prune, recorded and sealed)",
-            if i == 0 {
-                "Pruned       "
-            } else {
-                "             "
-            },
-            p.from,
-            p.to
-        ));
-    }
-    for h in &report.holds {
-        line(format!(
-            "Hold         #{} {} .. {}  {}",
-            h.id,
-            h.from,
-            h.to,
-            printable(&h.reason)
-        ));
-    }
-    if let (Some(until), Some(secs)) = (&report.covered_until, report.freshness_seconds) {
-        line(format!(
-            "Freshness    covered until {until}, {} behind now",
+            c.ranges
+                .iter()
+                .map(move |r| labelled("Filtered", format!("{}  [{name}]", range_text(r))))
+        })
+        .collect()
+}
+
+/// The legal holds in force.
+fn hold_lines(holds: &[Hold]) -> Vec<String> {
+    holds
+        .iter()
+        .map(|h| {
+            labelled(
+                "Hold",
+                format!("#{} {} .. {}  {}", h.id, h.from, h.to, printable(&h.reason)),
+            )
+        })
+        .collect()
+}
+
+/// How far the coverage lags behind now, once there is coverage.
+fn freshness_line(report: &StatusReport) -> Option<String> {
+    let (Some(until), Some(secs)) = (&report.covered_until, report.freshness_seconds) else {
+        return None;
+    };
+    Some(labelled(
+        "Freshness",
+        format!(
+            "covered until {until}, {} behind now",
             time::human_duration(chrono::TimeDelta::seconds(secs))
-        ));
-    }
-    line(format!(
-        "Incomplete   {} window(s) failed or interrupted and not yet re-fetched",
-        report.incomplete_windows
-    ));
-    line(format!(
-        "Revisions    {} (events changed at the source after archiving)",
-        thousands(report.revisions)
-    ));
+        ),
+    ))
+}
+
+/// Incomplete windows, revisions, what reconcile found (if anything), and the rejects by reason.
+fn count_lines(report: &StatusReport) -> Vec<String> {
+    let mut lines = vec![
+        labelled(
+            "Incomplete",
+            format!(
+                "{} window(s) failed or interrupted and not yet re-fetched",
+                report.incomplete_windows
+            ),
+        ),
+        labelled(
+            "Revisions",
+            format!(
+                "{} (events changed at the source after archiving)",
+                thousands(report.revisions)
+            ),
+        ),
+    ];
     let sc = &report.source_changes;
     if sc.late + sc.changed + sc.deleted > 0 {
-        line(format!(
-            "Source       reconcile found {} late, {} changed, {} deleted at the source (table source_changes)",
-            thousands(sc.late),
-            thousands(sc.changed),
-            thousands(sc.deleted)
+        lines.push(labelled(
+            "Source",
+            format!(
+                "reconcile found {} late, {} changed, {} deleted at the source (table source_changes)",
+                thousands(sc.late),
+                thousands(sc.changed),
+                thousands(sc.deleted)
+            ),
         ));
     }
-    line(format!("Rejects      {}", thousands(report.rejects)));
-    for r in &report.reject_reasons {
-        line(format!(
-            "             {:>8}  {}",
-            thousands(r.count),
-            printable(&r.reason)
-        ));
+    lines.push(labelled("Rejects", thousands(report.rejects)));
+    lines.extend(report.reject_reasons.iter().map(|r| {
+        labelled(
+            "",
+            format!("{:>8}  {}", thousands(r.count), printable(&r.reason)),
+        )
+    }));
+    lines
+}
+
+/// The recent runs, newest first, under a heading (nothing when there are none).
+fn run_lines(runs: &[RunRow]) -> Vec<String> {
+    if runs.is_empty() {
+        return Vec::new();
     }
-    if !report.runs.is_empty() {
-        line("Runs         (newest first)".into());
-        for r in &report.runs {
-            line(format!(
-                "  #{:<4} {:<11} {}  {} .. {}  windows {}/{}  new {}  received {}  revisions {}  rejects {}{}",
-                r.id,
-                match r.kind {
-                    crate::model::RunKind::Sync => r.status.to_string(),
-                    crate::model::RunKind::Reconcile => format!("{} {}", r.kind, r.status),
-                },
-                r.started_at,
-                r.range_from,
-                r.range_to,
-                r.windows_completed,
-                r.windows_planned,
-                thousands(r.events_new),
-                thousands(r.events_received),
-                r.revisions,
-                r.rejects,
-                r.error
-                    .as_deref()
-                    .map(|e| format!("\n         error: {}", printable(e)))
-                    .unwrap_or_default()
-            ));
-        }
+    std::iter::once(labelled("Runs", "(newest first)"))
+        .chain(runs.iter().map(run_line))
+        .collect()
+}
+
+/// One run: kind (unless a sync) and status, range, windows and counts, and its error on a line of its own.
+fn run_line(r: &RunRow) -> String {
+    let what = match r.kind {
+        RunKind::Sync => r.status.to_string(),
+        RunKind::Reconcile => format!("{} {}", r.kind, r.status),
+    };
+    let error = r
+        .error
+        .as_deref()
+        .map(|e| format!("\n         error: {}", printable(e)))
+        .unwrap_or_default();
+    format!(
+        "  #{:<4} {what:<11} {}  {} .. {}  windows {}/{}  new {}  received {}  revisions {}  rejects {}{error}",
+        r.id,
+        r.started_at,
+        r.range_from,
+        r.range_to,
+        r.windows_completed,
+        r.windows_planned,
+        thousands(r.events_new),
+        thousands(r.events_received),
+        r.revisions,
+        r.rejects,
+    )
+}
+
+/// The event-type catalogue under a heading (nothing when it is empty).
+fn event_type_lines(types: &[EventType]) -> Vec<String> {
+    if types.is_empty() {
+        return Vec::new();
     }
-    if !report.event_types.is_empty() {
-        line("Event types  (most recently first seen first)".into());
-        for t in &report.event_types {
-            line(format!(
+    let heading = labelled("Event types", "(most recently first seen first)");
+    std::iter::once(heading)
+        .chain(types.iter().map(|t| {
+            format!(
                 "  {:<45} {:>10}  first {}  archived since {}",
                 printable(&format!("{}/{}", t.category, t.action)),
                 thousands(t.events),
                 t.first_event_at,
                 t.first_archived_at
-            ));
-        }
-    }
-    s
+            )
+        }))
+        .collect()
 }
 
 fn or_any(filter: &str) -> &str {
@@ -490,7 +610,6 @@ pub fn prune_text(p: &crate::store::retention::PrunePlan, dry_run: bool) -> Stri
 
 /// Renders what `reconcile` found for people.
 pub fn reconcile_text(r: &crate::sync::reconcile::ReconcileReport) -> String {
-    use crate::model::ChangeKind;
     let mut s = String::new();
     let ids = |kind: ChangeKind| {
         r.ids
@@ -677,6 +796,246 @@ mod tests {
             (-1000, "-1,000"),
         ] {
             assert_eq!(thousands(n), want);
+        }
+    }
+
+    fn range(from: &str, to: &str) -> crate::store::read::Range {
+        crate::store::read::Range {
+            from: from.into(),
+            to: to.into(),
+        }
+    }
+
+    fn run(
+        id: i64,
+        kind: RunKind,
+        status: crate::model::RunStatus,
+        error: Option<&str>,
+    ) -> crate::store::read::RunRow {
+        crate::store::read::RunRow {
+            id,
+            started_at: "2024-03-01T00:00:00.000Z".into(),
+            finished_at: Some("2024-03-01T00:01:00.000Z".into()),
+            kind,
+            status,
+            range_from: "2024-01-01T00:00:00.000Z".into(),
+            range_to: "2024-01-03T00:00:00.000Z".into(),
+            windows_completed: 1,
+            windows_planned: 2,
+            events_new: 12_345,
+            events_received: 1_234_567,
+            revisions: 3,
+            rejects: 4,
+            out_of_window: 0,
+            error: error.map(String::from),
+        }
+    }
+
+    /// A report with every section filled, and text that needs escaping where events' content is shown.
+    fn full_report() -> StatusReport {
+        use crate::store::read::{Coverage, EventType, RejectReason, SourceChanges};
+        StatusReport {
+            events: 1_234_567,
+            first_event_at: Some("2024-01-01T00:00:01.000Z".into()),
+            last_event_at: Some("2024-01-04T23:59:59.000Z".into()),
+            coverage: Coverage {
+                base_url: "https://rest.elevatebilling.com/v1".into(),
+                category_filter: String::new(),
+                action_filter: String::new(),
+                ranges: vec![
+                    range("2024-01-01T00:00:00.000Z", "2024-01-02T00:00:00.000Z"),
+                    range("2024-01-03T00:00:00.000Z", "2024-01-05T00:00:00.000Z"),
+                ],
+                gaps: vec![
+                    range("2024-01-02T00:00:00.000Z", "2024-01-02T12:00:00.000Z"),
+                    range("2024-01-02T13:00:00.000Z", "2024-01-03T00:00:00.000Z"),
+                ],
+            },
+            filtered_coverage: vec![Coverage {
+                base_url: "https://rest.elevatebilling.com/v1".into(),
+                category_filter: "authentication".into(),
+                action_filter: String::new(),
+                ranges: vec![
+                    range("2024-02-01T00:00:00.000Z", "2024-02-02T00:00:00.000Z"),
+                    range("2024-02-03T00:00:00.000Z", "2024-02-04T00:00:00.000Z"),
+                ],
+                gaps: vec![],
+            }],
+            base_url: Some("https://rest.elevatebilling.com/v1".into()),
+            other_coverage: vec![Coverage {
+                base_url: "https://sandbox.example/v1".into(),
+                category_filter: String::new(),
+                action_filter: String::new(),
+                ranges: vec![range(
+                    "2023-06-01T00:00:00.000Z",
+                    "2023-06-02T00:00:00.000Z",
+                )],
+                gaps: vec![],
+            }],
+            missing: vec![MissingRange {
+                base_url: "https://rest.elevatebilling.com/v1".into(),
+                category_filter: String::new(),
+                action_filter: String::new(),
+                from: "2024-01-02T12:00:00.000Z".into(),
+                to: "2024-01-02T13:00:00.000Z".into(),
+            }],
+            covered_until: Some("2024-01-05T00:00:00.000Z".into()),
+            freshness_seconds: Some(3 * 3600 + 12 * 60 + 5),
+            incomplete_windows: 2,
+            failed_windows: vec![IncompleteWindow {
+                base_url: "https://rest.elevatebilling.com/v1".into(),
+                category_filter: String::new(),
+                action_filter: String::new(),
+                from: "2024-01-02T12:00:00.000Z".into(),
+                to: "2024-01-02T13:00:00.000Z".into(),
+                status: crate::model::WindowStatus::Failed,
+                error: Some("gave up after 8 attempts".into()),
+            }],
+            revisions: 1_000,
+            rejects: 7,
+            reject_reasons: vec![
+                RejectReason {
+                    reason: "no id".into(),
+                    count: 5_000,
+                },
+                RejectReason {
+                    reason: "bad\ntimestamp".into(),
+                    count: 2,
+                },
+            ],
+            pruned: vec![
+                range("2023-01-01T00:00:00.000Z", "2023-02-01T00:00:00.000Z"),
+                range("2023-03-01T00:00:00.000Z", "2023-04-01T00:00:00.000Z"),
+            ],
+            holds: vec![crate::store::retention::Hold {
+                id: 1,
+                from: "2023-01-01T00:00:00.000Z".into(),
+                to: "2023-06-01T00:00:00.000Z".into(),
+                reason: "case 42\x1b[31m".into(),
+                created_at: "2024-03-01T00:00:00.000Z".into(),
+                removed_at: None,
+            }],
+            source_changes: SourceChanges {
+                late: 1,
+                changed: 2_000,
+                deleted: 0,
+            },
+            runs: vec![
+                run(3, RunKind::Reconcile, crate::model::RunStatus::Ok, None),
+                run(
+                    2,
+                    RunKind::Sync,
+                    crate::model::RunStatus::Failed,
+                    Some("HTTP 500\nforged line"),
+                ),
+            ],
+            event_types: vec![EventType {
+                category: "authentication".into(),
+                action: "user-login-success".into(),
+                events: 1_000_000,
+                first_event_at: "2024-01-01T00:00:01.000Z".into(),
+                last_event_at: "2024-01-04T23:59:59.000Z".into(),
+                first_archived_at: "2024-03-01T00:00:10.000Z".into(),
+            }],
+        }
+    }
+
+    /// A report of an archive that holds `events` and has no complete window.
+    fn empty_report(events: i64) -> StatusReport {
+        use crate::store::read::{Coverage, SourceChanges};
+        StatusReport {
+            events,
+            first_event_at: None,
+            last_event_at: None,
+            coverage: Coverage {
+                base_url: "https://rest.elevatebilling.com/v1".into(),
+                category_filter: String::new(),
+                action_filter: String::new(),
+                ranges: vec![],
+                gaps: vec![],
+            },
+            filtered_coverage: vec![],
+            base_url: None,
+            other_coverage: vec![],
+            missing: vec![],
+            covered_until: None,
+            freshness_seconds: None,
+            incomplete_windows: 0,
+            failed_windows: vec![],
+            revisions: 0,
+            rejects: 0,
+            reject_reasons: vec![],
+            pruned: vec![],
+            holds: vec![],
+            source_changes: SourceChanges::default(),
+            runs: vec![],
+            event_types: vec![],
+        }
+    }
+
+    /// `status` of [`full_report`], as printed before `status_text` was split up.
+    const STATUS_FULL: &str = concat!(
+        "Archive      archive\\u{7}.db\n",
+        "Source       https://rest.elevatebilling.com/v1\n",
+        "Events       1,234,567  (2024-01-01T00:00:01.000Z .. 2024-01-04T23:59:59.000Z)\n",
+        "Coverage     2024-01-01T00:00:00.000Z .. 2024-01-02T00:00:00.000Z\n",
+        "             2024-01-03T00:00:00.000Z .. 2024-01-05T00:00:00.000Z\n",
+        "Gaps         2024-01-02T00:00:00.000Z .. 2024-01-02T12:00:00.000Z\n",
+        "             2024-01-02T13:00:00.000Z .. 2024-01-03T00:00:00.000Z\n",
+        "Missing      2024-01-02T12:00:00.000Z .. 2024-01-02T13:00:00.000Z  not yet fetched from https://rest.elevatebilling.com/v1; the next plain sync fetches it\n",
+        "Filtered     2024-02-01T00:00:00.000Z .. 2024-02-02T00:00:00.000Z  [category=authentication action=*]\n",
+        "Filtered     2024-02-03T00:00:00.000Z .. 2024-02-04T00:00:00.000Z  [category=authentication action=*]\n",
+        "Elsewhere    2023-06-01T00:00:00.000Z .. 2023-06-02T00:00:00.000Z  [https://sandbox.example/v1]\n",
+        "Pruned       2023-01-01T00:00:00.000Z .. 2023-02-01T00:00:00.000Z  (removed by prune, recorded and sealed)\n",
+        "             2023-03-01T00:00:00.000Z .. 2023-04-01T00:00:00.000Z  (removed by prune, recorded and sealed)\n",
+        "Hold         #1 2023-01-01T00:00:00.000Z .. 2023-06-01T00:00:00.000Z  case 42\\u{1b}[31m\n",
+        "Freshness    covered until 2024-01-05T00:00:00.000Z, 3h behind now\n",
+        "Incomplete   2 window(s) failed or interrupted and not yet re-fetched\n",
+        "Revisions    1,000 (events changed at the source after archiving)\n",
+        "Source       reconcile found 1 late, 2,000 changed, 0 deleted at the source (table source_changes)\n",
+        "Rejects      7\n",
+        "                5,000  no id\n",
+        "                    2  bad\\ntimestamp\n",
+        "  2024-01-02T12:00:00.000Z .. 2024-01-02T13:00:00.000Z  failed: gave up after 8 attempts\n",
+        "Runs         (newest first)\n",
+        "  #3    reconcile ok 2024-03-01T00:00:00.000Z  2024-01-01T00:00:00.000Z .. 2024-01-03T00:00:00.000Z  windows 1/2  new 12,345  received 1,234,567  revisions 3  rejects 4\n",
+        "  #2    failed      2024-03-01T00:00:00.000Z  2024-01-01T00:00:00.000Z .. 2024-01-03T00:00:00.000Z  windows 1/2  new 12,345  received 1,234,567  revisions 3  rejects 4\n",
+        "         error: HTTP 500\\nforged line\n",
+        "Event types  (most recently first seen first)\n",
+        "  authentication/user-login-success              1,000,000  first 2024-01-01T00:00:01.000Z  archived since 2024-03-01T00:00:10.000Z\n",
+    );
+
+    /// `status` of an archive that holds nothing yet.
+    const STATUS_EMPTY: &str = concat!(
+        "Archive      empty.db\n",
+        "Events       0\n",
+        "Coverage     none yet: run `elevate-archive sync --from DATE`\n",
+        "Gaps         none\n",
+        "Incomplete   0 window(s) failed or interrupted and not yet re-fetched\n",
+        "Revisions    0 (events changed at the source after archiving)\n",
+        "Rejects      0\n",
+    );
+
+    /// `status` of an archive with events but no complete window.
+    const STATUS_STARTED: &str = concat!(
+        "Archive      started.db\n",
+        "Events       10\n",
+        "Coverage     no window complete yet: run `elevate-archive sync` again to finish them\n",
+        "Gaps         none\n",
+        "Incomplete   0 window(s) failed or interrupted and not yet re-fetched\n",
+        "Revisions    0 (events changed at the source after archiving)\n",
+        "Rejects      0\n",
+    );
+
+    #[test]
+    fn status_text_is_pinned() {
+        let cases = [
+            (full_report(), "archive\x07.db", STATUS_FULL),
+            (empty_report(0), "empty.db", STATUS_EMPTY),
+            (empty_report(10), "started.db", STATUS_STARTED),
+        ];
+        for (report, db, want) in cases {
+            assert_eq!(status_text(&report, db), want, "{db}");
         }
     }
 }

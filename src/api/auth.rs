@@ -52,15 +52,6 @@ impl Credentials {
     }
 }
 
-/// Which kind of credentials produced the current token; reported in logs, never the token itself.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum TokenSource {
-    /// `ELEVATE_TOKEN` or `--token-file`.
-    Given,
-    /// `/authenticate`.
-    Issued,
-}
-
 /// A bearer token with what is known of its lifetime.
 pub struct Token {
     /// The token text.

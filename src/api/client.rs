@@ -1,14 +1,14 @@
 //! The HTTP client for `GET /events` and `POST /authenticate`.
 //!
 //! One [`ApiClient`] is shared by all concurrent windows of a run. Every request goes through
-//! [`ApiClient::retrying`]: the optional rate cap, the bearer token (renewed ahead of expiry), one attempt, and
+//! `ApiClient::retrying`: the optional rate cap, the bearer token (renewed ahead of expiry), one attempt, and
 //! the pure [`RetryPolicy`] deciding what follows a failure. Bodies are read with a size cap and parsed
 //! here, so a page leaves this module either as items with their exact text or as a clear error.
 
-use super::auth::{Credentials, TokenSource, TokenState};
+use super::auth::{Credentials, TokenState};
 use super::retry::{Decision, Failure, RetryPolicy, parse_retry_after};
 use super::wire::{self, RawPage};
-use super::{ApiError, body_excerpt, endpoint};
+use super::{ApiError, Cause, body_excerpt, endpoint};
 use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
 use reqwest::{StatusCode, Url, header};
 use secrecy::{ExposeSecret, SecretString};
@@ -110,8 +110,9 @@ enum Attempt<T> {
     Done(T),
     /// It failed in a way no retry can fix.
     Fatal(ApiError),
-    /// It failed; the policy decides. The string says what happened, for logs and the final error.
-    Failed(Failure, String),
+    /// It failed; the policy decides. The string says what happened, for logs and the final error; the error
+    /// behind it, if any, becomes the final error's source.
+    Failed(Failure, String, Option<Cause>),
     /// Try again at once without counting an attempt (the token was just renewed after a 401).
     Again,
 }
@@ -138,7 +139,7 @@ impl ApiClient {
             .timeout(options.timeout)
             .connect_timeout(CONNECT_TIMEOUT)
             .build()
-            .map_err(|e| ApiError::Setup(error_chain(&e)))?;
+            .map_err(ApiError::Setup)?;
         Ok(ApiClient {
             http,
             events_url: endpoint(&options.base_url, "events"),
@@ -172,7 +173,7 @@ impl ApiClient {
                 .await;
             let response = match sent {
                 Ok(r) => r,
-                Err(e) => return transport_failure(&e),
+                Err(e) => return transport_failure(e),
             };
             let status = response.status();
             if status.is_success() {
@@ -182,9 +183,11 @@ impl ApiClient {
                             items,
                             fingerprint: fingerprint(&body),
                         }),
-                        Err(detail) => {
-                            Attempt::Failed(Failure::Body, format!("bad body: {detail}"))
-                        }
+                        Err(bad) => Attempt::Failed(
+                            Failure::Body,
+                            format!("bad body: {}", error_chain(&bad)),
+                            Some(Box::new(bad)),
+                        ),
                     },
                     Err(BodyError::TooLarge) => Attempt::Fatal(ApiError::BadBody {
                         url: url.to_string(),
@@ -193,7 +196,7 @@ impl ApiClient {
                             MAX_BODY_BYTES >> 20
                         ),
                     }),
-                    Err(BodyError::Transport(e)) => transport_failure(&e),
+                    Err(BodyError::Transport(e)) => transport_failure(e),
                 };
             }
             match status {
@@ -239,14 +242,14 @@ impl ApiClient {
                 limiter.until_ready().await;
             }
             self.stats.requests.fetch_add(1, Ordering::Relaxed);
-            let (failure, what) = match attempt(count).await {
+            let (failure, what, cause) = match attempt(count).await {
                 Attempt::Done(value) => return Ok(value),
                 Attempt::Fatal(e) => return Err(e),
                 Attempt::Again => {
                     count -= 1;
                     continue;
                 }
-                Attempt::Failed(failure, what) => (failure, what),
+                Attempt::Failed(failure, what, cause) => (failure, what, cause),
             };
             if matches!(failure, Failure::Status { code: 429, .. }) {
                 self.stats.throttled.fetch_add(1, Ordering::Relaxed);
@@ -279,6 +282,7 @@ impl ApiClient {
                             attempts: count,
                             elapsed: started.elapsed(),
                             last: format!("{what} ({why})"),
+                            cause,
                         },
                     });
                 }
@@ -340,7 +344,7 @@ impl ApiClient {
             .expires_at
             .and_then(|t| t.duration_since(now).ok())
             .unwrap_or_default();
-        debug!(source = ?TokenSource::Issued, lifetime = ?lifetime, "obtained a new token");
+        debug!(lifetime = ?lifetime, "obtained a new token from /authenticate");
         Ok(())
     }
 
@@ -363,7 +367,7 @@ impl ApiClient {
         self.retrying(url, async |_| {
             let response = match self.http.post(url.clone()).json(&body).send().await {
                 Ok(r) => r,
-                Err(e) => return transport_failure(&e),
+                Err(e) => return transport_failure(e),
             };
             let status = response.status();
             if status.is_success() {
@@ -375,13 +379,15 @@ impl ApiClient {
                         _ => Attempt::Failed(
                             Failure::Body,
                             "the /authenticate answer has no token".into(),
+                            None,
                         ),
                     },
                     Err(BodyError::TooLarge) => Attempt::Failed(
                         Failure::Body,
                         "the /authenticate answer is far too large".into(),
+                        None,
                     ),
-                    Err(BodyError::Transport(e)) => transport_failure(&e),
+                    Err(BodyError::Transport(e)) => transport_failure(e),
                 };
             }
             if matches!(status.as_u16(), 400 | 401 | 403 | 404) {
@@ -443,17 +449,19 @@ async fn status_failure<T>(response: reqwest::Response) -> Attempt<T> {
             retry_after,
         },
         format!("HTTP {}{detail}", status.as_u16()),
+        None,
     )
 }
 
-/// A failed attempt from a transport error.
-fn transport_failure<T>(e: &reqwest::Error) -> Attempt<T> {
+/// A failed attempt from a transport error: its whole chain on one line for the logs, the error itself kept.
+fn transport_failure<T>(e: reqwest::Error) -> Attempt<T> {
     let kind = if e.is_timeout() {
         Failure::Timeout
     } else {
         Failure::Connection
     };
-    Attempt::Failed(kind, error_chain(e))
+    let what = error_chain(&e);
+    Attempt::Failed(kind, what, Some(Box::new(e)))
 }
 
 /// Reads an error body for messages; never fails.
@@ -539,5 +547,73 @@ mod tests {
                 ("category", "in:authentication,authorisation"),
             ]
         );
+    }
+
+    /// A client of `base` with a token and one attempt per request.
+    fn one_attempt_client(base: &str) -> ApiClient {
+        let options = ClientOptions {
+            base_url: super::super::parse_base_url(base, false).unwrap(),
+            timeout: DEFAULT_REQUEST_TIMEOUT,
+            max_rps: None,
+            retry: RetryPolicy {
+                max_attempts: 1,
+                ..RetryPolicy::default()
+            },
+        };
+        ApiClient::new(options, Credentials::Token("t".to_string().into())).unwrap()
+    }
+
+    #[tokio::test]
+    async fn the_last_failure_is_kept_as_the_source_when_retries_run_out() {
+        use httpmock::{Method::GET, MockServer};
+        let server = MockServer::start_async().await;
+        let bad_body = server
+            .mock_async(|when, then| {
+                when.method(GET).path("/v1/events");
+                then.status(200).body("[1,2,,]");
+            })
+            .await;
+        // A port nothing listens on any more: the connection is refused.
+        let closed = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap();
+        let cases = [
+            (server.url("/v1"), "it is not valid JSON"),
+            (format!("http://{closed}/v1"), "error sending request"),
+        ];
+        let query = PageQuery {
+            created_from: "2024-01-01T00:00:00Z".into(),
+            created_to: "2024-01-02T00:00:00Z".into(),
+            page: 1,
+            page_size: 10,
+            category: String::new(),
+            action: String::new(),
+        };
+        for (base, want) in cases {
+            let err = one_attempt_client(&base)
+                .fetch_page(&query)
+                .await
+                .unwrap_err();
+            assert!(matches!(err, ApiError::RetriesExhausted { .. }), "{err:?}");
+            let source = std::error::Error::source(&err).map(ToString::to_string);
+            assert!(
+                source.as_deref().is_some_and(|s| s.starts_with(want)),
+                "{base}: {source:?}"
+            );
+        }
+        bad_body.assert_calls_async(1).await;
+    }
+
+    #[test]
+    fn a_setup_failure_keeps_the_reason_as_its_source() {
+        let err = ApiError::Setup(
+            reqwest::Client::builder()
+                .user_agent("\n")
+                .build()
+                .unwrap_err(),
+        );
+        assert_eq!(err.to_string(), "cannot set up the HTTP client");
+        assert!(std::error::Error::source(&err).is_some());
     }
 }

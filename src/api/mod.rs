@@ -13,7 +13,7 @@ pub mod client;
 pub mod retry;
 pub mod wire;
 
-pub use auth::{Credentials, TokenSource};
+pub use auth::Credentials;
 pub use client::{ApiClient, ClientOptions, PageQuery, PageResult};
 
 use std::time::Duration;
@@ -27,7 +27,18 @@ const BODY_EXCERPT_CHARS: usize = 300;
 /// Everything that can go wrong talking to the API, worded to say what to do next.
 #[derive(Debug, thiserror::Error)]
 pub enum ApiError {
-    /// The base URL could not be parsed.
+    /// The base URL could not be parsed at all.
+    #[error(
+        "the base URL '{url}' is not a valid URL; pass e.g. --base-url https://rest.elevatebilling.com/v1"
+    )]
+    UnparsableBaseUrl {
+        /// The URL as given.
+        url: String,
+        /// Why the parser refused it.
+        #[source]
+        source: url::ParseError,
+    },
+    /// The base URL parses but cannot serve as one.
     #[error(
         "the base URL '{url}' is not a valid URL ({reason}); pass e.g. --base-url https://rest.elevatebilling.com/v1"
     )]
@@ -117,6 +128,9 @@ pub enum ApiError {
         elapsed: Duration,
         /// The last failure, in words.
         last: String,
+        /// The error behind the last failure, if there was one (a transport error, a body that is not a page).
+        #[source]
+        cause: Option<Cause>,
     },
     /// The server answered 200 with something that is not a page of events.
     #[error("{url} answered with a body that is not a JSON array of events: {detail}")]
@@ -149,9 +163,12 @@ pub enum ApiError {
         pages: u32,
     },
     /// The HTTP client could not be built.
-    #[error("cannot set up the HTTP client: {0}")]
-    Setup(String),
+    #[error("cannot set up the HTTP client")]
+    Setup(#[source] reqwest::Error),
 }
+
+/// An error behind a failed attempt, kept as the source of the error that ends the retries.
+pub type Cause = Box<dyn std::error::Error + Send + Sync>;
 
 impl ApiError {
     /// Whether this error comes from the configuration rather than the server (exit code "usage").
@@ -159,6 +176,7 @@ impl ApiError {
         matches!(
             self,
             ApiError::BadBaseUrl { .. }
+                | ApiError::UnparsableBaseUrl { .. }
                 | ApiError::InsecureUrl { .. }
                 | ApiError::NoCredentials
                 | ApiError::CredentialFile { .. }
@@ -219,9 +237,9 @@ fn is_loopback(url: &reqwest::Url) -> bool {
 
 /// Parses and checks a base URL, so that `{base}/events` and `{base}/authenticate` can be built from it.
 pub fn parse_base_url(text: &str, allow_http: bool) -> Result<reqwest::Url, ApiError> {
-    let url = reqwest::Url::parse(text.trim()).map_err(|e| ApiError::BadBaseUrl {
+    let url = reqwest::Url::parse(text.trim()).map_err(|source| ApiError::UnparsableBaseUrl {
         url: text.to_string(),
-        reason: e.to_string(),
+        source,
     })?;
     if !url.username().is_empty() || url.password().is_some() {
         return Err(ApiError::BadBaseUrl {
@@ -278,6 +296,18 @@ mod tests {
             let got = parse_base_url(url, allow);
             assert_eq!(got.is_ok(), ok, "{url} allow_http={allow}: {got:?}");
         }
+    }
+
+    #[test]
+    fn an_unparsable_base_url_keeps_the_parsers_reason() {
+        let err = parse_base_url("::nope", false).unwrap_err();
+        assert!(err.is_configuration(), "{err:?}");
+        assert!(
+            matches!(&err, ApiError::UnparsableBaseUrl { url, source }
+                if url == "::nope" && *source == url::ParseError::RelativeUrlWithoutBase),
+            "{err:?}"
+        );
+        assert!(std::error::Error::source(&err).is_some());
     }
 
     #[test]

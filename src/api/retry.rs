@@ -144,86 +144,107 @@ mod tests {
         }
     }
 
-    #[test]
-    fn decisions() {
-        let p = RetryPolicy::default();
-        let after = |secs| Failure::Status {
-            code: 429,
-            retry_after: Some(S(secs)),
-        };
-        let cases: Vec<(Failure, u32, Duration, f64, Decision)> = vec![
-            (
-                status(400),
-                1,
-                S(0),
-                0.0,
-                Decision::GiveUp("the failure is not one that retrying can fix"),
-            ),
-            (
-                status(403),
-                1,
-                S(0),
-                0.0,
-                Decision::GiveUp("the failure is not one that retrying can fix"),
-            ),
-            (
-                status(404),
-                1,
-                S(0),
-                0.0,
-                Decision::GiveUp("the failure is not one that retrying can fix"),
-            ),
-            (status(500), 1, S(0), 0.0, Decision::Retry(MS(250))),
-            (status(502), 1, S(0), 1.0, Decision::Retry(MS(500))),
-            (status(503), 2, S(1), 0.0, Decision::Retry(MS(500))),
-            (status(504), 3, S(2), 1.0, Decision::Retry(S(2))),
-            (status(429), 1, S(0), 0.0, Decision::Retry(MS(250))),
-            (status(408), 1, S(0), 0.0, Decision::Retry(MS(250))),
-            (Failure::Timeout, 1, S(0), 0.0, Decision::Retry(MS(250))),
-            (Failure::Connection, 1, S(0), 0.0, Decision::Retry(MS(250))),
-            (Failure::Body, 1, S(0), 0.0, Decision::Retry(MS(250))),
-            // Retry-After is a floor, never shortened by the schedule.
-            (after(7), 1, S(0), 0.0, Decision::Retry(S(7))),
-            (after(0), 1, S(0), 0.0, Decision::Retry(MS(250))),
-            (
-                after(3600),
-                1,
-                S(0),
-                0.0,
-                Decision::GiveUp("the server asked to wait longer than the archiver will"),
-            ),
-            // Bounded in attempts and in time.
-            (
-                status(503),
-                8,
-                S(10),
-                0.0,
-                Decision::GiveUp("the attempts are used up"),
-            ),
-            (
-                status(503),
-                2,
-                S(900),
-                0.0,
-                Decision::GiveUp("the time budget for this request is spent"),
-            ),
-            // The exponential schedule is capped.
-            (status(503), 7, S(0), 1.0, Decision::Retry(S(32))),
-        ];
+    /// (failure, attempt just made, time spent, jitter, what the policy decides)
+    type Case = (Failure, u32, Duration, f64, Decision);
+
+    fn check(policy: &RetryPolicy, cases: Vec<Case>) {
         for (failure, attempt, elapsed, jitter, want) in cases {
-            let got = p.decide(&failure, attempt, elapsed, jitter);
+            let got = policy.decide(&failure, attempt, elapsed, jitter);
             assert_eq!(
                 got, want,
                 "{failure:?} attempt {attempt} elapsed {elapsed:?}"
             );
         }
+    }
+
+    fn after(secs: u64) -> Failure {
+        Failure::Status {
+            code: 429,
+            retry_after: Some(S(secs)),
+        }
+    }
+
+    const CANNOT_FIX: Decision = Decision::GiveUp("the failure is not one that retrying can fix");
+
+    #[test]
+    fn failures_that_retrying_cannot_fix_give_up_at_once() {
+        check(
+            &RetryPolicy::default(),
+            vec![
+                (status(400), 1, S(0), 0.0, CANNOT_FIX),
+                (status(403), 1, S(0), 0.0, CANNOT_FIX),
+                (status(404), 1, S(0), 0.0, CANNOT_FIX),
+            ],
+        );
+    }
+
+    #[test]
+    fn transient_failures_are_retried_on_the_schedule() {
+        check(
+            &RetryPolicy::default(),
+            vec![
+                (status(500), 1, S(0), 0.0, Decision::Retry(MS(250))),
+                (status(502), 1, S(0), 1.0, Decision::Retry(MS(500))),
+                (status(503), 2, S(1), 0.0, Decision::Retry(MS(500))),
+                (status(504), 3, S(2), 1.0, Decision::Retry(S(2))),
+                (status(429), 1, S(0), 0.0, Decision::Retry(MS(250))),
+                (status(408), 1, S(0), 0.0, Decision::Retry(MS(250))),
+                (Failure::Timeout, 1, S(0), 0.0, Decision::Retry(MS(250))),
+                (Failure::Connection, 1, S(0), 0.0, Decision::Retry(MS(250))),
+                (Failure::Body, 1, S(0), 0.0, Decision::Retry(MS(250))),
+            ],
+        );
+    }
+
+    #[test]
+    fn retry_after_is_a_floor_never_shortened_by_the_schedule() {
+        check(
+            &RetryPolicy::default(),
+            vec![
+                (after(7), 1, S(0), 0.0, Decision::Retry(S(7))),
+                (after(0), 1, S(0), 0.0, Decision::Retry(MS(250))),
+                (
+                    after(3600),
+                    1,
+                    S(0),
+                    0.0,
+                    Decision::GiveUp("the server asked to wait longer than the archiver will"),
+                ),
+            ],
+        );
+    }
+
+    #[test]
+    fn retries_are_bounded_in_attempts_time_and_wait() {
+        let p = RetryPolicy::default();
+        check(
+            &p,
+            vec![
+                (
+                    status(503),
+                    8,
+                    S(10),
+                    0.0,
+                    Decision::GiveUp("the attempts are used up"),
+                ),
+                (
+                    status(503),
+                    2,
+                    S(900),
+                    0.0,
+                    Decision::GiveUp("the time budget for this request is spent"),
+                ),
+                // The exponential schedule is capped.
+                (status(503), 7, S(0), 1.0, Decision::Retry(S(32))),
+            ],
+        );
         let long = RetryPolicy {
             max_attempts: 40,
             ..p
         };
-        assert_eq!(
-            long.decide(&status(503), 30, S(0), 1.0),
-            Decision::Retry(MAX_BACKOFF)
+        check(
+            &long,
+            vec![(status(503), 30, S(0), 1.0, Decision::Retry(MAX_BACKOFF))],
         );
     }
 

@@ -10,33 +10,53 @@ use serde_json::value::RawValue;
 /// A page of items, each the exact JSON text the server sent for it.
 pub type RawPage = Vec<Box<RawValue>>;
 
-/// Parses a page body: it must be a JSON array; its items may be anything.
-pub fn parse_page(body: &[u8]) -> Result<RawPage, String> {
-    match serde_json::from_slice::<RawPage>(body) {
-        Ok(items) => Ok(items),
-        Err(e) => Err(describe_bad_page(body, &e)),
-    }
+/// Why a body is not a page, in terms a person can act on.
+#[derive(Debug, thiserror::Error)]
+pub enum BadPage {
+    /// A JSON object where an array was expected.
+    #[error("it is a JSON object, not an array (an error message or a different API version?)")]
+    Object,
+    /// Markup.
+    #[error("it looks like HTML (a proxy, gateway or login page?)")]
+    Html,
+    /// Nothing but whitespace.
+    #[error("the body is empty")]
+    Empty,
+    /// JSON cut off.
+    #[error("the JSON ends early after {bytes} bytes (a truncated response?)")]
+    Truncated {
+        /// The body's length.
+        bytes: usize,
+        /// The parser's complaint.
+        #[source]
+        source: serde_json::Error,
+    },
+    /// Anything else that is not JSON.
+    #[error("it is not valid JSON")]
+    Invalid(#[source] serde_json::Error),
 }
 
-/// Explains why a body is not a page, in terms a person can act on.
-fn describe_bad_page(body: &[u8], err: &serde_json::Error) -> String {
+/// Parses a page body: it must be a JSON array; its items may be anything.
+pub fn parse_page(body: &[u8]) -> Result<RawPage, BadPage> {
+    serde_json::from_slice::<RawPage>(body).map_err(|e| describe_bad_page(body, e))
+}
+
+/// Explains why a body is not a page.
+fn describe_bad_page(body: &[u8], err: serde_json::Error) -> BadPage {
     let start = body
         .iter()
         .position(|b| !b.is_ascii_whitespace())
         .map(|i| body[i])
         .unwrap_or(b' ');
     match start {
-        b'{' if serde_json::from_slice::<serde_json::Value>(body).is_ok() => {
-            "it is a JSON object, not an array (an error message or a different API version?)"
-                .into()
-        }
-        b'<' => "it looks like HTML (a proxy, gateway or login page?)".into(),
-        b' ' => "the body is empty".into(),
-        _ if err.is_eof() => format!(
-            "the JSON ends early after {} bytes (a truncated response?)",
-            body.len()
-        ),
-        _ => format!("it is not valid JSON ({err})"),
+        b'{' if serde_json::from_slice::<serde_json::Value>(body).is_ok() => BadPage::Object,
+        b'<' => BadPage::Html,
+        b' ' => BadPage::Empty,
+        _ if err.is_eof() => BadPage::Truncated {
+            bytes: body.len(),
+            source: err,
+        },
+        _ => BadPage::Invalid(err),
     }
 }
 
@@ -115,11 +135,19 @@ mod tests {
             (b"[1,2,,]", "not valid JSON"),
         ];
         for (body, want) in cases {
-            let err = parse_page(body).unwrap_err();
+            let err = parse_page(body).unwrap_err().to_string();
             assert!(
                 err.contains(want),
                 "{:?}: {err}",
                 String::from_utf8_lossy(body)
+            );
+        }
+        for body in [&br#"[{"id":1},{"id":"#[..], b"[1,2,,]"] {
+            let err = parse_page(body).unwrap_err();
+            let source = std::error::Error::source(&err).map(ToString::to_string);
+            assert!(
+                source.is_some_and(|s| s.contains("line 1")),
+                "{err:?}: the parser's complaint is kept"
             );
         }
     }

@@ -1,16 +1,52 @@
-//! `export`: events out to NDJSON or CSV, with a manifest.
+//! `export`: events out to NDJSON, CSV or a Parquet dataset, with a manifest.
 
 use crate::cli::ExportArgs;
 use crate::error::{Error, ExitCode, Result};
-use crate::export::{self, Selection};
-use crate::store::{ArchiveReader, export::ExportError};
+use crate::export::{self, Format, Manifest, Selected, Selection};
+use crate::store::{ArchiveRead, ArchiveReader, export::ExportError};
 use crate::time;
 use std::path::Path;
 
 /// Exports and writes the manifest.
 pub fn run(db: &Path, args: &ExportArgs) -> Result<ExitCode> {
-    let filter = crate::config::selection(&args.selection)?;
-    if args.format == export::Format::Parquet && args.out.is_none() {
+    let events = crate::config::selection(&args.selection)?;
+    check_out(args)?;
+    let now = super::clock()?.now();
+    let archive = ArchiveReader::open(db)?;
+    let recorded = Selection {
+        from: args.selection.from.map(time::to_stored),
+        to: args.selection.to.map(time::to_stored),
+        category: args.selection.category.clone(),
+        action: args.selection.action.clone(),
+    };
+    let rows = Selected {
+        archive: &archive,
+        selection: &events,
+    };
+    let exported = export::export(
+        &rows,
+        archive.chain_head()?,
+        db,
+        recorded,
+        args.format,
+        args.out.as_deref(),
+        now,
+    );
+    let manifest = match exported {
+        Ok(m) => m,
+        Err(ExportError::Output(e)) if e.kind() == std::io::ErrorKind::BrokenPipe => {
+            return Ok(ExitCode::Ok);
+        }
+        Err(ExportError::Output(e)) => return Err(Error::io("cannot write the export")(e)),
+        Err(ExportError::Store(e)) => return Err(e.into()),
+    };
+    report(args, &manifest)?;
+    Ok(ExitCode::Ok)
+}
+
+/// Refuses an output that cannot be written as asked, before anything is read.
+fn check_out(args: &ExportArgs) -> Result<()> {
+    if args.format == Format::Parquet && args.out.is_none() {
         return Err(Error::Usage(
             "a Parquet dataset is a folder: pass --out DIR".into(),
         ));
@@ -23,37 +59,22 @@ pub fn run(db: &Path, args: &ExportArgs) -> Result<ExitCode> {
             out.display()
         )));
     }
-    let archive = ArchiveReader::open(db)?;
-    let selection = Selection {
-        from: args.selection.from.map(time::to_stored),
-        to: args.selection.to.map(time::to_stored),
-        category: args.selection.category.clone(),
-        action: args.selection.action.clone(),
+    Ok(())
+}
+
+/// Writes the manifest where it belongs (beside the file, inside the dataset, `--manifest`, or stderr) and
+/// says what was exported.
+fn report(args: &ExportArgs, manifest: &Manifest) -> Result<()> {
+    let write = |path: &Path| {
+        export::write_manifest(manifest, path).map_err(Error::io(format!(
+            "cannot write the manifest {}",
+            path.display()
+        )))
     };
-    let manifest = match export::export(
-        &archive,
-        db,
-        &filter,
-        selection,
-        args.format,
-        args.out.as_deref(),
-    ) {
-        Ok(m) => m,
-        Err(ExportError::Output(e)) if e.kind() == std::io::ErrorKind::BrokenPipe => {
-            return Ok(ExitCode::Ok);
-        }
-        Err(ExportError::Output(e)) => {
-            return Err(Error::io("cannot write the export")(e));
-        }
-        Err(ExportError::Store(e)) => return Err(e.into()),
-    };
-    if args.format == export::Format::Parquet {
-        let out = args.out.as_deref().expect("checked above");
+    if args.format == Format::Parquet {
+        let out = args.out.as_deref().expect("checked before the export");
         if let Some(copy) = &args.manifest {
-            export::write_manifest(&manifest, copy).map_err(Error::io(format!(
-                "cannot write the manifest {}",
-                copy.display()
-            )))?;
+            write(copy)?;
         }
         eprintln!(
             "exported {} events to {} in {} file(s); manifest {}",
@@ -62,18 +83,15 @@ pub fn run(db: &Path, args: &ExportArgs) -> Result<ExitCode> {
             manifest.files.len(),
             export::manifest_path_for(out, args.format).display()
         );
-        return Ok(ExitCode::Ok);
+        return Ok(());
     }
-    let target = args
+    match args
         .manifest
         .clone()
-        .or_else(|| args.out.as_deref().map(export::manifest_path));
-    match target {
+        .or_else(|| args.out.as_deref().map(export::manifest_path))
+    {
         Some(path) => {
-            export::write_manifest(&manifest, &path).map_err(Error::io(format!(
-                "cannot write the manifest {}",
-                path.display()
-            )))?;
+            write(&path)?;
             eprintln!(
                 "exported {} events to {}; manifest {} (sha256 {})",
                 manifest.rows,
@@ -82,7 +100,7 @@ pub fn run(db: &Path, args: &ExportArgs) -> Result<ExitCode> {
                 manifest.files[0].sha256
             );
         }
-        None => eprintln!("{}", serde_json::to_string(&manifest)?),
+        None => eprintln!("{}", serde_json::to_string(manifest)?),
     }
-    Ok(ExitCode::Ok)
+    Ok(())
 }

@@ -1,24 +1,27 @@
 //! Parquet export: a Hive-partitioned dataset, `DIR/date=YYYY-MM-DD/part-00000.parquet`, ZSTD-compressed, with
 //! `timestamp` typed as a UTC timestamp (milliseconds) and the other columns as strings, readable as-is by
 //! DuckDB, Spark, Trino and Athena. Rows arrive in time order, so one day's file is open at a time and memory
-//! stays flat (a batch of [`BATCH_ROWS`] at most). Each file is written under a hidden name (`.`-prefixed, which
-//! dataset readers skip) and renamed when complete.
+//! stays flat (a batch of [`BATCH_ROWS`] at most). Each file is an [`AtomicFile`]: written under a hidden name
+//! (`.`-prefixed, which dataset readers skip), synced and renamed when complete. Errors are plain IO errors (the
+//! Parquet writer's inside), so that rows can be pushed straight from the archive's row stream.
 
 use super::{Hashing, ManifestFile};
-use crate::store::export::{ExportError, ExportRow};
+use crate::atomic::{AtomicFile, DIR_MODE};
+use crate::store::export::ExportRow;
 use arrow_array::{ArrayRef, Int64Array, RecordBatch, StringArray, TimestampMillisecondArray};
 use arrow_schema::{DataType, Field, Schema, SchemaRef, TimeUnit};
 use parquet::arrow::ArrowWriter;
 use parquet::basic::{Compression, ZstdLevel};
 use parquet::file::properties::WriterProperties;
-use sha2::{Digest, Sha256};
-use std::fs::File;
-use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+use std::io;
+use std::os::unix::fs::DirBuilderExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 /// Rows buffered before a batch is written.
 pub const BATCH_ROWS: usize = 50_000;
+/// The name of each day's file inside its `date=` folder.
+pub const PART_FILE: &str = "part-00000.parquet";
 
 /// The dataset's schema (the `date` partition column lives in the path).
 pub fn schema() -> SchemaRef {
@@ -66,7 +69,7 @@ impl Columns {
         self.raw.push(row.raw.clone());
     }
 
-    fn take_batch(&mut self, schema: &SchemaRef) -> Result<RecordBatch, ExportError> {
+    fn take_batch(&mut self, schema: &SchemaRef) -> io::Result<RecordBatch> {
         let c = std::mem::take(self);
         let columns: Vec<ArrayRef> = vec![
             Arc::new(Int64Array::from(c.id)),
@@ -79,16 +82,14 @@ impl Columns {
             Arc::new(StringArray::from(c.digest)),
             Arc::new(StringArray::from(c.raw)),
         ];
-        RecordBatch::try_new(Arc::clone(schema), columns)
-            .map_err(|e| ExportError::Output(std::io::Error::other(e)))
+        RecordBatch::try_new(Arc::clone(schema), columns).map_err(io::Error::other)
     }
 }
 
 /// One day's file being written.
 struct Open {
     date: String,
-    writer: ArrowWriter<Hashing<File>>,
-    partial: PathBuf,
+    writer: ArrowWriter<Hashing<AtomicFile>>,
     path: PathBuf,
     rows: u64,
 }
@@ -104,31 +105,23 @@ pub struct Partitioner {
     pub files: Vec<ManifestFile>,
 }
 
-fn io(e: impl std::error::Error + Send + Sync + 'static) -> ExportError {
-    ExportError::Output(std::io::Error::other(e))
-}
-
 impl Partitioner {
-    /// A dataset in `dir`, which must not exist yet (it is created private).
-    pub fn create(dir: &Path) -> Result<Self, ExportError> {
-        std::fs::DirBuilder::new().mode(0o700).create(dir)?;
-        Ok(Partitioner {
+    /// A dataset written into the existing, empty folder `dir` (the caller's temporary folder).
+    pub fn new(dir: &Path) -> Self {
+        Partitioner {
             dir: dir.to_path_buf(),
             schema: schema(),
             open: None,
             columns: Columns::default(),
             pending: 0,
             files: Vec::new(),
-        })
+        }
     }
 
     /// Adds one row (rows must come in time order).
-    pub fn push(&mut self, row: &ExportRow) -> Result<(), ExportError> {
+    pub fn push(&mut self, row: &ExportRow) -> io::Result<()> {
         let at = crate::time::from_stored(&row.timestamp).ok_or_else(|| {
-            io(std::io::Error::other(format!(
-                "event {} has an unreadable timestamp",
-                row.id
-            )))
+            io::Error::other(format!("event {} has an unreadable timestamp", row.id))
         })?;
         let date = at.format("%Y-%m-%d").to_string();
         if self.open.as_ref().is_none_or(|o| o.date != date) {
@@ -143,46 +136,35 @@ impl Partitioner {
         Ok(())
     }
 
-    /// Writes what is buffered and closes the last file.
-    pub fn finish(mut self) -> Result<Vec<ManifestFile>, ExportError> {
+    /// Writes what is buffered and closes the last file; returns the files written.
+    pub fn finish(mut self) -> io::Result<Vec<ManifestFile>> {
         self.close_file()?;
         Ok(self.files)
     }
 
-    fn open_file(&mut self, date: String) -> Result<(), ExportError> {
+    fn open_file(&mut self, date: String) -> io::Result<()> {
         let folder = self.dir.join(format!("date={date}"));
         std::fs::DirBuilder::new()
-            .mode(0o700)
+            .mode(DIR_MODE)
             .recursive(true)
             .create(&folder)?;
-        let path = folder.join("part-00000.parquet");
-        let partial = folder.join(".part-00000.parquet.partial");
-        let file = std::fs::OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .mode(0o600)
-            .open(&partial)?;
+        let path = folder.join(PART_FILE);
         let props = WriterProperties::builder()
             .set_compression(Compression::ZSTD(ZstdLevel::default()))
             .build();
-        let sink = Hashing {
-            inner: file,
-            hasher: Sha256::new(),
-            bytes: 0,
-        };
-        let writer =
-            ArrowWriter::try_new(sink, Arc::clone(&self.schema), Some(props)).map_err(io)?;
+        let sink = Hashing::new(AtomicFile::create(&path)?);
+        let writer = ArrowWriter::try_new(sink, Arc::clone(&self.schema), Some(props))
+            .map_err(io::Error::other)?;
         self.open = Some(Open {
             date,
             writer,
-            partial,
             path,
             rows: 0,
         });
         Ok(())
     }
 
-    fn write_batch(&mut self) -> Result<(), ExportError> {
+    fn write_batch(&mut self) -> io::Result<()> {
         if self.pending == 0 {
             return Ok(());
         }
@@ -191,27 +173,22 @@ impl Partitioner {
             .open
             .as_mut()
             .expect("a file is open while rows are pending");
-        open.writer.write(&batch).map_err(io)?;
+        open.writer.write(&batch).map_err(io::Error::other)?;
         open.rows += self.pending as u64;
         self.pending = 0;
         Ok(())
     }
 
-    fn close_file(&mut self) -> Result<(), ExportError> {
+    fn close_file(&mut self) -> io::Result<()> {
         self.write_batch()?;
         let Some(open) = self.open.take() else {
             return Ok(());
         };
-        let sink = open.writer.into_inner().map_err(io)?;
-        sink.inner.sync_all()?;
-        std::fs::rename(&open.partial, &open.path)?;
+        let sink = open.writer.into_inner().map_err(io::Error::other)?;
         let relative = open.path.strip_prefix(&self.dir).unwrap_or(&open.path);
-        self.files.push(ManifestFile {
-            path: relative.display().to_string(),
-            rows: open.rows,
-            bytes: sink.bytes,
-            sha256: hex::encode(sink.hasher.finalize()),
-        });
+        let (file, entry) = sink.into_entry(relative.display().to_string(), open.rows);
+        file.commit()?;
+        self.files.push(entry);
         Ok(())
     }
 }

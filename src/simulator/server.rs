@@ -115,6 +115,8 @@ async fn authenticate(State(shared): State<Arc<Shared>>, body: Bytes) -> Respons
     )
 }
 
+/// `GET /events`: latency, then a fault if one is due, the bearer token, the query, and the page (broken on the
+/// way out if the fault says so).
 async fn events(
     State(shared): State<Arc<Shared>>,
     headers: HeaderMap,
@@ -128,6 +130,36 @@ async fn events(
     if fault.is_some() {
         shared.stats.faults.fetch_add(1, Ordering::Relaxed);
     }
+    if let Some(response) = fault_response(&shared, fault) {
+        return response;
+    }
+    if let Err(message) = check_token(&shared, &headers) {
+        shared.stats.unauthorized.fetch_add(1, Ordering::Relaxed);
+        return error(StatusCode::UNAUTHORIZED, "Unauthorized", message);
+    }
+    let body = match page(&shared, raw.unwrap_or_default()) {
+        Ok(items) => json_array(&items),
+        Err(Refusal(status, message)) => {
+            return error(
+                status,
+                status.canonical_reason().unwrap_or("Error"),
+                message,
+            );
+        }
+    };
+    match fault {
+        Some(FaultKind::Drop) => broken(body, 0),
+        Some(FaultKind::Truncate) => {
+            let half = body.len() / 2;
+            broken(body, half)
+        }
+        _ => json(StatusCode::OK, body),
+    }
+}
+
+/// The answer a fault puts in place of the page (429 or a 5xx); `None` when the page is to be served (and
+/// perhaps broken on the way out).
+fn fault_response(shared: &Shared, fault: Option<FaultKind>) -> Option<Response> {
     match fault {
         Some(FaultKind::Throttle) => {
             let mut r = error(
@@ -139,54 +171,54 @@ async fn events(
                 header::RETRY_AFTER,
                 HeaderValue::from(shared.config.retry_after_secs),
             );
-            return r;
+            Some(r)
         }
         Some(FaultKind::Status(code)) => {
             let status = StatusCode::from_u16(code).expect("fault statuses are valid");
-            return error(
+            Some(error(
                 status,
                 status.canonical_reason().unwrap_or("Error"),
                 "The server encountered an error",
-            );
+            ))
         }
-        _ => {}
+        _ => None,
     }
-    if let Err(message) = check_token(&shared, &headers) {
-        shared.stats.unauthorized.fetch_add(1, Ordering::Relaxed);
-        return error(StatusCode::UNAUTHORIZED, "Unauthorized", message);
-    }
-    let pairs: Vec<(String, String)> =
-        url::form_urlencoded::parse(raw.unwrap_or_default().as_bytes())
-            .into_owned()
-            .collect();
-    let query = match query::parse(&pairs, shared.config.bounds) {
-        Ok(q) => q,
-        Err(BadRequest(message)) => {
-            shared.stats.bad_requests.fetch_add(1, Ordering::Relaxed);
-            return error(StatusCode::BAD_REQUEST, "Bad Request", message);
-        }
-    };
+}
+
+/// Why a page is not served: the status, and the message of the error body.
+struct Refusal(StatusCode, String);
+
+/// The page a query string asks for, or why not: 400 for a bad query or a window too large to sort, 404 past
+/// the last page when the simulator is set to answer so.
+fn page(shared: &Shared, raw_query: String) -> Result<Vec<String>, Refusal> {
+    let pairs: Vec<(String, String)> = url::form_urlencoded::parse(raw_query.as_bytes())
+        .into_owned()
+        .collect();
+    let query = query::parse(&pairs, shared.config.bounds).map_err(|BadRequest(message)| {
+        shared.stats.bad_requests.fetch_add(1, Ordering::Relaxed);
+        Refusal(StatusCode::BAD_REQUEST, message)
+    })?;
     let items = {
         let overlay = shared.overlay.read().expect("overlay lock");
         overlay.select(&shared.data, &query, &shared.default_sort())
     };
-    let items = match items {
-        Ok(items) => items,
-        Err(SelectError::TooLarge(n)) => {
-            return error(
-                StatusCode::BAD_REQUEST,
-                "Bad Request",
-                format!("{n} events match; narrow createdFrom/createdTo to sort by this field"),
-            );
-        }
-    };
+    let items = items.map_err(|SelectError::TooLarge(n)| {
+        Refusal(
+            StatusCode::BAD_REQUEST,
+            format!("{n} events match; narrow createdFrom/createdTo to sort by this field"),
+        )
+    })?;
     if items.is_empty() && query.page > 1 && shared.config.past_end == PastEnd::NotFound {
-        return error(
+        return Err(Refusal(
             StatusCode::NOT_FOUND,
-            "Not Found",
             format!("Page {} is past the last page", query.page),
-        );
+        ));
     }
+    Ok(items)
+}
+
+/// Items, each already JSON, as one JSON array.
+fn json_array(items: &[String]) -> String {
     let mut body = String::with_capacity(items.iter().map(|i| i.len() + 1).sum::<usize>() + 2);
     body.push('[');
     for (n, item) in items.iter().enumerate() {
@@ -196,14 +228,7 @@ async fn events(
         body.push_str(item);
     }
     body.push(']');
-    match fault {
-        Some(FaultKind::Drop) => broken(body, 0),
-        Some(FaultKind::Truncate) => {
-            let half = body.len() / 2;
-            broken(body, half)
-        }
-        _ => json(StatusCode::OK, body),
-    }
+    body
 }
 
 /// A 200 whose connection breaks after `keep` bytes of the promised body.
@@ -239,4 +264,120 @@ fn error(status: StatusCode, error: &str, message: impl Into<String>) -> Respons
         status,
         serde_json::json!({ "error": error, "message": message.into() }).to_string(),
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::simulator::{SimConfig, Simulator, source::MAX_SORTED_WINDOW};
+
+    const WHOLE_DAY: &str = "createdFrom=2024-01-01T00:00:00Z&createdTo=2024-01-02T00:00:00Z";
+
+    /// A simulator of `events` events on 2024-01-01 that answers 404 past the last page.
+    fn simulator(events: u64, faults: &[&str]) -> Simulator {
+        let from = crate::time::parse_time_arg("2024-01-01").unwrap();
+        let mut config = SimConfig::new(events, from, from + chrono::TimeDelta::days(1));
+        config.past_end = PastEnd::NotFound;
+        config.faults = faults.iter().map(|f| f.parse().unwrap()).collect();
+        Simulator::new(config)
+    }
+
+    /// Calls `GET /events?{query}` with a valid token, or none; returns the status, Retry-After and body.
+    async fn get(sim: &Simulator, query: &str, authorised: bool) -> (u16, Option<String>, String) {
+        let mut headers = HeaderMap::new();
+        if authorised {
+            let bearer = format!("Bearer {}", sim.issue_token());
+            headers.insert(header::AUTHORIZATION, bearer.parse().unwrap());
+        }
+        let raw = RawQuery(Some(query.to_string()));
+        let response = events(State(Arc::clone(&sim.shared)), headers, raw).await;
+        let status = response.status().as_u16();
+        let retry_after = response
+            .headers()
+            .get(header::RETRY_AFTER)
+            .map(|v| v.to_str().unwrap().to_string());
+        let body = axum::body::to_bytes(response.into_body(), usize::MAX)
+            .await
+            .unwrap();
+        (
+            status,
+            retry_after,
+            String::from_utf8(body.to_vec()).unwrap(),
+        )
+    }
+
+    fn error_body(error: &str, message: &str) -> String {
+        serde_json::json!({ "error": error, "message": message }).to_string()
+    }
+
+    #[tokio::test]
+    async fn refusals_come_in_the_documented_shape() {
+        let sim = simulator(100, &[]);
+        let cases = [
+            (
+                format!("page=1&pageSize=10&{WHOLE_DAY}"),
+                false,
+                401,
+                error_body(
+                    "Unauthorized",
+                    "Full authentication is required to access this resource",
+                ),
+            ),
+            (
+                WHOLE_DAY.to_string(),
+                true,
+                400,
+                error_body("Bad Request", "Required parameter 'page' is missing"),
+            ),
+            (
+                format!("page=11&pageSize=10&{WHOLE_DAY}"),
+                true,
+                404,
+                error_body("Not Found", "Page 11 is past the last page"),
+            ),
+        ];
+        for (query, authorised, status, body) in cases {
+            assert_eq!(
+                get(&sim, &query, authorised).await,
+                (status, None, body),
+                "{query}"
+            );
+        }
+        let (status, _, body) = get(&sim, &format!("page=10&pageSize=10&{WHOLE_DAY}"), true).await;
+        let items: Vec<serde_json::Value> = serde_json::from_str(&body).unwrap();
+        assert_eq!((status, items.len()), (200, 10), "the last page is served");
+    }
+
+    #[tokio::test]
+    async fn a_window_too_large_to_sort_is_a_bad_request() {
+        let events = MAX_SORTED_WINDOW as u64 + 1;
+        let sim = simulator(events, &[]);
+        let query = format!("page=1&pageSize=10&sort=timestamp&{WHOLE_DAY}");
+        let message =
+            format!("{events} events match; narrow createdFrom/createdTo to sort by this field");
+        assert_eq!(
+            get(&sim, &query, true).await,
+            (400, None, error_body("Bad Request", &message))
+        );
+    }
+
+    #[tokio::test]
+    async fn faults_answer_in_place_of_the_page() {
+        let sim = simulator(100, &["429:first:1", "503:every:2"]);
+        let query = format!("page=1&pageSize=5&{WHOLE_DAY}");
+        let throttled = get(&sim, &query, true).await;
+        let want = error_body("Too Many Requests", "Rate limit exceeded");
+        assert_eq!(throttled, (429, Some("1".into()), want));
+        let failed = get(&sim, &query, true).await;
+        let want = error_body("Service Unavailable", "The server encountered an error");
+        assert_eq!(failed, (503, None, want));
+        let (status, _, body) = get(&sim, &query, true).await;
+        assert_eq!(status, 200);
+        assert_eq!(
+            serde_json::from_str::<Vec<serde_json::Value>>(&body)
+                .unwrap()
+                .len(),
+            5
+        );
+    }
 }

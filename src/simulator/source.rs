@@ -52,6 +52,121 @@ pub enum SelectError {
     TooLarge(usize),
 }
 
+/// The candidates of one query: the generated events in its time range (indices `lo..hi`, less those deleted
+/// or filtered out) and the late events in it that pass its filters.
+struct Candidates<'a> {
+    overlay: &'a Overlay,
+    data: &'a Dataset,
+    query: &'a EventsQuery,
+    lo: u64,
+    hi: u64,
+    /// Indices into the overlay's late events, ascending (so by id).
+    late: Vec<usize>,
+}
+
+impl<'a> Candidates<'a> {
+    fn new(overlay: &'a Overlay, data: &'a Dataset, query: &'a EventsQuery) -> Self {
+        let range = &query.range;
+        let late = (0..overlay.late.len())
+            .filter(|&k| {
+                let l = &overlay.late[k];
+                l.millis >= range.min_ms
+                    && l.millis <= range.max_ms
+                    && passes(query, data.kind(l.source_index))
+            })
+            .collect();
+        Candidates {
+            overlay,
+            data,
+            query,
+            lo: data.first_at_or_after(range.min_ms),
+            hi: data.first_at_or_after(range.max_ms.saturating_add(1)),
+            late,
+        }
+    }
+
+    /// The generated candidates, by id.
+    fn generated(&self) -> impl DoubleEndedIterator<Item = Candidate> + '_ {
+        (self.lo..self.hi)
+            .filter(|i| !self.overlay.deleted.contains(i) && passes(self.query, self.data.kind(*i)))
+            .map(Candidate::Generated)
+    }
+
+    /// The late candidates, by id.
+    fn late(&self) -> impl DoubleEndedIterator<Item = Candidate> + '_ {
+        self.late.iter().map(|&k| Candidate::Late(k))
+    }
+
+    /// Items before the page.
+    fn offset(&self) -> usize {
+        (self.query.page - 1).saturating_mul(self.query.page_size)
+    }
+
+    /// The requested page of candidates already in order.
+    fn page(&self, ordered: impl Iterator<Item = Candidate>) -> Vec<Candidate> {
+        ordered
+            .skip(self.offset())
+            .take(self.query.page_size)
+            .collect()
+    }
+
+    /// The page in ascending id order: generated ids first (all below the late ones). Without filters or
+    /// deletions in the range, the page is cut by arithmetic on indices, with no scan.
+    fn by_id(&self) -> Vec<Candidate> {
+        let filtered = self.query.category.is_some() || self.query.action.is_some();
+        if filtered
+            || self
+                .overlay
+                .deleted
+                .range(self.lo..self.hi)
+                .next()
+                .is_some()
+        {
+            return self.page(self.generated().chain(self.late()));
+        }
+        let (offset, size) = (self.offset(), self.query.page_size);
+        let generated_len = (self.hi - self.lo) as usize;
+        let start = self.lo as usize + offset.min(generated_len);
+        let end = (start + size).min(self.hi as usize);
+        let mut page: Vec<Candidate> = (start as u64..end as u64)
+            .map(Candidate::Generated)
+            .collect();
+        let late_skip = offset.saturating_sub(generated_len);
+        page.extend(self.late().skip(late_skip).take(size - page.len()));
+        page
+    }
+
+    /// The page in any other order: every candidate sorted (refused past [`MAX_SORTED_WINDOW`]).
+    fn sorted(&self, keys: &[SortKey]) -> Result<Vec<Candidate>, SelectError> {
+        let window = (self.hi - self.lo) as usize + self.late.len();
+        if window > MAX_SORTED_WINDOW {
+            return Err(SelectError::TooLarge(window));
+        }
+        let mut all: Vec<Candidate> = self.generated().chain(self.late()).collect();
+        let bodies: HashMap<Candidate, serde_json::Value> =
+            if keys.iter().any(|k| needs_body(k.field)) {
+                all.iter()
+                    .map(|c| {
+                        let body = self.overlay.render(self.data, *c);
+                        (*c, serde_json::from_str(&body).unwrap_or_default())
+                    })
+                    .collect()
+            } else {
+                HashMap::new()
+            };
+        all.sort_by(|a, b| {
+            keys.iter()
+                .map(|k| {
+                    let o = self.overlay.compare(self.data, *a, *b, k.field, &bodies);
+                    if k.desc { o.reverse() } else { o }
+                })
+                .find(|o| *o != Ordering::Equal)
+                .unwrap_or(Ordering::Equal)
+        });
+        Ok(self.page(all.into_iter()))
+    }
+}
+
 impl Overlay {
     /// Inserts `n` late events with timestamps between `from_ms` and `until_ms`.
     pub fn insert_late(
@@ -127,120 +242,26 @@ impl Overlay {
         query: &EventsQuery,
         default_sort: &[SortKey],
     ) -> Result<Vec<String>, SelectError> {
-        let lo = data.first_at_or_after(query.range.min_ms);
-        let hi = data.first_at_or_after(query.range.max_ms.saturating_add(1));
+        let candidates = Candidates::new(self, data, query);
         let sort = if query.sort.is_empty() {
             default_sort
         } else {
             &query.sort
         };
-        let offset = (query.page - 1).saturating_mul(query.page_size);
-        let size = query.page_size;
-        let filtered = query.category.is_some() || query.action.is_some();
-        let passes = |category: &str, action: &str| {
-            matches(&query.category, category) && matches(&query.action, action)
-        };
-        let generated_ok = |i: u64| {
-            if self.deleted.contains(&i) {
-                return false;
-            }
-            let (c, a) = data.kind(i);
-            passes(c, a)
-        };
-        let late: Vec<usize> = (0..self.late.len())
-            .filter(|&k| {
-                let l = &self.late[k];
-                let (c, a) = data.kind(l.source_index);
-                l.millis >= query.range.min_ms && l.millis <= query.range.max_ms && passes(c, a)
-            })
-            .collect();
-
-        let picked: Vec<Candidate> = match sort {
+        let picked = match sort {
             [
                 SortKey {
                     field: "id",
                     desc: false,
                 },
-            ] => {
-                let plain = !filtered && self.deleted.range(lo..hi).next().is_none();
-                let generated_len = (hi - lo) as usize;
-                if plain {
-                    let start = lo as usize + offset.min(generated_len);
-                    let end = (start + size).min(hi as usize);
-                    let mut page: Vec<Candidate> = (start as u64..end as u64)
-                        .map(Candidate::Generated)
-                        .collect();
-                    let late_skip = offset.saturating_sub(generated_len);
-                    page.extend(
-                        late.iter()
-                            .skip(late_skip)
-                            .take(size - page.len())
-                            .map(|&k| Candidate::Late(k)),
-                    );
-                    page
-                } else {
-                    (lo..hi)
-                        .filter(|&i| generated_ok(i))
-                        .map(Candidate::Generated)
-                        .chain(late.iter().map(|&k| Candidate::Late(k)))
-                        .skip(offset)
-                        .take(size)
-                        .collect()
-                }
-            }
+            ] => candidates.by_id(),
             [
                 SortKey {
                     field: "id",
                     desc: true,
                 },
-            ] => late
-                .iter()
-                .rev()
-                .map(|&k| Candidate::Late(k))
-                .chain(
-                    (lo..hi)
-                        .rev()
-                        .filter(|&i| generated_ok(i))
-                        .map(Candidate::Generated),
-                )
-                .skip(offset)
-                .take(size)
-                .collect(),
-            keys => {
-                let window = (hi - lo) as usize + late.len();
-                if window > MAX_SORTED_WINDOW {
-                    return Err(SelectError::TooLarge(window));
-                }
-                let mut all: Vec<Candidate> = (lo..hi)
-                    .filter(|&i| generated_ok(i))
-                    .map(Candidate::Generated)
-                    .chain(late.iter().map(|&k| Candidate::Late(k)))
-                    .collect();
-                let fields: HashMap<Candidate, serde_json::Value> =
-                    if keys.iter().any(|k| needs_body(k.field)) {
-                        all.iter()
-                            .map(|c| {
-                                (
-                                    *c,
-                                    serde_json::from_str(&self.render(data, *c))
-                                        .unwrap_or_default(),
-                                )
-                            })
-                            .collect()
-                    } else {
-                        HashMap::new()
-                    };
-                all.sort_by(|a, b| {
-                    keys.iter()
-                        .map(|k| {
-                            let o = self.compare(data, *a, *b, k.field, &fields);
-                            if k.desc { o.reverse() } else { o }
-                        })
-                        .find(|o| *o != Ordering::Equal)
-                        .unwrap_or(Ordering::Equal)
-                });
-                all.into_iter().skip(offset).take(size).collect()
-            }
+            ] => candidates.page(candidates.late().rev().chain(candidates.generated().rev())),
+            keys => candidates.sorted(keys)?,
         };
         Ok(picked
             .into_iter()
@@ -319,6 +340,11 @@ fn needs_body(field: &str) -> bool {
     matches!(field, "description" | "username" | "ipAddress")
 }
 
+/// Whether an event of this (category, action) passes the query's filters.
+fn passes(query: &EventsQuery, (category, action): (&str, &str)) -> bool {
+    matches(&query.category, category) && matches(&query.action, action)
+}
+
 fn matches(filter: &Option<StringFilter>, value: &str) -> bool {
     filter.as_ref().is_none_or(|f| f.matches(value))
 }
@@ -337,5 +363,177 @@ fn project(raw: String, fields: &[&str]) -> String {
             serde_json::Value::Object(kept).to_string()
         }
         Err(_) => raw,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::simulator::query::{self, Bounds};
+    use rand::SeedableRng;
+
+    /// 2024-01-01T00:00:00Z in ms.
+    const DAY_START: i64 = 1_704_067_200_000;
+    /// A day in ms.
+    const DAY_MS: i64 = 86_400_000;
+    /// The query parameters of a whole-day window.
+    const WHOLE_DAY: &str = "createdFrom=2024-01-01T00:00:00Z&createdTo=2024-01-02T00:00:00Z";
+
+    fn dataset(count: u64) -> Dataset {
+        Dataset {
+            count,
+            from_ms: DAY_START,
+            to_ms: DAY_START + DAY_MS,
+            seed: 11,
+            ipv6_per_mille: 30,
+            malformed_ppm: 20_000,
+        }
+    }
+
+    /// Late arrivals only, or late arrivals with edits and deletions.
+    fn overlay(data: &Dataset, changed: bool) -> Overlay {
+        let mut rng = StdRng::seed_from_u64(7);
+        let mut overlay = Overlay::default();
+        overlay.insert_late(data, 30, data.from_ms, data.to_ms, &mut rng);
+        if changed {
+            overlay.edit(data, 40, &mut rng);
+            overlay.delete(data, 60, &mut rng);
+        }
+        overlay
+    }
+
+    fn events_query(text: &str) -> EventsQuery {
+        let pairs: Vec<(String, String)> = url::form_urlencoded::parse(text.as_bytes())
+            .into_owned()
+            .collect();
+        query::parse(&pairs, Bounds::Inclusive).unwrap()
+    }
+
+    /// What a page must hold, by the definition rather than the fast paths: every candidate in the range that
+    /// passes the filters (generated by index, then late by arrival), stably sorted by the keys, then cut.
+    fn reference(
+        overlay: &Overlay,
+        data: &Dataset,
+        query: &EventsQuery,
+        default_sort: &[SortKey],
+    ) -> Vec<String> {
+        let keys = if query.sort.is_empty() {
+            default_sort
+        } else {
+            &query.sort
+        };
+        let in_range = |ms: i64| ms >= query.range.min_ms && ms <= query.range.max_ms;
+        let passes =
+            |(c, a): (&str, &str)| matches(&query.category, c) && matches(&query.action, a);
+        let mut all: Vec<Candidate> = (0..data.count)
+            .filter(|i| !overlay.deleted.contains(i) && in_range(data.millis(*i)))
+            .filter(|i| passes(data.kind(*i)))
+            .map(Candidate::Generated)
+            .chain(
+                (0..overlay.late.len())
+                    .filter(|k| in_range(overlay.late[*k].millis))
+                    .filter(|k| passes(data.kind(overlay.late[*k].source_index)))
+                    .map(Candidate::Late),
+            )
+            .collect();
+        let bodies: HashMap<Candidate, serde_json::Value> = all
+            .iter()
+            .filter(|_| keys.iter().any(|k| needs_body(k.field)))
+            .map(|c| {
+                let body = serde_json::from_str(&overlay.render(data, *c)).unwrap_or_default();
+                (*c, body)
+            })
+            .collect();
+        all.sort_by(|a, b| {
+            keys.iter()
+                .map(|k| {
+                    let o = overlay.compare(data, *a, *b, k.field, &bodies);
+                    if k.desc { o.reverse() } else { o }
+                })
+                .find(|o| *o != Ordering::Equal)
+                .unwrap_or(Ordering::Equal)
+        });
+        all.into_iter()
+            .skip((query.page - 1) * query.page_size)
+            .take(query.page_size)
+            .map(|c| project(overlay.render(data, c), &query.fields))
+            .collect()
+    }
+
+    /// Query parameters besides the window, one page each: every path `select` takes.
+    const QUERIES: [&str; 12] = [
+        "page=1&pageSize=100",
+        // The last generated events and the first late ones; late ones only; past the end.
+        "page=16&pageSize=94",
+        "page=17&pageSize=94",
+        "page=18&pageSize=94",
+        "page=1&pageSize=25&sort=id:desc",
+        "page=2&pageSize=25&sort=id:desc",
+        "page=3&pageSize=40&sort=timestamp:desc,id",
+        "page=2&pageSize=60&sort=category,description:desc",
+        "page=1&pageSize=50&sort=action&category=in:authentication,billing",
+        "page=2&pageSize=30&category=authentication&action=like:user-login-%",
+        "page=1&pageSize=20&sort=id&fields=id,timestamp",
+        "page=1&pageSize=20&sort=username:desc,id&fields=username",
+    ];
+
+    #[test]
+    fn pages_are_what_the_definition_says() {
+        let data = dataset(1_500);
+        let by_id = [SortKey {
+            field: "id",
+            desc: false,
+        }];
+        let newest_first = [
+            SortKey {
+                field: "timestamp",
+                desc: true,
+            },
+            SortKey {
+                field: "id",
+                desc: true,
+            },
+        ];
+        let windows = [
+            WHOLE_DAY,
+            "createdFrom=2024-01-01T06:00:00Z&createdTo=2024-01-01T12:00:00Z",
+        ];
+        let mut served = 0;
+        for changed in [false, true] {
+            let overlay = overlay(&data, changed);
+            for default_sort in [&by_id[..], &newest_first[..]] {
+                for (text, window) in QUERIES.iter().flat_map(|q| windows.map(|w| (q, w))) {
+                    let query = events_query(&format!("{text}&{window}"));
+                    let got = overlay.select(&data, &query, default_sort).unwrap();
+                    served += got.len();
+                    let want = reference(&overlay, &data, &query, default_sort);
+                    assert_eq!(
+                        got, want,
+                        "{text}&{window}, changed {changed}, default {default_sort:?}"
+                    );
+                }
+            }
+        }
+        assert!(
+            served > 1_500,
+            "the pages are not trivially empty: {served}"
+        );
+    }
+
+    #[test]
+    fn a_window_too_large_to_sort_is_refused() {
+        let data = dataset(MAX_SORTED_WINDOW as u64 + 1_000);
+        let overlay = Overlay::default();
+        let query = events_query(&format!("page=1&pageSize=10&sort=timestamp&{WHOLE_DAY}"));
+        match overlay.select(&data, &query, &[]) {
+            Err(SelectError::TooLarge(n)) => assert_eq!(n, MAX_SORTED_WINDOW + 1_000),
+            Ok(page) => panic!("served {} items", page.len()),
+        }
+        let by_id = events_query(&format!("page=2&pageSize=10&sort=id&{WHOLE_DAY}"));
+        assert_eq!(
+            overlay.select(&data, &by_id, &[]).unwrap().len(),
+            10,
+            "id order needs no sort"
+        );
     }
 }

@@ -277,7 +277,10 @@ impl Archive {
             .context(|| "cannot set the archive's pragmas".into())?;
         seal::register_functions(&conn)
             .context(|| "cannot register the archive's SQL functions".into())?;
+        // Grouped: every pending migration and its history row commit in one transaction, so a kill while
+        // upgrading leaves the archive as it was, never a schema applied but not recorded.
         let report = embedded::migrations::runner()
+            .set_grouped(true)
             .run(&mut conn)
             .map_err(StoreError::Migration)?;
         let applied = |version| {
@@ -453,33 +456,12 @@ pub fn backup(db: &Path, out: &Path) -> Result<BackupCopy, StoreError> {
     let conn = open_read_only_raw(db)?;
     harden(&conn)?;
     let io = |context: String| move |source| StoreError::Io { context, source };
-    let name = out
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_else(|| "backup".into());
-    let tmp = out.with_file_name(format!(".{name}.partial-{}", std::process::id()));
-    OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(0o600)
-        .open(&tmp)
-        .map_err(io(format!("cannot create {}", tmp.display())))?;
-    let copied = conn
-        .execute("VACUUM INTO ?1", [tmp.to_string_lossy()])
-        .context(|| format!("cannot copy {} to {}", db.display(), tmp.display()));
-    if let Err(e) = copied {
-        let _ = std::fs::remove_file(&tmp);
-        return Err(e);
-    }
-    File::open(&tmp)
-        .and_then(|f| f.sync_all())
-        .map_err(io(format!("cannot sync {}", tmp.display())))?;
-    std::fs::rename(&tmp, out).map_err(io(format!("cannot move the copy to {}", out.display())))?;
-    if let Some(dir) = out.parent().filter(|d| !d.as_os_str().is_empty()) {
-        File::open(dir)
-            .and_then(|d| d.sync_all())
-            .map_err(io(format!("cannot sync {}", dir.display())))?;
-    }
+    let copy = crate::atomic::AtomicFile::create(out)
+        .map_err(io(format!("cannot create a copy beside {}", out.display())))?;
+    conn.execute("VACUUM INTO ?1", [copy.path().to_string_lossy()])
+        .context(|| format!("cannot copy {} to {}", db.display(), copy.path().display()))?;
+    copy.commit()
+        .map_err(io(format!("cannot move the copy to {}", out.display())))?;
     let copy = ArchiveReader::open(out)?;
     Ok(BackupCopy {
         events: copy.event_count()?,

@@ -973,6 +973,7 @@ mod tests {
                 page: 1,
                 items,
                 last: true,
+                deleted_at_source: Vec::new(),
             };
             archive
                 .commit_pages(run, &[page], &mut ledger, now())

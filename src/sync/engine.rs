@@ -377,6 +377,7 @@ pub fn fails_only_its_window(e: &ApiError) -> bool {
         | ApiError::RepeatedPage { .. }
         | ApiError::TooManyPages { .. } => true,
         ApiError::BadBaseUrl { .. }
+        | ApiError::UnparsableBaseUrl { .. }
         | ApiError::InsecureUrl { .. }
         | ApiError::NoCredentials
         | ApiError::CredentialFile { .. }

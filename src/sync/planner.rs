@@ -117,17 +117,25 @@ mod tests {
     const DAY: TimeDelta = TimeDelta::days(1);
     const HOUR: TimeDelta = TimeDelta::hours(1);
 
+    /// (what it shows, range, covered, forced re-read from, window size, the windows planned)
+    type Case = (
+        &'static str,
+        Interval,
+        Vec<Interval>,
+        Option<Timestamp>,
+        TimeDelta,
+        Vec<Interval>,
+    );
+
+    fn check(cases: Vec<Case>) {
+        for (name, range, covered, force, window, want) in cases {
+            assert_eq!(plan(range, &covered, force, window), want, "{name}");
+        }
+    }
+
     #[test]
-    fn plans() {
-        type Case = (
-            &'static str,
-            Interval,
-            Vec<Interval>,
-            Option<Timestamp>,
-            TimeDelta,
-            Vec<Interval>,
-        );
-        let cases: Vec<Case> = vec![
+    fn plans_cut_what_is_not_covered() {
+        check(vec![
             (
                 "empty archive: the range cut on day boundaries",
                 iv("2024-01-01T12:00:00Z", "2024-01-03T06:00:00Z"),
@@ -160,16 +168,19 @@ mod tests {
                 vec![],
             ),
             (
-                "lookback is read again although covered",
-                iv("2024-01-01", "2024-01-01T05:00:00Z"),
-                vec![iv("2024-01-01", "2024-01-01T04:00:00Z")],
-                Some(t("2024-01-01T03:00:00Z")),
+                "empty range",
+                iv("2024-01-01", "2024-01-01"),
+                vec![],
+                None,
                 HOUR,
-                vec![
-                    iv("2024-01-01T03:00:00Z", "2024-01-01T04:00:00Z"),
-                    iv("2024-01-01T04:00:00Z", "2024-01-01T05:00:00Z"),
-                ],
+                vec![],
             ),
+        ]);
+    }
+
+    #[test]
+    fn plans_fill_gaps_and_odd_edges() {
+        check(vec![
             (
                 "a gap inside the coverage is filled",
                 iv("2024-01-01", "2024-01-01T03:00:00Z"),
@@ -182,17 +193,6 @@ mod tests {
                 vec![iv("2024-01-01T01:00:00Z", "2024-01-01T02:00:00Z")],
             ),
             (
-                "refetch from the start reads everything",
-                iv("2024-01-01", "2024-01-01T02:00:00Z"),
-                vec![iv("2024-01-01", "2024-01-01T02:00:00Z")],
-                Some(t("2024-01-01")),
-                HOUR,
-                vec![
-                    iv("2024-01-01", "2024-01-01T01:00:00Z"),
-                    iv("2024-01-01T01:00:00Z", "2024-01-01T02:00:00Z"),
-                ],
-            ),
-            (
                 "odd covered edges leave odd slivers",
                 iv("2024-01-01", "2024-01-01T02:00:00Z"),
                 vec![iv("2024-01-01T00:00:00Z", "2024-01-01T00:59:58Z")],
@@ -203,18 +203,35 @@ mod tests {
                     iv("2024-01-01T01:00:00Z", "2024-01-01T02:00:00Z"),
                 ],
             ),
+        ]);
+    }
+
+    #[test]
+    fn plans_read_again_what_is_forced() {
+        check(vec![
             (
-                "empty range",
-                iv("2024-01-01", "2024-01-01"),
-                vec![],
-                None,
+                "lookback is read again although covered",
+                iv("2024-01-01", "2024-01-01T05:00:00Z"),
+                vec![iv("2024-01-01", "2024-01-01T04:00:00Z")],
+                Some(t("2024-01-01T03:00:00Z")),
                 HOUR,
-                vec![],
+                vec![
+                    iv("2024-01-01T03:00:00Z", "2024-01-01T04:00:00Z"),
+                    iv("2024-01-01T04:00:00Z", "2024-01-01T05:00:00Z"),
+                ],
             ),
-        ];
-        for (name, range, covered, force, window, want) in cases {
-            assert_eq!(plan(range, &covered, force, window), want, "{name}");
-        }
+            (
+                "refetch from the start reads everything",
+                iv("2024-01-01", "2024-01-01T02:00:00Z"),
+                vec![iv("2024-01-01", "2024-01-01T02:00:00Z")],
+                Some(t("2024-01-01")),
+                HOUR,
+                vec![
+                    iv("2024-01-01", "2024-01-01T01:00:00Z"),
+                    iv("2024-01-01T01:00:00Z", "2024-01-01T02:00:00Z"),
+                ],
+            ),
+        ]);
     }
 
     #[test]
