@@ -177,6 +177,11 @@ pub struct ApiArgs {
           value_parser = clap::value_parser!(u32).range(1..=100))]
     pub max_attempts: u32,
 
+    /// Re-read the boundary of each full page (one one-item request per page) to catch events skipped when
+    /// the source deletes events while a window is paged.
+    #[arg(long)]
+    pub check_paging: bool,
+
     /// Wait before the first retry; doubles with each further attempt (with jitter; Retry-After is honoured).
     #[arg(long, value_name = "DURATION", default_value = "500ms", value_parser = parse_duration)]
     pub retry_delay: Duration,

@@ -44,6 +44,8 @@ pub struct SyncSettings {
     pub page_size: u32,
     /// Windows at once.
     pub concurrency: usize,
+    /// Re-read each boundary between full pages to catch events skipped by deletions during paging.
+    pub check_paging: bool,
     /// Request timeout.
     pub timeout: std::time::Duration,
     /// Requests-per-second cap.
@@ -151,6 +153,7 @@ pub fn resolve_sync(
         filters: filters(args.category.as_deref(), args.action.as_deref())?,
         page_size: args.api.page_size,
         concurrency: args.api.concurrency,
+        check_paging: args.api.check_paging,
         timeout: args.api.timeout,
         max_rps: args.api.max_rps.and_then(NonZeroU32::new),
         retry: RetryPolicy {

@@ -18,6 +18,8 @@ struct Knobs {
     failing_from: Option<String>,
     /// Answer 404 this many times to the first request for page 2 of any window.
     not_found_on_page_2: usize,
+    /// After serving this page (asked with more than one item per page), delete this event at the source.
+    delete_after_page: Option<(usize, i64)>,
     /// Requests seen: (page, createdFrom).
     seen: Vec<(usize, String)>,
 }
@@ -108,7 +110,7 @@ fn serve_shared(server: &MockServer, data: Arc<Mutex<Vec<Item>>>, knobs: Arc<Mut
                     None => e.raw.contains(&format!("\"action\":\"{f}\"")),
                 },
             };
-            let data = data.lock().unwrap();
+            let mut data = data.lock().unwrap();
             let mut hits: Vec<&Item> = data
                 .iter()
                 .filter(|e| e.at >= from && e.at <= to && matches(e))
@@ -121,7 +123,15 @@ fn serve_shared(server: &MockServer, data: Arc<Mutex<Vec<Item>>>, knobs: Arc<Mut
                 .take(served)
                 .map(|e| e.raw.as_str())
                 .collect();
-            json_response(200, &format!("[{}]", body.join(",")))
+            let response = json_response(200, &format!("[{}]", body.join(",")));
+            if let Some((after, id)) = k.delete_after_page
+                && after == page
+                && size > 1
+            {
+                data.retain(|e| e.id != id);
+                k.delete_after_page = None;
+            }
+            response
         });
     });
 }
@@ -543,4 +553,51 @@ fn reconcile_records_a_deletion_only_when_the_source_confirms_it() {
         1
     );
     assert!(archived_ids(&sb).contains(&gone), "kept in the archive");
+}
+
+#[test]
+fn a_deletion_at_the_source_while_a_window_is_paged_is_caught_with_check_paging() {
+    // 30 events, pages of 10. After page 1 is served, an event of page 1 is deleted at the source: page 2
+    // then starts one event later, and the event that moved back onto page 1 is never served.
+    let run_with = |check: bool| {
+        let server = MockServer::start();
+        let data = spread(30, "2024-01-01T00:00:00Z", 1);
+        let knobs = Arc::new(Mutex::new(Knobs {
+            delete_after_page: Some((1, data[3].id)),
+            ..Knobs::default()
+        }));
+        serve(&server, data.clone(), knobs);
+        let sb = Sandbox::new();
+        let mut args = vec![
+            "sync".to_string(),
+            "--base-url".into(),
+            base(&server),
+            "--from".into(),
+            "2024-01-01".into(),
+            "--to".into(),
+            "2024-01-02".into(),
+            "--page-size".into(),
+            "10".into(),
+            "--json".into(),
+        ];
+        if check {
+            args.push("--check-paging".into());
+        }
+        let run = sb.run(&args.iter().map(String::as_str).collect::<Vec<_>>());
+        run.expect(0);
+        (archived_ids(&sb), json(&run.stdout), data)
+    };
+    let (held, _, data) = run_with(false);
+    let skipped = data[10].id;
+    assert!(
+        !held.contains(&skipped),
+        "without the check, the shifted event is skipped (what reconcile catches)"
+    );
+    let (held, report, data) = run_with(true);
+    assert_eq!(
+        held,
+        ids_of(&data),
+        "with the check, nothing is skipped (the deleted event stays archived)"
+    );
+    assert_eq!(report["paging_shifts"], 1);
 }

@@ -89,6 +89,7 @@ fn settings(
         filters: Filters::default(),
         page_size: crate::sync::engine::DEFAULT_PAGE_SIZE,
         concurrency: crate::sync::engine::DEFAULT_CONCURRENCY,
+        check_paging: false,
         timeout: crate::api::client::DEFAULT_REQUEST_TIMEOUT,
         max_rps: None,
         retry: RetryPolicy {

@@ -35,6 +35,7 @@ pub async fn run(db: &Path, args: &ReconcileArgs) -> Result<ExitCode> {
         concurrency: settings.concurrency,
         base_url: settings.source.clone(),
         kind: RunKind::Reconcile,
+        check_paging: settings.check_paging,
         clock,
         retired,
     };

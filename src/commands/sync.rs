@@ -91,6 +91,7 @@ pub async fn execute(
         concurrency: settings.concurrency,
         base_url: settings.source.clone(),
         kind: RunKind::Sync,
+        check_paging: settings.check_paging,
         clock,
         retired,
     };

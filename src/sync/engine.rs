@@ -69,6 +69,9 @@ pub struct SyncJob {
     pub kind: RunKind,
     /// The one clock every "now" of the run comes from.
     pub clock: Clock,
+    /// Re-read each boundary between full pages (one one-item request per page) to catch events skipped when
+    /// the source deletes events while a window is paged.
+    pub check_paging: bool,
     /// The ranges `prune` emptied (sorted, disjoint): events the server returns there (a window's one-second
     /// overlap reaches back into them, or a server returns more than asked) are not archived again.
     pub retired: Vec<Interval>,
@@ -136,6 +139,10 @@ pub struct RunReport {
     /// Events the server returned inside pruned ranges, not archived again (retention holds).
     #[serde(skip_serializing_if = "is_zero")]
     pub pruned_skipped: u64,
+    /// Page boundaries `--check-paging` found shifted (events deleted at the source while a window was
+    /// paged); the page before each was read again, so nothing was skipped.
+    #[serde(skip_serializing_if = "is_zero")]
+    pub paging_shifts: u64,
 }
 
 fn is_zero(n: &u64) -> bool {
@@ -149,6 +156,8 @@ struct WindowFetch {
     pager: Pager,
     /// Events returned inside pruned ranges and not archived again.
     pruned_skipped: u64,
+    /// Page boundaries found shifted by deletions at the source during paging (`--check-paging`).
+    paging_shifts: u64,
 }
 
 /// A window that failed while the run went on.
@@ -290,6 +299,7 @@ impl RunReport {
             failed_windows: Vec::new(),
             served_fewer: None,
             pruned_skipped: 0,
+            paging_shifts: 0,
         }
     }
 
@@ -345,6 +355,7 @@ async fn fetch_all(
             Ok(fetch) => {
                 note_served_fewer(report, fetch.pager.served_fewer, &spec, job.page_size);
                 report.pruned_skipped += fetch.pruned_skipped;
+                report.paging_shifts += fetch.paging_shifts;
             }
             Err(Error::Api(e)) if fails_only_its_window(&e) => {
                 warn!(window = %spec.interval, "the window failed, the others go on: {e}");
@@ -435,6 +446,58 @@ struct FetchContext<'a> {
     progress: &'a ProgressFn,
 }
 
+/// One page as fetched: its items (classified, pruned ranges dropped), what the pager is told, and the body's
+/// fingerprint (to catch a server repeating a page).
+struct Fetched {
+    items: Vec<Item>,
+    answer: Answer,
+    fingerprint: Option<u64>,
+    pruned_skipped: u64,
+}
+
+/// Fetches page `page` of a window with `page_size` items per page.
+async fn fetch_page(
+    cx: &FetchContext<'_>,
+    spec: &WindowSpec,
+    page: u32,
+    page_size: u32,
+) -> Result<Fetched, Error> {
+    let (category, action) = spec.filters.to_ledger();
+    let query = PageQuery {
+        created_from: time::to_api(spec.created_from),
+        created_to: time::to_api(spec.created_to),
+        page,
+        page_size,
+        category,
+        action,
+    };
+    Ok(match cx.client.fetch_page(&query).await? {
+        PageResult::PastTheEnd => Fetched {
+            items: Vec::new(),
+            answer: Answer::NotFound,
+            fingerprint: None,
+            pruned_skipped: 0,
+        },
+        PageResult::Page { items, fingerprint } => {
+            if items.len() > page_size as usize {
+                warn!(window = %spec.interval, page, "the server sent {} items for pageSize {page_size}; all are kept", items.len());
+            }
+            let requested = (spec.created_from, spec.created_to);
+            let answer = Answer::Items(items.len());
+            let (kept, pruned_skipped) = outside_retired(
+                items.iter().map(|raw| classify(raw, requested)).collect(),
+                &cx.job.retired,
+            );
+            Fetched {
+                items: kept,
+                answer,
+                fingerprint: Some(fingerprint),
+                pruned_skipped,
+            }
+        }
+    })
+}
+
 /// Pages through one window until its end is confirmed, handing each page to the writer. A reconcile's last
 /// page carries the deletions at the source, each confirmed by an unfiltered read.
 async fn fetch_window(
@@ -443,59 +506,48 @@ async fn fetch_window(
     seq: usize,
     spec: &Arc<WindowSpec>,
 ) -> Result<WindowFetch, Error> {
-    let (client, job, progress) = (cx.client, cx.job, cx.progress);
-    let page_size = job.page_size;
+    let page_size = cx.job.page_size;
     let mut fetch = WindowFetch::default();
     let mut returned: Vec<i64> = Vec::new();
     let mut previous: Option<u64> = None;
+    // The last event id of the previous page, when that page was full (a boundary a deletion can shift).
+    let mut boundary: Option<i64> = None;
     let mut page = 1;
     loop {
-        let (category, action) = spec.filters.to_ledger();
-        let query = PageQuery {
-            created_from: time::to_api(spec.created_from),
-            created_to: time::to_api(spec.created_to),
-            page,
-            page_size,
-            category,
-            action,
-        };
-        let (items, answer) = match client.fetch_page(&query).await? {
-            PageResult::PastTheEnd => (Vec::new(), Answer::NotFound),
-            PageResult::Page { items, fingerprint } => {
-                if !items.is_empty() && previous == Some(fingerprint) {
-                    return Err(ApiError::RepeatedPage {
-                        window: spec.interval.to_string(),
-                        page,
-                        previous: page - 1,
-                    }
-                    .into());
-                }
-                previous = Some(fingerprint);
-                if items.len() > page_size as usize {
-                    warn!(window = %spec.interval, page, "the server sent {} items for pageSize {page_size}; all are kept", items.len());
-                }
-                let requested = (spec.created_from, spec.created_to);
-                let answer = Answer::Items(items.len());
-                let (kept, skipped) = outside_retired(
-                    items.iter().map(|raw| classify(raw, requested)).collect(),
-                    &job.retired,
-                );
-                fetch.pruned_skipped += skipped;
-                if cx.reader.is_some() {
-                    returned.extend(event_ids(&kept));
-                }
-                (kept, answer)
+        let fetched = fetch_page(cx, spec, page, page_size).await?;
+        if fetched.fingerprint.is_some()
+            && !fetched.items.is_empty()
+            && fetched.fingerprint == previous
+        {
+            return Err(ApiError::RepeatedPage {
+                window: spec.interval.to_string(),
+                page,
+                previous: page - 1,
             }
-        };
-        let step = fetch.pager.after(answer, page_size as usize);
+            .into());
+        }
+        previous = fetched.fingerprint.or(previous);
+        fetch.pruned_skipped += fetched.pruned_skipped;
+        let step = fetch.pager.after(fetched.answer, page_size as usize);
         if step == Step::Again {
             debug!(window = %spec.interval, page, "404 after a full page: asking once more");
             continue;
         }
+        let mut items = fetched.items;
+        if let (true, Some(expected)) = (cx.job.check_paging, boundary) {
+            items.extend(reread_if_shifted(cx, spec, page, expected, &mut fetch).await?);
+        }
+        if cx.reader.is_some() {
+            returned.extend(event_ids(&items));
+        }
+        boundary = match fetched.answer {
+            Answer::Items(n) if n >= page_size as usize => event_ids(&items).max(),
+            Answer::Items(_) | Answer::NotFound => None,
+        };
         let last = step == Step::End;
         let deleted = match (last, cx.reader) {
             (true, Some(reader)) => {
-                deleted_at_source(client, reader, spec, returned.clone(), page_size).await?
+                deleted_at_source(cx.client, reader, spec, returned.clone(), page_size).await?
             }
             _ => Vec::new(),
         };
@@ -508,10 +560,10 @@ async fn fetch_window(
                 last,
                 deleted_at_source: deleted,
             };
-            hand_over(tx, batch, progress).await?;
+            hand_over(tx, batch, cx.progress).await?;
         }
         if last {
-            progress(Progress::WindowDone);
+            (cx.progress)(Progress::WindowDone);
             debug!(window = %spec.interval, pages = page, "window fetched");
             return Ok(fetch);
         }
@@ -524,6 +576,35 @@ async fn fetch_window(
             .into());
         }
     }
+}
+
+/// `--check-paging`: after page `page` arrived, asks for the one item at the end of the previous (full) page.
+/// If it is no longer the event that ended that page, events before it were deleted at the source while the
+/// window was paged, and the list shifted: the events that moved back across the boundary were skipped. The
+/// previous page is then read again; its events (the skipped ones among them) are returned to be archived.
+async fn reread_if_shifted(
+    cx: &FetchContext<'_>,
+    spec: &WindowSpec,
+    page: u32,
+    expected: i64,
+    fetch: &mut WindowFetch,
+) -> Result<Vec<Item>, Error> {
+    let page_size = cx.job.page_size;
+    let position = (page - 1) * page_size;
+    let at_boundary = fetch_page(cx, spec, position, 1).await?;
+    if event_ids(&at_boundary.items).next() == Some(expected) {
+        return Ok(Vec::new());
+    }
+    fetch.paging_shifts += 1;
+    warn!(
+        window = %spec.interval,
+        page,
+        "the source changed while the window was paged (events deleted before page {page}): reading page {} again",
+        page - 1
+    );
+    let again = fetch_page(cx, spec, page - 1, page_size).await?;
+    fetch.pruned_skipped += again.pruned_skipped;
+    Ok(again.items)
 }
 
 /// Drops the events that lie inside a retired (pruned) range; returns the rest and how many were dropped.
