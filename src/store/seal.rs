@@ -346,6 +346,208 @@ pub(crate) fn register_functions(conn: &Connection) -> rusqlite::Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::model::{
+        Event, Filters, Interval, Item, PageBatch, Reject, RejectReason, RunKind, WindowSpec,
+    };
+    use crate::store::Archive;
+    use crate::store::write::RunStart;
+    use crate::time::{self, Timestamp};
+    use std::collections::HashMap;
+    use std::sync::Arc;
+
+    fn at(text: &str) -> Timestamp {
+        time::parse_time_arg(text).unwrap()
+    }
+
+    fn spec() -> Arc<WindowSpec> {
+        Arc::new(WindowSpec {
+            interval: Interval::new(at("2024-01-01"), at("2024-01-02")),
+            filters: Filters::default(),
+            created_from: at("2023-12-31T23:59:59Z"),
+            created_to: at("2024-01-02"),
+        })
+    }
+
+    fn event(id: i64, raw: &str) -> Item {
+        Item::Event(Event {
+            id,
+            timestamp: "2024-01-01T10:00:00.000Z".into(),
+            category: "authentication".into(),
+            action: "user-login-success".into(),
+            description: None,
+            username: None,
+            ip_address: None,
+            raw: raw.into(),
+            digest: sha256_hex(raw.as_bytes()),
+            out_of_window: false,
+        })
+    }
+
+    fn page(page: u32, items: Vec<Item>, last: bool) -> PageBatch {
+        PageBatch {
+            window_seq: 0,
+            window: spec(),
+            page,
+            items,
+            last,
+        }
+    }
+
+    fn run(store: &mut Archive, kind: RunKind, now: Timestamp) -> i64 {
+        let start = RunStart {
+            range: spec().interval,
+            filters: Filters::default(),
+            base_url: "http://127.0.0.1/v1".into(),
+            windows_planned: 1,
+            kind,
+        };
+        store.begin_run(&start, now).unwrap()
+    }
+
+    /// Builds, through the writer, a sync's window fetch (three events over two pages, a revision, a reject),
+    /// a reconcile's (a change, a late arrival, two deletions at the source) and a failed one (one page).
+    fn three_sealed_windows() -> (tempfile::TempDir, Archive) {
+        let dir = tempfile::tempdir().unwrap();
+        let (synced, reconciled) = (at("2024-02-01"), at("2024-03-01"));
+        let mut store = Archive::open(&dir.path().join("a.db"), synced).unwrap();
+        let sync = run(&mut store, RunKind::Sync, synced);
+        let reject = Item::Reject(Reject {
+            raw: "42".into(),
+            reason: RejectReason::NotAnObject("a number"),
+        });
+        let pages = [
+            page(
+                1,
+                vec![event(1, r#"{"id":1}"#), event(2, r#"{"id":2}"#), reject],
+                false,
+            ),
+            page(
+                2,
+                vec![event(2, r#"{"id":2,"v":2}"#), event(3, r#"{"id":3}"#)],
+                true,
+            ),
+        ];
+        let mut ledger = HashMap::new();
+        for p in pages {
+            store.commit_pages(sync, &[p], &mut ledger, synced).unwrap();
+        }
+        let reconcile = run(&mut store, RunKind::Reconcile, reconciled);
+        let returned = page(
+            1,
+            vec![event(1, r#"{"id":1,"v":2}"#), event(4, r#"{"id":4}"#)],
+            true,
+        );
+        let (mut ledger, mut observed) = (HashMap::new(), HashMap::new());
+        store
+            .commit_reconciled_pages(
+                reconcile,
+                &[returned],
+                &mut ledger,
+                &mut observed,
+                reconciled,
+            )
+            .unwrap();
+        let failed_at = at("2024-04-01");
+        let failed = run(&mut store, RunKind::Sync, failed_at);
+        let first = page(1, vec![event(5, r#"{"id":5}"#)], false);
+        store
+            .commit_pages(failed, &[first], &mut HashMap::new(), failed_at)
+            .unwrap();
+        store
+            .finish_run(
+                failed,
+                crate::model::RunStatus::Failed,
+                Some("boom"),
+                failed_at,
+            )
+            .unwrap();
+        (dir, store)
+    }
+
+    /// The SHA-256 of canonical lines, each followed by a newline.
+    fn hash_lines(lines: &[String]) -> String {
+        sha256_hex(
+            lines
+                .iter()
+                .map(|l| format!("{l}\n"))
+                .collect::<String>()
+                .as_bytes(),
+        )
+    }
+
+    #[test]
+    fn window_content_is_the_documented_canonical_lines() {
+        let (_dir, store) = three_sealed_windows();
+        let d = |raw: &str| sha256_hex(raw.as_bytes());
+        let window = |id: i64, counts: &str, at: &str, completed: &str| {
+            format!(
+                r#"["window",{id},{id},"2024-01-01T00:00:00.000Z","2024-01-02T00:00:00.000Z","","","2023-12-31T23:59:59Z","2024-01-02T00:00:00Z",{counts},"{at}",{completed}]"#
+            )
+        };
+        let (synced, reconciled) = ("2024-02-01T00:00:00.000Z", "2024-03-01T00:00:00.000Z");
+        let sync = [
+            r#"["elevate-archive seal",1]"#.to_string(),
+            window(
+                1,
+                r#""complete",2,5,3,1,1,0"#,
+                synced,
+                &format!("\"{synced}\""),
+            ),
+            format!(r#"["event",1,"{}"]"#, d(r#"{"id":1}"#)),
+            format!(r#"["event",2,"{}"]"#, d(r#"{"id":2}"#)),
+            format!(r#"["event",3,"{}"]"#, d(r#"{"id":3}"#)),
+            format!(r#"["revision",1,2,"{}"]"#, d(r#"{"id":2,"v":2}"#)),
+            format!(
+                r#"["reject",1,"not a JSON object (it is a number)","{}"]"#,
+                d("42")
+            ),
+        ];
+        let reconcile = [
+            r#"["elevate-archive seal",1]"#.to_string(),
+            window(
+                2,
+                r#""complete",1,2,1,1,0,0"#,
+                reconciled,
+                &format!("\"{reconciled}\""),
+            ),
+            format!(r#"["event",4,"{}"]"#, d(r#"{"id":4}"#)),
+            format!(r#"["revision",2,1,"{}"]"#, d(r#"{"id":1,"v":2}"#)),
+            format!(r#"["source",1,1,"changed","{reconciled}"]"#),
+            format!(r#"["source",2,4,"late","{reconciled}"]"#),
+            format!(r#"["source",3,2,"deleted","{reconciled}"]"#),
+            format!(r#"["source",4,3,"deleted","{reconciled}"]"#),
+        ];
+        let failed = [
+            r#"["elevate-archive seal",1]"#.to_string(),
+            window(
+                3,
+                r#""failed",1,1,1,0,0,0"#,
+                "2024-04-01T00:00:00.000Z",
+                "null",
+            ),
+            format!(r#"["event",5,"{}"]"#, d(r#"{"id":5}"#)),
+        ];
+        let cases = [
+            (1, &sync[..], 3, 1),
+            (2, &reconcile[..], 1, 1),
+            (3, &failed[..], 1, 0),
+        ];
+        for (window_id, lines, events, revisions) in cases {
+            let now = window_content(&store.conn, window_id).unwrap();
+            let sealed: String = store
+                .conn
+                .query_row(
+                    "SELECT content FROM seals WHERE window_id = ?1",
+                    [window_id],
+                    |r| r.get(0),
+                )
+                .unwrap();
+            assert_eq!(now.content, hash_lines(lines), "window {window_id}");
+            assert_eq!(sealed, now.content, "window {window_id}'s seal");
+            assert_eq!((now.events, now.revisions), (events, revisions));
+            assert_eq!(now.members.len(), events as usize * MEMBER_BYTES);
+        }
+    }
 
     #[test]
     fn the_event_line_is_the_canonical_json() {
