@@ -51,12 +51,28 @@ pub struct WindowContent {
 }
 
 /// The canonical description of window fetch `window_id`, as JSON lines hashed with SHA-256: a version line;
-/// the ledger row; each inserted event's id and digest, by id; each revision's id, event id and digest; each
-/// reject's id, reason and the SHA-256 of its text.
+/// the ledger row ([`ledger_line`]); each inserted event's id and digest, by id ([`event_line`]); then the
+/// other rows it filed ([`hash_other_rows`]): each revision's id, event id and digest; each reject's id, reason
+/// and the SHA-256 of its text; each change at the source a reconcile's fetch found. The rows are streamed:
+/// only the members grow with the window.
 pub fn window_content(conn: &Connection, window_id: i64) -> rusqlite::Result<WindowContent> {
     let mut h = Sha256::new();
     line(&mut h, serde_json::json!(["elevate-archive seal", 1]));
-    let row: serde_json::Value = conn.query_row(
+    line(&mut h, ledger_line(conn, window_id)?);
+    let (members, events) = hash_events(conn, window_id, &mut h)?;
+    let revisions = hash_other_rows(conn, window_id, &mut h)?;
+    Ok(WindowContent {
+        content: hex::encode(h.finalize()),
+        members,
+        events,
+        revisions,
+    })
+}
+
+/// The ledger line of window fetch `window_id`: its `windows` row, every column but `error`, in schema order
+/// (`QueryReturnedNoRows` if the row is gone).
+fn ledger_line(conn: &Connection, window_id: i64) -> rusqlite::Result<serde_json::Value> {
+    conn.query_row(
         "SELECT id, run_id, window_start, window_end, category_filter, action_filter, created_from, created_to,
                 status, pages, events_received, events_new, revisions, rejects, out_of_window, started_at,
                 completed_at
@@ -84,82 +100,110 @@ pub fn window_content(conn: &Connection, window_id: i64) -> rusqlite::Result<Win
                 r.get::<_, Option<String>>(16)?,
             ]))
         },
-    )?;
-    line(&mut h, row);
+    )
+}
+
+/// Hashes the event lines of window fetch `window_id`, by id; returns its members and how many events it
+/// inserted.
+fn hash_events(
+    conn: &Connection,
+    window_id: i64,
+    h: &mut Sha256,
+) -> rusqlite::Result<(Vec<u8>, i64)> {
     let mut members = Vec::new();
     let mut events = 0;
     let mut stmt =
         conn.prepare_cached("SELECT id, digest FROM events WHERE window_id = ?1 ORDER BY id")?;
     let mut rows = stmt.query([window_id])?;
-    // The hot loop of sealing: the same bytes as `json!(["event", id, digest])` and a newline, without the
-    // intermediate JSON value (digests are hex, so they need no escaping; a missing one reads as "").
     let mut text = String::with_capacity(96);
     while let Some(r) = rows.next()? {
         let id: i64 = r.get(0)?;
+        // A missing digest reads as "".
         let digest = r.get_ref(1)?.as_str_or_null()?.unwrap_or_default();
         members.extend_from_slice(&id.to_be_bytes());
         members.extend_from_slice(&digest_prefix(digest));
-        text.clear();
-        let _ = writeln!(text, "[\"event\",{id},\"{digest}\"]");
+        event_line(&mut text, id, digest);
         h.update(text.as_bytes());
         events += 1;
     }
-    let mut revisions = 0;
-    let mut stmt = conn.prepare_cached(
+    Ok((members, events))
+}
+
+/// Writes the event line of event `id` into `text` (cleared first). The hot loop of sealing: the same bytes
+/// as `json!(["event", id, digest])` and a newline, without the intermediate JSON value (digests are hex, so
+/// they need no escaping).
+fn event_line(text: &mut String, id: i64, digest: &str) {
+    text.clear();
+    let _ = writeln!(text, "[\"event\",{id},\"{digest}\"]");
+}
+
+/// Hashes the lines of the other rows window fetch `window_id` filed, each kind by id: revisions, rejects, and
+/// what a reconcile's fetch found changed at the source (none for a sync's fetch, so seals made before
+/// reconciliation existed describe their windows exactly as they did). Returns how many revisions it filed.
+fn hash_other_rows(conn: &Connection, window_id: i64, h: &mut Sha256) -> rusqlite::Result<i64> {
+    let revisions = hash_rows(
+        conn,
+        h,
         "SELECT id, event_id, digest FROM event_revisions WHERE window_id = ?1 ORDER BY id",
-    )?;
-    let mut rows = stmt.query([window_id])?;
-    while let Some(r) = rows.next()? {
-        line(
-            &mut h,
-            serde_json::json!([
+        window_id,
+        |r| {
+            Ok(serde_json::json!([
                 "revision",
                 r.get::<_, i64>(0)?,
                 r.get::<_, i64>(1)?,
                 r.get::<_, Option<String>>(2)?
-            ]),
-        );
-        revisions += 1;
-    }
-    let mut stmt = conn
-        .prepare_cached("SELECT id, reason, raw FROM rejects WHERE window_id = ?1 ORDER BY id")?;
-    let mut rows = stmt.query([window_id])?;
-    while let Some(r) = rows.next()? {
-        let raw: String = r.get(2)?;
-        line(
-            &mut h,
-            serde_json::json!([
+            ]))
+        },
+    )?;
+    hash_rows(
+        conn,
+        h,
+        "SELECT id, reason, raw FROM rejects WHERE window_id = ?1 ORDER BY id",
+        window_id,
+        |r| {
+            let raw: String = r.get(2)?;
+            Ok(serde_json::json!([
                 "reject",
                 r.get::<_, i64>(0)?,
                 r.get::<_, String>(1)?,
                 sha256_hex(raw.as_bytes())
-            ]),
-        );
-    }
-    // What a reconcile's fetch found changed at the source (none for a sync's fetch, so seals made before
-    // reconciliation existed describe their windows exactly as they did).
-    let mut stmt = conn.prepare_cached(
-        "SELECT id, event_id, kind, detected_at FROM source_changes WHERE window_id = ?1 ORDER BY id",
+            ]))
+        },
     )?;
-    let mut rows = stmt.query([window_id])?;
-    while let Some(r) = rows.next()? {
-        line(
-            &mut h,
-            serde_json::json!([
+    hash_rows(
+        conn,
+        h,
+        "SELECT id, event_id, kind, detected_at FROM source_changes WHERE window_id = ?1 ORDER BY id",
+        window_id,
+        |r| {
+            Ok(serde_json::json!([
                 "source",
                 r.get::<_, i64>(0)?,
                 r.get::<_, i64>(1)?,
                 r.get::<_, String>(2)?,
                 r.get::<_, String>(3)?
-            ]),
-        );
+            ]))
+        },
+    )?;
+    Ok(revisions)
+}
+
+/// Hashes one line per row of `sql` (its `?1` bound to `key`), each built by `to_line`; returns how many.
+fn hash_rows(
+    conn: &Connection,
+    h: &mut Sha256,
+    sql: &str,
+    key: i64,
+    to_line: impl Fn(&rusqlite::Row<'_>) -> rusqlite::Result<serde_json::Value>,
+) -> rusqlite::Result<i64> {
+    let mut stmt = conn.prepare_cached(sql)?;
+    let mut rows = stmt.query([key])?;
+    let mut count = 0;
+    while let Some(r) = rows.next()? {
+        line(h, to_line(r)?);
+        count += 1;
     }
-    Ok(WindowContent {
-        content: hex::encode(h.finalize()),
-        members,
-        events,
-        revisions,
-    })
+    Ok(count)
 }
 
 /// The canonical description of prune `prune_id`, hashed like a window's: a version line, the prune row, and
@@ -558,6 +602,23 @@ mod tests {
             text,
             format!("{}\n", serde_json::json!(["event", -42, digest]))
         );
+    }
+
+    #[test]
+    fn event_lines_are_the_canonical_json_for_any_id_and_digest() {
+        let digest = sha256_hex(b"x");
+        let mut text = String::from("left over from the previous event");
+        for (id, digest) in [
+            (42, digest.as_str()),
+            (-42, digest.as_str()),
+            (i64::MAX, digest.as_str()),
+            (i64::MIN, ""),
+            (0, "not hex, but no escaping needed"),
+        ] {
+            event_line(&mut text, id, digest);
+            let json = serde_json::json!(["event", id, digest]);
+            assert_eq!(text, format!("{json}\n"), "event {id}");
+        }
     }
 
     #[test]
