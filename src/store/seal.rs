@@ -51,8 +51,8 @@ pub struct WindowContent {
 }
 
 /// The canonical description of window fetch `window_id`, as JSON lines hashed with SHA-256: a version line;
-/// the ledger row ([`ledger_line`]); each inserted event's id and digest, by id ([`event_line`]); then the
-/// other rows it filed ([`hash_other_rows`]): each revision's id, event id and digest; each reject's id, reason
+/// the ledger row (`ledger_line`); each inserted event's id and digest, by id (`event_line`); then the
+/// other rows it filed (`hash_other_rows`): each revision's id, event id and digest; each reject's id, reason
 /// and the SHA-256 of its text; each change at the source a reconcile's fetch found. The rows are streamed:
 /// only the members grow with the window.
 pub fn window_content(conn: &Connection, window_id: i64) -> rusqlite::Result<WindowContent> {

@@ -17,7 +17,7 @@
 //!
 //! Invariant: memory stays flat however many events the archive holds. What scales with the events is never
 //! loaded whole: digests are recomputed in one streaming pass folded into `Digests`, a seal's members and a
-//! window fetch's rows are read one seal at a time, and a finding keeps at most [`IDS_SHOWN`] ids (with the
+//! window fetch's rows are read one seal at a time, and a finding keeps at most `IDS_SHOWN` ids (with the
 //! full count). What is loaded up front scales with the window fetches and prunes (one header per seal).
 
 use super::seal::{self, GENESIS, WindowContent, chain_hash, decode_members, window_content};
@@ -37,7 +37,7 @@ pub struct Finding {
     pub kind: FindingKind,
     /// The window fetch concerned, if any.
     pub window_id: Option<i64>,
-    /// The event ids concerned (at most [`IDS_SHOWN`]).
+    /// The event ids concerned (at most `IDS_SHOWN`).
     pub ids: Vec<i64>,
     /// What it means, in words.
     pub detail: String,
