@@ -51,12 +51,28 @@ pub struct WindowContent {
 }
 
 /// The canonical description of window fetch `window_id`, as JSON lines hashed with SHA-256: a version line;
-/// the ledger row; each inserted event's id and digest, by id; each revision's id, event id and digest; each
-/// reject's id, reason and the SHA-256 of its text.
+/// the ledger row (`ledger_line`); each inserted event's id and digest, by id (`event_line`); then the
+/// other rows it filed (`hash_other_rows`): each revision's id, event id and digest; each reject's id, reason
+/// and the SHA-256 of its text; each change at the source a reconcile's fetch found. The rows are streamed:
+/// only the members grow with the window.
 pub fn window_content(conn: &Connection, window_id: i64) -> rusqlite::Result<WindowContent> {
     let mut h = Sha256::new();
     line(&mut h, serde_json::json!(["elevate-archive seal", 1]));
-    let row: serde_json::Value = conn.query_row(
+    line(&mut h, ledger_line(conn, window_id)?);
+    let (members, events) = hash_events(conn, window_id, &mut h)?;
+    let revisions = hash_other_rows(conn, window_id, &mut h)?;
+    Ok(WindowContent {
+        content: hex::encode(h.finalize()),
+        members,
+        events,
+        revisions,
+    })
+}
+
+/// The ledger line of window fetch `window_id`: its `windows` row, every column but `error`, in schema order
+/// (`QueryReturnedNoRows` if the row is gone).
+fn ledger_line(conn: &Connection, window_id: i64) -> rusqlite::Result<serde_json::Value> {
+    conn.query_row(
         "SELECT id, run_id, window_start, window_end, category_filter, action_filter, created_from, created_to,
                 status, pages, events_received, events_new, revisions, rejects, out_of_window, started_at,
                 completed_at
@@ -84,82 +100,110 @@ pub fn window_content(conn: &Connection, window_id: i64) -> rusqlite::Result<Win
                 r.get::<_, Option<String>>(16)?,
             ]))
         },
-    )?;
-    line(&mut h, row);
+    )
+}
+
+/// Hashes the event lines of window fetch `window_id`, by id; returns its members and how many events it
+/// inserted.
+fn hash_events(
+    conn: &Connection,
+    window_id: i64,
+    h: &mut Sha256,
+) -> rusqlite::Result<(Vec<u8>, i64)> {
     let mut members = Vec::new();
     let mut events = 0;
     let mut stmt =
         conn.prepare_cached("SELECT id, digest FROM events WHERE window_id = ?1 ORDER BY id")?;
     let mut rows = stmt.query([window_id])?;
-    // The hot loop of sealing: the same bytes as `json!(["event", id, digest])` and a newline, without the
-    // intermediate JSON value (digests are hex, so they need no escaping; a missing one reads as "").
     let mut text = String::with_capacity(96);
     while let Some(r) = rows.next()? {
         let id: i64 = r.get(0)?;
+        // A missing digest reads as "".
         let digest = r.get_ref(1)?.as_str_or_null()?.unwrap_or_default();
         members.extend_from_slice(&id.to_be_bytes());
         members.extend_from_slice(&digest_prefix(digest));
-        text.clear();
-        let _ = writeln!(text, "[\"event\",{id},\"{digest}\"]");
+        event_line(&mut text, id, digest);
         h.update(text.as_bytes());
         events += 1;
     }
-    let mut revisions = 0;
-    let mut stmt = conn.prepare_cached(
+    Ok((members, events))
+}
+
+/// Writes the event line of event `id` into `text` (cleared first). The hot loop of sealing: the same bytes
+/// as `json!(["event", id, digest])` and a newline, without the intermediate JSON value (digests are hex, so
+/// they need no escaping).
+fn event_line(text: &mut String, id: i64, digest: &str) {
+    text.clear();
+    let _ = writeln!(text, "[\"event\",{id},\"{digest}\"]");
+}
+
+/// Hashes the lines of the other rows window fetch `window_id` filed, each kind by id: revisions, rejects, and
+/// what a reconcile's fetch found changed at the source (none for a sync's fetch, so seals made before
+/// reconciliation existed describe their windows exactly as they did). Returns how many revisions it filed.
+fn hash_other_rows(conn: &Connection, window_id: i64, h: &mut Sha256) -> rusqlite::Result<i64> {
+    let revisions = hash_rows(
+        conn,
+        h,
         "SELECT id, event_id, digest FROM event_revisions WHERE window_id = ?1 ORDER BY id",
-    )?;
-    let mut rows = stmt.query([window_id])?;
-    while let Some(r) = rows.next()? {
-        line(
-            &mut h,
-            serde_json::json!([
+        window_id,
+        |r| {
+            Ok(serde_json::json!([
                 "revision",
                 r.get::<_, i64>(0)?,
                 r.get::<_, i64>(1)?,
                 r.get::<_, Option<String>>(2)?
-            ]),
-        );
-        revisions += 1;
-    }
-    let mut stmt = conn
-        .prepare_cached("SELECT id, reason, raw FROM rejects WHERE window_id = ?1 ORDER BY id")?;
-    let mut rows = stmt.query([window_id])?;
-    while let Some(r) = rows.next()? {
-        let raw: String = r.get(2)?;
-        line(
-            &mut h,
-            serde_json::json!([
+            ]))
+        },
+    )?;
+    hash_rows(
+        conn,
+        h,
+        "SELECT id, reason, raw FROM rejects WHERE window_id = ?1 ORDER BY id",
+        window_id,
+        |r| {
+            let raw: String = r.get(2)?;
+            Ok(serde_json::json!([
                 "reject",
                 r.get::<_, i64>(0)?,
                 r.get::<_, String>(1)?,
                 sha256_hex(raw.as_bytes())
-            ]),
-        );
-    }
-    // What a reconcile's fetch found changed at the source (none for a sync's fetch, so seals made before
-    // reconciliation existed describe their windows exactly as they did).
-    let mut stmt = conn.prepare_cached(
-        "SELECT id, event_id, kind, detected_at FROM source_changes WHERE window_id = ?1 ORDER BY id",
+            ]))
+        },
     )?;
-    let mut rows = stmt.query([window_id])?;
-    while let Some(r) = rows.next()? {
-        line(
-            &mut h,
-            serde_json::json!([
+    hash_rows(
+        conn,
+        h,
+        "SELECT id, event_id, kind, detected_at FROM source_changes WHERE window_id = ?1 ORDER BY id",
+        window_id,
+        |r| {
+            Ok(serde_json::json!([
                 "source",
                 r.get::<_, i64>(0)?,
                 r.get::<_, i64>(1)?,
                 r.get::<_, String>(2)?,
                 r.get::<_, String>(3)?
-            ]),
-        );
+            ]))
+        },
+    )?;
+    Ok(revisions)
+}
+
+/// Hashes one line per row of `sql` (its `?1` bound to `key`), each built by `to_line`; returns how many.
+fn hash_rows(
+    conn: &Connection,
+    h: &mut Sha256,
+    sql: &str,
+    key: i64,
+    to_line: impl Fn(&rusqlite::Row<'_>) -> rusqlite::Result<serde_json::Value>,
+) -> rusqlite::Result<i64> {
+    let mut stmt = conn.prepare_cached(sql)?;
+    let mut rows = stmt.query([key])?;
+    let mut count = 0;
+    while let Some(r) = rows.next()? {
+        line(h, to_line(r)?);
+        count += 1;
     }
-    Ok(WindowContent {
-        content: hex::encode(h.finalize()),
-        members,
-        events,
-        revisions,
-    })
+    Ok(count)
 }
 
 /// The canonical description of prune `prune_id`, hashed like a window's: a version line, the prune row, and
@@ -346,6 +390,207 @@ pub(crate) fn register_functions(conn: &Connection) -> rusqlite::Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::model::{
+        Event, Filters, Interval, Item, PageBatch, Reject, RejectReason, RunKind, WindowSpec,
+    };
+    use crate::store::Archive;
+    use crate::store::write::RunStart;
+    use crate::time::{self, Timestamp};
+    use std::collections::HashMap;
+    use std::sync::Arc;
+
+    fn at(text: &str) -> Timestamp {
+        time::parse_time_arg(text).unwrap()
+    }
+
+    fn spec() -> Arc<WindowSpec> {
+        Arc::new(WindowSpec {
+            interval: Interval::new(at("2024-01-01"), at("2024-01-02")),
+            filters: Filters::default(),
+            created_from: at("2023-12-31T23:59:59Z"),
+            created_to: at("2024-01-02"),
+        })
+    }
+
+    fn event(id: i64, raw: &str) -> Item {
+        Item::Event(Event {
+            id,
+            timestamp: "2024-01-01T10:00:00.000Z".into(),
+            category: "authentication".into(),
+            action: "user-login-success".into(),
+            description: None,
+            username: None,
+            ip_address: None,
+            raw: raw.into(),
+            digest: sha256_hex(raw.as_bytes()),
+            out_of_window: false,
+        })
+    }
+
+    fn page(page: u32, items: Vec<Item>, last: bool) -> PageBatch {
+        PageBatch {
+            window_seq: 0,
+            window: spec(),
+            page,
+            items,
+            last,
+            deleted_at_source: Vec::new(),
+        }
+    }
+
+    fn run(store: &mut Archive, kind: RunKind, now: Timestamp) -> i64 {
+        let start = RunStart {
+            range: spec().interval,
+            filters: Filters::default(),
+            base_url: "http://127.0.0.1/v1".into(),
+            windows_planned: 1,
+            kind,
+        };
+        store.begin_run(&start, now).unwrap()
+    }
+
+    /// Builds, through the writer, a sync's window fetch (three events over two pages, a revision, a reject),
+    /// a reconcile's (a change, a late arrival, two deletions at the source) and a failed one (one page).
+    fn three_sealed_windows() -> (tempfile::TempDir, Archive) {
+        let dir = tempfile::tempdir().unwrap();
+        let (synced, reconciled) = (at("2024-02-01"), at("2024-03-01"));
+        let mut store = Archive::open(&dir.path().join("a.db"), synced).unwrap();
+        let sync = run(&mut store, RunKind::Sync, synced);
+        let reject = Item::Reject(Reject {
+            raw: "42".into(),
+            reason: RejectReason::NotAnObject("a number"),
+        });
+        let pages = [
+            page(
+                1,
+                vec![event(1, r#"{"id":1}"#), event(2, r#"{"id":2}"#), reject],
+                false,
+            ),
+            page(
+                2,
+                vec![event(2, r#"{"id":2,"v":2}"#), event(3, r#"{"id":3}"#)],
+                true,
+            ),
+        ];
+        let mut ledger = HashMap::new();
+        for p in pages {
+            store.commit_pages(sync, &[p], &mut ledger, synced).unwrap();
+        }
+        let reconcile = run(&mut store, RunKind::Reconcile, reconciled);
+        let mut returned = page(
+            1,
+            vec![event(1, r#"{"id":1,"v":2}"#), event(4, r#"{"id":4}"#)],
+            true,
+        );
+        // Events 2 and 3, archived in the window's range and not returned, confirmed gone at the source.
+        returned.deleted_at_source = vec![2, 3];
+        store
+            .commit_reconciled_pages(reconcile, &[returned], &mut HashMap::new(), reconciled)
+            .unwrap();
+        let failed_at = at("2024-04-01");
+        let failed = run(&mut store, RunKind::Sync, failed_at);
+        let first = page(1, vec![event(5, r#"{"id":5}"#)], false);
+        store
+            .commit_pages(failed, &[first], &mut HashMap::new(), failed_at)
+            .unwrap();
+        store
+            .finish_run(
+                failed,
+                &crate::store::write::RunEnd {
+                    status: crate::model::RunStatus::Failed,
+                    error: Some("boom"),
+                    served_fewer: None,
+                },
+                failed_at,
+            )
+            .unwrap();
+        (dir, store)
+    }
+
+    /// The SHA-256 of canonical lines, each followed by a newline.
+    fn hash_lines(lines: &[String]) -> String {
+        sha256_hex(
+            lines
+                .iter()
+                .map(|l| format!("{l}\n"))
+                .collect::<String>()
+                .as_bytes(),
+        )
+    }
+
+    #[test]
+    fn window_content_is_the_documented_canonical_lines() {
+        let (_dir, store) = three_sealed_windows();
+        let d = |raw: &str| sha256_hex(raw.as_bytes());
+        let window = |id: i64, counts: &str, at: &str, completed: &str| {
+            format!(
+                r#"["window",{id},{id},"2024-01-01T00:00:00.000Z","2024-01-02T00:00:00.000Z","","","2023-12-31T23:59:59Z","2024-01-02T00:00:00Z",{counts},"{at}",{completed}]"#
+            )
+        };
+        let (synced, reconciled) = ("2024-02-01T00:00:00.000Z", "2024-03-01T00:00:00.000Z");
+        let sync = [
+            r#"["elevate-archive seal",1]"#.to_string(),
+            window(
+                1,
+                r#""complete",2,5,3,1,1,0"#,
+                synced,
+                &format!("\"{synced}\""),
+            ),
+            format!(r#"["event",1,"{}"]"#, d(r#"{"id":1}"#)),
+            format!(r#"["event",2,"{}"]"#, d(r#"{"id":2}"#)),
+            format!(r#"["event",3,"{}"]"#, d(r#"{"id":3}"#)),
+            format!(r#"["revision",1,2,"{}"]"#, d(r#"{"id":2,"v":2}"#)),
+            format!(
+                r#"["reject",1,"not a JSON object (it is a number)","{}"]"#,
+                d("42")
+            ),
+        ];
+        let reconcile = [
+            r#"["elevate-archive seal",1]"#.to_string(),
+            window(
+                2,
+                r#""complete",1,2,1,1,0,0"#,
+                reconciled,
+                &format!("\"{reconciled}\""),
+            ),
+            format!(r#"["event",4,"{}"]"#, d(r#"{"id":4}"#)),
+            format!(r#"["revision",2,1,"{}"]"#, d(r#"{"id":1,"v":2}"#)),
+            format!(r#"["source",1,1,"changed","{reconciled}"]"#),
+            format!(r#"["source",2,4,"late","{reconciled}"]"#),
+            format!(r#"["source",3,2,"deleted","{reconciled}"]"#),
+            format!(r#"["source",4,3,"deleted","{reconciled}"]"#),
+        ];
+        let failed = [
+            r#"["elevate-archive seal",1]"#.to_string(),
+            window(
+                3,
+                r#""failed",1,1,1,0,0,0"#,
+                "2024-04-01T00:00:00.000Z",
+                "null",
+            ),
+            format!(r#"["event",5,"{}"]"#, d(r#"{"id":5}"#)),
+        ];
+        let cases = [
+            (1, &sync[..], 3, 1),
+            (2, &reconcile[..], 1, 1),
+            (3, &failed[..], 1, 0),
+        ];
+        for (window_id, lines, events, revisions) in cases {
+            let now = window_content(&store.conn, window_id).unwrap();
+            let sealed: String = store
+                .conn
+                .query_row(
+                    "SELECT content FROM seals WHERE window_id = ?1",
+                    [window_id],
+                    |r| r.get(0),
+                )
+                .unwrap();
+            assert_eq!(now.content, hash_lines(lines), "window {window_id}");
+            assert_eq!(sealed, now.content, "window {window_id}'s seal");
+            assert_eq!((now.events, now.revisions), (events, revisions));
+            assert_eq!(now.members.len(), events as usize * MEMBER_BYTES);
+        }
+    }
 
     #[test]
     fn the_event_line_is_the_canonical_json() {
@@ -356,6 +601,23 @@ mod tests {
             text,
             format!("{}\n", serde_json::json!(["event", -42, digest]))
         );
+    }
+
+    #[test]
+    fn event_lines_are_the_canonical_json_for_any_id_and_digest() {
+        let digest = sha256_hex(b"x");
+        let mut text = String::from("left over from the previous event");
+        for (id, digest) in [
+            (42, digest.as_str()),
+            (-42, digest.as_str()),
+            (i64::MAX, digest.as_str()),
+            (i64::MIN, ""),
+            (0, "not hex, but no escaping needed"),
+        ] {
+            event_line(&mut text, id, digest);
+            let json = serde_json::json!(["event", id, digest]);
+            assert_eq!(text, format!("{json}\n"), "event {id}");
+        }
     }
 
     #[test]

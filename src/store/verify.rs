@@ -7,13 +7,26 @@
 //! external anchor, if given, is in the chain; and coverage gaps. Window fetches a prune removed rows from are
 //! checked against the prune's sealed record instead (what is left must be what the prune kept), and every
 //! prune record must be sealed. Findings name the window and the ids.
+//!
+//! Load, then decide: [`verify`] reads what it needs into plain values (`Loaded`); pure functions turn them into
+//! findings (the `check_*` functions, the `Digests` and `PrunedWindowCheck` folds, `explain_change`); `assemble`
+//! builds the report. The one reading done while deciding is per seal (`verify_sealed_rows`: that seal's members
+//! and the rows of what it seals), so that nothing held grows with the events. Findings come in a fixed order:
+//! damage, edited digests, then seal by seal (its chain links, then what it vouches for), forged prunes, unsealed
+//! window fetches, orphan events, the anchor.
+//!
+//! Invariant: memory stays flat however many events the archive holds. What scales with the events is never
+//! loaded whole: digests are recomputed in one streaming pass folded into `Digests`, a seal's members and a
+//! window fetch's rows are read one seal at a time, and a finding keeps at most `IDS_SHOWN` ids (with the
+//! full count). What is loaded up front scales with the window fetches and prunes (one header per seal).
 
+use super::coverage::{self, MissingRange};
 use super::seal::{self, GENESIS, WindowContent, chain_hash, decode_members, window_content};
 use super::{SqlContext, StoreError, read, retention};
-use crate::model::{FindingKind, WindowStatus, gaps_between};
-use rusqlite::Connection;
+use crate::model::{FindingKind, Interval, WindowStatus, gaps_between};
+use rusqlite::{Connection, OptionalExtension};
 use serde::Serialize;
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 /// Most ids named per finding.
 const IDS_SHOWN: usize = 20;
@@ -25,10 +38,27 @@ pub struct Finding {
     pub kind: FindingKind,
     /// The window fetch concerned, if any.
     pub window_id: Option<i64>,
-    /// The event ids concerned (at most [`IDS_SHOWN`]).
+    /// The event ids concerned (at most `IDS_SHOWN`).
     pub ids: Vec<i64>,
     /// What it means, in words.
     pub detail: String,
+}
+
+impl Finding {
+    /// A finding naming the first [`IDS_SHOWN`] of `ids`.
+    fn new(
+        kind: FindingKind,
+        window_id: Option<i64>,
+        ids: impl IntoIterator<Item = i64>,
+        detail: impl Into<String>,
+    ) -> Finding {
+        Finding {
+            kind,
+            window_id,
+            ids: ids.into_iter().take(IDS_SHOWN).collect(),
+            detail: detail.into(),
+        }
+    }
 }
 
 /// Everything `verify` found.
@@ -49,7 +79,7 @@ pub struct VerifyReport {
     pub gaps: Vec<read::Range>,
     /// Ranges some sync was asked to fetch that are neither covered nor pruned: not yet fetched (the next
     /// plain `sync` fetches them). Not tampering, but the archive is not complete until they are filled.
-    pub unfetched: Vec<super::coverage::MissingRange>,
+    pub unfetched: Vec<MissingRange>,
     /// Ranges emptied by `prune` (covered, sealed, and deliberately removed: not gaps).
     pub pruned: Vec<read::Range>,
     /// The prunes, oldest first.
@@ -75,414 +105,238 @@ impl VerifyReport {
     }
 }
 
-/// Verifies the archive behind `conn`.
+/// Verifies the archive behind `conn`: load, decide seal by seal (reading one window fetch at a time), then
+/// assemble the report.
 pub fn verify(conn: &Connection, anchor: Option<&str>) -> Result<VerifyReport, StoreError> {
-    let ctx = || "cannot verify the archive".to_string();
+    let loaded = load(conn)?;
+    let chain = check_chain(&loaded.seals, anchor);
     let mut findings = Vec::new();
-
-    let integrity: Vec<String> = conn
-        .prepare("PRAGMA integrity_check")
-        .and_then(|mut s| s.query_map([], |r| r.get(0))?.collect())
-        .context(ctx)?;
-    if integrity.first().map(String::as_str) != Some("ok") {
-        findings.push(Finding {
-            kind: FindingKind::Damaged,
-            window_id: None,
-            ids: Vec::new(),
-            detail: format!("SQLite's integrity check failed: {}", integrity.join("; ")),
-        });
-    }
-
-    // Digests: every row's content against the digest recorded when it was archived.
-    let mut edited: BTreeMap<Option<i64>, Vec<i64>> = BTreeMap::new();
-    let mut events = 0u64;
-    for (table, id_col) in [("events", "id"), ("event_revisions", "event_id")] {
-        let mut stmt = conn
-            .prepare(&format!(
-                "SELECT {id_col}, window_id, raw, digest FROM {table}"
-            ))
-            .context(ctx)?;
-        let mut rows = stmt.query([]).context(ctx)?;
-        while let Some(r) = rows.next().context(ctx)? {
-            let (id, window, raw, digest): (i64, Option<i64>, String, Option<String>) = (
-                r.get(0).context(ctx)?,
-                r.get(1).context(ctx)?,
-                r.get(2).context(ctx)?,
-                r.get(3).context(ctx)?,
-            );
-            events += u64::from(table == "events");
-            if digest.as_deref() != Some(crate::digest::sha256_hex(raw.as_bytes()).as_str()) {
-                edited.entry(window).or_default().push(id);
-            }
-        }
-    }
-    for (window_id, ids) in edited {
-        findings.push(Finding {
-            kind: FindingKind::Edited,
-            window_id,
-            detail: format!(
-                "{} archived item(s) no longer match the digest recorded when they were archived",
-                ids.len()
-            ),
-            ids: ids.into_iter().take(IDS_SHOWN).collect(),
-        });
-    }
-
-    // Window fetches `prune` removed rows from: window id -> its prune records, oldest first.
-    let mut pruned: HashMap<i64, Vec<PrunedRow>> = HashMap::new();
-    let rows: Vec<(i64, PrunedRow)> = conn
-        .prepare(
-            "SELECT window_id, prune_id, seal_hash, events, revisions, kept FROM pruned_windows
-             ORDER BY prune_id, window_id",
-        )
-        .and_then(|mut s| {
-            s.query_map([], |r| {
-                Ok((
-                    r.get(0)?,
-                    PrunedRow {
-                        prune_id: r.get(1)?,
-                        seal_hash: r.get(2)?,
-                        events: r.get(3)?,
-                        revisions: r.get(4)?,
-                        kept: r.get(5)?,
-                    },
-                ))
-            })?
-            .collect()
-        })
-        .context(ctx)?;
-    for (window_id, row) in rows {
-        pruned.entry(window_id).or_default().push(row);
-    }
-    let pruned_ranges = retention::pruned_ranges(conn)?;
-    let mut sealed_prunes = HashSet::new();
-
-    // The chain.
-    let mut previous = GENESIS.to_string();
-    let mut seals = 0u64;
-    let mut anchor_found_at = None;
-    let mut stmt = conn
-        .prepare(
-            "SELECT id, window_id, prune_id, members, content, previous, hash, events, revisions
-             FROM seals ORDER BY id",
-        )
-        .context(ctx)?;
-    let mut rows = stmt.query([]).context(ctx)?;
-    while let Some(r) = rows.next().context(ctx)? {
-        let (seal_id, window_id, prune_id, members, content, prev, hash): (
-            i64,
-            Option<i64>,
-            Option<i64>,
-            Vec<u8>,
-            String,
-            String,
-            String,
-        ) = (
-            r.get(0).context(ctx)?,
-            r.get(1).context(ctx)?,
-            r.get(2).context(ctx)?,
-            r.get(3).context(ctx)?,
-            r.get(4).context(ctx)?,
-            r.get(5).context(ctx)?,
-            r.get(6).context(ctx)?,
+    findings.extend(check_integrity(&loaded.integrity));
+    findings.extend(loaded.digests.findings());
+    for (header, links) in loaded.seals.iter().zip(chain.links) {
+        findings.extend(links);
+        findings.extend(
+            verify_sealed_rows(conn, header, &loaded.pruned, &loaded.pruned_ranges)
+                .context(|| "cannot verify the archive".into())?,
         );
-        let sealed_counts: (i64, i64) = (r.get(7).context(ctx)?, r.get(8).context(ctx)?);
-        seals += 1;
-        if prev != previous {
-            findings.push(Finding {
-                kind: FindingKind::Chain,
-                window_id,
-                ids: Vec::new(),
-                detail: format!("seal {seal_id} does not follow the seal before it: a seal was removed or reordered"),
-            });
-        }
-        if chain_hash(&prev, &content) != hash {
-            findings.push(Finding {
-                kind: FindingKind::Chain,
-                window_id,
-                ids: Vec::new(),
-                detail: format!(
-                    "seal {seal_id}'s hash does not match its content: the seal was edited"
-                ),
-            });
-        }
-        if anchor == Some(hash.as_str()) {
-            anchor_found_at = Some(seal_id);
-        }
-        previous = hash.clone();
-        let window_id = match (window_id, prune_id) {
-            (Some(window_id), _) => window_id,
-            (None, Some(prune_id)) => {
-                sealed_prunes.insert(prune_id);
-                findings.extend(check_prune(conn, prune_id, &content).context(ctx)?);
-                continue;
-            }
-            (None, None) => {
-                findings.push(Finding {
-                    kind: FindingKind::Chain,
-                    window_id: None,
-                    ids: Vec::new(),
-                    detail: format!("seal {seal_id} seals nothing: the seal was edited"),
-                });
-                continue;
-            }
-        };
-        if let Some(records) = pruned.get(&window_id) {
-            let removed: i64 = records.iter().map(|p| p.events).sum();
-            let kept = records.last().map_or(0, |p| p.kept);
-            if records.iter().any(|p| p.seal_hash != hash)
-                || (removed + kept, records.iter().map(|p| p.revisions).sum()) != sealed_counts
-            {
-                findings.push(Finding {
-                    kind: FindingKind::Ledger,
-                    window_id: Some(window_id),
-                    ids: Vec::new(),
-                    detail: format!(
-                        "prune {} records this window's rows as removed, but not as its seal describes them",
-                        records.last().map_or(0, |p| p.prune_id)
-                    ),
-                });
-            }
-            findings.extend(
-                check_pruned_window(conn, window_id, &members, kept, &pruned_ranges)
-                    .context(ctx)?,
-            );
-            continue;
-        }
-        match window_content(conn, window_id) {
-            Ok(now) if now.content == content => {}
-            Ok(now) => findings.extend(explain_change(window_id, &members, &now)),
-            Err(rusqlite::Error::QueryReturnedNoRows) => findings.push(Finding {
-                kind: FindingKind::Ledger,
-                window_id: Some(window_id),
-                ids: decode_members(&members)
-                    .iter()
-                    .take(IDS_SHOWN)
-                    .map(|m| m.0)
-                    .collect(),
-                detail: "the ledger row of this sealed window was deleted".into(),
-            }),
-            Err(e) => return Err(e).context(ctx),
-        }
     }
-
-    // Every prune record is sealed: a forged "pruned" record would otherwise hide a deletion.
-    let mut forged: BTreeMap<i64, Vec<i64>> = BTreeMap::new();
-    for (window_id, records) in &pruned {
-        for p in records {
-            if !sealed_prunes.contains(&p.prune_id) {
-                forged.entry(p.prune_id).or_default().push(*window_id);
-            }
-        }
-    }
-    for (prune_id, windows) in forged {
-        findings.push(Finding {
-            kind: FindingKind::Unsealed,
-            window_id: windows.iter().min().copied(),
-            ids: Vec::new(),
-            detail: format!(
-                "{} window fetch(es) are recorded as removed by prune {prune_id}, which has no seal: \
-                 the prune record was forged or its seal deleted",
-                windows.len()
-            ),
-        });
-    }
-
-    // Every ended window fetch is sealed; every event belongs to a sealed or running fetch.
-    let unsealed = seal::unsealed_windows(conn).context(ctx)?;
-    for window_id in unsealed {
-        findings.push(Finding {
-            kind: FindingKind::Unsealed,
-            window_id: Some(window_id),
-            ids: Vec::new(),
-            detail: "this window fetch ended but has no seal: its seal was deleted".into(),
-        });
-    }
-    let orphans: Vec<(i64, i64)> = conn
-        .prepare(
-            "SELECT e.id, e.window_id FROM events e
-             LEFT JOIN seals s ON s.window_id = e.window_id LEFT JOIN windows w ON w.id = e.window_id
-             WHERE s.id IS NULL AND (w.id IS NULL OR w.status <> ?1) ORDER BY e.id",
-        )
-        .and_then(|mut s| {
-            s.query_map([WindowStatus::Running], |r| Ok((r.get(0)?, r.get(1)?)))?
-                .collect()
-        })
-        .context(ctx)?;
-    if !orphans.is_empty() {
-        findings.push(Finding {
-            kind: FindingKind::Inserted,
-            window_id: None,
-            detail: format!(
-                "{} event(s) belong to no sealed window fetch: inserted after sealing",
-                orphans.len()
-            ),
-            ids: orphans.iter().take(IDS_SHOWN).map(|o| o.0).collect(),
-        });
-    }
-    let windows_in_progress: i64 = conn
-        .query_row(
-            "SELECT count(*) FROM windows WHERE status = ?1",
-            [WindowStatus::Running],
-            |r| r.get(0),
-        )
-        .context(ctx)?;
-
-    if let Some(anchor) = anchor
-        && anchor_found_at.is_none()
-    {
-        findings.push(Finding {
-            kind: FindingKind::Anchor,
-            window_id: None,
-            ids: Vec::new(),
-            detail: format!("the anchor {anchor} is not in the chain: the chain was rewritten or cut short since it was taken"),
-        });
-    }
-    let covered = super::coverage::primary_covered(conn)?;
-    Ok(VerifyReport {
-        pruned: pruned_ranges.iter().map(read::Range::from).collect(),
-        prunes: retention::prunes(conn)?,
-        head: previous,
-        seals,
-        events,
-        anchor_found_at,
-        windows_in_progress: windows_in_progress as u64,
-        gaps: gaps_between(&covered)
-            .iter()
-            .map(read::Range::from)
-            .collect(),
-        unfetched: super::coverage::missing(
-            &super::coverage::ledger_windows(conn)?,
-            &super::coverage::intents(conn)?,
-            &pruned_ranges,
-        ),
+    findings.extend(check_forged_prunes(
+        &loaded.pruned,
+        &sealed_prunes(&loaded.seals),
+    ));
+    findings.extend(check_unsealed(&loaded.unsealed));
+    findings.extend(check_orphans(&loaded.orphans));
+    findings.extend(check_anchor(anchor, chain.anchor_found_at));
+    Ok(assemble(
+        loaded,
+        chain.head,
+        chain.anchor_found_at,
         findings,
+    ))
+}
+
+/// The chain head of an archive, for summaries.
+pub fn head(conn: &Connection) -> Result<String, StoreError> {
+    seal::head(conn).context(|| "cannot read the chain head".into())
+}
+
+// Load: plain values, read once (what scales with the events is folded as it streams, or read per seal).
+
+/// What `verify` reads before deciding.
+struct Loaded {
+    /// The lines of `PRAGMA integrity_check`.
+    integrity: Vec<String>,
+    /// The digest pass, folded.
+    digests: Digests,
+    /// Window fetches prunes removed rows from, with their records.
+    pruned: PrunedWindows,
+    /// The ranges emptied by prunes, merged.
+    pruned_ranges: Vec<Interval>,
+    /// Every seal's header, oldest first.
+    seals: Vec<SealHeader>,
+    /// Ended window fetches without a seal, oldest first.
+    unsealed: Vec<i64>,
+    /// Events under no sealed or running window fetch.
+    orphans: Sample,
+    /// Window fetches still running.
+    windows_in_progress: i64,
+    /// The unfiltered coverage of the latest sync's source.
+    covered: Vec<Interval>,
+    /// What was asked for and is not fetched yet.
+    unfetched: Vec<MissingRange>,
+    /// The prunes, oldest first.
+    prunes: Vec<retention::PruneRecord>,
+}
+
+/// Reads everything `verify` decides on, but the members and rows of each window fetch (read as each seal is
+/// checked, see [`verify_sealed_rows`]).
+fn load(conn: &Connection) -> Result<Loaded, StoreError> {
+    let ctx = || "cannot verify the archive".to_string();
+    Ok(Loaded {
+        integrity: conn
+            .prepare("PRAGMA integrity_check")
+            .and_then(|mut s| s.query_map([], |r| r.get(0))?.collect())
+            .context(ctx)?,
+        digests: load_digests(conn).context(ctx)?,
+        pruned: load_pruned(conn).context(ctx)?,
+        pruned_ranges: retention::pruned_ranges(conn)?,
+        seals: load_seals(conn).context(ctx)?,
+        unsealed: seal::unsealed_windows(conn).context(ctx)?,
+        orphans: load_orphans(conn).context(ctx)?,
+        windows_in_progress: conn
+            .query_row(
+                "SELECT count(*) FROM windows WHERE status = ?1",
+                [WindowStatus::Running],
+                |r| r.get(0),
+            )
+            .context(ctx)?,
+        covered: coverage::primary_covered(conn)?,
+        unfetched: coverage::missing(
+            &coverage::ledger_windows(conn)?,
+            &coverage::intents(conn)?,
+            &retention::pruned_ranges(conn)?,
+        ),
+        prunes: retention::prunes(conn)?,
     })
 }
 
-/// Names what changed in a sealed window: members deleted, inserted or edited, or else its ledger row,
-/// revisions or rejects.
-fn explain_change(window_id: i64, sealed: &[u8], now: &WindowContent) -> Vec<Finding> {
-    let before: BTreeMap<i64, [u8; 8]> = decode_members(sealed).into_iter().collect();
-    let after: BTreeMap<i64, [u8; 8]> = decode_members(&now.members).into_iter().collect();
-    let deleted: Vec<i64> = before
-        .keys()
-        .filter(|id| !after.contains_key(id))
-        .copied()
-        .collect();
-    let inserted: Vec<i64> = after
-        .keys()
-        .filter(|id| !before.contains_key(id))
-        .copied()
-        .collect();
-    let edited: Vec<i64> = before
-        .iter()
-        .filter(|(id, p)| after.get(id).is_some_and(|q| q != *p))
-        .map(|(id, _)| *id)
-        .collect();
-    let mut out = Vec::new();
-    for (kind, ids, what) in [
-        (
-            FindingKind::Deleted,
-            deleted,
-            "event(s) sealed in this window are gone",
-        ),
-        (
-            FindingKind::Inserted,
-            inserted,
-            "event(s) were filed under this window after it was sealed",
-        ),
-        (
-            FindingKind::Edited,
-            edited,
-            "event(s) of this window changed, digest included",
-        ),
-    ] {
-        if !ids.is_empty() {
-            out.push(Finding {
-                kind,
-                window_id: Some(window_id),
-                detail: format!("{} {what}", ids.len()),
-                ids: ids.into_iter().take(IDS_SHOWN).collect(),
-            });
+/// Recomputes every event's and revision's digest in one streaming pass.
+fn load_digests(conn: &Connection) -> rusqlite::Result<Digests> {
+    let mut digests = Digests::default();
+    for table in Archived::ALL {
+        let mut stmt = conn.prepare(table.sql())?;
+        let mut rows = stmt.query([])?;
+        while let Some(r) = rows.next()? {
+            let (id, window, raw, digest): (i64, Option<i64>, String, Option<String>) =
+                (r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?);
+            digests.observe(table, id, window, &raw, digest.as_deref());
         }
     }
-    if out.is_empty() {
-        out.push(Finding {
-            kind: FindingKind::Ledger,
-            window_id: Some(window_id),
-            ids: Vec::new(),
-            detail: "the window's ledger row, revisions or rejects changed after it was sealed"
-                .into(),
-        });
-    }
-    out
+    Ok(digests)
 }
 
-/// Checks a prune's seal against its record.
-fn check_prune(
+/// The prune records of every window fetch prunes removed rows from, each fetch's oldest first.
+fn load_pruned(conn: &Connection) -> rusqlite::Result<PrunedWindows> {
+    let mut stmt = conn.prepare(
+        "SELECT window_id, prune_id, seal_hash, events, revisions, kept FROM pruned_windows
+         ORDER BY prune_id, window_id",
+    )?;
+    let mut rows = stmt.query([])?;
+    let mut pruned = PrunedWindows::new();
+    while let Some(r) = rows.next()? {
+        let record = PrunedRow {
+            prune_id: r.get(1)?,
+            seal_hash: r.get(2)?,
+            events: r.get(3)?,
+            revisions: r.get(4)?,
+            kept: r.get(5)?,
+        };
+        pruned.entry(r.get(0)?).or_default().push(record);
+    }
+    Ok(pruned)
+}
+
+/// Every seal's header (all but its members), oldest first.
+fn load_seals(conn: &Connection) -> rusqlite::Result<Vec<SealHeader>> {
+    conn.prepare(
+        "SELECT id, window_id, prune_id, content, previous, hash, events, revisions
+         FROM seals ORDER BY id",
+    )?
+    .query_map([], |r| {
+        Ok(SealHeader {
+            id: r.get(0)?,
+            window_id: r.get(1)?,
+            prune_id: r.get(2)?,
+            content: r.get(3)?,
+            previous: r.get(4)?,
+            hash: r.get(5)?,
+            events: r.get(6)?,
+            revisions: r.get(7)?,
+        })
+    })?
+    .collect()
+}
+
+/// The members of seal `seal_id`.
+fn load_members(conn: &Connection, seal_id: i64) -> rusqlite::Result<Vec<u8>> {
+    conn.prepare_cached("SELECT members FROM seals WHERE id = ?1")?
+        .query_row([seal_id], |r| r.get(0))
+}
+
+/// The events that belong to no sealed window fetch and to no running one, by id.
+fn load_orphans(conn: &Connection) -> rusqlite::Result<Sample> {
+    let mut stmt = conn.prepare(
+        "SELECT e.id FROM events e
+         LEFT JOIN seals s ON s.window_id = e.window_id LEFT JOIN windows w ON w.id = e.window_id
+         WHERE s.id IS NULL AND (w.id IS NULL OR w.status <> ?1) ORDER BY e.id",
+    )?;
+    let mut rows = stmt.query([WindowStatus::Running])?;
+    let mut orphans = Sample::default();
+    while let Some(r) = rows.next()? {
+        orphans.push(r.get(0)?);
+    }
+    Ok(orphans)
+}
+
+/// Checks what one seal vouches for against the rows now, reading only that seal's members and the rows of
+/// what it seals: a prune's record, what is left of a window fetch prunes removed rows from, or a window
+/// fetch's content.
+fn verify_sealed_rows(
     conn: &Connection,
-    prune_id: i64,
-    sealed: &str,
-) -> rusqlite::Result<Option<Finding>> {
-    let detail = match seal::prune_content(conn, prune_id) {
-        Ok(now) if now == sealed => return Ok(None),
-        Ok(_) => format!("the record of prune {prune_id} changed after it was sealed"),
-        Err(rusqlite::Error::QueryReturnedNoRows) => {
-            format!("the record of prune {prune_id} was deleted")
+    header: &SealHeader,
+    pruned: &PrunedWindows,
+    pruned_ranges: &[Interval],
+) -> rusqlite::Result<Vec<Finding>> {
+    let members = load_members(conn, header.id)?;
+    match header.sealed() {
+        Sealed::Window(window_id) => match pruned.get(&window_id) {
+            Some(records) => {
+                verify_pruned_rows(conn, window_id, header, &members, records, pruned_ranges)
+            }
+            None => {
+                let now = window_content(conn, window_id).optional()?;
+                if now
+                    .as_ref()
+                    .is_some_and(|now| now.content == header.content)
+                {
+                    return Ok(Vec::new());
+                }
+                Ok(check_window(window_id, &members, now.as_ref()))
+            }
+        },
+        Sealed::Prune(prune_id) => {
+            let now = seal::prune_content(conn, prune_id).optional()?;
+            Ok(check_prune(prune_id, &header.content, now.as_deref())
+                .into_iter()
+                .collect())
         }
-        Err(e) => return Err(e),
-    };
-    Ok(Some(Finding {
-        kind: FindingKind::Ledger,
-        window_id: None,
-        ids: Vec::new(),
-        detail,
-    }))
+        // Reported by `check_chain`.
+        Sealed::Nothing => Ok(Vec::new()),
+    }
 }
 
-/// A prune's record of one window fetch.
-struct PrunedRow {
-    prune_id: i64,
-    seal_hash: String,
-    events: i64,
-    revisions: i64,
-    kept: i64,
-}
-
-/// Checks what is left under a window fetch that prunes removed rows from: exactly the sealed events the last
-/// prune kept, unchanged, none inside a pruned range, and no other rows.
-fn check_pruned_window(
+/// Checks a window fetch prunes removed rows from: its prune records against its seal, and what is left
+/// under it (streamed through [`PrunedWindowCheck`]).
+fn verify_pruned_rows(
     conn: &Connection,
     window_id: i64,
-    sealed: &[u8],
-    kept: i64,
-    pruned_ranges: &[crate::model::Interval],
+    header: &SealHeader,
+    members: &[u8],
+    records: &[PrunedRow],
+    pruned_ranges: &[Interval],
 ) -> rusqlite::Result<Vec<Finding>> {
-    let members: HashMap<i64, [u8; 8]> = decode_members(sealed).into_iter().collect();
-    let mut inserted = Vec::new();
-    let mut edited = Vec::new();
-    let mut inside = Vec::new();
-    let mut left = 0i64;
+    let mut out: Vec<Finding> = check_pruned_counts(window_id, records, header)
+        .into_iter()
+        .collect();
+    let kept = records.last().map_or(0, |p| p.kept);
+    let mut check = PrunedWindowCheck::new(window_id, members, kept, pruned_ranges);
     let mut stmt = conn.prepare_cached(
         "SELECT id, digest, timestamp FROM events WHERE window_id = ?1 ORDER BY id",
     )?;
     let mut rows = stmt.query([window_id])?;
     while let Some(r) = rows.next()? {
-        let (id, digest, ts): (i64, Option<String>, String) = (r.get(0)?, r.get(1)?, r.get(2)?);
-        left += 1;
-        match members.get(&id) {
-            None => inserted.push(id),
-            Some(prefix) if *prefix != seal::digest_prefix(digest.as_deref().unwrap_or("")) => {
-                edited.push(id)
-            }
-            Some(_) => {}
-        }
-        if crate::time::from_stored(&ts)
-            .is_some_and(|t| pruned_ranges.iter().any(|p| p.start <= t && t < p.end))
-        {
-            inside.push(id);
-        }
+        let (digest, timestamp): (Option<String>, String) = (r.get(1)?, r.get(2)?);
+        check.observe(r.get(0)?, digest.as_deref(), &timestamp);
     }
     let others: i64 = conn.query_row(
         "SELECT (SELECT count(*) FROM event_revisions WHERE window_id = ?1)
@@ -491,55 +345,1160 @@ fn check_pruned_window(
         [window_id],
         |r| r.get(0),
     )?;
-    let mut out = Vec::new();
-    let mut finding = |kind: FindingKind, ids: Vec<i64>, detail: String| {
-        out.push(Finding {
-            kind,
-            window_id: Some(window_id),
-            ids: ids.into_iter().take(IDS_SHOWN).collect(),
-            detail,
-        })
-    };
-    if !inserted.is_empty() || others > 0 {
-        finding(
-            FindingKind::Inserted,
-            inserted.clone(),
-            format!(
-                "{} event(s) and {others} other row(s) were filed under this window after it was pruned",
-                inserted.len()
-            ),
-        );
-    }
-    if !edited.is_empty() {
-        finding(
-            FindingKind::Edited,
-            edited,
-            "event(s) the prune left in this window changed, digest included".into(),
-        );
-    }
-    if !inside.is_empty() {
-        finding(
-            FindingKind::Ledger,
-            inside,
-            "event(s) of this window lie inside a pruned range: the prune record was altered"
-                .into(),
-        );
-    }
-    let sealed_left = left - inserted.len() as i64;
-    if sealed_left < kept {
-        finding(
-            FindingKind::Deleted,
-            Vec::new(),
-            format!(
-                "{} event(s) the prune left in this window are gone",
-                kept - sealed_left
-            ),
-        );
-    }
+    out.extend(check.findings(others));
     Ok(out)
 }
 
-/// The chain head of an archive, for summaries.
-pub fn head(conn: &Connection) -> Result<String, StoreError> {
-    seal::head(conn).context(|| "cannot read the chain head".into())
+// Decide: pure functions of loaded values.
+
+/// A count of ids, and the first [`IDS_SHOWN`] of them in the order seen.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+struct Sample {
+    /// How many ids were seen.
+    count: usize,
+    /// The first of them.
+    ids: Vec<i64>,
+}
+
+impl Sample {
+    /// Counts `id`, keeping it if fewer than [`IDS_SHOWN`] are kept.
+    fn push(&mut self, id: i64) {
+        self.count += 1;
+        if self.ids.len() < IDS_SHOWN {
+            self.ids.push(id);
+        }
+    }
+
+    /// Whether no id was seen.
+    fn is_empty(&self) -> bool {
+        self.count == 0
+    }
+}
+
+/// SQLite's integrity check: anything but a first line `ok` is damage.
+fn check_integrity(lines: &[String]) -> Option<Finding> {
+    (lines.first().map(String::as_str) != Some("ok")).then(|| {
+        Finding::new(
+            FindingKind::Damaged,
+            None,
+            [],
+            format!("SQLite's integrity check failed: {}", lines.join("; ")),
+        )
+    })
+}
+
+/// The tables whose rows carry a digest of their `raw`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Archived {
+    /// `events`: counted in the report.
+    Event,
+    /// `event_revisions`: named by their event's id.
+    Revision,
+}
+
+impl Archived {
+    /// Both tables, in the order they are read.
+    const ALL: [Archived; 2] = [Archived::Event, Archived::Revision];
+
+    /// The query reading (id, window, raw, digest) from the table.
+    fn sql(self) -> &'static str {
+        match self {
+            Archived::Event => "SELECT id, window_id, raw, digest FROM events",
+            Archived::Revision => "SELECT event_id, window_id, raw, digest FROM event_revisions",
+        }
+    }
+}
+
+/// The digest pass as a fold: every archived row's content against the digest recorded when it was archived.
+#[derive(Debug, Default)]
+struct Digests {
+    /// Events seen (revisions are not counted).
+    events: u64,
+    /// Rows whose digest no longer matches, by window fetch.
+    edited: BTreeMap<Option<i64>, Sample>,
+}
+
+impl Digests {
+    /// Folds in one row: `id` (the event's, for a revision) filed under `window`.
+    fn observe(
+        &mut self,
+        table: Archived,
+        id: i64,
+        window: Option<i64>,
+        raw: &str,
+        digest: Option<&str>,
+    ) {
+        match table {
+            Archived::Event => self.events += 1,
+            Archived::Revision => {}
+        }
+        if digest != Some(crate::digest::sha256_hex(raw.as_bytes()).as_str()) {
+            self.edited.entry(window).or_default().push(id);
+        }
+    }
+
+    /// One finding per window fetch with rows that no longer match their digest.
+    fn findings(&self) -> Vec<Finding> {
+        self.edited
+            .iter()
+            .map(|(window_id, edited)| {
+                Finding::new(
+                    FindingKind::Edited,
+                    *window_id,
+                    edited.ids.iter().copied(),
+                    format!(
+                        "{} archived item(s) no longer match the digest recorded when they were archived",
+                        edited.count
+                    ),
+                )
+            })
+            .collect()
+    }
+}
+
+/// A seal's header: everything but its members.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct SealHeader {
+    /// Its id (the chain's order).
+    id: i64,
+    /// The window fetch it seals, if it seals one.
+    window_id: Option<i64>,
+    /// The prune it seals, if it seals one.
+    prune_id: Option<i64>,
+    /// The hash of what it seals.
+    content: String,
+    /// The previous seal's hash.
+    previous: String,
+    /// `chain_hash(previous, content)`, as stored.
+    hash: String,
+    /// Events it sealed (inserted by the window fetch, or removed by the prune).
+    events: i64,
+    /// Revisions it sealed.
+    revisions: i64,
+}
+
+/// What a seal vouches for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Sealed {
+    /// A window fetch.
+    Window(i64),
+    /// A prune.
+    Prune(i64),
+    /// Nothing: the seal was edited.
+    Nothing,
+}
+
+impl SealHeader {
+    /// What the seal vouches for (a window fetch if it names one).
+    fn sealed(&self) -> Sealed {
+        match (self.window_id, self.prune_id) {
+            (Some(window_id), _) => Sealed::Window(window_id),
+            (None, Some(prune_id)) => Sealed::Prune(prune_id),
+            (None, None) => Sealed::Nothing,
+        }
+    }
+}
+
+/// What the chain's links say.
+#[derive(Debug)]
+struct Chain {
+    /// Per seal, in order: its link and hash findings (and whether it seals anything).
+    links: Vec<Vec<Finding>>,
+    /// The (last) seal whose hash is the anchor, if one was given and found.
+    anchor_found_at: Option<i64>,
+    /// The newest seal's hash, or [`GENESIS`].
+    head: String,
+}
+
+/// Checks the chain's links: each seal follows the one before, its hash recomputes, and it seals something.
+fn check_chain(seals: &[SealHeader], anchor: Option<&str>) -> Chain {
+    let mut previous = GENESIS;
+    let mut anchor_found_at = None;
+    let mut links = Vec::with_capacity(seals.len());
+    for header in seals {
+        let id = header.id;
+        let mut found = Vec::new();
+        let mut finding = |window_id, detail: String| {
+            found.push(Finding::new(FindingKind::Chain, window_id, [], detail))
+        };
+        if header.previous != previous {
+            finding(
+                header.window_id,
+                format!(
+                    "seal {id} does not follow the seal before it: a seal was removed or reordered"
+                ),
+            );
+        }
+        if chain_hash(&header.previous, &header.content) != header.hash {
+            finding(
+                header.window_id,
+                format!("seal {id}'s hash does not match its content: the seal was edited"),
+            );
+        }
+        match header.sealed() {
+            Sealed::Window(_) | Sealed::Prune(_) => {}
+            Sealed::Nothing => finding(
+                None,
+                format!("seal {id} seals nothing: the seal was edited"),
+            ),
+        }
+        if anchor == Some(header.hash.as_str()) {
+            anchor_found_at = Some(id);
+        }
+        previous = &header.hash;
+        links.push(found);
+    }
+    Chain {
+        links,
+        anchor_found_at,
+        head: previous.to_string(),
+    }
+}
+
+/// Checks a prune's seal against its record now (`None`: the record is gone).
+fn check_prune(prune_id: i64, sealed: &str, now: Option<&str>) -> Option<Finding> {
+    let detail = match now {
+        Some(now) if now == sealed => return None,
+        Some(_) => format!("the record of prune {prune_id} changed after it was sealed"),
+        None => format!("the record of prune {prune_id} was deleted"),
+    };
+    Some(Finding::new(FindingKind::Ledger, None, [], detail))
+}
+
+/// Checks a window fetch's content now (`None`: its ledger row is gone) against its seal's members, once the
+/// content no longer matches the seal.
+fn check_window(window_id: i64, sealed: &[u8], now: Option<&WindowContent>) -> Vec<Finding> {
+    match now {
+        Some(now) => explain_change(window_id, sealed, now),
+        None => vec![Finding::new(
+            FindingKind::Ledger,
+            Some(window_id),
+            decode_members(sealed).into_iter().map(|m| m.0),
+            "the ledger row of this sealed window was deleted",
+        )],
+    }
+}
+
+/// Names what changed in a sealed window: members deleted, inserted or edited, or else its ledger row,
+/// revisions or rejects.
+fn explain_change(window_id: i64, sealed: &[u8], now: &WindowContent) -> Vec<Finding> {
+    let before: BTreeMap<i64, [u8; 8]> = decode_members(sealed).into_iter().collect();
+    let after: BTreeMap<i64, [u8; 8]> = decode_members(&now.members).into_iter().collect();
+    let deleted = before.keys().filter(|id| !after.contains_key(id));
+    let inserted = after.keys().filter(|id| !before.contains_key(id));
+    let edited = before
+        .iter()
+        .filter(|(id, p)| after.get(id).is_some_and(|q| q != *p))
+        .map(|(id, _)| id);
+    let mut out = Vec::new();
+    for (kind, ids, what) in [
+        (
+            FindingKind::Deleted,
+            deleted.copied().collect::<Vec<i64>>(),
+            "event(s) sealed in this window are gone",
+        ),
+        (
+            FindingKind::Inserted,
+            inserted.copied().collect(),
+            "event(s) were filed under this window after it was sealed",
+        ),
+        (
+            FindingKind::Edited,
+            edited.copied().collect(),
+            "event(s) of this window changed, digest included",
+        ),
+    ] {
+        if !ids.is_empty() {
+            let detail = format!("{} {what}", ids.len());
+            out.push(Finding::new(kind, Some(window_id), ids, detail));
+        }
+    }
+    if out.is_empty() {
+        out.push(Finding::new(
+            FindingKind::Ledger,
+            Some(window_id),
+            [],
+            "the window's ledger row, revisions or rejects changed after it was sealed",
+        ));
+    }
+    out
+}
+
+/// A prune's record of one window fetch.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct PrunedRow {
+    /// The prune.
+    prune_id: i64,
+    /// The hash of the seal that vouched for the window fetch when it was pruned.
+    seal_hash: String,
+    /// Events this prune removed from it.
+    events: i64,
+    /// Revisions this prune removed from it.
+    revisions: i64,
+    /// Events left under it after this prune.
+    kept: i64,
+}
+
+/// Window fetch id -> the records of the prunes that removed rows from it, oldest first.
+type PrunedWindows = BTreeMap<i64, Vec<PrunedRow>>;
+
+/// Checks a pruned window fetch's records against its seal: each names the seal's hash, and what they removed
+/// plus what the last one kept is what the seal sealed.
+fn check_pruned_counts(
+    window_id: i64,
+    records: &[PrunedRow],
+    header: &SealHeader,
+) -> Option<Finding> {
+    let removed: i64 = records.iter().map(|p| p.events).sum();
+    let kept = records.last().map_or(0, |p| p.kept);
+    let revisions: i64 = records.iter().map(|p| p.revisions).sum();
+    let faithful = records.iter().all(|p| p.seal_hash == header.hash)
+        && (removed + kept, revisions) == (header.events, header.revisions);
+    (!faithful).then(|| {
+        Finding::new(
+            FindingKind::Ledger,
+            Some(window_id),
+            [],
+            format!(
+                "prune {} records this window's rows as removed, but not as its seal describes them",
+                records.last().map_or(0, |p| p.prune_id)
+            ),
+        )
+    })
+}
+
+/// What is left under a window fetch that prunes removed rows from, as a fold over its events (by id): it
+/// must be exactly the sealed events the last prune kept, unchanged, none inside a pruned range, and no other
+/// rows.
+struct PrunedWindowCheck<'a> {
+    /// The window fetch.
+    window_id: i64,
+    /// Its seal's members.
+    members: HashMap<i64, [u8; 8]>,
+    /// Events the last prune kept.
+    kept: i64,
+    /// The ranges emptied by prunes.
+    pruned_ranges: &'a [Interval],
+    /// Events seen.
+    left: i64,
+    /// Events that are not members.
+    inserted: Sample,
+    /// Members whose digest changed.
+    edited: Sample,
+    /// Events inside a pruned range.
+    inside: Sample,
+}
+
+impl<'a> PrunedWindowCheck<'a> {
+    /// Starts the check of `window_id`, sealed with `members`, of which the last prune kept `kept`.
+    fn new(
+        window_id: i64,
+        members: &[u8],
+        kept: i64,
+        pruned_ranges: &'a [Interval],
+    ) -> PrunedWindowCheck<'a> {
+        PrunedWindowCheck {
+            window_id,
+            members: decode_members(members).into_iter().collect(),
+            kept,
+            pruned_ranges,
+            left: 0,
+            inserted: Sample::default(),
+            edited: Sample::default(),
+            inside: Sample::default(),
+        }
+    }
+
+    /// Folds in one event left under the window fetch.
+    fn observe(&mut self, id: i64, digest: Option<&str>, timestamp: &str) {
+        self.left += 1;
+        match self.members.get(&id) {
+            None => self.inserted.push(id),
+            Some(prefix) if *prefix != seal::digest_prefix(digest.unwrap_or("")) => {
+                self.edited.push(id)
+            }
+            Some(_) => {}
+        }
+        if crate::time::from_stored(timestamp)
+            .is_some_and(|t| self.pruned_ranges.iter().any(|p| p.contains(t)))
+        {
+            self.inside.push(id);
+        }
+    }
+
+    /// The findings, given how many other rows (revisions, rejects, source changes) are filed under it.
+    fn findings(self, others: i64) -> Vec<Finding> {
+        let window_id = Some(self.window_id);
+        let mut out = Vec::new();
+        if !self.inserted.is_empty() || others > 0 {
+            out.push(Finding::new(
+                FindingKind::Inserted,
+                window_id,
+                self.inserted.ids.iter().copied(),
+                format!(
+                    "{} event(s) and {others} other row(s) were filed under this window after it was pruned",
+                    self.inserted.count
+                ),
+            ));
+        }
+        for (kind, found, what) in [
+            (
+                FindingKind::Edited,
+                self.edited,
+                "event(s) the prune left in this window changed, digest included",
+            ),
+            (
+                FindingKind::Ledger,
+                self.inside,
+                "event(s) of this window lie inside a pruned range: the prune record was altered",
+            ),
+        ] {
+            if !found.is_empty() {
+                out.push(Finding::new(kind, window_id, found.ids, what));
+            }
+        }
+        let sealed_left = self.left - self.inserted.count as i64;
+        if sealed_left < self.kept {
+            out.push(Finding::new(
+                FindingKind::Deleted,
+                window_id,
+                [],
+                format!(
+                    "{} event(s) the prune left in this window are gone",
+                    self.kept - sealed_left
+                ),
+            ));
+        }
+        out
+    }
+}
+
+/// The prunes that have a seal.
+fn sealed_prunes(seals: &[SealHeader]) -> BTreeSet<i64> {
+    seals
+        .iter()
+        .filter_map(|header| match header.sealed() {
+            Sealed::Prune(prune_id) => Some(prune_id),
+            Sealed::Window(_) | Sealed::Nothing => None,
+        })
+        .collect()
+}
+
+/// Every prune record is sealed: a forged "pruned" record would otherwise hide a deletion. One finding per
+/// unsealed prune, naming its first window fetch.
+fn check_forged_prunes(pruned: &PrunedWindows, sealed: &BTreeSet<i64>) -> Vec<Finding> {
+    let mut forged: BTreeMap<i64, Vec<i64>> = BTreeMap::new();
+    for (window_id, records) in pruned {
+        for p in records.iter().filter(|p| !sealed.contains(&p.prune_id)) {
+            forged.entry(p.prune_id).or_default().push(*window_id);
+        }
+    }
+    forged
+        .into_iter()
+        .map(|(prune_id, windows)| {
+            Finding::new(
+                FindingKind::Unsealed,
+                windows.iter().min().copied(),
+                [],
+                format!(
+                    "{} window fetch(es) are recorded as removed by prune {prune_id}, which has no seal: \
+                     the prune record was forged or its seal deleted",
+                    windows.len()
+                ),
+            )
+        })
+        .collect()
+}
+
+/// Every ended window fetch is sealed.
+fn check_unsealed(unsealed: &[i64]) -> Vec<Finding> {
+    unsealed
+        .iter()
+        .map(|window_id| {
+            Finding::new(
+                FindingKind::Unsealed,
+                Some(*window_id),
+                [],
+                "this window fetch ended but has no seal: its seal was deleted",
+            )
+        })
+        .collect()
+}
+
+/// Every event belongs to a sealed or running window fetch.
+fn check_orphans(orphans: &Sample) -> Option<Finding> {
+    (!orphans.is_empty()).then(|| {
+        Finding::new(
+            FindingKind::Inserted,
+            None,
+            orphans.ids.iter().copied(),
+            format!(
+                "{} event(s) belong to no sealed window fetch: inserted after sealing",
+                orphans.count
+            ),
+        )
+    })
+}
+
+/// The anchor, if one was given, is in the chain.
+fn check_anchor(anchor: Option<&str>, found_at: Option<i64>) -> Option<Finding> {
+    match (anchor, found_at) {
+        (Some(anchor), None) => Some(Finding::new(
+            FindingKind::Anchor,
+            None,
+            [],
+            format!(
+                "the anchor {anchor} is not in the chain: the chain was rewritten or cut short since it was taken"
+            ),
+        )),
+        (None, _) | (Some(_), Some(_)) => None,
+    }
+}
+
+// Assemble.
+
+/// The report: what was loaded, the chain's head and anchor, and the findings in order.
+fn assemble(
+    loaded: Loaded,
+    head: String,
+    anchor_found_at: Option<i64>,
+    findings: Vec<Finding>,
+) -> VerifyReport {
+    VerifyReport {
+        head,
+        seals: loaded.seals.len() as u64,
+        events: loaded.digests.events,
+        anchor_found_at,
+        windows_in_progress: loaded.windows_in_progress as u64,
+        gaps: gaps_between(&loaded.covered)
+            .iter()
+            .map(read::Range::from)
+            .collect(),
+        unfetched: loaded.unfetched,
+        pruned: loaded.pruned_ranges.iter().map(read::Range::from).collect(),
+        prunes: loaded.prunes,
+        findings,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::digest::sha256_hex;
+    use crate::time::parse_time_arg;
+
+    /// A finding as one line: kind, window (or `-`), ids, then its detail unless `brief`.
+    fn show(f: &Finding, brief: bool) -> String {
+        let window = f.window_id.map_or("-".to_string(), |w| w.to_string());
+        let line = format!("{} {window} {:?}", f.kind, f.ids);
+        if brief {
+            line
+        } else {
+            format!("{line}: {}", f.detail)
+        }
+    }
+
+    /// Findings as lines, with their details.
+    fn lines(findings: &[Finding]) -> Vec<String> {
+        findings.iter().map(|f| show(f, false)).collect()
+    }
+
+    /// Findings in brief, one string: `ok` for none, else comma-separated.
+    fn brief(findings: &[Finding]) -> String {
+        if findings.is_empty() {
+            return "ok".into();
+        }
+        findings
+            .iter()
+            .map(|f| show(f, true))
+            .collect::<Vec<_>>()
+            .join(", ")
+    }
+
+    fn sample(ids: impl IntoIterator<Item = i64>) -> Sample {
+        let mut sample = Sample::default();
+        ids.into_iter().for_each(|id| sample.push(id));
+        sample
+    }
+
+    fn digest(raw: &str) -> String {
+        sha256_hex(raw.as_bytes())
+    }
+
+    /// Members of the given (id, raw) events.
+    fn members(events: &[(i64, &str)]) -> Vec<u8> {
+        let mut out = Vec::new();
+        for (id, raw) in events {
+            out.extend_from_slice(&id.to_be_bytes());
+            out.extend_from_slice(&seal::digest_prefix(&digest(raw)));
+        }
+        out
+    }
+
+    fn interval(from: &str, to: &str) -> Interval {
+        Interval::new(parse_time_arg(from).unwrap(), parse_time_arg(to).unwrap())
+    }
+
+    /// A well-formed seal (10 events, 1 revision) of what `sealed` names, after `previous`.
+    fn header(id: i64, sealed: Sealed, previous: &str, content: &str) -> SealHeader {
+        let (window_id, prune_id) = match sealed {
+            Sealed::Window(w) => (Some(w), None),
+            Sealed::Prune(p) => (None, Some(p)),
+            Sealed::Nothing => (None, None),
+        };
+        let hash = chain_hash(previous, content);
+        let (content, previous) = (content.into(), previous.into());
+        SealHeader {
+            id,
+            window_id,
+            prune_id,
+            content,
+            previous,
+            hash,
+            events: 10,
+            revisions: 1,
+        }
+    }
+
+    /// Three well-formed seals: windows 1 and 2, then prune 1.
+    fn good_chain() -> Vec<SealHeader> {
+        let a = header(1, Sealed::Window(1), GENESIS, "c1");
+        let b = header(2, Sealed::Window(2), &a.hash, "c2");
+        let c = header(3, Sealed::Prune(1), &b.hash, "c3");
+        vec![a, b, c]
+    }
+
+    #[test]
+    fn integrity_is_ok_only_when_sqlite_says_ok_first() {
+        let failed = "damaged - []: SQLite's integrity check failed:";
+        let cases: [(&[&str], Option<String>); 4] = [
+            (&["ok"], None),
+            (
+                &["*** in database main ***", "Page 5 is never used"],
+                Some(format!(
+                    "{failed} *** in database main ***; Page 5 is never used"
+                )),
+            ),
+            (&[], Some(format!("{failed} "))),
+            (
+                &["row 3 missing", "ok"],
+                Some(format!("{failed} row 3 missing; ok")),
+            ),
+        ];
+        for (integrity, want) in cases {
+            let integrity: Vec<String> = integrity.iter().map(|l| l.to_string()).collect();
+            let found = check_integrity(&integrity);
+            assert_eq!(found.map(|f| show(&f, false)), want, "{integrity:?}");
+        }
+    }
+
+    #[test]
+    fn digests_fold_counts_events_and_names_edited_rows_per_window() {
+        use Archived::{Event, Revision};
+        let edited = |n| {
+            format!(
+                "{n} archived item(s) no longer match the digest recorded when they were archived"
+            )
+        };
+        let many: Vec<_> = (1..=25).map(|id| (Event, id, Some(9), "x", None)).collect();
+        type Row<'a> = (Archived, i64, Option<i64>, &'a str, Option<&'a str>);
+        let (a, b) = (digest("a"), digest("b"));
+        let (a, b) = (Some(a.as_str()), Some(b.as_str()));
+        let cases: Vec<(&str, Vec<Row>, u64, Vec<String>)> = vec![
+            ("nothing archived", vec![], 0, vec![]),
+            (
+                "intact; revisions are not events",
+                vec![(Event, 1, Some(1), "a", a), (Revision, 1, Some(2), "b", b)],
+                1,
+                vec![],
+            ),
+            (
+                "an edited event and an edited revision, each under its window",
+                vec![
+                    (Event, 1, Some(1), "a", a),
+                    (Event, 2, Some(1), "B", b),
+                    (Revision, 1, Some(2), "B", b),
+                ],
+                2,
+                vec![
+                    format!("edited 1 [2]: {}", edited(1)),
+                    format!("edited 2 [1]: {}", edited(1)),
+                ],
+            ),
+            (
+                "a missing digest is an edit; no window sorts first",
+                vec![(Event, 3, Some(4), "c", None), (Event, 4, None, "d", a)],
+                2,
+                vec![
+                    format!("edited - [4]: {}", edited(1)),
+                    format!("edited 4 [3]: {}", edited(1)),
+                ],
+            ),
+            (
+                "many edits: all counted, 20 named",
+                many,
+                25,
+                vec![format!(
+                    "edited 9 {:?}: {}",
+                    (1..=20).collect::<Vec<i64>>(),
+                    edited(25)
+                )],
+            ),
+        ];
+        for (name, rows, events, want) in cases {
+            let mut digests = Digests::default();
+            for (table, id, window, raw, digest) in rows {
+                digests.observe(table, id, window, raw, digest);
+            }
+            assert_eq!(digests.events, events, "{name}");
+            assert_eq!(lines(&digests.findings()), want, "{name}");
+        }
+    }
+
+    #[test]
+    fn each_seal_must_follow_the_one_before_hash_its_content_and_seal_something() {
+        let good = good_chain();
+        let mut edited = good.clone();
+        edited[1].content = "forged".into();
+        let mut nothing = good.clone();
+        nothing[1].window_id = None;
+        let mut swapped = good.clone();
+        swapped.swap(0, 1);
+        let cases = [
+            ("no seal", vec![], ""),
+            ("intact", good.clone(), "ok | ok | ok"),
+            (
+                "a seal removed",
+                vec![good[0].clone(), good[2].clone()],
+                "ok | chain - []",
+            ),
+            ("a seal's content edited", edited, "ok | chain 2 [] | ok"),
+            ("a seal sealing nothing", nothing, "ok | chain - [] | ok"),
+            (
+                "two seals swapped",
+                swapped,
+                "chain 2 [] | chain 1 [] | chain - []",
+            ),
+        ];
+        for (name, seals, want) in cases {
+            let chain = check_chain(&seals, None);
+            let got: Vec<String> = chain.links.iter().map(|l| brief(l)).collect();
+            assert_eq!(got.join(" | "), want, "{name}");
+        }
+        let details = check_chain(&[good[1].clone()], None).links.concat();
+        assert_eq!(
+            details
+                .iter()
+                .map(|f| f.detail.as_str())
+                .collect::<Vec<_>>(),
+            ["seal 2 does not follow the seal before it: a seal was removed or reordered"]
+        );
+    }
+
+    #[test]
+    fn the_chain_head_and_where_the_anchor_is() {
+        let good = good_chain();
+        let cases = [
+            (vec![], None, None, GENESIS),
+            (good.clone(), None, None, good[2].hash.as_str()),
+            (
+                good.clone(),
+                Some(good[1].hash.as_str()),
+                Some(2),
+                good[2].hash.as_str(),
+            ),
+            (good.clone(), Some("beef"), None, good[2].hash.as_str()),
+            (
+                good[..1].to_vec(),
+                Some(good[2].hash.as_str()),
+                None,
+                good[0].hash.as_str(),
+            ),
+        ];
+        for (seals, anchor, found_at, head) in cases {
+            let chain = check_chain(&seals, anchor);
+            assert_eq!(
+                (chain.anchor_found_at, chain.head.as_str()),
+                (found_at, head),
+                "{anchor:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn what_a_seal_vouches_for_and_which_prunes_are_sealed() {
+        let cases = [
+            ((Some(1), None), Sealed::Window(1)),
+            ((Some(1), Some(2)), Sealed::Window(1)),
+            ((None, Some(2)), Sealed::Prune(2)),
+            ((None, None), Sealed::Nothing),
+        ];
+        for ((window_id, prune_id), want) in cases {
+            let mut h = header(1, Sealed::Nothing, GENESIS, "c");
+            (h.window_id, h.prune_id) = (window_id, prune_id);
+            assert_eq!(h.sealed(), want);
+        }
+        let mut seals = good_chain();
+        seals.push(header(4, Sealed::Prune(7), GENESIS, "c"));
+        seals.push(header(5, Sealed::Nothing, GENESIS, "c"));
+        assert_eq!(sealed_prunes(&seals), BTreeSet::from([1, 7]));
+    }
+
+    #[test]
+    fn a_prune_record_must_still_hash_to_its_seal() {
+        let cases = [
+            (Some("abc"), None),
+            (
+                Some("abd"),
+                Some("ledger - []: the record of prune 3 changed after it was sealed"),
+            ),
+            (None, Some("ledger - []: the record of prune 3 was deleted")),
+        ];
+        for (now, want) in cases {
+            let found = check_prune(3, "abc", now);
+            assert_eq!(found.map(|f| show(&f, false)).as_deref(), want, "{now:?}");
+        }
+    }
+
+    #[test]
+    fn a_changed_window_is_explained_by_its_members() {
+        let sealed = members(&[(1, "a"), (2, "b"), (3, "c")]);
+        let now = |events: &[(i64, &str)]| WindowContent {
+            content: "now".into(),
+            members: members(events),
+            events: events.len() as i64,
+            revisions: 0,
+        };
+        let cases: [(&str, Option<WindowContent>, &[&str]); 4] = [
+            (
+                "ledger row deleted",
+                None,
+                &["ledger 5 [1, 2, 3]: the ledger row of this sealed window was deleted"],
+            ),
+            (
+                "members intact",
+                Some(now(&[(1, "a"), (2, "b"), (3, "c")])),
+                &[
+                    "ledger 5 []: the window's ledger row, revisions or rejects changed after it was sealed",
+                ],
+            ),
+            (
+                "one deleted, one inserted, one edited",
+                Some(now(&[(1, "a"), (2, "B"), (4, "d")])),
+                &[
+                    "deleted 5 [3]: 1 event(s) sealed in this window are gone",
+                    "inserted 5 [4]: 1 event(s) were filed under this window after it was sealed",
+                    "edited 5 [2]: 1 event(s) of this window changed, digest included",
+                ],
+            ),
+            (
+                "all gone",
+                Some(now(&[])),
+                &["deleted 5 [1, 2, 3]: 3 event(s) sealed in this window are gone"],
+            ),
+        ];
+        for (name, now, want) in cases {
+            assert_eq!(
+                lines(&check_window(5, &sealed, now.as_ref())),
+                want,
+                "{name}"
+            );
+        }
+    }
+
+    #[test]
+    fn prune_records_must_describe_the_window_as_its_seal_does() {
+        let seal = header(1, Sealed::Window(4), GENESIS, "c"); // 10 events, 1 revision
+        let hash = seal.hash.as_str();
+        let record = |prune_id, seal_hash: &str, events, revisions, kept| PrunedRow {
+            prune_id,
+            seal_hash: seal_hash.into(),
+            events,
+            revisions,
+            kept,
+        };
+        let cases = [
+            ("all removed", vec![record(1, hash, 10, 1, 0)], None),
+            ("some kept", vec![record(1, hash, 7, 1, 3)], None),
+            (
+                "removed in turn, the last kept",
+                vec![record(1, hash, 4, 0, 6), record(2, hash, 6, 1, 0)],
+                None,
+            ),
+            (
+                "another seal's hash",
+                vec![record(1, "other", 10, 1, 0)],
+                Some(1),
+            ),
+            ("too few events", vec![record(1, hash, 9, 1, 0)], Some(1)),
+            (
+                "revisions do not add up",
+                vec![record(1, hash, 4, 0, 6), record(2, hash, 6, 0, 0)],
+                Some(2),
+            ),
+            (
+                "an earlier kept count",
+                vec![record(1, hash, 4, 1, 6), record(2, hash, 4, 0, 0)],
+                Some(2),
+            ),
+        ];
+        for (name, records, want) in cases {
+            let found = check_pruned_counts(4, &records, &seal);
+            let want = want.map(|p| {
+                format!("ledger 4 []: prune {p} records this window's rows as removed, but not as its seal describes them")
+            });
+            assert_eq!(found.map(|f| show(&f, false)), want, "{name}");
+        }
+    }
+
+    #[test]
+    fn what_is_left_of_a_pruned_window_is_what_the_prune_kept() {
+        let sealed = members(&[(1, "a"), (2, "b"), (3, "c")]);
+        let ranges = [interval("2024-01-01", "2024-01-02")];
+        let filed = |ids: &[i64], others: i64| {
+            let n = ids.len();
+            format!(
+                "inserted 6 {ids:?}: {n} event(s) and {others} other row(s) were filed under this window after it was pruned"
+            )
+        };
+        let edited =
+            "edited 6 [2]: event(s) the prune left in this window changed, digest included";
+        let inside = "ledger 6 [1]: event(s) of this window lie inside a pruned range: the prune record was altered";
+        let gone = "deleted 6 []: 2 event(s) the prune left in this window are gone";
+        /// An event left: id, the raw its digest is of (if it has one), inside a pruned range.
+        type Left = (i64, Option<&'static str>, bool);
+        let kept: [Left; 3] = [
+            (1, Some("a"), false),
+            (2, Some("b"), false),
+            (3, Some("c"), false),
+        ];
+        let cases: [(&str, Vec<Left>, i64, Vec<String>); 7] = [
+            ("exactly what was kept", kept.to_vec(), 0, vec![]),
+            (
+                "an event and two other rows filed since",
+                [&kept[..], &[(4, Some("d"), false)]].concat(),
+                2,
+                vec![filed(&[4], 2)],
+            ),
+            (
+                "only other rows filed since",
+                kept.to_vec(),
+                1,
+                vec![filed(&[], 1)],
+            ),
+            (
+                "an event edited, digest included",
+                vec![kept[0], (2, Some("B"), false), kept[2]],
+                0,
+                vec![edited.into()],
+            ),
+            (
+                "a digest missing",
+                vec![kept[0], (2, None, false), kept[2]],
+                0,
+                vec![edited.into()],
+            ),
+            (
+                "an event inside a pruned range",
+                vec![(1, Some("a"), true), kept[1], kept[2]],
+                0,
+                vec![inside.into()],
+            ),
+            (
+                "two gone, one filed in their place",
+                vec![kept[0], (9, Some("z"), false)],
+                0,
+                vec![filed(&[9], 0), gone.into()],
+            ),
+        ];
+        for (name, left, others, want) in cases {
+            let mut check = PrunedWindowCheck::new(6, &sealed, 3, &ranges);
+            for (id, raw, inside) in left {
+                let at = if inside {
+                    "2024-01-01T12:00:00.000Z"
+                } else {
+                    "2024-01-05T00:00:00.000Z"
+                };
+                check.observe(id, raw.map(digest).as_deref(), at);
+            }
+            assert_eq!(lines(&check.findings(others)), want, "{name}");
+        }
+    }
+
+    #[test]
+    fn every_prune_record_must_be_sealed() {
+        let record = |prune_id| PrunedRow {
+            prune_id,
+            seal_hash: "h".into(),
+            events: 1,
+            revisions: 0,
+            kept: 0,
+        };
+        let pruned: PrunedWindows = BTreeMap::from([
+            (3, vec![record(1)]),
+            (5, vec![record(1), record(2)]),
+            (4, vec![record(2)]),
+        ]);
+        let forged = |window, p| {
+            format!(
+                "unsealed {window} []: 2 window fetch(es) are recorded as removed by prune {p}, which has no seal: \
+                 the prune record was forged or its seal deleted"
+            )
+        };
+        let cases = [
+            (BTreeSet::from([1, 2]), vec![]),
+            (BTreeSet::from([1]), vec![forged(4, 2)]),
+            (BTreeSet::new(), vec![forged(3, 1), forged(4, 2)]),
+        ];
+        for (sealed, want) in cases {
+            assert_eq!(
+                lines(&check_forged_prunes(&pruned, &sealed)),
+                want,
+                "sealed {sealed:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn unsealed_windows_orphans_and_the_anchor() {
+        let unsealed = "this window fetch ended but has no seal: its seal was deleted";
+        let orphans = "25 event(s) belong to no sealed window fetch: inserted after sealing";
+        let anchor = "the anchor ab is not in the chain: the chain was rewritten or cut short since it was taken";
+        let twenty: Vec<i64> = (1..=20).collect();
+        let cases: [(&str, Vec<Finding>, Vec<String>); 7] = [
+            ("no unsealed window", check_unsealed(&[]), vec![]),
+            (
+                "two unsealed windows",
+                check_unsealed(&[3, 7]),
+                vec![
+                    format!("unsealed 3 []: {unsealed}"),
+                    format!("unsealed 7 []: {unsealed}"),
+                ],
+            ),
+            (
+                "no orphan",
+                check_orphans(&sample([])).into_iter().collect(),
+                vec![],
+            ),
+            (
+                "25 orphans, 20 named",
+                check_orphans(&sample(1..=25)).into_iter().collect(),
+                vec![format!("inserted - {twenty:?}: {orphans}")],
+            ),
+            (
+                "no anchor given",
+                check_anchor(None, None).into_iter().collect(),
+                vec![],
+            ),
+            (
+                "the anchor found",
+                check_anchor(Some("ab"), Some(4)).into_iter().collect(),
+                vec![],
+            ),
+            (
+                "the anchor not found",
+                check_anchor(Some("ab"), None).into_iter().collect(),
+                vec![format!("anchor - []: {anchor}")],
+            ),
+        ];
+        for (name, found, want) in cases {
+            assert_eq!(lines(&found), want, "{name}");
+        }
+    }
+
+    fn loaded(covered: Vec<Interval>, pruned_ranges: Vec<Interval>) -> Loaded {
+        Loaded {
+            integrity: vec!["ok".into()],
+            digests: Digests {
+                events: 42,
+                edited: BTreeMap::new(),
+            },
+            pruned: PrunedWindows::new(),
+            pruned_ranges,
+            seals: good_chain(),
+            unsealed: vec![],
+            orphans: Sample::default(),
+            windows_in_progress: 2,
+            covered,
+            unfetched: vec![],
+            prunes: vec![],
+        }
+    }
+
+    #[test]
+    fn the_report_is_ok_only_without_findings_and_unfetched_ranges() {
+        let (jan1, jan3) = (
+            interval("2024-01-01", "2024-01-02"),
+            interval("2024-01-03", "2024-01-04"),
+        );
+        let finding = Finding::new(FindingKind::Chain, None, [], "x");
+        let cases = [
+            (
+                "one covered range, nothing found",
+                vec![jan1],
+                vec![],
+                0,
+                true,
+            ),
+            ("a gap nobody asked for", vec![jan1, jan3], vec![], 1, true),
+            ("a finding", vec![jan1], vec![finding], 0, false),
+        ];
+        for (name, covered, findings, gaps, ok) in cases {
+            let report = assemble(
+                loaded(covered, vec![jan3]),
+                "head".into(),
+                Some(2),
+                findings,
+            );
+            assert_eq!(
+                (report.ok(), report.gaps.len(), report.pruned.len()),
+                (ok, gaps, 1),
+                "{name}"
+            );
+            assert_eq!(
+                (report.seals, report.events, report.windows_in_progress),
+                (3, 42, 2)
+            );
+            assert_eq!(
+                (report.head.as_str(), report.anchor_found_at),
+                ("head", Some(2))
+            );
+        }
+    }
+
+    #[test]
+    fn ranges_not_yet_fetched_make_the_report_incomplete_not_tampered() {
+        let mut l = loaded(vec![], vec![]);
+        l.unfetched = vec![MissingRange {
+            base_url: "https://rest.elevatebilling.com/v1".into(),
+            category_filter: String::new(),
+            action_filter: String::new(),
+            from: "2024-01-02T00:00:00.000Z".into(),
+            to: "2024-01-03T00:00:00.000Z".into(),
+        }];
+        let report = assemble(l, "h".into(), None, vec![]);
+        assert_eq!(
+            (report.intact(), report.complete(), report.ok()),
+            (true, false, false)
+        );
+    }
+
+    #[test]
+    fn the_json_report_keeps_its_field_names() {
+        let finding = Finding::new(FindingKind::Edited, Some(1), [2], "d");
+        let report = assemble(loaded(vec![], vec![]), "h".into(), None, vec![finding]);
+        let json = serde_json::to_value(&report).unwrap();
+        let mut keys: Vec<&str> = json
+            .as_object()
+            .unwrap()
+            .keys()
+            .map(String::as_str)
+            .collect();
+        keys.sort_unstable();
+        let fields = "anchor_found_at events findings gaps head pruned prunes seals unfetched windows_in_progress";
+        assert_eq!(keys.join(" "), fields);
+        let finding =
+            serde_json::json!({"kind": "edited", "window_id": 1, "ids": [2], "detail": "d"});
+        assert_eq!(json["findings"][0], finding);
+    }
 }
