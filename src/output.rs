@@ -831,6 +831,52 @@ mod tests {
         }
     }
 
+    fn held() -> Hold {
+        Hold {
+            id: 1,
+            from: "2023-01-01T00:00:00.000Z".into(),
+            to: "2023-06-01T00:00:00.000Z".into(),
+            reason: "case 42\x1b[31m".into(),
+            created_at: "2024-03-01T00:00:00.000Z".into(),
+            removed_at: None,
+        }
+    }
+
+    fn elsewhere() -> Coverage {
+        Coverage {
+            base_url: "https://sandbox.example/v1".into(),
+            category_filter: String::new(),
+            action_filter: String::new(),
+            ranges: vec![range(
+                "2023-06-01T00:00:00.000Z",
+                "2023-06-02T00:00:00.000Z",
+            )],
+            gaps: vec![],
+        }
+    }
+
+    fn missing() -> MissingRange {
+        MissingRange {
+            base_url: "https://rest.elevatebilling.com/v1".into(),
+            category_filter: String::new(),
+            action_filter: String::new(),
+            from: "2024-01-02T12:00:00.000Z".into(),
+            to: "2024-01-02T13:00:00.000Z".into(),
+        }
+    }
+
+    fn failed() -> IncompleteWindow {
+        IncompleteWindow {
+            base_url: "https://rest.elevatebilling.com/v1".into(),
+            category_filter: String::new(),
+            action_filter: String::new(),
+            from: "2024-01-02T12:00:00.000Z".into(),
+            to: "2024-01-02T13:00:00.000Z".into(),
+            status: crate::model::WindowStatus::Failed,
+            error: Some("gave up after 8 attempts".into()),
+        }
+    }
+
     /// A report with every section filled, and text that needs escaping where events' content is shown.
     fn full_report() -> StatusReport {
         use crate::store::read::{Coverage, EventType, RejectReason, SourceChanges};
@@ -862,35 +908,12 @@ mod tests {
                 gaps: vec![],
             }],
             base_url: Some("https://rest.elevatebilling.com/v1".into()),
-            other_coverage: vec![Coverage {
-                base_url: "https://sandbox.example/v1".into(),
-                category_filter: String::new(),
-                action_filter: String::new(),
-                ranges: vec![range(
-                    "2023-06-01T00:00:00.000Z",
-                    "2023-06-02T00:00:00.000Z",
-                )],
-                gaps: vec![],
-            }],
-            missing: vec![MissingRange {
-                base_url: "https://rest.elevatebilling.com/v1".into(),
-                category_filter: String::new(),
-                action_filter: String::new(),
-                from: "2024-01-02T12:00:00.000Z".into(),
-                to: "2024-01-02T13:00:00.000Z".into(),
-            }],
+            other_coverage: vec![elsewhere()],
+            missing: vec![missing()],
             covered_until: Some("2024-01-05T00:00:00.000Z".into()),
             freshness_seconds: Some(3 * 3600 + 12 * 60 + 5),
             incomplete_windows: 2,
-            failed_windows: vec![IncompleteWindow {
-                base_url: "https://rest.elevatebilling.com/v1".into(),
-                category_filter: String::new(),
-                action_filter: String::new(),
-                from: "2024-01-02T12:00:00.000Z".into(),
-                to: "2024-01-02T13:00:00.000Z".into(),
-                status: crate::model::WindowStatus::Failed,
-                error: Some("gave up after 8 attempts".into()),
-            }],
+            failed_windows: vec![failed()],
             revisions: 1_000,
             rejects: 7,
             reject_reasons: vec![
@@ -907,14 +930,7 @@ mod tests {
                 range("2023-01-01T00:00:00.000Z", "2023-02-01T00:00:00.000Z"),
                 range("2023-03-01T00:00:00.000Z", "2023-04-01T00:00:00.000Z"),
             ],
-            holds: vec![crate::store::retention::Hold {
-                id: 1,
-                from: "2023-01-01T00:00:00.000Z".into(),
-                to: "2023-06-01T00:00:00.000Z".into(),
-                reason: "case 42\x1b[31m".into(),
-                created_at: "2024-03-01T00:00:00.000Z".into(),
-                removed_at: None,
-            }],
+            holds: vec![held()],
             source_changes: SourceChanges {
                 late: 1,
                 changed: 2_000,

@@ -199,15 +199,8 @@ pub async fn run(
 ) -> (RunReport, Result<(), Error>) {
     let started = Instant::now();
     let mut report = RunReport::new(&job);
-    let start = RunStart {
-        range: job.range,
-        filters: job.filters.clone(),
-        base_url: job.base_url.clone(),
-        windows_planned: job.windows.len(),
-        kind: job.kind,
-    };
-    let run_id = match archive.begin_run(&start, job.clock.now()) {
-        Ok(id) => id,
+    let (run_id, reader) = match start(&mut archive, &job) {
+        Ok(started) => started,
         Err(e) => {
             report.error = Some(e.to_string());
             return (report, Err(e.into()));
@@ -218,18 +211,6 @@ pub async fn run(
     progress(Progress::Started {
         windows: job.windows.len(),
     });
-
-    // A reconcile compares what the source returns with what is archived: it reads the archive as it goes.
-    let reader = match job.kind {
-        RunKind::Sync => None,
-        RunKind::Reconcile => match ArchiveReader::open(archive.path()) {
-            Ok(reader) => Some(Mutex::new(reader)),
-            Err(e) => {
-                report.error = Some(e.to_string());
-                return (report, Err(e.into()));
-            }
-        },
-    };
     let concurrency = job.concurrency.max(1);
     let (tx, rx) = mpsc::channel::<Handoff>(concurrency * QUEUED_PAGES_PER_WINDOW);
     let writer = std::thread::Builder::new()
@@ -263,19 +244,45 @@ pub async fn run(
         Err(store_error) => Err(Error::Store(store_error)),
         Ok(()) => fetched,
     };
-    report.status = match &result {
+    report.status = ended(&result, &report);
+    report.error = result.as_ref().err().map(|e| e.to_string());
+    report.chain_head = finish(archive, run_id, &report, job.clock);
+    report.record_client_stats(&client, started);
+    info!(run = run_id, status = %report.status, "sync ended");
+    (report, result)
+}
+
+/// Records the run's start (its intent) and, for a reconcile, opens the archive for reading: a reconcile
+/// compares what the source returns with what is archived as it goes.
+fn start(
+    archive: &mut Archive,
+    job: &SyncJob,
+) -> Result<(i64, Option<Mutex<ArchiveReader>>), StoreError> {
+    let start = RunStart {
+        range: job.range,
+        filters: job.filters.clone(),
+        base_url: job.base_url.clone(),
+        windows_planned: job.windows.len(),
+        kind: job.kind,
+    };
+    let run_id = archive.begin_run(&start, job.clock.now())?;
+    let reader = match job.kind {
+        RunKind::Sync => None,
+        RunKind::Reconcile => Some(Mutex::new(ArchiveReader::open(archive.path())?)),
+    };
+    Ok((run_id, reader))
+}
+
+/// How a run ended: partial when items were rejected or windows failed while the others went on.
+fn ended(result: &Result<(), Error>, report: &RunReport) -> RunStatus {
+    match result {
         Ok(()) if report.totals.rejects > 0 || !report.failed_windows.is_empty() => {
             RunStatus::Partial
         }
         Ok(()) => RunStatus::Ok,
         Err(Error::Interrupted) => RunStatus::Interrupted,
         Err(_) => RunStatus::Failed,
-    };
-    report.error = result.as_ref().err().map(|e| e.to_string());
-    report.chain_head = finish(archive, run_id, &report, job.clock);
-    report.record_client_stats(&client, started);
-    info!(run = run_id, status = %report.status, "sync ended");
-    (report, result)
+    }
 }
 
 impl RunReport {
