@@ -275,10 +275,13 @@ fn latency(rt: &tokio::runtime::Runtime) {
     let ceiling = f64::from(concurrency * page) / (latency_ms as f64 / 1000.0);
     let rate = events as f64 / m.seconds;
     println!(
-        "latency: {events} events, {latency_ms} ms per page, concurrency {concurrency}: {:.0} events/s = {:.0}% of the {:.0} events/s ceiling (concurrency x pageSize / latency)",
+        "latency: {events} events, {latency_ms} ms per page, concurrency {concurrency}: {:.0} events/s = {:.0}% of the {:.0} events/s ceiling (concurrency x pageSize / latency); {} requests for {} pages, {} windows (each window's end confirmed by an empty page)",
         rate,
         100.0 * rate / ceiling,
-        ceiling
+        ceiling,
+        m.summary["requests"],
+        m.summary["pages"],
+        m.summary["windows_completed"],
     );
 }
 
