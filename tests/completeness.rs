@@ -601,3 +601,106 @@ fn a_deletion_at_the_source_while_a_window_is_paged_is_caught_with_check_paging(
     );
     assert_eq!(report["paging_shifts"], 1);
 }
+
+/// Day windows over four days with an event exactly at each day's start (a server reading `createdTo`
+/// inclusively returns it with the day before too), synced one window at a time.
+fn boundary_days(sb: &Sandbox) -> (MockServer, String) {
+    let server = MockServer::start();
+    let at = |s: &str| DateTime::parse_from_rfc3339(s).unwrap().with_timezone(&Utc);
+    let mut data = Vec::new();
+    for (i, day) in ["2024-01-01", "2024-01-02", "2024-01-03", "2024-01-04"]
+        .iter()
+        .enumerate()
+    {
+        let start = format!("{day}T00:00:00Z");
+        let noon = format!("{day}T12:00:00Z");
+        data.push(item(10 * i as i64 + 1, at(&start), &start));
+        data.push(item(10 * i as i64 + 2, at(&noon), &noon));
+    }
+    serve(&server, data, Arc::new(Mutex::new(Knobs::default())));
+    let base = base(&server);
+    sb.run(&[
+        "sync",
+        "--base-url",
+        &base,
+        "--from",
+        "2024-01-01",
+        "--to",
+        "2024-01-05",
+        "--concurrency",
+        "1",
+    ])
+    .expect(0);
+    (server, base)
+}
+
+#[test]
+fn pruning_a_failed_window_leaves_nothing_to_fetch_and_verify_green() {
+    let (server, _, knobs) = four_days_with_a_failing_second();
+    let sb = Sandbox::new();
+    let base = base(&server);
+    let mut args = vec![
+        "sync",
+        "--base-url",
+        &base,
+        "--from",
+        "2024-01-01",
+        "--to",
+        "2024-01-05",
+    ];
+    args.extend(FAST_RETRIES);
+    sb.run(&args).expect(9);
+    sb.run(&["verify"]).expect(9);
+    // The failed day is pruned: a gap that will never be filled, on purpose, is neither missing nor a fault.
+    sb.run(&["prune", "--before", "2024-01-03"]).expect(0);
+    sb.run(&["verify"]).expect(0);
+    let status = json(&sb.run(&["status", "--format", "json"]).expect(0).stdout);
+    assert_eq!(status["missing"], serde_json::json!([]));
+    {
+        let mut k = knobs.lock().unwrap();
+        k.failing_from = None;
+        k.seen.clear();
+    }
+    let mut plain = vec!["sync", "--base-url", &base];
+    plain.extend(FAST_RETRIES);
+    sb.run(&plain).expect(0);
+    assert!(
+        knobs
+            .lock()
+            .unwrap()
+            .seen
+            .iter()
+            .all(|(_, from)| from != "2024-01-01T23:59:59Z"),
+        "the pruned day is never fetched again"
+    );
+}
+
+#[test]
+fn two_prunes_around_a_hold_keep_verify_green() {
+    let sb = Sandbox::new();
+    let _server = boundary_days(&sb);
+    sb.run(&[
+        "hold",
+        "add",
+        "--from",
+        "2024-01-02",
+        "--to",
+        "2024-01-03",
+        "--reason",
+        "case 7",
+    ])
+    .expect(0);
+    sb.run(&["prune", "--before", "2024-01-02"]).expect(0);
+    sb.run(&["verify"]).expect(0);
+    sb.run(&["prune", "--before", "2024-01-04"]).expect(0);
+    sb.run(&["verify"]).expect(0);
+    let held: Vec<i64> = archived_ids(&sb);
+    assert!(
+        held.contains(&11) && held.contains(&12),
+        "the held day stays: {held:?}"
+    );
+    sb.run(&["hold", "remove", "1"]).expect(0);
+    sb.run(&["prune", "--before", "2024-01-04"]).expect(0);
+    sb.run(&["verify"]).expect(0);
+    assert_eq!(archived_ids(&sb), vec![31, 32], "only the last day is left");
+}
