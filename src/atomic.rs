@@ -325,28 +325,6 @@ pub(crate) mod tests {
     }
 
     #[test]
-    fn sqlite_can_vacuum_into_the_temporary() {
-        // The archive's backup writes its copy this way: the temporary exists, empty, when SQLite opens it.
-        let dir = tempfile::tempdir().unwrap();
-        let target = dir.path().join("copy.db");
-        let source = rusqlite::Connection::open_in_memory().unwrap();
-        source
-            .execute_batch("CREATE TABLE t (x); INSERT INTO t VALUES (1), (2), (3);")
-            .unwrap();
-        let file = AtomicFile::create(&target).unwrap();
-        source
-            .execute("VACUUM INTO ?1", [file.path().to_str().unwrap()])
-            .unwrap();
-        file.commit().unwrap();
-        let copy = rusqlite::Connection::open(&target).unwrap();
-        let rows: i64 = copy
-            .query_row("SELECT count(*) FROM t", [], |r| r.get(0))
-            .unwrap();
-        assert_eq!(rows, 3);
-        assert_eq!(mode(&target), FILE_MODE);
-    }
-
-    #[test]
     fn a_path_without_a_file_name_is_refused() {
         let err = AtomicFile::create("/").unwrap_err();
         assert_eq!(err.kind(), io::ErrorKind::InvalidInput);

@@ -648,6 +648,29 @@ mod tests {
     }
 
     #[test]
+    fn a_backup_is_a_private_complete_copy_written_through_an_atomic_file() {
+        // `VACUUM INTO` writes into the AtomicFile's temporary, which exists, empty, when SQLite opens it.
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("a.db");
+        drop(Archive::open(&path, test_now()).unwrap());
+        let out = dir.path().join("copy.db");
+        let copy = backup(&path, &out).unwrap();
+        assert_eq!((copy.events, copy.head.as_str()), (0, seal::GENESIS));
+        let mode = std::fs::metadata(&out).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o600);
+        assert_eq!(
+            crate::atomic::tests::names(dir.path()),
+            ["a.db", "a.db-shm", "a.db-wal", "copy.db"]
+                .iter()
+                .filter(|n| dir.path().join(n).exists())
+                .map(|n| n.to_string())
+                .collect::<Vec<_>>(),
+            "no temporary is left"
+        );
+        ArchiveReader::open(&out).unwrap().verify(None).unwrap();
+    }
+
+    #[test]
     fn read_only_commands_never_create_an_archive() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("missing.db");
