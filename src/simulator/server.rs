@@ -32,14 +32,20 @@ struct Claims {
     jti: u64,
 }
 
-/// Issues a token for the configured user.
+/// Issues a token for the configured user, valid for the configured lifetime.
 pub(super) fn issue_token(shared: &Shared) -> String {
+    let now = jsonwebtoken::get_current_timestamp();
+    issue_token_until(shared, now + shared.config.token_ttl.as_secs().max(1))
+}
+
+/// Issues a token for the configured user that expires at `exp` (seconds since the epoch).
+pub(super) fn issue_token_until(shared: &Shared, exp: u64) -> String {
     let now = jsonwebtoken::get_current_timestamp();
     let jti = shared.stats.tokens_issued.fetch_add(1, Ordering::Relaxed);
     let claims = Claims {
         sub: shared.config.username.clone(),
-        iat: now,
-        exp: now + shared.config.token_ttl.as_secs().max(1),
+        iat: now.min(exp),
+        exp,
         jti,
     };
     jsonwebtoken::encode(
@@ -166,6 +172,15 @@ async fn events(
             return error(StatusCode::BAD_REQUEST, "Bad Request", message);
         }
     };
+    // A test's hold (see `Simulator::hold_covering`): wait until it is released or moved away.
+    let covers = |hold: &Option<i64>| {
+        hold.is_some_and(|at| query.range.min_ms <= at && at <= query.range.max_ms)
+    };
+    if covers(&shared.hold.borrow()) {
+        shared.stats.held.fetch_add(1, Ordering::Relaxed);
+        // The sender lives in `shared`, which outlives this request: waiting cannot fail.
+        let _ = shared.hold.subscribe().wait_for(|h| !covers(h)).await;
+    }
     let items = {
         let overlay = shared.overlay.read().expect("overlay lock");
         overlay.select(&shared.data, &query, &shared.default_sort())
