@@ -392,7 +392,8 @@ fn more_items_than_page_size_are_all_kept_and_paging_goes_on() {
     assert_eq!(sb.ids(), (1..=6).collect::<Vec<_>>());
 }
 
-/// A server on a raw socket that answers every connection with `head` then `body`, then stalls or closes.
+/// A server on a raw socket that answers every connection with `head` then `body`, then closes, or stalls:
+/// holds the connection open, sending nothing more, until the client hangs up.
 fn raw_server(head: String, body: Vec<u8>, stall: bool) -> String {
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let addr = listener.local_addr().unwrap();
@@ -405,9 +406,7 @@ fn raw_server(head: String, body: Vec<u8>, stall: bool) -> String {
                 let _ = stream.read(&mut buf);
                 let _ = stream.write_all(head.as_bytes());
                 let _ = stream.write_all(&body);
-                if stall {
-                    std::thread::sleep(Duration::from_secs(30));
-                }
+                while stall && matches!(stream.read(&mut buf), Ok(n) if n > 0) {}
             });
         }
     });
@@ -423,7 +422,8 @@ fn a_body_far_larger_than_a_page_is_refused_without_reading_it_all() {
         true,
     );
     let sb = Sandbox::new();
-    let started = Instant::now();
+    // The body never comes: a client that waited for it would time out again and again, far beyond the hang
+    // guard, and never see the size.
     let run = sb.run(&[
         "sync",
         "--base-url",
@@ -435,7 +435,7 @@ fn a_body_far_larger_than_a_page_is_refused_without_reading_it_all() {
     ]);
     run.expect(4);
     assert!(run.stderr.contains("larger than 64 MiB"), "{}", run.stderr);
-    assert!(started.elapsed() < Duration::from_secs(10));
+    assert!(!run.stderr.contains("timed out"), "{}", run.stderr);
 }
 
 #[test]
@@ -446,7 +446,7 @@ fn a_response_that_never_finishes_times_out_and_the_run_ends() {
         true,
     );
     let sb = Sandbox::new();
-    let started = Instant::now();
+    // The server holds the connection until the client hangs up: the run ends only by timing out.
     let run = sb.run(&[
         "sync",
         "--base-url",
@@ -467,11 +467,6 @@ fn a_response_that_never_finishes_times_out_and_the_run_ends() {
         run.stderr.contains("after 2 attempts") && run.stderr.contains("timed out"),
         "{}",
         run.stderr
-    );
-    assert!(
-        started.elapsed() < Duration::from_secs(15),
-        "took {:?}",
-        started.elapsed()
     );
 }
 
