@@ -2,7 +2,7 @@
 //! serving a dataset the way the Elevate API does (under either boundary reading), and archive inspection.
 //!
 //! No test here depends on the machine's speed: a test that signals a running sync waits for the archive to
-//! show the progress it wants ([`Sandbox::wait_for_run`]), never for a span of time, and holds back a request
+//! show the progress it wants ([`Sandbox::wait_for`]), never for a span of time, and holds back a request
 //! the sync cannot finish without, so that the sync is still running when the signal lands. The only clock is
 //! the [`HANG_GUARD`], which turns a hang into a failure.
 #![allow(dead_code)]
@@ -15,8 +15,9 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 /// A hang guard, not a timing assertion: how long a test waits for a child process, or for the archive to
-/// show a state, before it calls the wait a hang, kills the child and fails. It is far above any plausible
-/// slow run (the slowest test takes well under a minute on two busy cores), so only a hang trips it.
+/// show a state, before it calls the wait a hang, kills the child and fails. It bounds each wait on its own,
+/// and the longest (a run of `demo`) takes under half a minute with two copies of the suite on two cores, so
+/// only a hang trips it.
 pub const HANG_GUARD: Duration = Duration::from_secs(300);
 
 /// How often a waiting test looks again: a polling cadence, never asserted on.
