@@ -1,4 +1,4 @@
-//! End-to-end runs of the real binary: kill -9 at random instants and resume, `status` and `query` in every
+//! End-to-end runs of the real binary: kill -9 at points of its progress and resume, `status` and `query` in every
 //! format on the archive a sync made, secret hygiene, and refusal of unsafe or foreign inputs.
 
 mod common;
@@ -6,6 +6,7 @@ mod common;
 use common::*;
 use httpmock::MockServer;
 use rand::{Rng, SeedableRng};
+use std::os::unix::process::ExitStatusExt;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -25,17 +26,21 @@ fn two_days() -> Vec<Ev> {
 }
 
 #[test]
-fn kill_9_at_random_instants_then_resume_loses_nothing_and_doubles_nothing() {
+fn kill_9_at_points_of_progress_then_resume_loses_nothing_and_doubles_nothing() {
     let server = MockServer::start();
     let data = two_days();
     let seen: Seen = Arc::default();
-    // Each page takes a little while, so kills land mid-run.
-    serve_dataset_slowly(
+    // The last window is held back until the end, so no run can finish before its kill.
+    let end = chrono::DateTime::parse_from_rfc3339("2024-01-03T00:00:00Z")
+        .unwrap()
+        .with_timezone(&chrono::Utc);
+    let hold = serve_dataset_holding(
         &server,
         Arc::new(Mutex::new(data.clone())),
         Reading::Exclusive,
         seen,
-        Duration::from_millis(15),
+        Duration::ZERO,
+        end,
     );
     let sb = Sandbox::new();
     let base = base(&server);
@@ -60,30 +65,48 @@ fn kill_9_at_random_instants_then_resume_loses_nothing_and_doubles_nothing() {
         .map(|e| (e.id, e.at.timestamp_millis()))
         .collect();
     let mut rng = rand::rngs::StdRng::seed_from_u64(0xE1E7);
-    let mut kills = 0;
-    // Kill runs at random instants until one gets to finish on its own (at most 25 kills).
-    for _ in 0..25 {
+    // Kill points: events stored, spread over nine tenths of the source (the held window is 1/48 of it).
+    let mut targets: Vec<i64> = (0..8)
+        .map(|_| rng.random_range(1..data.len() as i64 * 9 / 10))
+        .collect();
+    targets.sort_unstable();
+    // The first kill lands right after the spawn (start-up, opening the archive); the others once the run
+    // has stored a page and the archive holds the target's events.
+    let mut mid_way = 0;
+    for (n, target) in std::iter::once(None)
+        .chain(targets.into_iter().map(Some))
+        .enumerate()
+    {
+        let after = sb.last_run();
         let mut child = sb
             .command()
             .env("ELEVATE_TOKEN", TOKEN)
             .args(args)
             .spawn()
             .unwrap();
-        std::thread::sleep(Duration::from_millis(rng.random_range(20..300)));
-        let finished = child.try_wait().unwrap().is_some();
-        if !finished {
-            child.kill().unwrap();
-            kills += 1;
+        if let Some(target) = target {
+            let seen = sb.wait_for(
+                &mut child,
+                after,
+                &format!("a stored page and {target} events"),
+                |p| p.pages >= 1 && p.events >= target,
+            );
+            assert_eq!(seen.status, "running");
+            mid_way += 1;
         }
-        child.wait().unwrap();
+        child.kill().unwrap();
+        let status = wait_or_hang(&mut child, "a killed sync");
+        assert_eq!(
+            status.signal(),
+            Some(libc::SIGKILL),
+            "kill {n} did not land in a running sync"
+        );
         assert_crash_invariants(&sb, &source);
-        if finished {
-            break;
-        }
     }
+    hold.release();
     sb.run(&args).expect(0);
-    eprintln!("{kills} runs killed mid-way before one finished");
-    assert!(kills >= 5, "only {kills} runs were killed mid-way");
+    eprintln!("{mid_way} runs killed mid-way before one finished");
+    assert!(mid_way >= 5, "only {mid_way} runs were killed mid-way");
     assert_crash_invariants(&sb, &source);
     let want: Vec<i64> = data.iter().map(|e| e.id).collect();
     assert_eq!(sb.ids(), want, "the archive equals the source");
@@ -93,7 +116,7 @@ fn kill_9_at_random_instants_then_resume_loses_nothing_and_doubles_nothing() {
         "killed windows are closed by the next run"
     );
     // A kill before the run was recorded leaves no run behind; every other one is marked interrupted.
-    assert!(sb.count("SELECT count(*) FROM runs WHERE status = 'interrupted'") >= 1);
+    assert!(sb.count("SELECT count(*) FROM runs WHERE status = 'interrupted'") >= mid_way);
     assert_eq!(
         sb.count("SELECT count(*) FROM runs WHERE status = 'running'"),
         0

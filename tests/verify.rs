@@ -9,7 +9,7 @@ use elevate_archive::simulator::SimConfig;
 use elevate_archive::store::seal;
 use elevate_archive::time::parse_time_arg;
 use rusqlite::Connection;
-use std::time::Duration;
+use std::os::unix::process::ExitStatusExt;
 
 fn archive() -> (Served, Sandbox, String) {
     let (served, sb, run) = synced(3_000, "2024-01-01", "2024-01-04");
@@ -191,16 +191,21 @@ fn a_whole_rewritten_chain_is_caught_only_with_an_anchor() {
     );
 }
 
+/// 20,000 simulated events over 2024-01-01 to 2024-01-06, with the range's last window held back until
+/// [`elevate_archive::simulator::Simulator::release`]: a sync of the range cannot finish before then.
+fn held_at_the_end() -> Served {
+    let from = parse_time_arg("2024-01-01").unwrap();
+    let to = parse_time_arg("2024-01-06").unwrap();
+    let served = serve(SimConfig::new(20_000, from, to));
+    served
+        .sim
+        .hold_covering(to - chrono::TimeDelta::milliseconds(1));
+    served
+}
+
 #[test]
 fn a_backup_taken_while_a_sync_runs_verifies() {
-    let served = serve(SimConfig {
-        latency: Duration::from_millis(30),
-        ..SimConfig::new(
-            20_000,
-            parse_time_arg("2024-01-01").unwrap(),
-            parse_time_arg("2024-01-06").unwrap(),
-        )
-    });
+    let served = held_at_the_end();
     let sb = Sandbox::new();
     let mut child = sb
         .command()
@@ -221,16 +226,19 @@ fn a_backup_taken_while_a_sync_runs_verifies() {
         ])
         .spawn()
         .unwrap();
-    std::thread::sleep(Duration::from_millis(1_200));
+    sb.wait_for(&mut child, 0, "two complete windows", |p| {
+        p.windows_completed >= 2
+    });
     let copy = sb.dir.path().join("copy.db");
     let backup = sb.run(&["backup", "--out", copy.to_str().unwrap()]);
     assert!(
         child.try_wait().unwrap().is_none(),
-        "the sync finished before the backup: slow it down"
+        "the sync finished before the backup"
     );
     backup.expect(0);
     assert!(backup.stdout.contains("chain head"), "{}", backup.stdout);
-    assert!(child.wait().unwrap().success());
+    served.sim.release();
+    assert!(wait_or_hang(&mut child, "the sync").success());
     let mode =
         std::os::unix::fs::PermissionsExt::mode(&std::fs::metadata(&copy).unwrap().permissions())
             & 0o777;
@@ -255,14 +263,7 @@ fn a_backup_taken_while_a_sync_runs_verifies() {
 
 #[test]
 fn killed_and_resumed_syncs_still_verify() {
-    let served = serve(SimConfig {
-        latency: Duration::from_millis(5),
-        ..SimConfig::new(
-            30_000,
-            parse_time_arg("2024-01-01").unwrap(),
-            parse_time_arg("2024-01-06").unwrap(),
-        )
-    });
+    let served = held_at_the_end();
     let sb = Sandbox::new();
     let args = [
         "sync",
@@ -278,12 +279,21 @@ fn killed_and_resumed_syncs_still_verify() {
         "--window",
         "6h",
     ];
-    for delay in [150, 300, 450] {
+    // Killed once the archive holds a tenth, four tenths and seven tenths of the events.
+    for target in [2_000, 8_000, 14_000] {
+        let after = sb.last_run();
         let mut child = sb.command().envs(SIM_CREDS).args(args).spawn().unwrap();
-        std::thread::sleep(Duration::from_millis(delay));
-        let _ = child.kill();
-        child.wait().unwrap();
+        sb.wait_for(
+            &mut child,
+            after,
+            &format!("a stored page and {target} events"),
+            |p| p.pages >= 1 && p.events >= target,
+        );
+        child.kill().unwrap();
+        let status = wait_or_hang(&mut child, "a killed sync");
+        assert_eq!(status.signal(), Some(libc::SIGKILL));
     }
+    served.sim.release();
     sb.run_env(&args, &SIM_CREDS).expect(0);
     assert_exact(&sb, &served);
     let (run, report) = verify_json(&sb, &sb.db, None);

@@ -5,6 +5,12 @@
 //! inclusive or exclusive plain bounds, default order by id or newest first, and what a page past the end
 //! returns. Data is generated from a seed ([`data`]), so millions of events cost no memory; faults come on
 //! demand ([`faults`]); late arrivals, edits and deletions change the source while it runs ([`source`]).
+//!
+//! Two hooks exist for tests that must not depend on the machine's speed: [`Simulator::hold_covering`] keeps
+//! the requests for one instant unanswered until [`Simulator::release`] (with the last window of a range held,
+//! a sync cannot finish, so a test can signal it at a point of its progress without racing its end), and
+//! [`Simulator::issue_token_expiring_at`] issues a token with any expiry, past included, so the 401 for an
+//! expired token needs no waiting.
 
 pub mod data;
 pub mod faults;
@@ -21,7 +27,8 @@ use source::Overlay;
 use std::net::SocketAddr;
 use std::sync::atomic::AtomicU64;
 use std::sync::{Arc, Mutex, RwLock};
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
+use tokio::sync::watch;
 
 /// Default credentials of the simulated API user.
 pub const DEFAULT_USERNAME: &str = "demo";
@@ -119,6 +126,8 @@ pub struct SimStats {
     pub unauthorized: AtomicU64,
     /// Requests refused with 400.
     pub bad_requests: AtomicU64,
+    /// Requests held back by [`Simulator::hold_covering`] (counted when the hold begins).
+    pub held: AtomicU64,
 }
 
 /// Shared state of a simulator.
@@ -130,6 +139,8 @@ pub(crate) struct Shared {
     pub(crate) rng: Mutex<StdRng>,
     pub(crate) jwt_secret: [u8; 32],
     pub(crate) stats: SimStats,
+    /// The instant (ms since the epoch) whose requests are held, if any: see [`Simulator::hold_covering`].
+    pub(crate) hold: watch::Sender<Option<i64>>,
 }
 
 impl Shared {
@@ -205,6 +216,7 @@ impl Simulator {
             jwt_secret: rand::random(),
             overlay: RwLock::new(Overlay::default()),
             stats: SimStats::default(),
+            hold: watch::Sender::new(None),
             data,
             config,
         };
@@ -239,6 +251,28 @@ impl Simulator {
     /// A token for the configured user, valid for the configured lifetime from now.
     pub fn issue_token(&self) -> String {
         server::issue_token(&self.shared)
+    }
+
+    /// A token for the configured user that expires at `expires_at` (whole seconds), which may be in the past:
+    /// a test hook, so that the 401 for an expired token is tested without waiting for one to expire.
+    pub fn issue_token_expiring_at(&self, expires_at: SystemTime) -> String {
+        let exp = expires_at
+            .duration_since(SystemTime::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs());
+        server::issue_token_until(&self.shared, exp)
+    }
+
+    /// Holds every `GET /events` request whose time range covers `at` unanswered (after its token and
+    /// parameters are checked) until [`Simulator::release`]; a later call moves the hold. A test hook: holding
+    /// the last instant of a sync's range holds its last window, so the sync cannot finish while the test
+    /// kills or signals it at a point of its progress, however fast the machine.
+    pub fn hold_covering(&self, at: Timestamp) {
+        self.shared.hold.send_replace(Some(at.timestamp_millis()));
+    }
+
+    /// Answers the requests held by [`Simulator::hold_covering`] and holds no more.
+    pub fn release(&self) {
+        self.shared.hold.send_replace(None);
     }
 
     /// What the simulator has served.
@@ -316,5 +350,64 @@ impl Simulator {
             .write()
             .expect("overlay lock")
             .delete(&self.shared.data, n, &mut rng)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::Ordering;
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_held_request_is_answered_after_release_and_others_meanwhile() {
+        let from = crate::time::parse_time_arg("2024-01-01").unwrap();
+        let sim = Simulator::new(SimConfig::new(100, from, from + chrono::TimeDelta::days(2)));
+        let running = sim.serve(([127, 0, 0, 1], 0).into()).await.unwrap();
+        let (base, token) = (running.base_url(), sim.issue_token());
+        let get = move |day: u32| {
+            let url = format!(
+                "{base}/events?page=1&pageSize=10&createdFrom=2024-01-0{day}T00:00:00Z&createdTo=2024-01-0{day}T12:00:00Z"
+            );
+            let token = token.clone();
+            async move {
+                let response = reqwest::Client::new()
+                    .get(url)
+                    .bearer_auth(token)
+                    .send()
+                    .await
+                    .unwrap();
+                response.status().as_u16()
+            }
+        };
+        sim.hold_covering(crate::time::parse_time_arg("2024-01-02T06:00:00Z").unwrap());
+        let held = tokio::spawn(get(2));
+        // Another window is answered while the hold is in place.
+        assert_eq!(get(1).await, 200);
+        while sim.stats().held.load(Ordering::Relaxed) < 1 {
+            tokio::task::yield_now().await;
+        }
+        assert!(!held.is_finished(), "the held request was answered");
+        sim.release();
+        assert_eq!(held.await.unwrap(), 200);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_token_issued_already_expired_draws_401() {
+        let from = crate::time::parse_time_arg("2024-01-01").unwrap();
+        let sim = Simulator::new(SimConfig::new(10, from, from + chrono::TimeDelta::days(1)));
+        let running = sim.serve(([127, 0, 0, 1], 0).into()).await.unwrap();
+        let expired = sim.issue_token_expiring_at(SystemTime::now() - Duration::from_secs(60));
+        let response = reqwest::Client::new()
+            .get(format!(
+                "{}/events?page=1&pageSize=10&createdFrom=2024-01-01T00:00:00Z&createdTo=2024-01-02T00:00:00Z",
+                running.base_url()
+            ))
+            .bearer_auth(expired)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status().as_u16(), 401);
+        let body: serde_json::Value = response.json().await.unwrap();
+        assert_eq!(body["message"], "The token has expired");
     }
 }

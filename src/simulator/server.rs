@@ -32,14 +32,20 @@ struct Claims {
     jti: u64,
 }
 
-/// Issues a token for the configured user.
+/// Issues a token for the configured user, valid for the configured lifetime.
 pub(super) fn issue_token(shared: &Shared) -> String {
+    let now = jsonwebtoken::get_current_timestamp();
+    issue_token_until(shared, now + shared.config.token_ttl.as_secs().max(1))
+}
+
+/// Issues a token for the configured user that expires at `exp` (seconds since the epoch).
+pub(super) fn issue_token_until(shared: &Shared, exp: u64) -> String {
     let now = jsonwebtoken::get_current_timestamp();
     let jti = shared.stats.tokens_issued.fetch_add(1, Ordering::Relaxed);
     let claims = Claims {
         sub: shared.config.username.clone(),
-        iat: now,
-        exp: now + shared.config.token_ttl.as_secs().max(1),
+        iat: now.min(exp),
+        exp,
         jti,
     };
     jsonwebtoken::encode(
@@ -137,7 +143,7 @@ async fn events(
         shared.stats.unauthorized.fetch_add(1, Ordering::Relaxed);
         return error(StatusCode::UNAUTHORIZED, "Unauthorized", message);
     }
-    let body = match page(&shared, raw.unwrap_or_default()) {
+    let body = match page(&shared, raw.unwrap_or_default()).await {
         Ok(items) => json_array(&items),
         Err(Refusal(status, message)) => {
             return error(
@@ -190,7 +196,7 @@ struct Refusal(StatusCode, String);
 
 /// The page a query string asks for, or why not: 400 for a bad query or a window too large to sort, 404 past
 /// the last page when the simulator is set to answer so.
-fn page(shared: &Shared, raw_query: String) -> Result<Vec<String>, Refusal> {
+async fn page(shared: &Shared, raw_query: String) -> Result<Vec<String>, Refusal> {
     let pairs: Vec<(String, String)> = url::form_urlencoded::parse(raw_query.as_bytes())
         .into_owned()
         .collect();
@@ -198,6 +204,15 @@ fn page(shared: &Shared, raw_query: String) -> Result<Vec<String>, Refusal> {
         shared.stats.bad_requests.fetch_add(1, Ordering::Relaxed);
         Refusal(StatusCode::BAD_REQUEST, message)
     })?;
+    // A test's hold (see `Simulator::hold_covering`): wait until it is released or moved away.
+    let covers = |hold: &Option<i64>| {
+        hold.is_some_and(|at| query.range.min_ms <= at && at <= query.range.max_ms)
+    };
+    if covers(&shared.hold.borrow()) {
+        shared.stats.held.fetch_add(1, Ordering::Relaxed);
+        // The sender lives in `shared`, which outlives this request: waiting cannot fail.
+        let _ = shared.hold.subscribe().wait_for(|h| !covers(h)).await;
+    }
     let items = {
         let overlay = shared.overlay.read().expect("overlay lock");
         overlay.select(&shared.data, &query, &shared.default_sort())

@@ -1,12 +1,27 @@
 //! Shared helpers for the integration tests: the real binary in a sealed environment, an httpmock responder
 //! serving a dataset the way the Elevate API does (under either boundary reading), and archive inspection.
+//!
+//! No test here depends on the machine's speed: a test that signals a running sync waits for the archive to
+//! show the progress it wants ([`Sandbox::wait_for`]), never for a span of time, and holds back a request
+//! the sync cannot finish without, so that the sync is still running when the signal lands. The only clock is
+//! the [`HANG_GUARD`], which turns a hang into a failure.
 #![allow(dead_code)]
 
 use chrono::{DateTime, Utc};
 use httpmock::{HttpMockRequest, HttpMockResponse, MockServer};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+use std::process::{Child, Command, ExitStatus, Output, Stdio};
 use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+/// A hang guard, not a timing assertion: how long a test waits for a child process, or for the archive to
+/// show a state, before it calls the wait a hang, kills the child and fails. It bounds each wait on its own,
+/// and the longest (a run of `demo`) takes under half a minute with two copies of the suite on two cores, so
+/// only a hang trips it.
+pub const HANG_GUARD: Duration = Duration::from_secs(300);
+
+/// How often a waiting test looks again: a polling cadence, never asserted on.
+pub const POLL: Duration = Duration::from_millis(5);
 
 /// "Now" for every test run, so windows are deterministic.
 pub const NOW: &str = "2024-03-01T00:00:00Z";
@@ -50,7 +65,71 @@ impl Sandbox {
         for (k, v) in env {
             cmd.env(k, v);
         }
-        Run::from(cmd.output().unwrap())
+        Run::of(&mut cmd)
+    }
+
+    /// What the archive shows now, read through a short-lived read-only connection that waits out the
+    /// writer's brief locks; `None` while the archive, its schema or its first run does not exist yet.
+    pub fn progress(&self) -> Option<Progress> {
+        let conn = rusqlite::Connection::open_with_flags(
+            &self.db,
+            rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY,
+        )
+        .ok()?;
+        conn.busy_timeout(Duration::from_secs(1)).ok()?;
+        conn.query_row(
+            "SELECT id, status, pages, windows_completed, (SELECT sum(events_new) FROM runs)
+             FROM runs ORDER BY id DESC LIMIT 1",
+            [],
+            |r| {
+                Ok(Progress {
+                    run: r.get(0)?,
+                    status: r.get(1)?,
+                    pages: r.get(2)?,
+                    windows_completed: r.get(3)?,
+                    events: r.get(4)?,
+                })
+            },
+        )
+        .ok()
+    }
+
+    /// The id of the newest run the archive records, 0 if none: a child started next records a later one.
+    pub fn last_run(&self) -> i64 {
+        self.progress().map_or(0, |p| p.run)
+    }
+
+    /// Waits, while `child` runs, until the archive shows a run begun after run `after` and `ready` holds for
+    /// what it shows; returns that. Fails if the child exits first (showing its stderr if piped), and after
+    /// the [`HANG_GUARD`].
+    pub fn wait_for(
+        &self,
+        child: &mut Child,
+        after: i64,
+        what: &str,
+        ready: impl Fn(&Progress) -> bool,
+    ) -> Progress {
+        let deadline = Instant::now() + HANG_GUARD;
+        loop {
+            if let Some(progress) = self.progress()
+                && progress.run > after
+                && ready(&progress)
+            {
+                return progress;
+            }
+            if let Some(status) = child.try_wait().unwrap() {
+                let mut stderr = String::new();
+                if let Some(mut pipe) = child.stderr.take() {
+                    let _ = std::io::Read::read_to_string(&mut pipe, &mut stderr);
+                }
+                panic!("the sync exited ({status}) before {what}: {stderr}");
+            }
+            if Instant::now() > deadline {
+                let _ = child.kill();
+                panic!("hung: no {what} after {HANG_GUARD:?}");
+            }
+            std::thread::sleep(POLL);
+        }
     }
 
     /// Opens the archive for inspection.
@@ -75,6 +154,47 @@ impl Sandbox {
     }
 }
 
+/// What an archive shows of a sync, as the writer last committed it (see [`Sandbox::progress`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Progress {
+    /// The newest run's id.
+    pub run: i64,
+    /// Its status (`running` until it ends, or until the next run finds it left over by a killed process).
+    pub status: String,
+    /// Pages it has committed.
+    pub pages: i64,
+    /// Windows it has completed.
+    pub windows_completed: i64,
+    /// Events the archive holds, over all runs.
+    pub events: i64,
+}
+
+/// Waits for `child` to exit and returns how; kills it and fails after the [`HANG_GUARD`].
+pub fn wait_or_hang(child: &mut Child, what: &str) -> ExitStatus {
+    let deadline = Instant::now() + HANG_GUARD;
+    loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            return status;
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("hung: {what} still running after {HANG_GUARD:?}");
+        }
+        std::thread::sleep(POLL);
+    }
+}
+
+/// Sends `signal` (a `libc::SIG*`) to `child`.
+pub fn signal(child: &Child, signal: i32) {
+    let pid = i32::try_from(child.id()).unwrap();
+    // SAFETY: kill(2) on the id of a child this test spawned and has not yet reaped.
+    assert_eq!(
+        unsafe { libc::kill(pid, signal) },
+        0,
+        "kill({pid}, {signal})"
+    );
+}
+
 /// A finished run of the binary.
 #[derive(Debug)]
 pub struct Run {
@@ -94,6 +214,26 @@ impl From<Output> for Run {
 }
 
 impl Run {
+    /// Runs `cmd` to the end and collects its output; kills it and fails after the [`HANG_GUARD`].
+    pub fn of(cmd: &mut Command) -> Run {
+        let child = cmd
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let pid = i32::try_from(child.id()).unwrap();
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || tx.send(child.wait_with_output()));
+        match rx.recv_timeout(HANG_GUARD) {
+            Ok(output) => Run::from(output.unwrap()),
+            Err(_) => {
+                // SAFETY: kill(2) on a child this test spawned; it has not exited, so it is not yet reaped.
+                unsafe { libc::kill(pid, libc::SIGKILL) };
+                panic!("hung: {cmd:?} still running after {HANG_GUARD:?}");
+            }
+        }
+    }
+
     /// Asserts the exit code, showing the output if it differs.
     pub fn expect(&self, code: i32) -> &Self {
         assert_eq!(
@@ -154,50 +294,131 @@ pub fn serve_dataset_slowly<'a>(
     seen: Seen,
     delay: std::time::Duration,
 ) -> httpmock::Mock<'a> {
+    serve_dataset_except(server, data, reading, seen, delay, |_| false)
+}
+
+/// How long [`hold_windows_ending`] holds a request back: past the [`HANG_GUARD`], so that a test is over
+/// (or has failed as hung) before the held answer could come.
+pub const HOLD: Duration = Duration::from_secs(2 * HANG_GUARD.as_secs());
+
+/// The `createdTo` of a request, if it has a valid one.
+pub fn created_to(req: &HttpMockRequest) -> Option<DateTime<Utc>> {
+    let (_, v) = req
+        .query_params()
+        .into_iter()
+        .find(|(k, _)| k == "createdTo")?;
+    Some(DateTime::parse_from_rfc3339(&v).ok()?.with_timezone(&Utc))
+}
+
+/// [`serve_dataset_slowly`], holding back every request for a window that ends at `end` or later until
+/// [`MockHold::release`]: held requests are answered (with the dataset) only after [`HOLD`]. A sync of a range
+/// ending at `end` then cannot finish while the hold is in place, so a test can kill it at a point of its
+/// progress without racing its end.
+pub fn serve_dataset_holding(
+    server: &MockServer,
+    data: Arc<Mutex<Vec<Ev>>>,
+    reading: Reading,
+    seen: Seen,
+    delay: std::time::Duration,
+    end: DateTime<Utc>,
+) -> MockHold {
+    let holding = Arc::new(std::sync::atomic::AtomicBool::new(true));
+    let held = {
+        let holding = holding.clone();
+        move |req: &HttpMockRequest| {
+            holding.load(std::sync::atomic::Ordering::SeqCst)
+                && created_to(req).is_some_and(|to| to >= end)
+        }
+    };
+    serve_dataset_except(
+        server,
+        data.clone(),
+        reading,
+        seen.clone(),
+        delay,
+        held.clone(),
+    );
     server.mock(|when, then| {
-        when.method("GET").path("/v1/events");
+        when.method("GET").path("/v1/events").is_true(held);
+        then.delay(HOLD)
+            .respond_with(dataset_responder(data, reading, seen));
+    });
+    MockHold(holding)
+}
+
+/// The hold of [`serve_dataset_holding`].
+pub struct MockHold(Arc<std::sync::atomic::AtomicBool>);
+
+impl MockHold {
+    /// Serves the held windows again, at once, from the next request on.
+    pub fn release(&self) {
+        self.0.store(false, std::sync::atomic::Ordering::SeqCst);
+    }
+}
+
+/// [`serve_dataset_slowly`] for every request but those `except` picks out, which it leaves to other mocks.
+fn serve_dataset_except<'a>(
+    server: &'a MockServer,
+    data: Arc<Mutex<Vec<Ev>>>,
+    reading: Reading,
+    seen: Seen,
+    delay: std::time::Duration,
+    except: impl Fn(&HttpMockRequest) -> bool + Send + Sync + 'static,
+) -> httpmock::Mock<'a> {
+    server.mock(|when, then| {
+        when.method("GET").path("/v1/events").is_false(except);
         then.delay(delay)
-            .respond_with(move |req: &HttpMockRequest| {
-                if !authorized(req) {
-                    return json_response(401, r#"{"error":"Unauthorized","message":"bad token"}"#);
-                }
-                let q = |name: &str| {
-                    req.query_params()
-                        .into_iter()
-                        .find(|(k, _)| k == name)
-                        .map(|(_, v)| v)
-                };
-                let page: usize = q("page").unwrap().parse().unwrap();
-                let size: usize = q("pageSize").unwrap().parse().unwrap();
-                let from_text = q("createdFrom").unwrap();
-                let to_text = q("createdTo").unwrap();
-                seen.lock()
-                    .unwrap()
-                    .push((page as u32, from_text.clone(), to_text.clone()));
-                let from = DateTime::parse_from_rfc3339(&from_text)
-                    .unwrap()
-                    .with_timezone(&Utc);
-                let to = DateTime::parse_from_rfc3339(&to_text)
-                    .unwrap()
-                    .with_timezone(&Utc);
-                let data = data.lock().unwrap();
-                let mut hits: Vec<&Ev> = data
-                    .iter()
-                    .filter(|e| match reading {
-                        Reading::Inclusive => e.at >= from && e.at <= to,
-                        Reading::Exclusive => e.at > from && e.at < to,
-                    })
-                    .collect();
-                hits.sort_by_key(|e| e.id);
-                let page_items: Vec<&str> = hits
-                    .iter()
-                    .skip((page - 1) * size)
-                    .take(size)
-                    .map(|e| e.raw.as_str())
-                    .collect();
-                json_response(200, &format!("[{}]", page_items.join(",")))
-            });
+            .respond_with(dataset_responder(data, reading, seen));
     })
+}
+
+/// Answers `GET /v1/events` from `data` as the API does: bearer check, bounds under `reading`, sort by id,
+/// pages.
+fn dataset_responder(
+    data: Arc<Mutex<Vec<Ev>>>,
+    reading: Reading,
+    seen: Seen,
+) -> impl Fn(&HttpMockRequest) -> HttpMockResponse + Send + Sync + 'static {
+    move |req: &HttpMockRequest| {
+        if !authorized(req) {
+            return json_response(401, r#"{"error":"Unauthorized","message":"bad token"}"#);
+        }
+        let q = |name: &str| {
+            req.query_params()
+                .into_iter()
+                .find(|(k, _)| k == name)
+                .map(|(_, v)| v)
+        };
+        let page: usize = q("page").unwrap().parse().unwrap();
+        let size: usize = q("pageSize").unwrap().parse().unwrap();
+        let from_text = q("createdFrom").unwrap();
+        let to_text = q("createdTo").unwrap();
+        seen.lock()
+            .unwrap()
+            .push((page as u32, from_text.clone(), to_text.clone()));
+        let from = DateTime::parse_from_rfc3339(&from_text)
+            .unwrap()
+            .with_timezone(&Utc);
+        let to = DateTime::parse_from_rfc3339(&to_text)
+            .unwrap()
+            .with_timezone(&Utc);
+        let data = data.lock().unwrap();
+        let mut hits: Vec<&Ev> = data
+            .iter()
+            .filter(|e| match reading {
+                Reading::Inclusive => e.at >= from && e.at <= to,
+                Reading::Exclusive => e.at > from && e.at < to,
+            })
+            .collect();
+        hits.sort_by_key(|e| e.id);
+        let page_items: Vec<&str> = hits
+            .iter()
+            .skip((page - 1) * size)
+            .take(size)
+            .map(|e| e.raw.as_str())
+            .collect();
+        json_response(200, &format!("[{}]", page_items.join(",")))
+    }
 }
 
 /// Whether the request carries the expected bearer token.
@@ -372,7 +593,7 @@ pub fn verify_json(sb: &Sandbox, db: &Path, anchor: Option<&str>) -> (Run, serde
     }
     let mut cmd = sb.command();
     cmd.env("ELEVATE_DB", db).args(&args);
-    let run = Run::from(cmd.output().unwrap());
+    let run = Run::of(&mut cmd);
     let report = serde_json::from_str(&run.stdout).unwrap_or(serde_json::Value::Null);
     (run, report)
 }
