@@ -472,6 +472,22 @@ pub struct SimulateArgs {
     #[arg(long, value_name = "SECONDS", default_value_t = 1)]
     pub retry_after: u64,
 
+    /// Serve at most N items per page, whatever pageSize asks (a capped server).
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
+    pub page_cap: Option<u32>,
+
+    /// Repeatable; answer 500 to every request covering TIME, always, or the first N times (`TIME:N`).
+    #[arg(long = "fail-window", value_name = "TIME[:N]")]
+    pub fail_windows: Vec<crate::simulator::FailingWindow>,
+
+    /// Write offsets as Java's and .NET's defaults do (`+0000`, `+0100`).
+    #[arg(long)]
+    pub compact_offsets: bool,
+
+    /// Delete the second event of each window's first page right after serving it (later pages shift back).
+    #[arg(long)]
+    pub delete_while_paging: bool,
+
     /// Insert one late-arriving event into a past window this often.
     #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
     pub late_every: Option<Duration>,

@@ -24,6 +24,10 @@ pub async fn run(args: &SimulateArgs) -> Result<ExitCode> {
         faults: args.faults.clone(),
         latency: args.latency,
         retry_after_secs: args.retry_after,
+        page_cap: args.page_cap.map(|n| n as usize),
+        failing: args.fail_windows.clone(),
+        compact_offsets: args.compact_offsets,
+        delete_while_paging: args.delete_while_paging,
         ..SimConfig::new(args.events, from, to)
     };
     let sim = Simulator::new(config);

@@ -30,6 +30,8 @@ pub struct Dataset {
     pub ipv6_per_mille: u64,
     /// Share of items served malformed (no id, bad timestamp, not an object), in parts per million.
     pub malformed_ppm: u64,
+    /// Write offsets without a colon and UTC as `+0000` (as Java's and .NET's defaults do) instead of `Z`.
+    pub compact_offsets: bool,
 }
 
 /// The parts of an event, before rendering.
@@ -257,7 +259,7 @@ impl Dataset {
         match mix(self.seed, i, 10) % 3 {
             0 => good.replacen(&format!("{{\"id\":{id},"), "{", 1),
             1 => {
-                let ts = format_timestamp(self.millis(i), i);
+                let ts = format_timestamp(self.millis(i), i, self.compact_offsets);
                 good.replacen(&ts, &format!("{ts} (garbled {id})"), 1)
             }
             _ => format!("\"event {id} could not be serialised\""),
@@ -271,7 +273,7 @@ impl Dataset {
         let username = username(h);
         let description = description(action, &username, h);
         let ip = ip_address(h, mix(self.seed, username_key(h), 5), self.ipv6_per_mille);
-        let timestamp = format_timestamp(millis, i);
+        let timestamp = format_timestamp(millis, i, self.compact_offsets);
         serde_json::to_string(&Wire {
             id,
             timestamp: &timestamp,
@@ -371,9 +373,18 @@ fn description(action: &str, user: &str, h: u64) -> String {
     text
 }
 
-/// Formats a timestamp the ways real data does: whole seconds, milliseconds, microseconds, an offset.
-pub fn format_timestamp(millis: i64, i: u64) -> String {
+/// Formats a timestamp the ways real data does: whole seconds, milliseconds, microseconds, an offset; with
+/// `compact` offsets, the way Java's and .NET's defaults do (`+0100`, and `+0000` for UTC).
+pub fn format_timestamp(millis: i64, i: u64, compact: bool) -> String {
     let t = chrono::DateTime::from_timestamp_millis(millis).expect("timestamps are in range");
+    if compact {
+        let offset = chrono::FixedOffset::east_opt(if i % 50 == 7 { 3600 } else { 0 })
+            .expect("valid offset");
+        return t
+            .with_timezone(&offset)
+            .format("%Y-%m-%dT%H:%M:%S%.3f%z")
+            .to_string();
+    }
     if i % 50 == 7 {
         let offset = chrono::FixedOffset::east_opt(3600).expect("valid offset");
         return t

@@ -88,6 +88,43 @@ pub struct SimConfig {
     pub latency: Duration,
     /// `Retry-After` sent with 429, seconds.
     pub retry_after_secs: u64,
+    /// Serve at most this many items per page, whatever `pageSize` asks (a capped server).
+    pub page_cap: Option<usize>,
+    /// Windows that fail: every request whose range covers the instant is answered 500, always or the first
+    /// N times.
+    pub failing: Vec<FailingWindow>,
+    /// Write offsets as Java's and .NET's defaults do (`+0000`, `+0100`).
+    pub compact_offsets: bool,
+    /// Delete, once per window, the second event of its first page right after serving that page (with
+    /// more than one item per page): later pages shift back by one, as a live source's do.
+    pub delete_while_paging: bool,
+}
+
+/// A window the simulator fails on purpose.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FailingWindow {
+    /// Requests whose range covers this instant fail.
+    pub at: Timestamp,
+    /// How many times (`None`: always).
+    pub times: Option<u32>,
+}
+
+impl std::str::FromStr for FailingWindow {
+    type Err = String;
+
+    /// `TIME` (always) or `TIME:N` (the first N requests).
+    fn from_str(text: &str) -> Result<Self, String> {
+        let (at, times) = match text.rsplit_once(':') {
+            Some((at, n)) if !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()) => {
+                (at, Some(n.parse().map_err(|e| format!("'{n}': {e}"))?))
+            }
+            _ => (text, None),
+        };
+        Ok(FailingWindow {
+            at: crate::time::parse_time_arg(at)?,
+            times,
+        })
+    }
 }
 
 impl SimConfig {
@@ -109,6 +146,10 @@ impl SimConfig {
             faults: Vec::new(),
             latency: Duration::ZERO,
             retry_after_secs: 1,
+            page_cap: None,
+            failing: Vec::new(),
+            compact_offsets: false,
+            delete_while_paging: false,
         }
     }
 }
@@ -116,6 +157,8 @@ impl SimConfig {
 /// Counters of what the simulator served.
 #[derive(Debug, Default)]
 pub struct SimStats {
+    /// Events deleted while their window was paged (`delete_while_paging`).
+    pub deleted_while_paging: AtomicU64,
     /// `GET /events` requests received.
     pub event_requests: AtomicU64,
     /// Faults injected.
@@ -141,6 +184,10 @@ pub(crate) struct Shared {
     pub(crate) stats: SimStats,
     /// The instant (ms since the epoch) whose requests are held, if any: see [`Simulator::hold_covering`].
     pub(crate) hold: watch::Sender<Option<i64>>,
+    /// Requests failed so far, per entry of `config.failing`.
+    pub(crate) failed: Mutex<Vec<u32>>,
+    /// Windows (their `createdFrom`, ms) that already lost an event while paged (`delete_while_paging`).
+    pub(crate) shifted: Mutex<std::collections::HashSet<i64>>,
 }
 
 impl Shared {
@@ -202,6 +249,7 @@ impl SimConfig {
             seed: self.seed,
             ipv6_per_mille: self.ipv6_per_mille,
             malformed_ppm: self.malformed_ppm,
+            compact_offsets: self.compact_offsets,
         }
     }
 }
@@ -217,6 +265,8 @@ impl Simulator {
             overlay: RwLock::new(Overlay::default()),
             stats: SimStats::default(),
             hold: watch::Sender::new(None),
+            failed: Mutex::new(vec![0; config.failing.len()]),
+            shifted: Mutex::new(Default::default()),
             data,
             config,
         };

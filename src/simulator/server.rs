@@ -191,6 +191,51 @@ fn fault_response(shared: &Shared, fault: Option<FaultKind>) -> Option<Response>
     }
 }
 
+/// `failing`: answers 500 to a request whose range covers a failing window's instant (always, or its first N).
+fn fail_on_purpose(shared: &Shared, query: &query::EventsQuery) -> Result<(), Refusal> {
+    let mut failed = shared.failed.lock().expect("failure counters");
+    for (rule, count) in shared.config.failing.iter().zip(failed.iter_mut()) {
+        let at = rule.at.timestamp_millis();
+        let covered = query.range.min_ms <= at && at <= query.range.max_ms;
+        if covered && rule.times.is_none_or(|n| *count < n) {
+            *count += 1;
+            return Err(Refusal(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                format!("this window fails on purpose (simulated failure {count})"),
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// `delete_while_paging`: once per window, right after its first page (of more than one item) was served,
+/// deletes the second event of that page, so that later pages shift back by one.
+fn delete_while_paging(shared: &Shared, query: &query::EventsQuery, served: usize) {
+    if query.page != 1 || query.page_size < 2 || served < 2 {
+        return;
+    }
+    if !shared
+        .shifted
+        .lock()
+        .expect("shifted windows")
+        .insert(query.range.min_ms)
+    {
+        return;
+    }
+    let first = shared.data.first_at_or_after(query.range.min_ms);
+    let mut overlay = shared.overlay.write().expect("overlay lock");
+    let second = (first..shared.data.count)
+        .filter(|i| !overlay.deleted.contains(i))
+        .nth(1);
+    if let Some(i) = second {
+        overlay.deleted.insert(i);
+        shared
+            .stats
+            .deleted_while_paging
+            .fetch_add(1, Ordering::Relaxed);
+    }
+}
+
 /// Why a page is not served: the status, and the message of the error body.
 struct Refusal(StatusCode, String);
 
@@ -200,10 +245,14 @@ async fn page(shared: &Shared, raw_query: String) -> Result<Vec<String>, Refusal
     let pairs: Vec<(String, String)> = url::form_urlencoded::parse(raw_query.as_bytes())
         .into_owned()
         .collect();
-    let query = query::parse(&pairs, shared.config.bounds).map_err(|BadRequest(message)| {
+    let mut query = query::parse(&pairs, shared.config.bounds).map_err(|BadRequest(message)| {
         shared.stats.bad_requests.fetch_add(1, Ordering::Relaxed);
         Refusal(StatusCode::BAD_REQUEST, message)
     })?;
+    if let Some(cap) = shared.config.page_cap {
+        query.page_size = query.page_size.min(cap);
+    }
+    fail_on_purpose(shared, &query)?;
     // A test's hold (see `Simulator::hold_covering`): wait until it is released or moved away.
     let covers = |hold: &Option<i64>| {
         hold.is_some_and(|at| query.range.min_ms <= at && at <= query.range.max_ms)
@@ -223,6 +272,9 @@ async fn page(shared: &Shared, raw_query: String) -> Result<Vec<String>, Refusal
             format!("{n} events match; narrow createdFrom/createdTo to sort by this field"),
         )
     })?;
+    if shared.config.delete_while_paging {
+        delete_while_paging(shared, &query, items.len());
+    }
     if items.is_empty() && query.page > 1 && shared.config.past_end == PastEnd::NotFound {
         return Err(Refusal(
             StatusCode::NOT_FOUND,
