@@ -414,6 +414,7 @@ mod tests {
             seed: 42,
             ipv6_per_mille: 30,
             malformed_ppm: 0,
+            compact_offsets: false,
         }
     }
 

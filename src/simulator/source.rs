@@ -387,6 +387,7 @@ mod tests {
             seed: 11,
             ipv6_per_mille: 30,
             malformed_ppm: 20_000,
+            compact_offsets: false,
         }
     }
 
