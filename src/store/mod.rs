@@ -616,12 +616,20 @@ mod tests {
                 .set_target(refinery::Target::Version(1))
                 .run(&mut conn)
                 .unwrap();
-            conn.execute_batch(
+            conn.execute(
                 "INSERT INTO runs (id, started_at, status, range_from, range_to, base_url, tool_version)
-                 VALUES (1, 's', 'ok', 'a', 'b', 'u', '0.1.0');
-                 INSERT INTO windows (id, run_id, window_start, window_end, created_from, created_to, status, started_at)
-                 VALUES (1, 1, '2024-01-01T00:00:00.000Z', '2024-01-02T00:00:00.000Z', 'x', 'y', 'complete', 's');
-                 INSERT INTO events (id, timestamp, category, action, raw, fetched_at, window_id)
+                 VALUES (1, 's', ?1, 'a', 'b', 'u', '0.1.0')",
+                [crate::model::RunStatus::Ok],
+            )
+            .unwrap();
+            conn.execute(
+                "INSERT INTO windows (id, run_id, window_start, window_end, created_from, created_to, status, started_at)
+                 VALUES (1, 1, '2024-01-01T00:00:00.000Z', '2024-01-02T00:00:00.000Z', 'x', 'y', ?1, 's')",
+                [crate::model::WindowStatus::Complete],
+            )
+            .unwrap();
+            conn.execute_batch(
+                "INSERT INTO events (id, timestamp, category, action, raw, fetched_at, window_id)
                  VALUES (5, '2024-01-01T10:00:00.000Z', 'authentication', 'user-login-success', '{\"id\":5}', 'f', 1);",
             )
             .unwrap();
