@@ -3,17 +3,15 @@
 //! in the archive. Every difference is recorded in `source_changes`, sealed with the fetch that observed it.
 
 use super::sync::Reporting;
-use crate::api::ApiClient;
 use crate::cli::ReconcileArgs;
 use crate::config::SyncSettings;
 use crate::error::{Error, ExitCode, Result};
 use crate::model::{Interval, RunKind, subtract_all};
 use crate::store::{Archive, ArchiveRead, ArchiveReader};
 use crate::sync::reconcile::ReconcileReport;
-use crate::sync::{self, SyncJob, planner};
+use crate::sync::{self, planner};
 use crate::{config, output, progress, time};
 use std::path::Path;
-use std::sync::Arc;
 
 /// Reconciles and reports. Exit 0 when the source agrees, 8 when it does not.
 pub async fn run(db: &Path, args: &ReconcileArgs) -> Result<ExitCode> {
@@ -22,23 +20,12 @@ pub async fn run(db: &Path, args: &ReconcileArgs) -> Result<ExitCode> {
     let settings = config::resolve_reconcile(args, &env, clock.now())?;
     let archive = Archive::open_existing(db, clock.now())?;
     let (range, windows) = plan(&archive, &settings, args.to.is_some(), db)?;
-    let retired = archive.pruned_ranges()?;
-    let client = Arc::new(ApiClient::new(
-        settings.client_options(),
-        settings.credentials,
-    )?);
-    let job = SyncJob {
+    let planned = super::sync::Planned {
         range,
-        filters: settings.filters,
         windows,
-        page_size: settings.page_size,
-        concurrency: settings.concurrency,
-        base_url: settings.source.clone(),
-        kind: RunKind::Reconcile,
-        check_paging: settings.check_paging,
-        clock,
-        retired,
+        retired: archive.pruned_ranges()?,
     };
+    let (client, job) = super::sync::job(settings, planned, RunKind::Reconcile, clock)?;
     let reporting = Reporting {
         quiet: args.quiet,
         json: args.json,

@@ -79,22 +79,12 @@ pub async fn execute(
     );
     info!(range = %range, windows = windows.len(), "planned");
 
-    let client = Arc::new(ApiClient::new(
-        settings.client_options(),
-        settings.credentials,
-    )?);
-    let job = SyncJob {
+    let planned = Planned {
         range,
-        filters: settings.filters,
         windows,
-        page_size: settings.page_size,
-        concurrency: settings.concurrency,
-        base_url: settings.source.clone(),
-        kind: RunKind::Sync,
-        check_paging: settings.check_paging,
-        clock,
         retired,
     };
+    let (client, job) = job(settings, planned, RunKind::Sync, clock)?;
     let progress = progress::reporter(reporting.draws_progress());
     let (report, result) =
         sync::run(client, archive, job, super::shutdown_signal(), progress).await;
@@ -105,6 +95,42 @@ pub async fn execute(
     }
     result?;
     Ok(outcome(&report))
+}
+
+/// What a run was planned to read: its range, its windows, and the pruned ranges it must not archive again.
+pub(crate) struct Planned {
+    /// The run's range.
+    pub range: Interval,
+    /// Its windows.
+    pub windows: Vec<Interval>,
+    /// The ranges `prune` emptied.
+    pub retired: Vec<Interval>,
+}
+
+/// The API client and the engine's job for a planned `sync` or `reconcile`.
+pub(crate) fn job(
+    settings: config::SyncSettings,
+    planned: Planned,
+    kind: RunKind,
+    clock: Clock,
+) -> Result<(Arc<ApiClient>, SyncJob)> {
+    let client = Arc::new(ApiClient::new(
+        settings.client_options(),
+        settings.credentials,
+    )?);
+    let job = SyncJob {
+        range: planned.range,
+        filters: settings.filters,
+        windows: planned.windows,
+        page_size: settings.page_size,
+        concurrency: settings.concurrency,
+        base_url: settings.source,
+        kind,
+        check_paging: settings.check_paging,
+        clock,
+        retired: planned.retired,
+    };
+    Ok((client, job))
 }
 
 /// The exit code of a run that finished, with a warning on stderr for what is missing or kept aside: failed
