@@ -136,21 +136,24 @@ fn every_kind_of_tampering_is_caught_and_named() {
 fn a_whole_rewritten_chain_is_caught_only_with_an_anchor() {
     let (_served, sb, head) = archive();
     let conn = sb.conn();
-    let victim: i64 = conn
+    let (victim, raw): (i64, String) = conn
         .query_row(
-            "SELECT id FROM events ORDER BY id LIMIT 1 OFFSET 100",
+            "SELECT id, raw FROM events ORDER BY id LIMIT 1 OFFSET 100",
             [],
-            |r| r.get(0),
+            |r| Ok((r.get(0)?, r.get(1)?)),
         )
         .unwrap();
     drop(conn);
-    // The forger edits an event, fixes its digest, then recomputes every seal from the rows, consistently.
-    let forged = r#"{"id":1,"forged":true}"#;
+    // The forger edits an event (its raw, the column raw derives, the digest), then recomputes every seal from
+    // the rows, consistently.
+    let mut forged: serde_json::Value = serde_json::from_str(&raw).unwrap();
+    forged["username"] = "mallory".into();
+    let forged = forged.to_string();
     let db = tampered_copy(
         &sb,
         "rewritten",
         &format!(
-            "UPDATE events SET raw = '{forged}', digest = '{}' WHERE id = {victim}",
+            "UPDATE events SET raw = '{forged}', digest = '{}', username = 'mallory' WHERE id = {victim}",
             seal::sha256_hex(forged.as_bytes())
         ),
     );
@@ -288,4 +291,134 @@ fn killed_and_resumed_syncs_still_verify() {
     assert_exact(&sb, &served);
     let (run, report) = verify_json(&sb, &sb.db, None);
     assert_eq!(run.code, 0, "{report}");
+}
+
+/// A tampering case: what it is, the SQL that does it, and the finding `verify` must make: its kind, window,
+/// an id it names (if it concerns an event), and words of its detail (the column).
+struct Tampering {
+    name: String,
+    sql: String,
+    kind: &'static str,
+    window: Option<i64>,
+    id: Option<i64>,
+    words: String,
+}
+
+fn tampering(
+    name: impl Into<String>,
+    sql: impl Into<String>,
+    (kind, window, id): (&'static str, Option<i64>, Option<i64>),
+    words: impl Into<String>,
+) -> Tampering {
+    Tampering {
+        name: name.into(),
+        sql: sql.into(),
+        kind,
+        window,
+        id,
+        words: words.into(),
+    }
+}
+
+/// Runs each case on its own copy of the archive: `verify --anchor` must exit 7 with the finding named.
+fn assert_each_caught(sb: &Sandbox, anchor: &str, cases: &[Tampering]) {
+    for (n, c) in cases.iter().enumerate() {
+        let db = tampered_copy(sb, &format!("case-{n}"), &c.sql);
+        let (run, report) = verify_json(sb, &db, Some(anchor));
+        assert_eq!(run.code, 7, "{}: {}", c.name, run.stdout);
+        let found = detailed_findings(&report);
+        assert!(
+            found
+                .iter()
+                .any(|(kind, window, ids, detail)| kind == c.kind
+                    && *window == c.window
+                    && c.id.is_none_or(|id| ids.contains(&id))
+                    && detail.contains(&c.words)),
+            "{}: expected a {} finding for window {:?} naming {:?} and saying '{}', got {found:#?}",
+            c.name,
+            c.kind,
+            c.window,
+            c.id,
+            c.words
+        );
+    }
+}
+
+#[test]
+fn an_edit_of_a_column_raw_derives_is_caught_and_named_with_the_event() {
+    let (_served, sb, head) = archive();
+    let (victim, window): (i64, i64) = sb
+        .conn()
+        .query_row(
+            "SELECT id, window_id FROM events ORDER BY id LIMIT 1 OFFSET 1500",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .unwrap();
+    let edit = |set: &str| format!("UPDATE events SET {set} WHERE id = {victim}");
+    let named = |columns: &str| format!("{columns} changed (not what raw says)");
+    let edited = ("edited", Some(window), Some(victim));
+    let cases = vec![
+        tampering(
+            "the user and the action",
+            edit("username = 'mallory', action = 'user-logout'"),
+            edited,
+            named("action, username"),
+        ),
+        tampering(
+            "timestamp",
+            edit("timestamp = '1999-01-01T00:00:00.000Z'"),
+            edited,
+            named("timestamp"),
+        ),
+        tampering(
+            "category",
+            edit("category = 'billing'"),
+            edited,
+            named("category"),
+        ),
+        tampering(
+            "action",
+            edit("action = 'user-logout'"),
+            edited,
+            named("action"),
+        ),
+        tampering(
+            "description",
+            edit("description = 'nothing happened'"),
+            edited,
+            named("description"),
+        ),
+        tampering(
+            "username",
+            edit("username = 'mallory'"),
+            edited,
+            named("username"),
+        ),
+        tampering(
+            "ip_address",
+            edit("ip_address = '10.9.9.9'"),
+            edited,
+            named("ip_address"),
+        ),
+        tampering(
+            "ip_address removed",
+            edit("ip_address = NULL"),
+            edited,
+            named("ip_address"),
+        ),
+        tampering(
+            "username as a blob",
+            edit("username = CAST(username AS BLOB)"),
+            edited,
+            named("username"),
+        ),
+        tampering(
+            "id",
+            edit("id = 99999999"),
+            ("edited", Some(window), Some(99_999_999)),
+            named("id"),
+        ),
+    ];
+    assert_each_caught(&sb, &head, &cases);
 }

@@ -1,32 +1,39 @@
 //! `verify`: is the archive intact and complete?
 //!
 //! Checks, on a read-only connection: SQLite's `integrity_check`; every event's and revision's digest against
-//! its `raw`; the seal chain (each seal links to the one before, each hash recomputes, each window's content
-//! recomputes from the rows, and each seal's members match the ids and digests now filed under its window);
-//! that every ended window fetch has a seal and every event belongs to a sealed (or still running) one; an
-//! external anchor, if given, is in the chain; and coverage gaps. Window fetches a prune removed rows from are
-//! checked against the prune's sealed record instead (what is left must be what the prune kept), and every
-//! prune record must be sealed. Findings name the window and the ids.
+//! its `raw`, and every event's typed columns (and a revision's `event_id`) against what its `raw` derives
+//! (`columns`); the seal chain (each seal links to the one before, each hash recomputes, each window's
+//! content recomputes from the rows, and each seal's members match the ids and digests now filed under its
+//! window); that every ended window fetch has a seal and every event belongs to a sealed (or still running)
+//! one; an external anchor, if given, is in the chain; and coverage gaps. Window fetches a prune removed rows
+//! from are checked against the prune's sealed record instead (what is left must be what the prune kept), and
+//! every prune record must be sealed. Findings name the window, the ids and, where they can, the columns.
 //!
 //! Load, then decide: [`verify`] reads what it needs into plain values (`Loaded`); pure functions turn them into
-//! findings (the `check_*` functions, the `Digests` and `PrunedWindowCheck` folds, `explain_change`); `assemble`
-//! builds the report. The one reading done while deciding is per seal (`verify_sealed_rows`: that seal's members
-//! and the rows of what it seals), so that nothing held grows with the events. Findings come in a fixed order:
-//! damage, edited digests, then seal by seal (its chain links, then what it vouches for), forged prunes, unsealed
-//! window fetches, orphan events, the anchor.
+//! findings (the `check_*` functions, the `Digests`, `DerivedColumns` and `PrunedWindowCheck` folds,
+//! `explain_change`); `assemble` builds the report. The one reading done while deciding is per seal
+//! (`verify_sealed_rows`: that seal's members and the rows of what it seals), so that nothing held grows with
+//! the events. Findings come in a fixed order: damage, edited digests, edited columns, then seal by seal (its
+//! chain links, then what it vouches for), forged prunes, unsealed window fetches, orphan events, the anchor.
 //!
 //! Invariant: memory stays flat however many events the archive holds. What scales with the events is never
-//! loaded whole: digests are recomputed in one streaming pass folded into `Digests`, a seal's members and a
-//! window fetch's rows are read one seal at a time, and a finding keeps at most `IDS_SHOWN` ids (with the
-//! full count). What is loaded up front scales with the window fetches and prunes (one header per seal).
+//! loaded whole: digests and typed columns are recomputed in one streaming pass folded into `Digests` and
+//! `DerivedColumns` (each `raw` parsed without copying), a seal's members and a window fetch's rows are read
+//! one seal at a time, and a finding keeps at most `IDS_SHOWN` ids (with the full count). What is loaded up
+//! front scales with the window fetches and prunes (one header per seal).
 
 use super::coverage::{self, MissingRange};
 use super::seal::{self, GENESIS, WindowContent, chain_hash, decode_members, window_content};
 use super::{SqlContext, StoreError, read, retention};
-use crate::model::{FindingKind, Interval, WindowStatus, gaps_between};
+use crate::model::{
+    ColumnSet, EventColumn, FindingKind, Interval, StoredColumns, WindowStatus, gaps_between,
+};
+use columns::DerivedColumns;
 use rusqlite::{Connection, OptionalExtension};
 use serde::Serialize;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
+
+mod columns;
 
 /// Most ids named per finding.
 const IDS_SHOWN: usize = 20;
@@ -112,7 +119,8 @@ pub fn verify(conn: &Connection, anchor: Option<&str>) -> Result<VerifyReport, S
     let chain = check_chain(&loaded.seals, anchor);
     let mut findings = Vec::new();
     findings.extend(check_integrity(&loaded.integrity));
-    findings.extend(loaded.digests.findings());
+    findings.extend(loaded.rows.0.findings());
+    findings.extend(loaded.rows.1.findings());
     for (header, links) in loaded.seals.iter().zip(chain.links) {
         findings.extend(links);
         findings.extend(
@@ -146,8 +154,8 @@ pub fn head(conn: &Connection) -> Result<String, StoreError> {
 struct Loaded {
     /// The lines of `PRAGMA integrity_check`.
     integrity: Vec<String>,
-    /// The digest pass, folded.
-    digests: Digests,
+    /// The row pass, folded: digests, and the typed columns `raw` derives.
+    rows: (Digests, DerivedColumns),
     /// Window fetches prunes removed rows from, with their records.
     pruned: PrunedWindows,
     /// The ranges emptied by prunes, merged.
@@ -177,7 +185,7 @@ fn load(conn: &Connection) -> Result<Loaded, StoreError> {
             .prepare("PRAGMA integrity_check")
             .and_then(|mut s| s.query_map([], |r| r.get(0))?.collect())
             .context(ctx)?,
-        digests: load_digests(conn).context(ctx)?,
+        rows: load_rows(conn).context(ctx)?,
         pruned: load_pruned(conn).context(ctx)?,
         pruned_ranges: retention::pruned_ranges(conn)?,
         seals: load_seals(conn).context(ctx)?,
@@ -200,19 +208,61 @@ fn load(conn: &Connection) -> Result<Loaded, StoreError> {
     })
 }
 
-/// Recomputes every event's and revision's digest in one streaming pass.
-fn load_digests(conn: &Connection) -> rusqlite::Result<Digests> {
+/// The row pass: every event's and revision's digest, and the typed columns its `raw` derives, in one
+/// streaming pass (a row whose `raw` no longer matches its digest is judged by its digest only).
+fn load_rows(conn: &Connection) -> rusqlite::Result<(Digests, DerivedColumns)> {
     let mut digests = Digests::default();
+    let mut columns = DerivedColumns::default();
     for table in Archived::ALL {
         let mut stmt = conn.prepare(table.sql())?;
         let mut rows = stmt.query([])?;
         while let Some(r) = rows.next()? {
-            let (id, window, raw, digest): (i64, Option<i64>, String, Option<String>) =
-                (r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?);
-            digests.observe(table, id, window, &raw, digest.as_deref());
+            let (id, window): (i64, Option<i64>) = (r.get(0)?, r.get(1)?);
+            let raw = r.get_ref(2)?.as_str()?;
+            if !digests.observe(table, id, window, raw, r.get_ref(3)?.as_str_or_null()?) {
+                continue;
+            }
+            match table {
+                Archived::Event => {
+                    let (stored, not_text) = stored_columns(r, id)?;
+                    columns.observe_event(window, raw, &stored, not_text);
+                }
+                Archived::Revision => columns.observe_revision(window, id, raw),
+            }
         }
     }
-    Ok(digests)
+    Ok((digests, columns))
+}
+
+/// The typed columns of an `events` row of [`Archived::sql`] (from its fifth column on), and those that hold
+/// neither text nor NULL (a blob, which the sync never writes: it differs from anything `raw` derives).
+fn stored_columns<'r>(
+    r: &'r rusqlite::Row<'_>,
+    id: i64,
+) -> rusqlite::Result<(StoredColumns<'r>, ColumnSet)> {
+    use rusqlite::types::ValueRef;
+    let mut not_text = ColumnSet::default();
+    let mut cell = |i: usize, column: EventColumn| -> rusqlite::Result<Option<&'r str>> {
+        let text = match r.get_ref(i)? {
+            ValueRef::Null => return Ok(None),
+            ValueRef::Text(t) => std::str::from_utf8(t).ok(),
+            ValueRef::Integer(_) | ValueRef::Real(_) | ValueRef::Blob(_) => None,
+        };
+        if text.is_none() {
+            not_text.insert(column);
+        }
+        Ok(text)
+    };
+    let stored = StoredColumns {
+        id,
+        timestamp: cell(4, EventColumn::Timestamp)?.unwrap_or_default(),
+        category: cell(5, EventColumn::Category)?.unwrap_or_default(),
+        action: cell(6, EventColumn::Action)?.unwrap_or_default(),
+        description: cell(7, EventColumn::Description)?,
+        username: cell(8, EventColumn::Username)?,
+        ip_address: cell(9, EventColumn::IpAddress)?,
+    };
+    Ok((stored, not_text))
 }
 
 /// The prune records of every window fetch prunes removed rows from, each fetch's oldest first.
@@ -388,7 +438,7 @@ fn check_integrity(lines: &[String]) -> Option<Finding> {
 }
 
 /// The tables whose rows carry a digest of their `raw`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 enum Archived {
     /// `events`: counted in the report.
     Event,
@@ -400,10 +450,13 @@ impl Archived {
     /// Both tables, in the order they are read.
     const ALL: [Archived; 2] = [Archived::Event, Archived::Revision];
 
-    /// The query reading (id, window, raw, digest) from the table.
+    /// The query reading (id, window, raw, digest) from the table, then an event's typed columns.
     fn sql(self) -> &'static str {
         match self {
-            Archived::Event => "SELECT id, window_id, raw, digest FROM events",
+            Archived::Event => {
+                "SELECT id, window_id, raw, digest, timestamp, category, action, description, username, ip_address
+                 FROM events"
+            }
             Archived::Revision => "SELECT event_id, window_id, raw, digest FROM event_revisions",
         }
     }
@@ -419,7 +472,8 @@ struct Digests {
 }
 
 impl Digests {
-    /// Folds in one row: `id` (the event's, for a revision) filed under `window`.
+    /// Folds in one row: `id` (the event's, for a revision) filed under `window`; returns whether its `raw`
+    /// still matches its digest.
     fn observe(
         &mut self,
         table: Archived,
@@ -427,14 +481,16 @@ impl Digests {
         window: Option<i64>,
         raw: &str,
         digest: Option<&str>,
-    ) {
+    ) -> bool {
         match table {
             Archived::Event => self.events += 1,
             Archived::Revision => {}
         }
-        if digest != Some(crate::digest::sha256_hex(raw.as_bytes()).as_str()) {
+        let intact = digest == Some(crate::digest::sha256_hex(raw.as_bytes()).as_str());
+        if !intact {
             self.edited.entry(window).or_default().push(id);
         }
+        intact
     }
 
     /// One finding per window fetch with rows that no longer match their digest.
@@ -447,7 +503,7 @@ impl Digests {
                     *window_id,
                     edited.ids.iter().copied(),
                     format!(
-                        "{} archived item(s) no longer match the digest recorded when they were archived",
+                        "{} archived item(s) no longer match the digest recorded when they were archived: raw or digest changed",
                         edited.count
                     ),
                 )
@@ -867,7 +923,7 @@ fn assemble(
     VerifyReport {
         head,
         seals: loaded.seals.len() as u64,
-        events: loaded.digests.events,
+        events: loaded.rows.0.events,
         anchor_found_at,
         windows_in_progress: loaded.windows_in_progress as u64,
         gaps: gaps_between(&loaded.covered)
@@ -997,7 +1053,7 @@ mod tests {
         use Archived::{Event, Revision};
         let edited = |n| {
             format!(
-                "{n} archived item(s) no longer match the digest recorded when they were archived"
+                "{n} archived item(s) no longer match the digest recorded when they were archived: raw or digest changed"
             )
         };
         let many: Vec<_> = (1..=25).map(|id| (Event, id, Some(9), "x", None)).collect();
@@ -1409,10 +1465,13 @@ mod tests {
     fn loaded(covered: Vec<Interval>, pruned_ranges: Vec<Interval>) -> Loaded {
         Loaded {
             integrity: vec!["ok".into()],
-            digests: Digests {
-                events: 42,
-                edited: BTreeMap::new(),
-            },
+            rows: (
+                Digests {
+                    events: 42,
+                    edited: BTreeMap::new(),
+                },
+                DerivedColumns::default(),
+            ),
             pruned: PrunedWindows::new(),
             pruned_ranges,
             seals: good_chain(),

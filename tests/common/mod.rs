@@ -397,3 +397,17 @@ pub fn findings(report: &serde_json::Value) -> Vec<(String, Option<i64>, Vec<i64
         })
         .collect()
 }
+
+/// The findings of a `verify` report as (kind, window, ids, detail).
+pub fn detailed_findings(
+    report: &serde_json::Value,
+) -> Vec<(String, Option<i64>, Vec<i64>, String)> {
+    findings(report)
+        .into_iter()
+        .zip(report["findings"].as_array().unwrap())
+        .map(|((kind, window, ids), f)| {
+            let detail = f["detail"].as_str().unwrap().to_string();
+            (kind, window, ids, detail)
+        })
+        .collect()
+}
