@@ -422,3 +422,74 @@ fn an_edit_of_a_column_raw_derives_is_caught_and_named_with_the_event() {
     ];
     assert_each_caught(&sb, &head, &cases);
 }
+
+/// 3,000 events with a few malformed items (rejects), synced, then read again by a reconcile after edits and
+/// deletions at the source (revisions, reconcile records): the chain head after both.
+fn archive_with_every_kind_of_row() -> (Served, Sandbox, String) {
+    let served = serve(SimConfig {
+        malformed_ppm: 5_000,
+        ..SimConfig::new(
+            3_000,
+            parse_time_arg("2024-01-01").unwrap(),
+            parse_time_arg("2024-01-04").unwrap(),
+        )
+    });
+    let sb = Sandbox::new();
+    let sync = [
+        "sync",
+        "--quiet",
+        "--base-url",
+        &served.base,
+        "--from",
+        "2024-01-01",
+        "--to",
+        "2024-01-04",
+    ];
+    sb.run_env(&sync, &SIM_CREDS).expect(3);
+    served.sim.edit_events(5);
+    served.sim.delete_events(2);
+    sb.run_env(
+        &["reconcile", "--quiet", "--base-url", &served.base],
+        &SIM_CREDS,
+    )
+    .expect(8);
+    let (run, report) = verify_json(&sb, &sb.db, None);
+    run.expect(0);
+    let head = report["head"].as_str().unwrap().to_string();
+    (served, sb, head)
+}
+
+#[test]
+fn rows_filed_under_a_window_fetch_with_no_seal_are_caught() {
+    let (_served, sb, head) = archive_with_every_kind_of_row();
+    let event = sb.count("SELECT min(id) FROM events");
+    let orphan = ("inserted", None, Some(event));
+    let cases = vec![
+        tampering(
+            "a revision",
+            format!(
+                "INSERT INTO event_revisions (event_id, raw, fetched_at, window_id, digest)
+                 SELECT id, raw, fetched_at, 9999, digest FROM events WHERE id = {event}"
+            ),
+            orphan,
+            "row(s) of event_revisions belong to no sealed window fetch",
+        ),
+        tampering(
+            "a reject",
+            "INSERT INTO rejects (raw, reason, window_id, page, received_at)
+             VALUES ('42', 'forged', 9999, 1, '2024-02-01T00:00:00.000Z')",
+            ("inserted", None, None),
+            "reject(s) belong to no sealed window fetch",
+        ),
+        tampering(
+            "a reconcile record",
+            format!(
+                "INSERT INTO source_changes (window_id, event_id, kind, detected_at)
+                 VALUES (9999, {event}, 'deleted', '2024-02-01T00:00:00.000Z')"
+            ),
+            orphan,
+            "row(s) of source_changes belong to no sealed window fetch",
+        ),
+    ];
+    assert_each_caught(&sb, &head, &cases);
+}

@@ -4,17 +4,18 @@
 //! its `raw`, and every event's typed columns (and a revision's `event_id`) against what its `raw` derives
 //! (`columns`); the seal chain (each seal links to the one before, each hash recomputes, each window's
 //! content recomputes from the rows, and each seal's members match the ids and digests now filed under its
-//! window); that every ended window fetch has a seal and every event belongs to a sealed (or still running)
-//! one; an external anchor, if given, is in the chain; and coverage gaps. Window fetches a prune removed rows
-//! from are checked against the prune's sealed record instead (what is left must be what the prune kept), and
-//! every prune record must be sealed. Findings name the window, the ids and, where they can, the columns.
+//! window); that every ended window fetch has a seal and every row filed under one (event, revision, reject,
+//! reconcile record) belongs to a sealed (or still running) one; an external anchor, if given, is in the
+//! chain; and coverage gaps. Window fetches a prune removed rows from are checked against the prune's sealed
+//! record instead (what is left must be what the prune kept), and every prune record must be sealed. Findings
+//! name the window, the ids and, where they can, the columns.
 //!
 //! Load, then decide: [`verify`] reads what it needs into plain values (`Loaded`); pure functions turn them into
 //! findings (the `check_*` functions, the `Digests`, `DerivedColumns` and `PrunedWindowCheck` folds,
 //! `explain_change`); `assemble` builds the report. The one reading done while deciding is per seal
 //! (`verify_sealed_rows`: that seal's members and the rows of what it seals), so that nothing held grows with
 //! the events. Findings come in a fixed order: damage, edited digests, edited columns, then seal by seal (its
-//! chain links, then what it vouches for), forged prunes, unsealed window fetches, orphan events, the anchor.
+//! chain links, then what it vouches for), forged prunes, unsealed window fetches, orphan rows, the anchor.
 //!
 //! Invariant: memory stays flat however many events the archive holds. What scales with the events is never
 //! loaded whole: digests and typed columns are recomputed in one streaming pass folded into `Digests` and
@@ -164,8 +165,8 @@ struct Loaded {
     seals: Vec<SealHeader>,
     /// Ended window fetches without a seal, oldest first.
     unsealed: Vec<i64>,
-    /// Events under no sealed or running window fetch.
-    orphans: Sample,
+    /// Rows under no sealed or running window fetch, by table.
+    orphans: Orphans,
     /// Window fetches still running.
     windows_in_progress: i64,
     /// The unfiltered coverage of the latest sync's source.
@@ -313,17 +314,24 @@ fn load_members(conn: &Connection, seal_id: i64) -> rusqlite::Result<Vec<u8>> {
         .query_row([seal_id], |r| r.get(0))
 }
 
-/// The events that belong to no sealed window fetch and to no running one, by id.
-fn load_orphans(conn: &Connection) -> rusqlite::Result<Sample> {
-    let mut stmt = conn.prepare(
-        "SELECT e.id FROM events e
-         LEFT JOIN seals s ON s.window_id = e.window_id LEFT JOIN windows w ON w.id = e.window_id
-         WHERE s.id IS NULL AND (w.id IS NULL OR w.status <> ?1) ORDER BY e.id",
-    )?;
-    let mut rows = stmt.query([WindowStatus::Running])?;
-    let mut orphans = Sample::default();
-    while let Some(r) = rows.next()? {
-        orphans.push(r.get(0)?);
+/// The rows filed under no sealed window fetch and no running one: events, revisions, rejects and reconcile
+/// records, each by id (a revision and a reconcile record by its event's).
+fn load_orphans(conn: &Connection) -> rusqlite::Result<Orphans> {
+    let mut orphans = Orphans::default();
+    for table in Filed::ALL {
+        let sql = format!(
+            "SELECT x.{} FROM {} x
+             LEFT JOIN seals s ON s.window_id = x.window_id LEFT JOIN windows w ON w.id = x.window_id
+             WHERE s.id IS NULL AND (w.id IS NULL OR w.status <> ?1) ORDER BY x.id",
+            table.id_column(),
+            table.table()
+        );
+        let mut stmt = conn.prepare(&sql)?;
+        let mut rows = stmt.query([WindowStatus::Running])?;
+        let sample = orphans.entry(table).or_default();
+        while let Some(r) = rows.next()? {
+            sample.push(r.get(0)?);
+        }
     }
     Ok(orphans)
 }
@@ -881,19 +889,82 @@ fn check_unsealed(unsealed: &[i64]) -> Vec<Finding> {
         .collect()
 }
 
-/// Every event belongs to a sealed or running window fetch.
-fn check_orphans(orphans: &Sample) -> Option<Finding> {
-    (!orphans.is_empty()).then(|| {
-        Finding::new(
-            FindingKind::Inserted,
-            None,
-            orphans.ids.iter().copied(),
-            format!(
-                "{} event(s) belong to no sealed window fetch: inserted after sealing",
-                orphans.count
-            ),
-        )
-    })
+/// The tables whose rows are filed under a window fetch (`window_id`), and so must be under a seal.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+enum Filed {
+    /// `events`.
+    Event,
+    /// `event_revisions`.
+    Revision,
+    /// `rejects`.
+    Reject,
+    /// `source_changes`.
+    Source,
+}
+
+impl Filed {
+    /// Every such table, in the order findings name them.
+    const ALL: [Filed; 4] = [Filed::Event, Filed::Revision, Filed::Reject, Filed::Source];
+
+    /// The table.
+    fn table(self) -> &'static str {
+        match self {
+            Filed::Event => "events",
+            Filed::Revision => "event_revisions",
+            Filed::Reject => "rejects",
+            Filed::Source => "source_changes",
+        }
+    }
+
+    /// The id a finding names its rows by: the event's, or a reject's own.
+    fn id_column(self) -> &'static str {
+        match self {
+            Filed::Event => "id",
+            Filed::Revision | Filed::Source => "event_id",
+            Filed::Reject => "id",
+        }
+    }
+}
+
+/// Rows under no sealed or running window fetch, by table.
+type Orphans = BTreeMap<Filed, Sample>;
+
+/// Every row filed under a window fetch belongs to a sealed or running one: one finding per table with
+/// orphans (events and revisions and reconcile records named by their event ids, rejects by theirs in words).
+fn check_orphans(orphans: &Orphans) -> Vec<Finding> {
+    let finding = |ids: &[i64], detail: String| {
+        Finding::new(FindingKind::Inserted, None, ids.iter().copied(), detail)
+    };
+    orphans
+        .iter()
+        .filter(|(_, sample)| !sample.is_empty())
+        .map(|(table, sample)| {
+            let n = sample.count;
+            match table {
+                Filed::Event => finding(
+                    &sample.ids,
+                    format!("{n} event(s) belong to no sealed window fetch: inserted after sealing"),
+                ),
+                Filed::Revision | Filed::Source => finding(
+                    &sample.ids,
+                    format!(
+                        "{n} row(s) of {} belong to no sealed window fetch: inserted after sealing",
+                        table.table()
+                    ),
+                ),
+                Filed::Reject => {
+                    let ids: Vec<String> = sample.ids.iter().map(i64::to_string).collect();
+                    finding(
+                        &[],
+                        format!(
+                            "{n} reject(s) belong to no sealed window fetch: inserted after sealing (row ids {})",
+                            ids.join(", ")
+                        ),
+                    )
+                }
+            }
+        })
+        .collect()
 }
 
 /// The anchor, if one was given, is in the chain.
@@ -1421,7 +1492,7 @@ mod tests {
         let orphans = "25 event(s) belong to no sealed window fetch: inserted after sealing";
         let anchor = "the anchor ab is not in the chain: the chain was rewritten or cut short since it was taken";
         let twenty: Vec<i64> = (1..=20).collect();
-        let cases: [(&str, Vec<Finding>, Vec<String>); 7] = [
+        let cases: [(&str, Vec<Finding>, Vec<String>); 8] = [
             ("no unsealed window", check_unsealed(&[]), vec![]),
             (
                 "two unsealed windows",
@@ -1433,13 +1504,27 @@ mod tests {
             ),
             (
                 "no orphan",
-                check_orphans(&sample([])).into_iter().collect(),
+                check_orphans(&Orphans::from([(Filed::Event, sample([]))])),
                 vec![],
             ),
             (
                 "25 orphans, 20 named",
-                check_orphans(&sample(1..=25)).into_iter().collect(),
+                check_orphans(&Orphans::from([(Filed::Event, sample(1..=25))])),
                 vec![format!("inserted - {twenty:?}: {orphans}")],
+            ),
+            (
+                "revisions, rejects and reconcile records under no sealed window",
+                check_orphans(&Orphans::from([
+                    (Filed::Source, sample([8])),
+                    (Filed::Reject, sample([3, 4])),
+                    (Filed::Revision, sample([7])),
+                    (Filed::Event, sample([])),
+                ])),
+                vec![
+                    "inserted - [7]: 1 row(s) of event_revisions belong to no sealed window fetch: inserted after sealing".into(),
+                    "inserted - []: 2 reject(s) belong to no sealed window fetch: inserted after sealing (row ids 3, 4)".into(),
+                    "inserted - [8]: 1 row(s) of source_changes belong to no sealed window fetch: inserted after sealing".into(),
+                ],
             ),
             (
                 "no anchor given",
@@ -1476,7 +1561,7 @@ mod tests {
             pruned_ranges,
             seals: good_chain(),
             unsealed: vec![],
-            orphans: Sample::default(),
+            orphans: Orphans::new(),
             windows_in_progress: 2,
             covered,
             unfetched: vec![],
