@@ -16,6 +16,8 @@
 //! A chain kept in the same file can be rewritten whole by whoever can write the file: the chain head, kept
 //! elsewhere and passed to `verify --anchor`, is what catches that.
 
+pub mod lines;
+
 use super::{SqlContext, StoreError};
 use crate::model::WindowStatus;
 use rusqlite::{Connection, OptionalExtension, params};
