@@ -167,11 +167,18 @@ fn a_whole_rewritten_chain_is_caught_only_with_an_anchor() {
         .collect();
     let mut previous = seal::GENESIS.to_string();
     for (id, window) in seals {
-        let content = seal::window_content(&conn, window).unwrap();
+        let content = seal::window_content(&conn, window, seal::SealFormat::CURRENT).unwrap();
         let hash = seal::chain_hash(&previous, &content.content);
         conn.execute(
-            "UPDATE seals SET members = ?2, content = ?3, previous = ?4, hash = ?5 WHERE id = ?1",
-            rusqlite::params![id, content.members, content.content, previous, hash],
+            "UPDATE seals SET members = ?2, content = ?3, previous = ?4, hash = ?5, lines = ?6 WHERE id = ?1",
+            rusqlite::params![
+                id,
+                content.members,
+                content.content,
+                previous,
+                hash,
+                content.lines
+            ],
         )
         .unwrap();
         previous = hash;
@@ -459,6 +466,238 @@ fn archive_with_every_kind_of_row() -> (Served, Sandbox, String) {
     (served, sb, head)
 }
 
+/// Ids of a row: (row id, its event id or 0, its window).
+fn first_row(sb: &Sandbox, table: &str, event: &str) -> (i64, i64, i64) {
+    sb.conn()
+        .query_row(
+            &format!("SELECT id, {event}, window_id FROM {table} ORDER BY id LIMIT 1"),
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+        )
+        .unwrap_or_else(|e| panic!("no row in {table}: {e}"))
+}
+
+/// Each column of an event that raw does not derive, edited; `other` is another sealed window fetch.
+fn event_column_cases(event: i64, window: i64, other: i64) -> Vec<Tampering> {
+    let mut cases = Vec::new();
+    let digest = seal::sha256_hex(b"x");
+    let (e, w) = (Some(event), Some(window));
+    for (column, set, kind, words) in [
+        (
+            "fetched_at",
+            "'2030-01-01T00:00:00.000Z'",
+            "edited",
+            "fetched_at",
+        ),
+        ("digest", &*format!("'{digest}'"), "edited", "digest"),
+        ("raw", "raw || ' '", "edited", "raw or digest changed"),
+        ("window_id", &*other.to_string(), "deleted", "are gone"),
+    ] {
+        cases.push(tampering(
+            format!("events.{column}"),
+            format!("UPDATE events SET {column} = {set} WHERE id = {event}"),
+            (kind, w, e),
+            words,
+        ));
+    }
+    cases
+}
+
+/// Each column of a revision, edited.
+fn revision_column_cases(sb: &Sandbox, digest: &str, other: i64) -> Vec<Tampering> {
+    let mut cases = Vec::new();
+    let (revision, revised, w) = first_row(sb, "event_revisions", "event_id");
+    for (column, set, kind, words) in [
+        (
+            "event_id",
+            "event_id + 1",
+            "edited",
+            "revision(s) sealed in this window changed after it was sealed: event_id",
+        ),
+        ("raw", "raw || ' '", "edited", "raw or digest changed"),
+        (
+            "fetched_at",
+            "'2030-01-01T00:00:00.000Z'",
+            "edited",
+            "fetched_at",
+        ),
+        (
+            "window_id",
+            &*other.to_string(),
+            "deleted",
+            "revision(s) sealed in this window are gone",
+        ),
+        (
+            "digest",
+            &*format!("'{digest}'"),
+            "edited",
+            "changed after it was sealed: digest",
+        ),
+        (
+            "id",
+            "id + 1000",
+            "deleted",
+            "revision(s) sealed in this window are gone",
+        ),
+    ] {
+        cases.push(tampering(
+            format!("event_revisions.{column}"),
+            format!("UPDATE event_revisions SET {column} = {set} WHERE id = {revision}"),
+            (kind, Some(w), Some(revised)),
+            words,
+        ));
+    }
+    cases
+}
+
+/// Each column of a reject, edited.
+fn reject_column_cases(sb: &Sandbox, other: i64) -> Vec<Tampering> {
+    let mut cases = Vec::new();
+    let (reject, _, w) = first_row(sb, "rejects", "0");
+    for (column, set, kind, words) in [
+        (
+            "raw",
+            "raw || ' '",
+            "edited",
+            "changed after it was sealed: raw",
+        ),
+        (
+            "reason",
+            "'forged'",
+            "edited",
+            "changed after it was sealed: reason",
+        ),
+        (
+            "window_id",
+            &*other.to_string(),
+            "deleted",
+            "reject(s) sealed in this window are gone",
+        ),
+        (
+            "page",
+            "page + 1",
+            "edited",
+            "changed after it was sealed: page",
+        ),
+        (
+            "received_at",
+            "'2030-01-01T00:00:00.000Z'",
+            "edited",
+            "changed after it was sealed: received_at",
+        ),
+        (
+            "id",
+            "id + 1000",
+            "deleted",
+            "reject(s) sealed in this window are gone",
+        ),
+    ] {
+        cases.push(tampering(
+            format!("rejects.{column}"),
+            format!("UPDATE rejects SET {column} = {set} WHERE id = {reject}"),
+            (kind, Some(w), None),
+            format!("{words} (row ids {reject}"),
+        ));
+    }
+    cases
+}
+
+/// Each column of a reconcile record, edited.
+fn source_column_cases(sb: &Sandbox, other: i64) -> Vec<Tampering> {
+    let mut cases = Vec::new();
+    let (change, changed, w) = first_row(sb, "source_changes", "event_id");
+    for (column, set, kind, words) in [
+        ("window_id", &*other.to_string(), "deleted", "are gone"),
+        (
+            "event_id",
+            "event_id + 1",
+            "ledger",
+            "changed after it was sealed: event_id",
+        ),
+        (
+            "kind",
+            "CASE kind WHEN 'late' THEN 'changed' ELSE 'late' END",
+            "ledger",
+            "changed after it was sealed: kind",
+        ),
+        (
+            "detected_at",
+            "'2030-01-01T00:00:00.000Z'",
+            "ledger",
+            "changed after it was sealed: detected_at",
+        ),
+        ("id", "id + 1000", "deleted", "are gone"),
+    ] {
+        cases.push(tampering(
+            format!("source_changes.{column}"),
+            format!("UPDATE source_changes SET {column} = {set} WHERE id = {change}"),
+            (kind, Some(w), Some(changed)),
+            words,
+        ));
+    }
+    cases
+}
+
+/// Each column of window fetch `window`'s ledger row, edited (`id`: the row then seems deleted).
+fn window_column_cases(window: i64, event: i64) -> Vec<Tampering> {
+    let mut cases = Vec::new();
+    let text = "'2030-01-01T00:00:00.000Z'";
+    for (column, set) in [
+        ("run_id", "run_id + 1"),
+        ("window_start", text),
+        ("window_end", text),
+        ("category_filter", "'billing'"),
+        ("action_filter", "'user-logout'"),
+        ("created_from", text),
+        ("created_to", text),
+        ("status", "'failed'"),
+        ("pages", "pages + 1"),
+        ("events_received", "events_received + 1"),
+        ("events_new", "events_new + 1"),
+        ("revisions", "revisions + 1"),
+        ("rejects", "rejects + 1"),
+        ("out_of_window", "out_of_window + 1"),
+        ("started_at", text),
+        ("completed_at", text),
+        ("error", "'forged'"),
+    ] {
+        cases.push(tampering(
+            format!("windows.{column}"),
+            format!("UPDATE windows SET {column} = {set} WHERE id = {window}"),
+            ("ledger", Some(window), None),
+            format!("the window's ledger row changed after it was sealed: {column}"),
+        ));
+    }
+    cases.push(tampering(
+        "windows.id",
+        format!("UPDATE windows SET id = 99999 WHERE id = {window}"),
+        ("ledger", Some(window), Some(event)),
+        "the ledger row of this sealed window was deleted",
+    ));
+    cases
+}
+
+#[test]
+fn an_edit_of_any_other_column_of_a_sealed_row_is_caught_and_named() {
+    let (_served, sb, head) = archive_with_every_kind_of_row();
+    let (event, _, window) = first_row(&sb, "events", "id");
+    let other = sb.count(&format!(
+        "SELECT max(window_id) FROM seals WHERE window_id <> {window}"
+    ));
+    let digest = seal::sha256_hex(b"x");
+    let cases = [
+        event_column_cases(event, window, other),
+        revision_column_cases(&sb, &digest, other),
+        reject_column_cases(&sb, other),
+        source_column_cases(&sb, other),
+        window_column_cases(window, event),
+    ]
+    .into_iter()
+    .flatten()
+    .collect::<Vec<_>>();
+    assert_each_caught(&sb, &head, &cases);
+}
+
 #[test]
 fn rows_filed_under_a_window_fetch_with_no_seal_are_caught() {
     let (_served, sb, head) = archive_with_every_kind_of_row();
@@ -492,4 +731,152 @@ fn rows_filed_under_a_window_fetch_with_no_seal_are_caught() {
         ),
     ];
     assert_each_caught(&sb, &head, &cases);
+}
+
+/// Re-seals the archive at `db` as the previous release did (every seal in format 1, no lines, prune records
+/// without lines), then takes it back to that release's schema (version 6).
+fn as_sealed_by_the_previous_release(db: &std::path::Path) {
+    let conn = Connection::open(db).unwrap();
+    conn.execute_batch(
+        "DROP TRIGGER seals_append_only_update; DROP TRIGGER seals_append_only_delete;
+         UPDATE pruned_windows SET ledger = NULL, kept_lines = NULL;",
+    )
+    .unwrap();
+    let seals: Vec<(i64, Option<i64>, Option<i64>)> = conn
+        .prepare("SELECT id, window_id, prune_id FROM seals ORDER BY id")
+        .unwrap()
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+        .unwrap()
+        .map(Result::unwrap)
+        .collect();
+    let v1 = seal::SealFormat::V1;
+    let mut previous = seal::GENESIS.to_string();
+    for (id, window, prune) in seals {
+        let (content, members) = match (window, prune) {
+            (Some(w), _) => {
+                let c = seal::window_content(&conn, w, v1).unwrap();
+                (c.content, c.members)
+            }
+            (None, Some(p)) => (seal::prune_content(&conn, p, v1).unwrap(), Vec::new()),
+            (None, None) => unreachable!(),
+        };
+        let hash = seal::chain_hash(&previous, &content);
+        // A prune names the hash of each window fetch's seal: re-sealing the fetch changes it.
+        conn.execute(
+            "UPDATE pruned_windows SET seal_hash = ?2 WHERE seal_hash = (SELECT hash FROM seals WHERE id = ?1)",
+            rusqlite::params![id, hash],
+        )
+        .unwrap();
+        conn.execute(
+            "UPDATE seals SET members = ?2, content = ?3, previous = ?4, hash = ?5, format = 1, lines = NULL
+             WHERE id = ?1",
+            rusqlite::params![id, members, content, previous, hash],
+        )
+        .unwrap();
+        previous = hash;
+    }
+    conn.execute_batch(
+        "ALTER TABLE seals DROP COLUMN lines; ALTER TABLE seals DROP COLUMN format;
+         ALTER TABLE pruned_windows DROP COLUMN ledger; ALTER TABLE pruned_windows DROP COLUMN kept_lines;
+         CREATE TRIGGER seals_append_only_update BEFORE UPDATE ON seals
+         BEGIN SELECT RAISE(ABORT, 'seals are append-only'); END;
+         CREATE TRIGGER seals_append_only_delete BEFORE DELETE ON seals
+         BEGIN SELECT RAISE(ABORT, 'seals are append-only'); END;
+         DELETE FROM refinery_schema_history WHERE version = 7;
+         PRAGMA wal_checkpoint(TRUNCATE);",
+    )
+    .unwrap();
+}
+
+/// How many seals the archive has in each format, by format.
+fn seal_formats(sb: &Sandbox) -> Vec<(i64, i64)> {
+    sb.conn()
+        .prepare("SELECT format, count(*) FROM seals GROUP BY format ORDER BY format")
+        .unwrap()
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+        .unwrap()
+        .map(Result::unwrap)
+        .collect()
+}
+
+/// Edits that version 1 seals (or the typed columns' derivation) catch, on the newest event and its window.
+fn version_1_cases(sb: &Sandbox) -> Vec<Tampering> {
+    let (event, window) = sb
+        .conn()
+        .query_row(
+            "SELECT id, window_id FROM events ORDER BY id DESC LIMIT 1",
+            [],
+            |r| Ok((r.get::<_, i64>(0)?, r.get::<_, i64>(1)?)),
+        )
+        .unwrap();
+    vec![
+        tampering(
+            "an event's digest",
+            format!(
+                "UPDATE events SET digest = '{}' WHERE id = {event}",
+                seal::sha256_hex(b"x")
+            ),
+            ("edited", Some(window), Some(event)),
+            "digest",
+        ),
+        tampering(
+            "an event's username",
+            format!("UPDATE events SET username = 'mallory' WHERE id = {event}"),
+            ("edited", Some(window), Some(event)),
+            "username changed (not what raw says)",
+        ),
+        tampering(
+            "the ledger",
+            format!(
+                "UPDATE windows SET window_end = '2024-01-09T00:00:00.000Z' WHERE id = {window}"
+            ),
+            ("ledger", Some(window), None),
+            "ledger row",
+        ),
+    ]
+}
+
+#[test]
+fn an_archive_sealed_with_version_1_still_verifies_after_the_upgrade_and_keeps_its_evidence() {
+    let (served, sb, _head) = archive_with_every_kind_of_row();
+    sb.run(&["prune", "--before", "2024-01-02"]).expect(0);
+    as_sealed_by_the_previous_release(&sb.db);
+    // A writing command upgrades the archive in place; its seals stay version 1.
+    sb.run(&[
+        "hold",
+        "add",
+        "--from",
+        "2024-01-03",
+        "--to",
+        "2024-01-04",
+        "--reason",
+        "upgrade",
+    ])
+    .expect(0);
+    let before = seal_formats(&sb);
+    assert_eq!(before.len(), 1, "{before:?}");
+    assert_eq!(before[0].0, 1);
+    let (run, report) = verify_json(&sb, &sb.db, None);
+    assert_eq!(run.code, 0, "{report}");
+    let head = report["head"].as_str().unwrap().to_string();
+    // What version 1 covers is still caught.
+    let cases = version_1_cases(&sb);
+    assert_each_caught(&sb, &head, &cases);
+    // New windows are sealed in the current format, after the old seals, and the whole chain verifies.
+    let refetch = [
+        "sync",
+        "--quiet",
+        "--base-url",
+        &served.base,
+        "--from",
+        "2024-01-03",
+        "--to",
+        "2024-01-04",
+        "--refetch",
+    ];
+    sb.run_env(&refetch, &SIM_CREDS).expect(3);
+    let after = seal_formats(&sb);
+    assert_eq!((after[0], after[1].0), (before[0], 2), "{after:?}");
+    let (run, report) = verify_json(&sb, &sb.db, Some(&head));
+    assert_eq!(run.code, 0, "{report}");
 }

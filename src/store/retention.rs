@@ -20,7 +20,8 @@
 //! and why, the ranges pruned), a count of each pruned window fetch's rows ([`RowCounts`]), and a pure
 //! assembly of the [`PrunePlan`] ([`assemble_plan`]).
 
-use super::{Archive, SqlContext, StoreError, read::Range, seal};
+use super::seal::{self, SealFormat};
+use super::{Archive, SqlContext, StoreError, read::Range};
 use crate::model::{Interval, WindowStatus, merge_intervals, subtract_all};
 use crate::time::{self, Timestamp};
 use rusqlite::{Connection, params};
@@ -67,6 +68,9 @@ pub struct PrunedWindow {
     /// The content its seal vouches for.
     #[serde(skip)]
     pub seal_content: String,
+    /// The format its seal was made with.
+    #[serde(skip)]
+    pub seal_format: SealFormat,
     /// Whether an earlier prune already removed rows from it (its content then differs from its seal's).
     #[serde(skip)]
     pub pruned_before: bool,
@@ -201,7 +205,7 @@ fn prune_ctx() -> String {
 fn check_sealed(conn: &Connection, windows: &[PrunedWindow]) -> Result<(), StoreError> {
     for w in windows {
         let sealed = w.pruned_before
-            || seal::window_content(conn, w.window_id)
+            || seal::window_content(conn, w.window_id, w.seal_format)
                 .context(prune_ctx)?
                 .content
                 == w.seal_content;
@@ -413,6 +417,8 @@ pub struct WindowFetch {
     pub seal_hash: String,
     /// The content its seal vouches for.
     pub seal_content: String,
+    /// The format its seal was made with.
+    pub seal_format: SealFormat,
     /// Whether an earlier prune already removed rows from it.
     pub pruned_before: bool,
 }
@@ -541,10 +547,11 @@ fn load_prune_inputs(conn: &Connection, cutoff: &str) -> Result<PruneInputs, Sto
 
 /// The sealed window fetches, not running, that ended at or before `cutoff` (stored form), by id.
 fn fetches_ended_by(conn: &Connection, cutoff: &str) -> Result<Vec<WindowFetch>, StoreError> {
-    let rows: Vec<(i64, String, String, String, String, bool)> = conn
+    type Row = (i64, String, String, String, String, bool, SealFormat);
+    let rows: Vec<Row> = conn
         .prepare(
             "SELECT w.id, w.window_start, w.window_end, s.hash, s.content,
-                    EXISTS (SELECT 1 FROM pruned_windows p WHERE p.window_id = w.id)
+                    EXISTS (SELECT 1 FROM pruned_windows p WHERE p.window_id = w.id), s.format
              FROM windows w JOIN seals s ON s.window_id = w.id
              WHERE w.status <> ?2 AND w.window_end <= ?1
              ORDER BY w.id",
@@ -558,6 +565,7 @@ fn fetches_ended_by(conn: &Connection, cutoff: &str) -> Result<Vec<WindowFetch>,
                     r.get(3)?,
                     r.get(4)?,
                     r.get(5)?,
+                    r.get(6)?,
                 ))
             })?
             .collect()
@@ -565,17 +573,20 @@ fn fetches_ended_by(conn: &Connection, cutoff: &str) -> Result<Vec<WindowFetch>,
         .context(plan_ctx)?;
     Ok(rows
         .into_iter()
-        .filter_map(|(id, from, to, seal_hash, seal_content, pruned_before)| {
-            Some(WindowFetch {
-                id,
-                interval: Interval::from_stored(&from, &to)?,
-                from,
-                to,
-                seal_hash,
-                seal_content,
-                pruned_before,
-            })
-        })
+        .filter_map(
+            |(id, from, to, seal_hash, seal_content, pruned_before, seal_format)| {
+                Some(WindowFetch {
+                    id,
+                    interval: Interval::from_stored(&from, &to)?,
+                    from,
+                    to,
+                    seal_hash,
+                    seal_content,
+                    seal_format,
+                    pruned_before,
+                })
+            },
+        )
         .collect())
 }
 
@@ -704,6 +715,7 @@ pub fn assemble_plan(cutoff: String, decision: PruneDecision, counts: Vec<RowCou
             kept: c.events - c.events_in_ranges,
             seal_hash: w.seal_hash,
             seal_content: w.seal_content,
+            seal_format: w.seal_format,
             pruned_before: w.pruned_before,
         })
         .collect();
@@ -772,6 +784,7 @@ mod tests {
             to: time::to_stored(t(b)),
             seal_hash: format!("hash{id}"),
             seal_content: format!("content{id}"),
+            seal_format: SealFormat::CURRENT,
             pruned_before: false,
         }
     }

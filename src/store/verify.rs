@@ -24,17 +24,19 @@
 //! front scales with the window fetches and prunes (one header per seal).
 
 use super::coverage::{self, MissingRange};
-use super::seal::{self, GENESIS, WindowContent, chain_hash, decode_members, window_content};
+use super::seal::{self, GENESIS, Member, SealFormat, chain_hash, decode_members, window_content};
 use super::{SqlContext, StoreError, read, retention};
 use crate::model::{
     ColumnSet, EventColumn, FindingKind, Interval, StoredColumns, WindowStatus, gaps_between,
 };
 use columns::DerivedColumns;
+use explain::{SealBody, check_seal_body, check_window};
 use rusqlite::{Connection, OptionalExtension};
 use serde::Serialize;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 mod columns;
+mod explain;
 
 /// Most ids named per finding.
 const IDS_SHOWN: usize = 20;
@@ -290,7 +292,7 @@ fn load_pruned(conn: &Connection) -> rusqlite::Result<PrunedWindows> {
 /// Every seal's header (all but its members), oldest first.
 fn load_seals(conn: &Connection) -> rusqlite::Result<Vec<SealHeader>> {
     conn.prepare(
-        "SELECT id, window_id, prune_id, content, previous, hash, events, revisions
+        "SELECT id, window_id, prune_id, content, previous, hash, events, revisions, format
          FROM seals ORDER BY id",
     )?
     .query_map([], |r| {
@@ -303,15 +305,23 @@ fn load_seals(conn: &Connection) -> rusqlite::Result<Vec<SealHeader>> {
             hash: r.get(5)?,
             events: r.get(6)?,
             revisions: r.get(7)?,
+            format: r
+                .get::<_, i64>(8)
+                .map(|n| (n, SealFormat::from_number(n)))?,
         })
     })?
     .collect()
 }
 
-/// The members of seal `seal_id`.
-fn load_members(conn: &Connection, seal_id: i64) -> rusqlite::Result<Vec<u8>> {
-    conn.prepare_cached("SELECT members FROM seals WHERE id = ?1")?
-        .query_row([seal_id], |r| r.get(0))
+/// The members and lines of seal `seal_id`.
+fn load_body(conn: &Connection, seal_id: i64) -> rusqlite::Result<SealBody> {
+    conn.prepare_cached("SELECT members, lines FROM seals WHERE id = ?1")?
+        .query_row([seal_id], |r| {
+            Ok(SealBody {
+                members: r.get(0)?,
+                lines: r.get(1)?,
+            })
+        })
 }
 
 /// The rows filed under no sealed window fetch and no running one: events, revisions, rejects and reconcile
@@ -336,34 +346,40 @@ fn load_orphans(conn: &Connection) -> rusqlite::Result<Orphans> {
     Ok(orphans)
 }
 
-/// Checks what one seal vouches for against the rows now, reading only that seal's members and the rows of
-/// what it seals: a prune's record, what is left of a window fetch prunes removed rows from, or a window
-/// fetch's content.
+/// Checks what one seal vouches for against the rows now, with the format it was made with, reading only
+/// that seal's members and lines and the rows of what it seals: a prune's record, what is left of a window
+/// fetch prunes removed rows from, or a window fetch's content.
 fn verify_sealed_rows(
     conn: &Connection,
     header: &SealHeader,
     pruned: &PrunedWindows,
     pruned_ranges: &[Interval],
 ) -> rusqlite::Result<Vec<Finding>> {
-    let members = load_members(conn, header.id)?;
+    // A format this version does not know is reported by `check_chain`.
+    let Some(format) = header.format.1 else {
+        return Ok(Vec::new());
+    };
+    let body = load_body(conn, header.id)?;
     match header.sealed() {
         Sealed::Window(window_id) => match pruned.get(&window_id) {
             Some(records) => {
-                verify_pruned_rows(conn, window_id, header, &members, records, pruned_ranges)
+                let sealed = (header, format, &body.members[..]);
+                verify_pruned_rows(conn, window_id, sealed, records, pruned_ranges)
             }
             None => {
-                let now = window_content(conn, window_id).optional()?;
-                if now
-                    .as_ref()
-                    .is_some_and(|now| now.content == header.content)
-                {
-                    return Ok(Vec::new());
+                let now = window_content(conn, window_id, format).optional()?;
+                match now {
+                    Some(now) if now.content == header.content => {
+                        Ok(check_seal_body(header, format, &body, &now)
+                            .into_iter()
+                            .collect())
+                    }
+                    now => Ok(check_window(window_id, format, &body, now.as_ref())),
                 }
-                Ok(check_window(window_id, &members, now.as_ref()))
             }
         },
         Sealed::Prune(prune_id) => {
-            let now = seal::prune_content(conn, prune_id).optional()?;
+            let now = seal::prune_content(conn, prune_id, format).optional()?;
             Ok(check_prune(prune_id, &header.content, now.as_deref())
                 .into_iter()
                 .collect())
@@ -373,13 +389,12 @@ fn verify_sealed_rows(
     }
 }
 
-/// Checks a window fetch prunes removed rows from: its prune records against its seal, and what is left
-/// under it (streamed through [`PrunedWindowCheck`]).
+/// Checks a window fetch prunes removed rows from: its prune records against its seal (header, format and
+/// members), and what is left under it (streamed through [`PrunedWindowCheck`]).
 fn verify_pruned_rows(
     conn: &Connection,
     window_id: i64,
-    header: &SealHeader,
-    members: &[u8],
+    (header, format, members): (&SealHeader, SealFormat, &[u8]),
     records: &[PrunedRow],
     pruned_ranges: &[Interval],
 ) -> rusqlite::Result<Vec<Finding>> {
@@ -387,6 +402,10 @@ fn verify_pruned_rows(
         .into_iter()
         .collect();
     let kept = records.last().map_or(0, |p| p.kept);
+    let members = decode_members(members, format)
+        .into_iter()
+        .map(|m| (m.id, m))
+        .collect();
     let mut check = PrunedWindowCheck::new(window_id, members, kept, pruned_ranges);
     let mut stmt = conn.prepare_cached(
         "SELECT id, digest, timestamp FROM events WHERE window_id = ?1 ORDER BY id",
@@ -539,6 +558,8 @@ struct SealHeader {
     events: i64,
     /// Revisions it sealed.
     revisions: i64,
+    /// Its format, as stored and as known (`None`: a number this version does not know).
+    format: (i64, Option<SealFormat>),
 }
 
 /// What a seal vouches for.
@@ -606,6 +627,14 @@ fn check_chain(seals: &[SealHeader], anchor: Option<&str>) -> Chain {
                 format!("seal {id} seals nothing: the seal was edited"),
             ),
         }
+        if let (number, None) = header.format {
+            finding(
+                header.window_id,
+                format!(
+                    "seal {id} has format {number}, which no version made: the seal was edited"
+                ),
+            );
+        }
         if anchor == Some(header.hash.as_str()) {
             anchor_found_at = Some(id);
         }
@@ -627,65 +656,6 @@ fn check_prune(prune_id: i64, sealed: &str, now: Option<&str>) -> Option<Finding
         None => format!("the record of prune {prune_id} was deleted"),
     };
     Some(Finding::new(FindingKind::Ledger, None, [], detail))
-}
-
-/// Checks a window fetch's content now (`None`: its ledger row is gone) against its seal's members, once the
-/// content no longer matches the seal.
-fn check_window(window_id: i64, sealed: &[u8], now: Option<&WindowContent>) -> Vec<Finding> {
-    match now {
-        Some(now) => explain_change(window_id, sealed, now),
-        None => vec![Finding::new(
-            FindingKind::Ledger,
-            Some(window_id),
-            decode_members(sealed).into_iter().map(|m| m.0),
-            "the ledger row of this sealed window was deleted",
-        )],
-    }
-}
-
-/// Names what changed in a sealed window: members deleted, inserted or edited, or else its ledger row,
-/// revisions or rejects.
-fn explain_change(window_id: i64, sealed: &[u8], now: &WindowContent) -> Vec<Finding> {
-    let before: BTreeMap<i64, [u8; 8]> = decode_members(sealed).into_iter().collect();
-    let after: BTreeMap<i64, [u8; 8]> = decode_members(&now.members).into_iter().collect();
-    let deleted = before.keys().filter(|id| !after.contains_key(id));
-    let inserted = after.keys().filter(|id| !before.contains_key(id));
-    let edited = before
-        .iter()
-        .filter(|(id, p)| after.get(id).is_some_and(|q| q != *p))
-        .map(|(id, _)| id);
-    let mut out = Vec::new();
-    for (kind, ids, what) in [
-        (
-            FindingKind::Deleted,
-            deleted.copied().collect::<Vec<i64>>(),
-            "event(s) sealed in this window are gone",
-        ),
-        (
-            FindingKind::Inserted,
-            inserted.copied().collect(),
-            "event(s) were filed under this window after it was sealed",
-        ),
-        (
-            FindingKind::Edited,
-            edited.copied().collect(),
-            "event(s) of this window changed, digest included",
-        ),
-    ] {
-        if !ids.is_empty() {
-            let detail = format!("{} {what}", ids.len());
-            out.push(Finding::new(kind, Some(window_id), ids, detail));
-        }
-    }
-    if out.is_empty() {
-        out.push(Finding::new(
-            FindingKind::Ledger,
-            Some(window_id),
-            [],
-            "the window's ledger row, revisions or rejects changed after it was sealed",
-        ));
-    }
-    out
 }
 
 /// A prune's record of one window fetch.
@@ -737,8 +707,8 @@ fn check_pruned_counts(
 struct PrunedWindowCheck<'a> {
     /// The window fetch.
     window_id: i64,
-    /// Its seal's members.
-    members: HashMap<i64, [u8; 8]>,
+    /// Its seal's members, by id.
+    members: HashMap<i64, Member>,
     /// Events the last prune kept.
     kept: i64,
     /// The ranges emptied by prunes.
@@ -757,13 +727,13 @@ impl<'a> PrunedWindowCheck<'a> {
     /// Starts the check of `window_id`, sealed with `members`, of which the last prune kept `kept`.
     fn new(
         window_id: i64,
-        members: &[u8],
+        members: HashMap<i64, Member>,
         kept: i64,
         pruned_ranges: &'a [Interval],
     ) -> PrunedWindowCheck<'a> {
         PrunedWindowCheck {
             window_id,
-            members: decode_members(members).into_iter().collect(),
+            members,
             kept,
             pruned_ranges,
             left: 0,
@@ -778,7 +748,7 @@ impl<'a> PrunedWindowCheck<'a> {
         self.left += 1;
         match self.members.get(&id) {
             None => self.inserted.push(id),
-            Some(prefix) if *prefix != seal::digest_prefix(digest.unwrap_or("")) => {
+            Some(m) if m.digest != seal::digest_prefix(digest.unwrap_or("")) => {
                 self.edited.push(id)
             }
             Some(_) => {}
@@ -1012,6 +982,7 @@ fn assemble(
 mod tests {
     use super::*;
     use crate::digest::sha256_hex;
+    use crate::store::seal::WindowContent;
     use crate::time::parse_time_arg;
 
     /// A finding as one line: kind, window (or `-`), ids, then its detail unless `brief`.
@@ -1084,6 +1055,7 @@ mod tests {
             hash,
             events: 10,
             revisions: 1,
+            format: (2, Some(SealFormat::V2)),
         }
     }
 
@@ -1191,6 +1163,8 @@ mod tests {
         nothing[1].window_id = None;
         let mut swapped = good.clone();
         swapped.swap(0, 1);
+        let mut unknown = good.clone();
+        unknown[0].format = (7, None);
         let cases = [
             ("no seal", vec![], ""),
             ("intact", good.clone(), "ok | ok | ok"),
@@ -1206,6 +1180,7 @@ mod tests {
                 swapped,
                 "chain 2 [] | chain 1 [] | chain - []",
             ),
+            ("a format no version made", unknown, "chain 1 [] | ok | ok"),
         ];
         for (name, seals, want) in cases {
             let chain = check_chain(&seals, None);
@@ -1293,8 +1268,13 @@ mod tests {
         let now = |events: &[(i64, &str)]| WindowContent {
             content: "now".into(),
             members: members(events),
+            lines: String::new(),
             events: events.len() as i64,
             revisions: 0,
+        };
+        let body = SealBody {
+            members: sealed,
+            lines: None,
         };
         let cases: [(&str, Option<WindowContent>, &[&str]); 4] = [
             (
@@ -1326,7 +1306,7 @@ mod tests {
         ];
         for (name, now, want) in cases {
             assert_eq!(
-                lines(&check_window(5, &sealed, now.as_ref())),
+                lines(&check_window(5, SealFormat::V1, &body, now.as_ref())),
                 want,
                 "{name}"
             );
@@ -1375,6 +1355,188 @@ mod tests {
                 format!("ledger 4 []: prune {p} records this window's rows as removed, but not as its seal describes them")
             });
             assert_eq!(found.map(|f| show(&f, false)), want, "{name}");
+        }
+    }
+
+    /// Version 2 members of (id, raw, fetched_at) events.
+    fn members_v2(events: &[(i64, &str, &str)]) -> Vec<u8> {
+        let mut out = Vec::new();
+        for (id, raw, fetched_at) in events {
+            out.extend_from_slice(&id.to_be_bytes());
+            out.extend_from_slice(&seal::digest_prefix(&digest(raw)));
+            out.extend_from_slice(&seal::text_prefix(fetched_at));
+        }
+        out
+    }
+
+    /// Version 2 lines: the ledger line of window 5 ending at `end` with `error`, then the given others.
+    fn v2_lines(end: &str, error: &str, others: &[&str]) -> String {
+        let ledger = format!(
+            r#"["window",5,1,"2024-01-01T00:00:00.000Z","{end}","","","a","b","complete",1,2,2,1,1,0,"s","c",{error}]"#
+        );
+        std::iter::once(ledger.as_str())
+            .chain(others.iter().copied())
+            .map(|l| format!("{l}\n"))
+            .collect()
+    }
+
+    /// What `check_window` finds in window 5, sealed in version 2 with three events (one with a revision, a
+    /// reject, a reconcile record), once its events are `events` and its other lines `end`, `error`, `others`.
+    fn explained(
+        events: &[(i64, &str, &str)],
+        end: &str,
+        error: &str,
+        others: &[&str],
+    ) -> Vec<String> {
+        let sealed_events = [(1, "a", "f1"), (2, "b", "f1"), (3, "c", "f2")];
+        let sealed_others = [
+            r#"["revision",4,2,"d","f1"]"#,
+            r#"["reject",6,"no id","h","1","f1"]"#,
+            r#"["source",8,3,"changed","f2"]"#,
+        ];
+        let body = SealBody {
+            members: members_v2(&sealed_events),
+            lines: Some(v2_lines("2024-01-02T00:00:00.000Z", "null", &sealed_others)),
+        };
+        let now = WindowContent {
+            content: "now".into(),
+            members: members_v2(if events.is_empty() {
+                &sealed_events
+            } else {
+                events
+            }),
+            lines: v2_lines(
+                end,
+                error,
+                if others.is_empty() {
+                    &sealed_others
+                } else {
+                    others
+                },
+            ),
+            events: 3,
+            revisions: 1,
+        };
+        lines(&check_window(5, SealFormat::V2, &body, Some(&now)))
+    }
+
+    #[test]
+    fn a_version_2_seal_names_an_events_fetched_at_and_the_ledgers_columns() {
+        let end = "2024-01-02T00:00:00.000Z";
+        let fetched = [(1, "a", "f1"), (2, "b", "f9"), (3, "c", "f2")];
+        assert_eq!(
+            explained(&fetched, "2024-01-09T00:00:00.000Z", r#""x""#, &[]),
+            [
+                "edited 5 [2]: 1 event(s) of this window changed after it was sealed: fetched_at",
+                "ledger 5 []: the window's ledger row changed after it was sealed: window_end, error",
+            ]
+        );
+        assert_eq!(
+            explained(&[], end, "null", &[]),
+            [
+                "ledger 5 []: the window's ledger row, revisions or rejects changed after it was sealed"
+            ],
+            "nothing the members or lines show"
+        );
+    }
+
+    #[test]
+    fn a_version_2_seal_names_the_revisions_rejects_and_reconcile_records_that_changed() {
+        let end = "2024-01-02T00:00:00.000Z";
+        let changed = [
+            r#"["revision",4,2,"d","f9"]"#,
+            r#"["reject",6,"no id","h","2","f1"]"#,
+            r#"["source",8,3,"late","f2"]"#,
+        ];
+        assert_eq!(
+            explained(&[], end, "null", &changed),
+            [
+                "edited 5 [2]: 1 revision(s) sealed in this window changed after it was sealed: fetched_at (row ids 4)",
+                "edited 5 []: 1 reject(s) sealed in this window changed after it was sealed: page (row ids 6)",
+                "ledger 5 [3]: 1 reconcile record(s) sealed in this window changed after it was sealed: kind (row ids 8)",
+            ]
+        );
+        let moved = [
+            r#"["reject",6,"no id","h","1","f1"]"#,
+            r#"["reject",7,"no id","i","1","f1"]"#,
+            r#"["source",8,3,"changed","f2"]"#,
+        ];
+        assert_eq!(
+            explained(&[], end, "null", &moved),
+            [
+                "deleted 5 [2]: 1 revision(s) sealed in this window are gone (row ids 4)",
+                "inserted 5 []: 1 reject(s) were filed under this window after it was sealed (row ids 7)",
+            ]
+        );
+    }
+
+    #[test]
+    fn a_seal_whose_content_holds_must_keep_the_members_lines_and_counts_it_was_made_with() {
+        let members = members_v2(&[(1, "a", "f")]);
+        let lines_now = v2_lines("e", "null", &[]);
+        let now = WindowContent {
+            content: "c".into(),
+            members: members.clone(),
+            lines: lines_now.clone(),
+            events: 1,
+            revisions: 0,
+        };
+        let mut seal = header(3, Sealed::Window(5), GENESIS, "c");
+        (seal.events, seal.revisions) = (1, 0);
+        let body = |members: &[u8], lines: Option<&str>| SealBody {
+            members: members.to_vec(),
+            lines: lines.map(str::to_string),
+        };
+        let edited = "chain 5 []: seal 3's members, lines or counts do not match its window's rows, though its content does: the seal was edited";
+        let other_members = members_v2(&[(1, "b", "f")]);
+        let cases = [
+            (
+                "as made",
+                SealFormat::V2,
+                body(&members, Some(&lines_now)),
+                1,
+                None,
+            ),
+            (
+                "members patched",
+                SealFormat::V2,
+                body(&other_members, Some(&lines_now)),
+                1,
+                Some(edited),
+            ),
+            (
+                "lines patched",
+                SealFormat::V2,
+                body(&members, Some("x\n")),
+                1,
+                Some(edited),
+            ),
+            (
+                "lines dropped",
+                SealFormat::V2,
+                body(&members, None),
+                1,
+                Some(edited),
+            ),
+            (
+                "version 1 keeps no lines",
+                SealFormat::V1,
+                body(&members, None),
+                1,
+                None,
+            ),
+            (
+                "a count edited",
+                SealFormat::V2,
+                body(&members, Some(&lines_now)),
+                2,
+                Some(edited),
+            ),
+        ];
+        for (name, format, body, events, want) in cases {
+            seal.events = events;
+            let found = check_seal_body(&seal, format, &body, &now);
+            assert_eq!(found.map(|f| show(&f, false)).as_deref(), want, "{name}");
         }
     }
 
@@ -1439,7 +1601,11 @@ mod tests {
             ),
         ];
         for (name, left, others, want) in cases {
-            let mut check = PrunedWindowCheck::new(6, &sealed, 3, &ranges);
+            let members = decode_members(&sealed, SealFormat::V1)
+                .into_iter()
+                .map(|m| (m.id, m))
+                .collect();
+            let mut check = PrunedWindowCheck::new(6, members, 3, &ranges);
             for (id, raw, inside) in left {
                 let at = if inside {
                     "2024-01-01T12:00:00.000Z"
