@@ -733,6 +733,165 @@ fn rows_filed_under_a_window_fetch_with_no_seal_are_caught() {
     assert_each_caught(&sb, &head, &cases);
 }
 
+/// A sync in 12-hour windows over 1-5 January, a reconcile of 2 January in one day-long window (which blocks
+/// the range of the 12-hour window fetch of 2 January's morning), and a prune before 2 January noon: that
+/// fetch is pruned with nothing removed and everything kept. Returns the archive, the chain head, and that
+/// window fetch.
+fn pruned_with_events_left() -> (Served, Sandbox, String, i64) {
+    let served = serve(SimConfig::new(
+        4_000,
+        parse_time_arg("2024-01-01").unwrap(),
+        parse_time_arg("2024-01-05").unwrap(),
+    ));
+    let sb = Sandbox::new();
+    let api = ["--quiet", "--base-url", &served.base];
+    let sync = [
+        "sync",
+        "--from",
+        "2024-01-01",
+        "--to",
+        "2024-01-05",
+        "--window",
+        "12h",
+    ];
+    sb.run_env(&[&sync[..], &api].concat(), &SIM_CREDS)
+        .expect(0);
+    let reconcile = [
+        "reconcile",
+        "--from",
+        "2024-01-02",
+        "--to",
+        "2024-01-03",
+        "--window",
+        "1d",
+    ];
+    sb.run_env(&[&reconcile[..], &api].concat(), &SIM_CREDS)
+        .expect(0);
+    sb.run(&["prune", "--before", "2024-01-02T12:00:00Z"])
+        .expect(0);
+    let window = sb.count("SELECT window_id FROM pruned_windows WHERE events = 0 AND kept > 0");
+    let (run, report) = verify_json(&sb, &sb.db, None);
+    run.expect(0);
+    let head = report["head"].as_str().unwrap().to_string();
+    (served, sb, head, window)
+}
+
+/// A copy of `sb`'s archive in which one event left under pruned window fetch `window` is edited consistently
+/// (raw, the column it derives, the digest), and so is its member in the window's seal: the copy and the event.
+fn a_kept_event_edited_with_its_member(sb: &Sandbox, window: i64) -> (std::path::PathBuf, i64) {
+    let (victim, raw): (i64, String) = sb
+        .conn()
+        .query_row(
+            "SELECT id, raw FROM events WHERE window_id = ?1 ORDER BY id LIMIT 1 OFFSET 10",
+            [window],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .unwrap();
+    // The event is edited consistently (raw, the column it derives, the digest), and so is its member.
+    let mut forged: serde_json::Value = serde_json::from_str(&raw).unwrap();
+    forged["username"] = "mallory".into();
+    let forged = forged.to_string();
+    let digest = seal::sha256_hex(forged.as_bytes());
+    let db = tampered_copy(
+        sb,
+        "kept-event-edited",
+        &format!(
+            "UPDATE events SET raw = '{forged}', digest = '{digest}', username = 'mallory' WHERE id = {victim}"
+        ),
+    );
+    let conn = Connection::open(&db).unwrap();
+    let (seal_id, mut members, format): (i64, Vec<u8>, i64) = conn
+        .query_row(
+            "SELECT id, members, format FROM seals WHERE window_id = ?1",
+            [window],
+            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+        )
+        .unwrap();
+    let width = seal::SealFormat::from_number(format)
+        .unwrap()
+        .member_bytes();
+    let at = members
+        .chunks_exact(width)
+        .position(|m| m[..8] == victim.to_be_bytes())
+        .unwrap()
+        * width;
+    members[at + 8..at + 16].copy_from_slice(&seal::digest_prefix(&digest));
+    conn.execute(
+        "UPDATE seals SET members = ?2 WHERE id = ?1",
+        rusqlite::params![seal_id, members],
+    )
+    .unwrap();
+    conn.execute_batch("PRAGMA wal_checkpoint(TRUNCATE)")
+        .unwrap();
+    drop(conn);
+    (db, victim)
+}
+
+#[test]
+fn what_a_prune_left_is_vouched_for_by_the_chain_even_if_the_seals_members_are_patched() {
+    let (_served, sb, head, window) = pruned_with_events_left();
+    let (db, victim) = a_kept_event_edited_with_its_member(&sb, window);
+    let (run, report) = verify_json(&sb, &db, Some(&head));
+    assert_eq!(run.code, 7, "{report}");
+    let found = detailed_findings(&report);
+    assert!(
+        found.iter().any(|(kind, w, ids, detail)| kind == "edited"
+            && *w == Some(window)
+            && ids.contains(&victim)
+            && detail.ends_with("recorded them: digest")),
+        "{found:#?}"
+    );
+}
+
+#[test]
+fn a_second_prune_refuses_to_bury_an_edit_of_what_the_first_left() {
+    let (_served, sb, _head, window) = pruned_with_events_left();
+    let (db, _) = a_kept_event_edited_with_its_member(&sb, window);
+    let events = |db: &std::path::Path| -> i64 {
+        Connection::open(db)
+            .unwrap()
+            .query_row("SELECT count(*) FROM events", [], |r| r.get(0))
+            .unwrap()
+    };
+    let before = events(&db);
+    // The reconcile's window fetch that kept the first prune from this window's range has ended by now.
+    let mut prune = sb.command();
+    prune
+        .env("ELEVATE_DB", &db)
+        .args(["prune", "--before", "2024-01-03T12:00:00Z"]);
+    let run = Run::from(prune.output().unwrap());
+    run.expect(7);
+    assert!(
+        run.stderr
+            .contains(&format!("window fetch {window} no longer matches its seal")),
+        "{}",
+        run.stderr
+    );
+    assert_eq!(events(&db), before, "nothing was pruned");
+}
+
+#[test]
+fn the_ledger_row_of_a_pruned_window_is_checked_against_what_its_prune_recorded() {
+    let (_served, sb, head, window) = pruned_with_events_left();
+    let cases = vec![
+        tampering(
+            "its end moved",
+            format!(
+                "UPDATE windows SET window_end = '2024-01-09T00:00:00.000Z' WHERE id = {window}"
+            ),
+            ("ledger", Some(window), None),
+            "the window's ledger row changed after prune 1 recorded it: window_end",
+        ),
+        tampering(
+            "its error set",
+            format!("UPDATE windows SET error = 'forged' WHERE id = {window}"),
+            ("ledger", Some(window), None),
+            "recorded it: error",
+        ),
+    ];
+    assert_each_caught(&sb, &head, &cases);
+}
+
 /// Re-seals the archive at `db` as the previous release did (every seal in format 1, no lines, prune records
 /// without lines), then takes it back to that release's schema (version 6).
 fn as_sealed_by_the_previous_release(db: &std::path::Path) {

@@ -11,7 +11,10 @@
 //!
 //! Never pruned: window fetches overlapping an active hold, events inside one, and (so no revision loses its
 //! event) window fetches whose events have revisions in a kept window. Each window fetch is checked against
-//! its seal and digests first: pruning tampered rows would bury the evidence.
+//! its seal and digests first (one an earlier prune took rows from, against what that prune recorded):
+//! pruning tampered rows would bury the evidence. The record keeps, per window fetch, its ledger line and the
+//! lines of the events left under it, hashed into the prune's seal: what a prune leaves, and the ledger row of
+//! a pruned window, are then vouched for by the chain, not by the window's seal members alone.
 //!
 //! The plan is computed read-only ([`plan_prune`]), so `--dry-run` shows exactly what a prune would do. It is
 //! "load, then decide": one read of what planning needs into plain structs ([`PruneInputs`]: active holds,
@@ -200,15 +203,19 @@ fn prune_ctx() -> String {
 }
 
 /// Refuses the prune if a window fetch no longer matches its seal (one an earlier prune took rows from is
-/// vouched for by that prune's record instead) or an event or revision no longer matches its digest: what is
-/// removed must be what was sealed, and pruning a tampered window would bury the evidence.
+/// vouched for by that prune's record instead: by its ledger and event lines, if it recorded them) or an event
+/// or revision no longer matches its digest: what is removed must be what was sealed, and pruning a tampered
+/// window would bury the evidence.
 fn check_sealed(conn: &Connection, windows: &[PrunedWindow]) -> Result<(), StoreError> {
     for w in windows {
-        let sealed = w.pruned_before
-            || seal::window_content(conn, w.window_id, w.seal_format)
+        let sealed = if w.pruned_before {
+            matches_last_record(conn, w.window_id).context(prune_ctx)?
+        } else {
+            seal::window_content(conn, w.window_id, w.seal_format)
                 .context(prune_ctx)?
                 .content
-                == w.seal_content;
+                == w.seal_content
+        };
         if !sealed || !digests_hold(conn, w.window_id).context(prune_ctx)? {
             return Err(StoreError::SealMismatch {
                 window_id: w.window_id,
@@ -216,6 +223,23 @@ fn check_sealed(conn: &Connection, windows: &[PrunedWindow]) -> Result<(), Store
         }
     }
     Ok(())
+}
+
+/// Whether a window fetch an earlier prune took rows from still has the ledger row and events that prune
+/// recorded (a prune that recorded no lines, before version 2 of seals, vouches for nothing more here).
+fn matches_last_record(conn: &Connection, window_id: i64) -> rusqlite::Result<bool> {
+    let (ledger, kept): (Option<String>, Option<String>) = conn.query_row(
+        "SELECT ledger, kept_lines FROM pruned_windows WHERE window_id = ?1 ORDER BY prune_id DESC LIMIT 1",
+        [window_id],
+        |r| Ok((r.get(0)?, r.get(1)?)),
+    )?;
+    Ok(match ledger.zip(kept) {
+        Some((ledger, kept)) => {
+            ledger == seal::ledger_text(conn, window_id)?
+                && kept == seal::kept_lines(conn, window_id)?
+        }
+        None => true,
+    })
 }
 
 /// Writes the `prunes` row of `plan`, run at `now` (stored form); returns its id.
@@ -300,17 +324,21 @@ fn remove_events(
     Ok(())
 }
 
-/// Writes prune `prune_id`'s `pruned_windows` rows: each window fetch, the seal that vouched for what was
-/// removed, and what was removed and kept.
+/// Writes prune `prune_id`'s `pruned_windows` rows (after the rows are removed): each window fetch, the seal
+/// that vouched for what was removed, what was removed and kept, its ledger line and the lines of the events
+/// left under it (hashed into the prune's seal).
 fn record_pruned_windows(
     conn: &Connection,
     prune_id: i64,
     windows: &[PrunedWindow],
 ) -> Result<(), StoreError> {
     for w in windows {
+        let ledger = seal::ledger_text(conn, w.window_id).context(prune_ctx)?;
+        let kept_lines = seal::kept_lines(conn, w.window_id).context(prune_ctx)?;
         conn.prepare_cached(
-            "INSERT INTO pruned_windows (prune_id, window_id, seal_hash, events, revisions, rejects, kept)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+            "INSERT INTO pruned_windows (prune_id, window_id, seal_hash, events, revisions, rejects, kept, ledger,
+                                         kept_lines)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
         )
         .and_then(|mut s| {
             s.execute(params![
@@ -320,7 +348,9 @@ fn record_pruned_windows(
                 w.events,
                 w.revisions,
                 w.rejects,
-                w.kept
+                w.kept,
+                ledger,
+                kept_lines
             ])
         })
         .context(prune_ctx)?;

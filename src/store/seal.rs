@@ -22,9 +22,9 @@
 //! at the source. Version 2 (every seal made now) describes every column of those rows: also the ledger's
 //! `error`, each event's and revision's `fetched_at`, each reject's `page` and `received_at`. It keeps per
 //! event the first 8 bytes of the SHA-256 of its `fetched_at` among its members, and the lines other than
-//! events ([`lines`]), so that `verify` names the row and column that changed. A version 2 prune's description
-//! also hashes, per window fetch, the ledger line and event lines its record may hold
-//! (`pruned_windows.ledger`, `kept_lines`).
+//! events ([`lines`]), so that `verify` names the row and column that changed. A version 2 prune also records,
+//! per window fetch, its ledger line and the lines of the events it left there ([`ledger_text`],
+//! [`kept_lines`]), and hashes them: what a prune leaves is vouched for by the chain.
 
 pub mod lines;
 
@@ -182,6 +182,11 @@ pub fn ledger_line(
     stmt.query_row([window_id], |r| tagged_line(r, "window", columns))
 }
 
+/// The version 2 ledger line of window fetch `window_id` as text (what a version 2 prune records).
+pub fn ledger_text(conn: &Connection, window_id: i64) -> rusqlite::Result<String> {
+    Ok(ledger_line(conn, window_id, SealFormat::V2)?.to_string())
+}
+
 /// A line: `tag`, then the row's first `columns` values as JSON (numbers, text, null: the bytes the typed
 /// reads of version 1 made; a value of an unexpected type still makes a line, which then differs).
 fn tagged_line(r: &rusqlite::Row<'_>, tag: &str, columns: usize) -> rusqlite::Result<Value> {
@@ -262,6 +267,22 @@ fn hash_events(
 fn event_line(text: &mut String, id: i64, digest: &str) {
     text.clear();
     let _ = writeln!(text, "[\"event\",{id},\"{digest}\"]");
+}
+
+/// The version 2 lines of the events filed under window fetch `window_id` now, by id (what a version 2 prune
+/// records of the events it leaves, and what `verify` compares with that record).
+pub fn kept_lines(conn: &Connection, window_id: i64) -> rusqlite::Result<String> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT id, digest, fetched_at FROM events WHERE window_id = ?1 ORDER BY id",
+    )?;
+    let mut rows = stmt.query([window_id])?;
+    let (mut out, mut text) = (String::new(), String::new());
+    while let Some(r) = rows.next()? {
+        let (digest, fetched_at) = (cell_text(r.get_ref(1)?), cell_text(r.get_ref(2)?));
+        lines::event_line_v2(&mut text, r.get(0)?, &digest, &fetched_at);
+        out.push_str(&text);
+    }
+    Ok(out)
 }
 
 /// Hashes the lines of the other rows window fetch `window_id` filed, each kind by id: revisions, rejects, and

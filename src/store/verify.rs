@@ -7,8 +7,10 @@
 //! window); that every ended window fetch has a seal and every row filed under one (event, revision, reject,
 //! reconcile record) belongs to a sealed (or still running) one; an external anchor, if given, is in the
 //! chain; and coverage gaps. Window fetches a prune removed rows from are checked against the prune's sealed
-//! record instead (what is left must be what the prune kept), and every prune record must be sealed. Findings
-//! name the window, the ids and, where they can, the columns.
+//! record instead: what is left must be what the prune kept (the event lines a version 2 prune recorded, else
+//! the seal's members), and the ledger row what it recorded (version 2); every prune record must be sealed.
+//! Each seal is checked with the format it was made with (`seal::SealFormat`). Findings name the window, the
+//! ids and, where they can, the columns (`explain`).
 //!
 //! Load, then decide: [`verify`] reads what it needs into plain values (`Loaded`); pure functions turn them into
 //! findings (the `check_*` functions, the `Digests`, `DerivedColumns` and `PrunedWindowCheck` folds,
@@ -30,7 +32,7 @@ use crate::model::{
     ColumnSet, EventColumn, FindingKind, Interval, StoredColumns, WindowStatus, gaps_between,
 };
 use columns::DerivedColumns;
-use explain::{SealBody, check_seal_body, check_window};
+use explain::{SealBody, check_seal_body, check_window, line_findings};
 use rusqlite::{Connection, OptionalExtension};
 use serde::Serialize;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
@@ -324,6 +326,20 @@ fn load_body(conn: &Connection, seal_id: i64) -> rusqlite::Result<SealBody> {
         })
 }
 
+/// The ledger line and event lines a (version 2) prune recorded for a window fetch, if it recorded them.
+fn load_recorded_lines(
+    conn: &Connection,
+    prune_id: i64,
+    window_id: i64,
+) -> rusqlite::Result<Option<(String, String)>> {
+    let (ledger, kept): (Option<String>, Option<String>) = conn
+        .prepare_cached(
+            "SELECT ledger, kept_lines FROM pruned_windows WHERE prune_id = ?1 AND window_id = ?2",
+        )?
+        .query_row([prune_id, window_id], |r| Ok((r.get(0)?, r.get(1)?)))?;
+    Ok(ledger.zip(kept))
+}
+
 /// The rows filed under no sealed window fetch and no running one: events, revisions, rejects and reconcile
 /// records, each by id (a revision and a reconcile record by its event's).
 fn load_orphans(conn: &Connection) -> rusqlite::Result<Orphans> {
@@ -390,7 +406,9 @@ fn verify_sealed_rows(
 }
 
 /// Checks a window fetch prunes removed rows from: its prune records against its seal (header, format and
-/// members), and what is left under it (streamed through [`PrunedWindowCheck`]).
+/// members); its ledger row against the last record, if that prune recorded it (version 2); and what is left
+/// under it (streamed through [`PrunedWindowCheck`]), against the event lines that prune recorded, or else
+/// against the seal's members.
 fn verify_pruned_rows(
     conn: &Connection,
     window_id: i64,
@@ -401,12 +419,30 @@ fn verify_pruned_rows(
     let mut out: Vec<Finding> = check_pruned_counts(window_id, records, header)
         .into_iter()
         .collect();
-    let kept = records.last().map_or(0, |p| p.kept);
-    let members = decode_members(members, format)
-        .into_iter()
-        .map(|m| (m.id, m))
-        .collect();
-    let mut check = PrunedWindowCheck::new(window_id, members, kept, pruned_ranges);
+    let (prune_id, kept) = records.last().map_or((0, 0), |p| (p.prune_id, p.kept));
+    let record = match load_recorded_lines(conn, prune_id, window_id)? {
+        Some((ledger, lines)) => {
+            let now = seal::ledger_text(conn, window_id).optional()?;
+            out.extend(check_pruned_ledger(
+                window_id,
+                prune_id,
+                &ledger,
+                now.as_deref(),
+            ));
+            KeptRecord::Lines {
+                recorded: lines,
+                now: seal::kept_lines(conn, window_id)?,
+            }
+        }
+        None => KeptRecord::Members {
+            members: decode_members(members, format)
+                .into_iter()
+                .map(|m| (m.id, m))
+                .collect(),
+            kept,
+        },
+    };
+    let mut check = PrunedWindowCheck::new(window_id, prune_id, record, pruned_ranges);
     let mut stmt = conn.prepare_cached(
         "SELECT id, digest, timestamp FROM events WHERE window_id = ?1 ORDER BY id",
     )?;
@@ -658,6 +694,30 @@ fn check_prune(prune_id: i64, sealed: &str, now: Option<&str>) -> Option<Finding
     Some(Finding::new(FindingKind::Ledger, None, [], detail))
 }
 
+/// Checks a pruned window fetch's ledger row now (`None`: it is gone) against the ledger line prune
+/// `prune_id` recorded, naming the columns that changed.
+fn check_pruned_ledger(
+    window_id: i64,
+    prune_id: i64,
+    recorded: &str,
+    now: Option<&str>,
+) -> Vec<Finding> {
+    match now {
+        Some(now) => line_findings(
+            window_id,
+            &seal::lines::diff_lines(recorded, now),
+            "the prune left in this window",
+            &format!("after prune {prune_id} recorded it"),
+        ),
+        None => vec![Finding::new(
+            FindingKind::Ledger,
+            Some(window_id),
+            [],
+            "the ledger row of this pruned window was deleted",
+        )],
+    }
+}
+
 /// A prune's record of one window fetch.
 #[derive(Debug, Clone, PartialEq, Eq)]
 struct PrunedRow {
@@ -701,16 +761,34 @@ fn check_pruned_counts(
     })
 }
 
+/// What a window fetch's last prune recorded of the events it left there.
+enum KeptRecord {
+    /// A version 1 prune recorded how many: they are the seal's members still there.
+    Members {
+        /// The seal's members, by id.
+        members: HashMap<i64, Member>,
+        /// How many events the prune left.
+        kept: i64,
+    },
+    /// A version 2 prune recorded their lines, hashed into its seal.
+    Lines {
+        /// The lines it recorded.
+        recorded: String,
+        /// The lines of the events under the window fetch now ([`seal::kept_lines`]).
+        now: String,
+    },
+}
+
 /// What is left under a window fetch that prunes removed rows from, as a fold over its events (by id): it
-/// must be exactly the sealed events the last prune kept, unchanged, none inside a pruned range, and no other
-/// rows.
+/// must be exactly the events the last prune left, unchanged (by its recorded lines, or else by the seal's
+/// members), none inside a pruned range, and no other rows.
 struct PrunedWindowCheck<'a> {
     /// The window fetch.
     window_id: i64,
-    /// Its seal's members, by id.
-    members: HashMap<i64, Member>,
-    /// Events the last prune kept.
-    kept: i64,
+    /// The last prune that removed rows from it.
+    prune_id: i64,
+    /// What that prune recorded of the events it left.
+    record: KeptRecord,
     /// The ranges emptied by prunes.
     pruned_ranges: &'a [Interval],
     /// Events seen.
@@ -724,17 +802,17 @@ struct PrunedWindowCheck<'a> {
 }
 
 impl<'a> PrunedWindowCheck<'a> {
-    /// Starts the check of `window_id`, sealed with `members`, of which the last prune kept `kept`.
+    /// Starts the check of `window_id`, of which prune `prune_id` (the last) left what `record` says.
     fn new(
         window_id: i64,
-        members: HashMap<i64, Member>,
-        kept: i64,
+        prune_id: i64,
+        record: KeptRecord,
         pruned_ranges: &'a [Interval],
     ) -> PrunedWindowCheck<'a> {
         PrunedWindowCheck {
             window_id,
-            members,
-            kept,
+            prune_id,
+            record,
             pruned_ranges,
             left: 0,
             inserted: Sample::default(),
@@ -743,15 +821,17 @@ impl<'a> PrunedWindowCheck<'a> {
         }
     }
 
-    /// Folds in one event left under the window fetch.
+    /// Folds in one event left under the window fetch (its lines, if recorded, are compared at the end).
     fn observe(&mut self, id: i64, digest: Option<&str>, timestamp: &str) {
         self.left += 1;
-        match self.members.get(&id) {
-            None => self.inserted.push(id),
-            Some(m) if m.digest != seal::digest_prefix(digest.unwrap_or("")) => {
-                self.edited.push(id)
+        if let KeptRecord::Members { members, .. } = &self.record {
+            match members.get(&id) {
+                None => self.inserted.push(id),
+                Some(m) if m.digest != seal::digest_prefix(digest.unwrap_or("")) => {
+                    self.edited.push(id)
+                }
+                Some(_) => {}
             }
-            Some(_) => {}
         }
         if crate::time::from_stored(timestamp)
             .is_some_and(|t| self.pruned_ranges.iter().any(|p| p.contains(t)))
@@ -764,6 +844,18 @@ impl<'a> PrunedWindowCheck<'a> {
     fn findings(self, others: i64) -> Vec<Finding> {
         let window_id = Some(self.window_id);
         let mut out = Vec::new();
+        let kept = match &self.record {
+            KeptRecord::Members { kept, .. } => Some(*kept),
+            KeptRecord::Lines { recorded, now } => {
+                out.extend(line_findings(
+                    self.window_id,
+                    &seal::lines::diff_lines(recorded, now),
+                    "the prune left in this window",
+                    &format!("after prune {} recorded them", self.prune_id),
+                ));
+                None
+            }
+        };
         if !self.inserted.is_empty() || others > 0 {
             out.push(Finding::new(
                 FindingKind::Inserted,
@@ -792,14 +884,14 @@ impl<'a> PrunedWindowCheck<'a> {
             }
         }
         let sealed_left = self.left - self.inserted.count as i64;
-        if sealed_left < self.kept {
+        if let Some(kept) = kept.filter(|kept| sealed_left < *kept) {
             out.push(Finding::new(
                 FindingKind::Deleted,
                 window_id,
                 [],
                 format!(
                     "{} event(s) the prune left in this window are gone",
-                    self.kept - sealed_left
+                    kept - sealed_left
                 ),
             ));
         }
@@ -1541,6 +1633,75 @@ mod tests {
     }
 
     #[test]
+    fn a_pruned_windows_ledger_row_must_be_what_its_last_prune_recorded() {
+        let recorded = v2_lines("2024-01-02T00:00:00.000Z", "null", &[]);
+        let cases = [
+            ("as recorded", Some(recorded.clone()), vec![]),
+            (
+                "its end moved",
+                Some(v2_lines("2024-01-09T00:00:00.000Z", "null", &[])),
+                vec!["ledger 5 []: the window's ledger row changed after prune 2 recorded it: window_end".to_string()],
+            ),
+            (
+                "its row deleted",
+                None,
+                vec!["ledger 5 []: the ledger row of this pruned window was deleted".to_string()],
+            ),
+        ];
+        for (name, now, want) in cases {
+            let found = check_pruned_ledger(5, 2, &recorded, now.as_deref());
+            assert_eq!(lines(&found), want, "{name}");
+        }
+    }
+
+    #[test]
+    fn what_a_version_2_prune_left_is_checked_line_by_line() {
+        let line = |id: i64, digest: &str, fetched_at: &str| {
+            let mut text = String::new();
+            seal::lines::event_line_v2(&mut text, id, digest, fetched_at);
+            text
+        };
+        let recorded = [line(1, "a", "f"), line(2, "b", "f"), line(3, "c", "f")].concat();
+        let ranges = [interval("2024-01-01", "2024-01-02")];
+        let cases: [(&str, String, i64, Vec<&str>); 4] = [
+            ("exactly what was left", recorded.clone(), 0, vec![]),
+            (
+                "an event edited with its digest, another's fetched_at, members patched or not",
+                [line(1, "A", "f"), line(2, "b", "g"), line(3, "c", "f")].concat(),
+                0,
+                vec![
+                    "edited 6 [1]: 1 event(s) the prune left in this window changed after prune 2 recorded them: digest",
+                    "edited 6 [2]: 1 event(s) the prune left in this window changed after prune 2 recorded them: fetched_at",
+                ],
+            ),
+            (
+                "one gone, one filed, and a revision",
+                [line(1, "a", "f"), line(2, "b", "f"), line(4, "d", "f")].concat(),
+                1,
+                vec![
+                    "deleted 6 [3]: 1 event(s) the prune left in this window are gone",
+                    "inserted 6 [4]: 1 event(s) were filed under this window after prune 2 recorded them",
+                    "inserted 6 []: 0 event(s) and 1 other row(s) were filed under this window after it was pruned",
+                ],
+            ),
+            (
+                "all gone",
+                String::new(),
+                0,
+                vec!["deleted 6 [1, 2, 3]: 3 event(s) the prune left in this window are gone"],
+            ),
+        ];
+        for (name, now, others, want) in cases {
+            let record = KeptRecord::Lines {
+                recorded: recorded.clone(),
+                now,
+            };
+            let check = PrunedWindowCheck::new(6, 2, record, &ranges);
+            assert_eq!(lines(&check.findings(others)), want, "{name}");
+        }
+    }
+
+    #[test]
     fn what_is_left_of_a_pruned_window_is_what_the_prune_kept() {
         let sealed = members(&[(1, "a"), (2, "b"), (3, "c")]);
         let ranges = [interval("2024-01-01", "2024-01-02")];
@@ -1601,11 +1762,14 @@ mod tests {
             ),
         ];
         for (name, left, others, want) in cases {
-            let members = decode_members(&sealed, SealFormat::V1)
-                .into_iter()
-                .map(|m| (m.id, m))
-                .collect();
-            let mut check = PrunedWindowCheck::new(6, members, 3, &ranges);
+            let record = KeptRecord::Members {
+                members: decode_members(&sealed, SealFormat::V1)
+                    .into_iter()
+                    .map(|m| (m.id, m))
+                    .collect(),
+                kept: 3,
+            };
+            let mut check = PrunedWindowCheck::new(6, 1, record, &ranges);
             for (id, raw, inside) in left {
                 let at = if inside {
                     "2024-01-01T12:00:00.000Z"
