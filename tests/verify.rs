@@ -433,26 +433,16 @@ fn an_edit_of_a_column_raw_derives_is_caught_and_named_with_the_event() {
 /// 3,000 events with a few malformed items (rejects), synced, then read again by a reconcile after edits and
 /// deletions at the source (revisions, reconcile records): the chain head after both.
 fn archive_with_every_kind_of_row() -> (Served, Sandbox, String) {
-    let served = serve(SimConfig {
+    let config = SimConfig {
         malformed_ppm: 5_000,
         ..SimConfig::new(
             3_000,
             parse_time_arg("2024-01-01").unwrap(),
             parse_time_arg("2024-01-04").unwrap(),
         )
-    });
-    let sb = Sandbox::new();
-    let sync = [
-        "sync",
-        "--quiet",
-        "--base-url",
-        &served.base,
-        "--from",
-        "2024-01-01",
-        "--to",
-        "2024-01-04",
-    ];
-    sb.run_env(&sync, &SIM_CREDS).expect(3);
+    };
+    let (served, sb, run) = served_and_synced(config, "2024-01-01", "2024-01-04", &["--quiet"]);
+    run.expect(3);
     served.sim.edit_events(5);
     served.sim.delete_events(2);
     sb.run_env(
@@ -738,24 +728,19 @@ fn rows_filed_under_a_window_fetch_with_no_seal_are_caught() {
 /// fetch is pruned with nothing removed and everything kept. Returns the archive, the chain head, and that
 /// window fetch.
 fn pruned_with_events_left() -> (Served, Sandbox, String, i64) {
-    let served = serve(SimConfig::new(
+    let config = SimConfig::new(
         4_000,
         parse_time_arg("2024-01-01").unwrap(),
         parse_time_arg("2024-01-05").unwrap(),
-    ));
-    let sb = Sandbox::new();
-    let api = ["--quiet", "--base-url", &served.base];
-    let sync = [
-        "sync",
-        "--from",
+    );
+    let (served, sb, run) = served_and_synced(
+        config,
         "2024-01-01",
-        "--to",
         "2024-01-05",
-        "--window",
-        "12h",
-    ];
-    sb.run_env(&[&sync[..], &api].concat(), &SIM_CREDS)
-        .expect(0);
+        &["--quiet", "--window", "12h"],
+    );
+    run.expect(0);
+    let api = ["--quiet", "--base-url", &served.base];
     let reconcile = [
         "reconcile",
         "--from",
