@@ -115,6 +115,13 @@ fn every_kind_of_tampering_is_caught_and_named() {
             Some(window),
             vec![],
         ),
+        (
+            "a seal's members replaced by text",
+            format!("UPDATE seals SET members = 'forged' WHERE window_id = {window}"),
+            "chain",
+            Some(window),
+            vec![],
+        ),
     ];
     for (name, sql, kind, want_window, want_ids) in cases {
         let db = tampered_copy(&sb, &name.replace(' ', "-"), &sql);

@@ -315,13 +315,21 @@ fn load_seals(conn: &Connection) -> rusqlite::Result<Vec<SealHeader>> {
     .collect()
 }
 
-/// The members and lines of seal `seal_id`.
+/// The members and lines of seal `seal_id`, read as the bytes and text they hold whatever their type (a seal
+/// edited to hold text where a blob was is then compared, and reported, rather than failing the read).
 fn load_body(conn: &Connection, seal_id: i64) -> rusqlite::Result<SealBody> {
+    use rusqlite::types::ValueRef;
+    let bytes = |value: ValueRef<'_>| match value {
+        ValueRef::Null => None,
+        ValueRef::Blob(b) | ValueRef::Text(b) => Some(b.to_vec()),
+        ValueRef::Integer(n) => Some(n.to_string().into_bytes()),
+        ValueRef::Real(x) => Some(x.to_string().into_bytes()),
+    };
     conn.prepare_cached("SELECT members, lines FROM seals WHERE id = ?1")?
         .query_row([seal_id], |r| {
             Ok(SealBody {
-                members: r.get(0)?,
-                lines: r.get(1)?,
+                members: bytes(r.get_ref(0)?).unwrap_or_default(),
+                lines: bytes(r.get_ref(1)?).map(|b| String::from_utf8_lossy(&b).into_owned()),
             })
         })
 }
