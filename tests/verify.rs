@@ -1026,6 +1026,9 @@ fn an_archive_sealed_with_version_1_still_verifies_after_the_upgrade_and_keeps_i
         "--refetch",
     ];
     sb.run_env(&refetch, &SIM_CREDS).expect(3);
+    // A prune now (version 2) of window fetches sealed in version 1 checks them in version 1 and records them.
+    sb.run(&["prune", "--before", "2024-01-03"]).expect(0);
+    assert!(sb.count("SELECT count(*) FROM pruned_windows WHERE kept_lines IS NOT NULL") > 0);
     let after = seal_formats(&sb);
     assert_eq!((after[0], after[1].0), (before[0], 2), "{after:?}");
     let (run, report) = verify_json(&sb, &sb.db, Some(&head));
