@@ -115,6 +115,13 @@ fn every_kind_of_tampering_is_caught_and_named() {
             Some(window),
             vec![],
         ),
+        (
+            "a seal's members replaced by text",
+            format!("UPDATE seals SET members = 'forged' WHERE window_id = {window}"),
+            "chain",
+            Some(window),
+            vec![],
+        ),
     ];
     for (name, sql, kind, want_window, want_ids) in cases {
         let db = tampered_copy(&sb, &name.replace(' ', "-"), &sql);
@@ -136,21 +143,24 @@ fn every_kind_of_tampering_is_caught_and_named() {
 fn a_whole_rewritten_chain_is_caught_only_with_an_anchor() {
     let (_served, sb, head) = archive();
     let conn = sb.conn();
-    let victim: i64 = conn
+    let (victim, raw): (i64, String) = conn
         .query_row(
-            "SELECT id FROM events ORDER BY id LIMIT 1 OFFSET 100",
+            "SELECT id, raw FROM events ORDER BY id LIMIT 1 OFFSET 100",
             [],
-            |r| r.get(0),
+            |r| Ok((r.get(0)?, r.get(1)?)),
         )
         .unwrap();
     drop(conn);
-    // The forger edits an event, fixes its digest, then recomputes every seal from the rows, consistently.
-    let forged = r#"{"id":1,"forged":true}"#;
+    // The forger edits an event (its raw, the column raw derives, the digest), then recomputes every seal from
+    // the rows, consistently.
+    let mut forged: serde_json::Value = serde_json::from_str(&raw).unwrap();
+    forged["username"] = "mallory".into();
+    let forged = forged.to_string();
     let db = tampered_copy(
         &sb,
         "rewritten",
         &format!(
-            "UPDATE events SET raw = '{forged}', digest = '{}' WHERE id = {victim}",
+            "UPDATE events SET raw = '{forged}', digest = '{}', username = 'mallory' WHERE id = {victim}",
             seal::sha256_hex(forged.as_bytes())
         ),
     );
@@ -164,11 +174,18 @@ fn a_whole_rewritten_chain_is_caught_only_with_an_anchor() {
         .collect();
     let mut previous = seal::GENESIS.to_string();
     for (id, window) in seals {
-        let content = seal::window_content(&conn, window).unwrap();
+        let content = seal::window_content(&conn, window, seal::SealFormat::CURRENT).unwrap();
         let hash = seal::chain_hash(&previous, &content.content);
         conn.execute(
-            "UPDATE seals SET members = ?2, content = ?3, previous = ?4, hash = ?5 WHERE id = ?1",
-            rusqlite::params![id, content.members, content.content, previous, hash],
+            "UPDATE seals SET members = ?2, content = ?3, previous = ?4, hash = ?5, lines = ?6 WHERE id = ?1",
+            rusqlite::params![
+                id,
+                content.members,
+                content.content,
+                previous,
+                hash,
+                content.lines
+            ],
         )
         .unwrap();
         previous = hash;
@@ -297,5 +314,733 @@ fn killed_and_resumed_syncs_still_verify() {
     sb.run_env(&args, &SIM_CREDS).expect(0);
     assert_exact(&sb, &served);
     let (run, report) = verify_json(&sb, &sb.db, None);
+    assert_eq!(run.code, 0, "{report}");
+}
+
+/// A tampering case: what it is, the SQL that does it, and the finding `verify` must make: its kind, window,
+/// an id it names (if it concerns an event), and words of its detail (the column).
+struct Tampering {
+    name: String,
+    sql: String,
+    kind: &'static str,
+    window: Option<i64>,
+    id: Option<i64>,
+    words: String,
+}
+
+fn tampering(
+    name: impl Into<String>,
+    sql: impl Into<String>,
+    (kind, window, id): (&'static str, Option<i64>, Option<i64>),
+    words: impl Into<String>,
+) -> Tampering {
+    Tampering {
+        name: name.into(),
+        sql: sql.into(),
+        kind,
+        window,
+        id,
+        words: words.into(),
+    }
+}
+
+/// Runs each case on its own copy of the archive: `verify --anchor` must exit 7 with the finding named.
+fn assert_each_caught(sb: &Sandbox, anchor: &str, cases: &[Tampering]) {
+    for (n, c) in cases.iter().enumerate() {
+        let db = tampered_copy(sb, &format!("case-{n}"), &c.sql);
+        let (run, report) = verify_json(sb, &db, Some(anchor));
+        assert_eq!(run.code, 7, "{}: {}", c.name, run.stdout);
+        let found = detailed_findings(&report);
+        assert!(
+            found
+                .iter()
+                .any(|(kind, window, ids, detail)| kind == c.kind
+                    && *window == c.window
+                    && c.id.is_none_or(|id| ids.contains(&id))
+                    && detail.contains(&c.words)),
+            "{}: expected a {} finding for window {:?} naming {:?} and saying '{}', got {found:#?}",
+            c.name,
+            c.kind,
+            c.window,
+            c.id,
+            c.words
+        );
+    }
+}
+
+#[test]
+fn an_edit_of_a_column_raw_derives_is_caught_and_named_with_the_event() {
+    let (_served, sb, head) = archive();
+    let (victim, window): (i64, i64) = sb
+        .conn()
+        .query_row(
+            "SELECT id, window_id FROM events ORDER BY id LIMIT 1 OFFSET 1500",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .unwrap();
+    let edit = |set: &str| format!("UPDATE events SET {set} WHERE id = {victim}");
+    let named = |columns: &str| format!("{columns} changed (not what raw says)");
+    let edited = ("edited", Some(window), Some(victim));
+    let cases = vec![
+        tampering(
+            "the user and the action",
+            edit("username = 'mallory', action = 'user-logout'"),
+            edited,
+            named("action, username"),
+        ),
+        tampering(
+            "timestamp",
+            edit("timestamp = '1999-01-01T00:00:00.000Z'"),
+            edited,
+            named("timestamp"),
+        ),
+        tampering(
+            "category",
+            edit("category = 'billing'"),
+            edited,
+            named("category"),
+        ),
+        tampering(
+            "action",
+            edit("action = 'user-logout'"),
+            edited,
+            named("action"),
+        ),
+        tampering(
+            "description",
+            edit("description = 'nothing happened'"),
+            edited,
+            named("description"),
+        ),
+        tampering(
+            "username",
+            edit("username = 'mallory'"),
+            edited,
+            named("username"),
+        ),
+        tampering(
+            "ip_address",
+            edit("ip_address = '10.9.9.9'"),
+            edited,
+            named("ip_address"),
+        ),
+        tampering(
+            "ip_address removed",
+            edit("ip_address = NULL"),
+            edited,
+            named("ip_address"),
+        ),
+        tampering(
+            "username as a blob",
+            edit("username = CAST(username AS BLOB)"),
+            edited,
+            named("username"),
+        ),
+        tampering(
+            "id",
+            edit("id = 99999999"),
+            ("edited", Some(window), Some(99_999_999)),
+            named("id"),
+        ),
+    ];
+    assert_each_caught(&sb, &head, &cases);
+}
+
+/// 3,000 events with a few malformed items (rejects), synced, then read again by a reconcile after edits and
+/// deletions at the source (revisions, reconcile records): the chain head after both.
+fn archive_with_every_kind_of_row() -> (Served, Sandbox, String) {
+    let config = SimConfig {
+        malformed_ppm: 5_000,
+        ..SimConfig::new(
+            3_000,
+            parse_time_arg("2024-01-01").unwrap(),
+            parse_time_arg("2024-01-04").unwrap(),
+        )
+    };
+    let (served, sb, run) = served_and_synced(config, "2024-01-01", "2024-01-04", &["--quiet"]);
+    run.expect(3);
+    served.sim.edit_events(5);
+    served.sim.delete_events(2);
+    sb.run_env(
+        &["reconcile", "--quiet", "--base-url", &served.base],
+        &SIM_CREDS,
+    )
+    .expect(8);
+    let (run, report) = verify_json(&sb, &sb.db, None);
+    run.expect(0);
+    let head = report["head"].as_str().unwrap().to_string();
+    (served, sb, head)
+}
+
+/// Ids of a row: (row id, its event id or 0, its window).
+fn first_row(sb: &Sandbox, table: &str, event: &str) -> (i64, i64, i64) {
+    sb.conn()
+        .query_row(
+            &format!("SELECT id, {event}, window_id FROM {table} ORDER BY id LIMIT 1"),
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+        )
+        .unwrap_or_else(|e| panic!("no row in {table}: {e}"))
+}
+
+/// Each column of an event that raw does not derive, edited; `other` is another sealed window fetch.
+fn event_column_cases(event: i64, window: i64, other: i64) -> Vec<Tampering> {
+    let mut cases = Vec::new();
+    let digest = seal::sha256_hex(b"x");
+    let (e, w) = (Some(event), Some(window));
+    for (column, set, kind, words) in [
+        (
+            "fetched_at",
+            "'2030-01-01T00:00:00.000Z'",
+            "edited",
+            "fetched_at",
+        ),
+        ("digest", &*format!("'{digest}'"), "edited", "digest"),
+        ("raw", "raw || ' '", "edited", "raw or digest changed"),
+        ("window_id", &*other.to_string(), "deleted", "are gone"),
+    ] {
+        cases.push(tampering(
+            format!("events.{column}"),
+            format!("UPDATE events SET {column} = {set} WHERE id = {event}"),
+            (kind, w, e),
+            words,
+        ));
+    }
+    cases
+}
+
+/// Each column of a revision, edited.
+fn revision_column_cases(sb: &Sandbox, digest: &str, other: i64) -> Vec<Tampering> {
+    let mut cases = Vec::new();
+    let (revision, revised, w) = first_row(sb, "event_revisions", "event_id");
+    for (column, set, kind, words) in [
+        (
+            "event_id",
+            "event_id + 1",
+            "edited",
+            "revision(s) sealed in this window changed after it was sealed: event_id",
+        ),
+        ("raw", "raw || ' '", "edited", "raw or digest changed"),
+        (
+            "fetched_at",
+            "'2030-01-01T00:00:00.000Z'",
+            "edited",
+            "fetched_at",
+        ),
+        (
+            "window_id",
+            &*other.to_string(),
+            "deleted",
+            "revision(s) sealed in this window are gone",
+        ),
+        (
+            "digest",
+            &*format!("'{digest}'"),
+            "edited",
+            "changed after it was sealed: digest",
+        ),
+        (
+            "id",
+            "id + 1000",
+            "deleted",
+            "revision(s) sealed in this window are gone",
+        ),
+    ] {
+        cases.push(tampering(
+            format!("event_revisions.{column}"),
+            format!("UPDATE event_revisions SET {column} = {set} WHERE id = {revision}"),
+            (kind, Some(w), Some(revised)),
+            words,
+        ));
+    }
+    cases
+}
+
+/// Each column of a reject, edited.
+fn reject_column_cases(sb: &Sandbox, other: i64) -> Vec<Tampering> {
+    let mut cases = Vec::new();
+    let (reject, _, w) = first_row(sb, "rejects", "0");
+    for (column, set, kind, words) in [
+        (
+            "raw",
+            "raw || ' '",
+            "edited",
+            "changed after it was sealed: raw",
+        ),
+        (
+            "reason",
+            "'forged'",
+            "edited",
+            "changed after it was sealed: reason",
+        ),
+        (
+            "window_id",
+            &*other.to_string(),
+            "deleted",
+            "reject(s) sealed in this window are gone",
+        ),
+        (
+            "page",
+            "page + 1",
+            "edited",
+            "changed after it was sealed: page",
+        ),
+        (
+            "received_at",
+            "'2030-01-01T00:00:00.000Z'",
+            "edited",
+            "changed after it was sealed: received_at",
+        ),
+        (
+            "id",
+            "id + 1000",
+            "deleted",
+            "reject(s) sealed in this window are gone",
+        ),
+    ] {
+        cases.push(tampering(
+            format!("rejects.{column}"),
+            format!("UPDATE rejects SET {column} = {set} WHERE id = {reject}"),
+            (kind, Some(w), None),
+            format!("{words} (row ids {reject}"),
+        ));
+    }
+    cases
+}
+
+/// Each column of a reconcile record, edited.
+fn source_column_cases(sb: &Sandbox, other: i64) -> Vec<Tampering> {
+    let mut cases = Vec::new();
+    let (change, changed, w) = first_row(sb, "source_changes", "event_id");
+    for (column, set, kind, words) in [
+        ("window_id", &*other.to_string(), "deleted", "are gone"),
+        (
+            "event_id",
+            "event_id + 1",
+            "ledger",
+            "changed after it was sealed: event_id",
+        ),
+        (
+            "kind",
+            "CASE kind WHEN 'late' THEN 'changed' ELSE 'late' END",
+            "ledger",
+            "changed after it was sealed: kind",
+        ),
+        (
+            "detected_at",
+            "'2030-01-01T00:00:00.000Z'",
+            "ledger",
+            "changed after it was sealed: detected_at",
+        ),
+        ("id", "id + 1000", "deleted", "are gone"),
+    ] {
+        cases.push(tampering(
+            format!("source_changes.{column}"),
+            format!("UPDATE source_changes SET {column} = {set} WHERE id = {change}"),
+            (kind, Some(w), Some(changed)),
+            words,
+        ));
+    }
+    cases
+}
+
+/// Each column of window fetch `window`'s ledger row, edited (`id`: the row then seems deleted).
+fn window_column_cases(window: i64, event: i64) -> Vec<Tampering> {
+    let mut cases = Vec::new();
+    let text = "'2030-01-01T00:00:00.000Z'";
+    for (column, set) in [
+        ("run_id", "run_id + 1"),
+        ("window_start", text),
+        ("window_end", text),
+        ("category_filter", "'billing'"),
+        ("action_filter", "'user-logout'"),
+        ("created_from", text),
+        ("created_to", text),
+        ("status", "'failed'"),
+        ("pages", "pages + 1"),
+        ("events_received", "events_received + 1"),
+        ("events_new", "events_new + 1"),
+        ("revisions", "revisions + 1"),
+        ("rejects", "rejects + 1"),
+        ("out_of_window", "out_of_window + 1"),
+        ("started_at", text),
+        ("completed_at", text),
+        ("error", "'forged'"),
+    ] {
+        cases.push(tampering(
+            format!("windows.{column}"),
+            format!("UPDATE windows SET {column} = {set} WHERE id = {window}"),
+            ("ledger", Some(window), None),
+            format!("the window's ledger row changed after it was sealed: {column}"),
+        ));
+    }
+    cases.push(tampering(
+        "windows.id",
+        format!("UPDATE windows SET id = 99999 WHERE id = {window}"),
+        ("ledger", Some(window), Some(event)),
+        "the ledger row of this sealed window was deleted",
+    ));
+    cases
+}
+
+#[test]
+fn an_edit_of_any_other_column_of_a_sealed_row_is_caught_and_named() {
+    let (_served, sb, head) = archive_with_every_kind_of_row();
+    let (event, _, window) = first_row(&sb, "events", "id");
+    let other = sb.count(&format!(
+        "SELECT max(window_id) FROM seals WHERE window_id <> {window}"
+    ));
+    let digest = seal::sha256_hex(b"x");
+    let cases = [
+        event_column_cases(event, window, other),
+        revision_column_cases(&sb, &digest, other),
+        reject_column_cases(&sb, other),
+        source_column_cases(&sb, other),
+        window_column_cases(window, event),
+    ]
+    .into_iter()
+    .flatten()
+    .collect::<Vec<_>>();
+    assert_each_caught(&sb, &head, &cases);
+}
+
+#[test]
+fn rows_filed_under_a_window_fetch_with_no_seal_are_caught() {
+    let (_served, sb, head) = archive_with_every_kind_of_row();
+    let event = sb.count("SELECT min(id) FROM events");
+    let orphan = ("inserted", None, Some(event));
+    let cases = vec![
+        tampering(
+            "a revision",
+            format!(
+                "INSERT INTO event_revisions (event_id, raw, fetched_at, window_id, digest)
+                 SELECT id, raw, fetched_at, 9999, digest FROM events WHERE id = {event}"
+            ),
+            orphan,
+            "row(s) of event_revisions belong to no sealed window fetch",
+        ),
+        tampering(
+            "a reject",
+            "INSERT INTO rejects (raw, reason, window_id, page, received_at)
+             VALUES ('42', 'forged', 9999, 1, '2024-02-01T00:00:00.000Z')",
+            ("inserted", None, None),
+            "reject(s) belong to no sealed window fetch",
+        ),
+        tampering(
+            "a reconcile record",
+            format!(
+                "INSERT INTO source_changes (window_id, event_id, kind, detected_at)
+                 VALUES (9999, {event}, 'deleted', '2024-02-01T00:00:00.000Z')"
+            ),
+            orphan,
+            "row(s) of source_changes belong to no sealed window fetch",
+        ),
+    ];
+    assert_each_caught(&sb, &head, &cases);
+}
+
+/// A sync in 12-hour windows over 1-5 January, a reconcile of 2 January in one day-long window (which blocks
+/// the range of the 12-hour window fetch of 2 January's morning), and a prune before 2 January noon: that
+/// fetch is pruned with nothing removed and everything kept. Returns the archive, the chain head, and that
+/// window fetch.
+fn pruned_with_events_left() -> (Served, Sandbox, String, i64) {
+    let config = SimConfig::new(
+        4_000,
+        parse_time_arg("2024-01-01").unwrap(),
+        parse_time_arg("2024-01-05").unwrap(),
+    );
+    let (served, sb, run) = served_and_synced(
+        config,
+        "2024-01-01",
+        "2024-01-05",
+        &["--quiet", "--window", "12h"],
+    );
+    run.expect(0);
+    let api = ["--quiet", "--base-url", &served.base];
+    let reconcile = [
+        "reconcile",
+        "--from",
+        "2024-01-02",
+        "--to",
+        "2024-01-03",
+        "--window",
+        "1d",
+    ];
+    sb.run_env(&[&reconcile[..], &api].concat(), &SIM_CREDS)
+        .expect(0);
+    sb.run(&["prune", "--before", "2024-01-02T12:00:00Z"])
+        .expect(0);
+    let window = sb.count("SELECT window_id FROM pruned_windows WHERE events = 0 AND kept > 0");
+    let (run, report) = verify_json(&sb, &sb.db, None);
+    run.expect(0);
+    let head = report["head"].as_str().unwrap().to_string();
+    (served, sb, head, window)
+}
+
+/// A copy of `sb`'s archive in which one event left under pruned window fetch `window` is edited consistently
+/// (raw, the column it derives, the digest), and so is its member in the window's seal: the copy and the event.
+fn a_kept_event_edited_with_its_member(sb: &Sandbox, window: i64) -> (std::path::PathBuf, i64) {
+    let (victim, raw): (i64, String) = sb
+        .conn()
+        .query_row(
+            "SELECT id, raw FROM events WHERE window_id = ?1 ORDER BY id LIMIT 1 OFFSET 10",
+            [window],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .unwrap();
+    // The event is edited consistently (raw, the column it derives, the digest), and so is its member.
+    let mut forged: serde_json::Value = serde_json::from_str(&raw).unwrap();
+    forged["username"] = "mallory".into();
+    let forged = forged.to_string();
+    let digest = seal::sha256_hex(forged.as_bytes());
+    let db = tampered_copy(
+        sb,
+        "kept-event-edited",
+        &format!(
+            "UPDATE events SET raw = '{forged}', digest = '{digest}', username = 'mallory' WHERE id = {victim}"
+        ),
+    );
+    let conn = Connection::open(&db).unwrap();
+    let (seal_id, mut members, format): (i64, Vec<u8>, i64) = conn
+        .query_row(
+            "SELECT id, members, format FROM seals WHERE window_id = ?1",
+            [window],
+            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+        )
+        .unwrap();
+    let width = seal::SealFormat::from_number(format)
+        .unwrap()
+        .member_bytes();
+    let at = members
+        .chunks_exact(width)
+        .position(|m| m[..8] == victim.to_be_bytes())
+        .unwrap()
+        * width;
+    members[at + 8..at + 16].copy_from_slice(&seal::digest_prefix(&digest));
+    conn.execute(
+        "UPDATE seals SET members = ?2 WHERE id = ?1",
+        rusqlite::params![seal_id, members],
+    )
+    .unwrap();
+    conn.execute_batch("PRAGMA wal_checkpoint(TRUNCATE)")
+        .unwrap();
+    drop(conn);
+    (db, victim)
+}
+
+#[test]
+fn what_a_prune_left_is_vouched_for_by_the_chain_even_if_the_seals_members_are_patched() {
+    let (_served, sb, head, window) = pruned_with_events_left();
+    let (db, victim) = a_kept_event_edited_with_its_member(&sb, window);
+    let (run, report) = verify_json(&sb, &db, Some(&head));
+    assert_eq!(run.code, 7, "{report}");
+    let found = detailed_findings(&report);
+    assert!(
+        found.iter().any(|(kind, w, ids, detail)| kind == "edited"
+            && *w == Some(window)
+            && ids.contains(&victim)
+            && detail.ends_with("recorded them: digest")),
+        "{found:#?}"
+    );
+}
+
+#[test]
+fn a_second_prune_refuses_to_bury_an_edit_of_what_the_first_left() {
+    let (_served, sb, _head, window) = pruned_with_events_left();
+    let (db, _) = a_kept_event_edited_with_its_member(&sb, window);
+    let events = |db: &std::path::Path| -> i64 {
+        Connection::open(db)
+            .unwrap()
+            .query_row("SELECT count(*) FROM events", [], |r| r.get(0))
+            .unwrap()
+    };
+    let before = events(&db);
+    // The reconcile's window fetch that kept the first prune from this window's range has ended by now.
+    let mut prune = sb.command();
+    prune
+        .env("ELEVATE_DB", &db)
+        .args(["prune", "--before", "2024-01-03T12:00:00Z"]);
+    let run = Run::from(prune.output().unwrap());
+    run.expect(7);
+    assert!(
+        run.stderr
+            .contains(&format!("window fetch {window} no longer matches its seal")),
+        "{}",
+        run.stderr
+    );
+    assert_eq!(events(&db), before, "nothing was pruned");
+}
+
+#[test]
+fn the_ledger_row_of_a_pruned_window_is_checked_against_what_its_prune_recorded() {
+    let (_served, sb, head, window) = pruned_with_events_left();
+    let cases = vec![
+        tampering(
+            "its end moved",
+            format!(
+                "UPDATE windows SET window_end = '2024-01-09T00:00:00.000Z' WHERE id = {window}"
+            ),
+            ("ledger", Some(window), None),
+            "the window's ledger row changed after prune 1 recorded it: window_end",
+        ),
+        tampering(
+            "its error set",
+            format!("UPDATE windows SET error = 'forged' WHERE id = {window}"),
+            ("ledger", Some(window), None),
+            "recorded it: error",
+        ),
+    ];
+    assert_each_caught(&sb, &head, &cases);
+}
+
+/// Re-seals the archive at `db` as the previous release did (every seal in format 1, no lines, prune records
+/// without lines), then takes it back to that release's schema (version 6).
+fn as_sealed_by_the_previous_release(db: &std::path::Path) {
+    let conn = Connection::open(db).unwrap();
+    conn.execute_batch(
+        "DROP TRIGGER seals_append_only_update; DROP TRIGGER seals_append_only_delete;
+         UPDATE pruned_windows SET ledger = NULL, kept_lines = NULL;",
+    )
+    .unwrap();
+    let seals: Vec<(i64, Option<i64>, Option<i64>)> = conn
+        .prepare("SELECT id, window_id, prune_id FROM seals ORDER BY id")
+        .unwrap()
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+        .unwrap()
+        .map(Result::unwrap)
+        .collect();
+    let v1 = seal::SealFormat::V1;
+    let mut previous = seal::GENESIS.to_string();
+    for (id, window, prune) in seals {
+        let (content, members) = match (window, prune) {
+            (Some(w), _) => {
+                let c = seal::window_content(&conn, w, v1).unwrap();
+                (c.content, c.members)
+            }
+            (None, Some(p)) => (seal::prune_content(&conn, p, v1).unwrap(), Vec::new()),
+            (None, None) => unreachable!(),
+        };
+        let hash = seal::chain_hash(&previous, &content);
+        // A prune names the hash of each window fetch's seal: re-sealing the fetch changes it.
+        conn.execute(
+            "UPDATE pruned_windows SET seal_hash = ?2 WHERE seal_hash = (SELECT hash FROM seals WHERE id = ?1)",
+            rusqlite::params![id, hash],
+        )
+        .unwrap();
+        conn.execute(
+            "UPDATE seals SET members = ?2, content = ?3, previous = ?4, hash = ?5, format = 1, lines = NULL
+             WHERE id = ?1",
+            rusqlite::params![id, members, content, previous, hash],
+        )
+        .unwrap();
+        previous = hash;
+    }
+    conn.execute_batch(
+        "ALTER TABLE seals DROP COLUMN lines; ALTER TABLE seals DROP COLUMN format;
+         ALTER TABLE pruned_windows DROP COLUMN ledger; ALTER TABLE pruned_windows DROP COLUMN kept_lines;
+         CREATE TRIGGER seals_append_only_update BEFORE UPDATE ON seals
+         BEGIN SELECT RAISE(ABORT, 'seals are append-only'); END;
+         CREATE TRIGGER seals_append_only_delete BEFORE DELETE ON seals
+         BEGIN SELECT RAISE(ABORT, 'seals are append-only'); END;
+         DELETE FROM refinery_schema_history WHERE version = 7;
+         PRAGMA wal_checkpoint(TRUNCATE);",
+    )
+    .unwrap();
+}
+
+/// How many seals the archive has in each format, by format.
+fn seal_formats(sb: &Sandbox) -> Vec<(i64, i64)> {
+    sb.conn()
+        .prepare("SELECT format, count(*) FROM seals GROUP BY format ORDER BY format")
+        .unwrap()
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+        .unwrap()
+        .map(Result::unwrap)
+        .collect()
+}
+
+/// Edits that version 1 seals (or the typed columns' derivation) catch, on the newest event and its window.
+fn version_1_cases(sb: &Sandbox) -> Vec<Tampering> {
+    let (event, window) = sb
+        .conn()
+        .query_row(
+            "SELECT id, window_id FROM events ORDER BY id DESC LIMIT 1",
+            [],
+            |r| Ok((r.get::<_, i64>(0)?, r.get::<_, i64>(1)?)),
+        )
+        .unwrap();
+    vec![
+        tampering(
+            "an event's digest",
+            format!(
+                "UPDATE events SET digest = '{}' WHERE id = {event}",
+                seal::sha256_hex(b"x")
+            ),
+            ("edited", Some(window), Some(event)),
+            "digest",
+        ),
+        tampering(
+            "an event's username",
+            format!("UPDATE events SET username = 'mallory' WHERE id = {event}"),
+            ("edited", Some(window), Some(event)),
+            "username changed (not what raw says)",
+        ),
+        tampering(
+            "the ledger",
+            format!(
+                "UPDATE windows SET window_end = '2024-01-09T00:00:00.000Z' WHERE id = {window}"
+            ),
+            ("ledger", Some(window), None),
+            "ledger row",
+        ),
+    ]
+}
+
+#[test]
+fn an_archive_sealed_with_version_1_still_verifies_after_the_upgrade_and_keeps_its_evidence() {
+    let (served, sb, _head) = archive_with_every_kind_of_row();
+    sb.run(&["prune", "--before", "2024-01-02"]).expect(0);
+    as_sealed_by_the_previous_release(&sb.db);
+    // A writing command upgrades the archive in place; its seals stay version 1.
+    sb.run(&[
+        "hold",
+        "add",
+        "--from",
+        "2024-01-03",
+        "--to",
+        "2024-01-04",
+        "--reason",
+        "upgrade",
+    ])
+    .expect(0);
+    let before = seal_formats(&sb);
+    assert_eq!(before.len(), 1, "{before:?}");
+    assert_eq!(before[0].0, 1);
+    let (run, report) = verify_json(&sb, &sb.db, None);
+    assert_eq!(run.code, 0, "{report}");
+    let head = report["head"].as_str().unwrap().to_string();
+    // What version 1 covers is still caught.
+    let cases = version_1_cases(&sb);
+    assert_each_caught(&sb, &head, &cases);
+    // New windows are sealed in the current format, after the old seals, and the whole chain verifies.
+    let refetch = [
+        "sync",
+        "--quiet",
+        "--base-url",
+        &served.base,
+        "--from",
+        "2024-01-03",
+        "--to",
+        "2024-01-04",
+        "--refetch",
+    ];
+    sb.run_env(&refetch, &SIM_CREDS).expect(3);
+    // A prune now (version 2) of window fetches sealed in version 1 checks them in version 1 and records them.
+    sb.run(&["prune", "--before", "2024-01-03"]).expect(0);
+    assert!(sb.count("SELECT count(*) FROM pruned_windows WHERE kept_lines IS NOT NULL") > 0);
+    let after = seal_formats(&sb);
+    assert_eq!((after[0], after[1].0), (before[0], 2), "{after:?}");
+    let (run, report) = verify_json(&sb, &sb.db, Some(&head));
     assert_eq!(run.code, 0, "{report}");
 }

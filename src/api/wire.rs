@@ -1,8 +1,9 @@
 //! Wire types: the API's JSON as the server sends it, kept apart from the domain types in [`crate::model`].
 //!
 //! A page is a bare JSON array. Each item is kept as the exact text the server sent ([`RawValue`]), so the
-//! archive's `raw` column holds unknown fields, odd spellings and all; [`WireEvent`] reads the known fields
-//! leniently (any JSON type) so that a server breaking the documented constraints loses nothing.
+//! archive's `raw` column holds unknown fields, odd spellings and all. An item's documented fields are read
+//! from that text by the model ([`crate::model::typed`]), leniently (any JSON type), so that a server breaking
+//! the documented constraints loses nothing, and so that `verify` can derive them again from `raw`.
 
 use serde::Deserialize;
 use serde_json::value::RawValue;
@@ -58,32 +59,6 @@ fn describe_bad_page(body: &[u8], err: serde_json::Error) -> BadPage {
         },
         _ => BadPage::Invalid(err),
     }
-}
-
-/// The documented event fields, read leniently: every field is any JSON value, so nothing fails to parse.
-#[derive(Debug, Deserialize)]
-pub struct WireEvent {
-    /// Event id (documented int64, not marked required).
-    #[serde(default)]
-    pub id: Option<serde_json::Value>,
-    /// Creation time (documented date-time, required).
-    #[serde(default)]
-    pub timestamp: Option<serde_json::Value>,
-    /// Category (documented `[a-zA-Z0-9_-]{1,100}`).
-    #[serde(default)]
-    pub category: Option<serde_json::Value>,
-    /// Action (documented `[a-zA-Z0-9_-]{1,100}`).
-    #[serde(default)]
-    pub action: Option<serde_json::Value>,
-    /// Description (documented up to 255 characters).
-    #[serde(default)]
-    pub description: Option<serde_json::Value>,
-    /// Username (documented up to 100 characters).
-    #[serde(default)]
-    pub username: Option<serde_json::Value>,
-    /// IP address (documented IPv4).
-    #[serde(default, rename = "ipAddress")]
-    pub ip_address: Option<serde_json::Value>,
 }
 
 /// The error body the docs say a 4xx/5xx "generally includes"; its structure may vary.
@@ -150,16 +125,5 @@ mod tests {
                 "{err:?}: the parser's complaint is kept"
             );
         }
-    }
-
-    #[test]
-    fn wire_events_accept_any_types() {
-        let e: WireEvent =
-            serde_json::from_str(r#"{"id":"12","category":5,"ipAddress":null,"new":true}"#)
-                .unwrap();
-        assert_eq!(e.id, Some(serde_json::json!("12")));
-        assert_eq!(e.category, Some(serde_json::json!(5)));
-        assert_eq!(e.ip_address, None, "null reads as absent");
-        assert!(e.timestamp.is_none());
     }
 }

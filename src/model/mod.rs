@@ -1,12 +1,15 @@
 //! Domain types shared by the sync engine and the store: what an archived event, a rejected item and a page
 //! of them are, independent of how the API spells them on the wire; the filters a run is made with; the
-//! interval algebra ([`interval`]) and every recorded state and kind ([`kinds`]).
+//! interval algebra ([`interval`]); every recorded state and kind ([`kinds`]); and how an event's typed columns
+//! derive from its raw JSON text ([`typed`]).
 
 pub mod interval;
 pub mod kinds;
+pub mod typed;
 
 pub use interval::{Interval, gaps_between, merge_intervals, subtract, subtract_all};
 pub use kinds::{ChangeKind, FindingKind, RejectReason, RunKind, RunStatus, WindowStatus};
+pub use typed::{ColumnSet, EventColumn, StoredColumns, TypedColumns, typed_columns};
 
 use crate::time::Timestamp;
 

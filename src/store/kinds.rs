@@ -1,7 +1,8 @@
 //! The model's states and kinds as SQL values: each binds as its text spelling and reads back through
 //! `FromStr`, so a row whose text names no variant is an error (a damaged or hand-edited archive), never a
-//! silent default.
+//! silent default. A seal's format binds as its number, and reads back the same way.
 
+use super::seal::SealFormat;
 use crate::model::{ChangeKind, RejectReason, RunKind, RunStatus, WindowStatus};
 use rusqlite::types::{FromSql, FromSqlError, FromSqlResult, ToSql, ToSqlOutput, ValueRef};
 
@@ -25,6 +26,20 @@ macro_rules! sql_text {
 }
 
 sql_text!(WindowStatus, RunStatus, RunKind, ChangeKind);
+
+/// A seal's format binds as its number (`seals.format`, checked `IN (1, 2)` by its migration).
+impl ToSql for SealFormat {
+    fn to_sql(&self) -> rusqlite::Result<ToSqlOutput<'_>> {
+        Ok(ToSqlOutput::from(self.number()))
+    }
+}
+
+impl FromSql for SealFormat {
+    fn column_result(value: ValueRef<'_>) -> FromSqlResult<Self> {
+        let n = value.as_i64()?;
+        SealFormat::from_number(n).ok_or(FromSqlError::OutOfRange(n))
+    }
+}
 
 impl ToSql for RejectReason {
     fn to_sql(&self) -> rusqlite::Result<ToSqlOutput<'_>> {
@@ -53,5 +68,22 @@ mod tests {
             .query_row("SELECT ?1", [RejectReason::NoId], |r| r.get(0))
             .unwrap();
         assert_eq!(reason, "no id");
+        for format in SealFormat::ALL {
+            let back: SealFormat = conn.query_row("SELECT ?1", [format], |r| r.get(0)).unwrap();
+            assert_eq!(back, format);
+        }
+        assert!(
+            conn.query_row("SELECT 3", [], |r| r.get::<_, SealFormat>(0))
+                .is_err()
+        );
+        let migrations = include_str!("../../migrations/V7__seal_format.sql");
+        let numbers: Vec<String> = SealFormat::ALL
+            .iter()
+            .map(|f| f.number().to_string())
+            .collect();
+        assert!(
+            migrations.contains(&format!("format IN ({})", numbers.join(", "))),
+            "the CHECK on seals.format spells every format"
+        );
     }
 }

@@ -630,7 +630,9 @@ mod tests {
             .unwrap();
             conn.execute_batch(
                 "INSERT INTO events (id, timestamp, category, action, raw, fetched_at, window_id)
-                 VALUES (5, '2024-01-01T10:00:00.000Z', 'authentication', 'user-login-success', '{\"id\":5}', 'f', 1);",
+                 VALUES (5, '2024-01-01T10:00:00.000Z', 'authentication', 'user-login-success',
+                         '{\"id\":5,\"timestamp\":\"2024-01-01T10:00:00Z\",\"category\":\"authentication\",\"action\":\"user-login-success\"}',
+                         'f', 1);",
             )
             .unwrap();
         }
@@ -640,7 +642,12 @@ mod tests {
         let digest: String = conn
             .query_row("SELECT digest FROM events WHERE id = 5", [], |r| r.get(0))
             .unwrap();
-        assert_eq!(digest, crate::digest::sha256_hex(br#"{"id":5}"#));
+        assert_eq!(
+            digest,
+            crate::digest::sha256_hex(
+                br#"{"id":5,"timestamp":"2024-01-01T10:00:00Z","category":"authentication","action":"user-login-success"}"#
+            )
+        );
         let report = reader.verify(None).unwrap();
         assert_eq!(report.seals, 1);
         assert!(report.findings.is_empty(), "{:?}", report.findings);

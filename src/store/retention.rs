@@ -11,7 +11,10 @@
 //!
 //! Never pruned: window fetches overlapping an active hold, events inside one, and (so no revision loses its
 //! event) window fetches whose events have revisions in a kept window. Each window fetch is checked against
-//! its seal and digests first: pruning tampered rows would bury the evidence.
+//! its seal and digests first (one an earlier prune took rows from, against what that prune recorded):
+//! pruning tampered rows would bury the evidence. The record keeps, per window fetch, its ledger line and the
+//! lines of the events left under it, hashed into the prune's seal: what a prune leaves, and the ledger row of
+//! a pruned window, are then vouched for by the chain, not by the window's seal members alone.
 //!
 //! The plan is computed read-only ([`plan_prune`]), so `--dry-run` shows exactly what a prune would do. It is
 //! "load, then decide": one read of what planning needs into plain structs ([`PruneInputs`]: active holds,
@@ -20,7 +23,8 @@
 //! and why, the ranges pruned), a count of each pruned window fetch's rows ([`RowCounts`]), and a pure
 //! assembly of the [`PrunePlan`] ([`assemble_plan`]).
 
-use super::{Archive, SqlContext, StoreError, read::Range, seal};
+use super::seal::{self, SealFormat};
+use super::{Archive, SqlContext, StoreError, read::Range};
 use crate::model::{Interval, WindowStatus, merge_intervals, subtract_all};
 use crate::time::{self, Timestamp};
 use rusqlite::{Connection, params};
@@ -67,6 +71,9 @@ pub struct PrunedWindow {
     /// The content its seal vouches for.
     #[serde(skip)]
     pub seal_content: String,
+    /// The format its seal was made with.
+    #[serde(skip)]
+    pub seal_format: SealFormat,
     /// Whether an earlier prune already removed rows from it (its content then differs from its seal's).
     #[serde(skip)]
     pub pruned_before: bool,
@@ -196,15 +203,19 @@ fn prune_ctx() -> String {
 }
 
 /// Refuses the prune if a window fetch no longer matches its seal (one an earlier prune took rows from is
-/// vouched for by that prune's record instead) or an event or revision no longer matches its digest: what is
-/// removed must be what was sealed, and pruning a tampered window would bury the evidence.
+/// vouched for by that prune's record instead: by its ledger and event lines, if it recorded them) or an event
+/// or revision no longer matches its digest: what is removed must be what was sealed, and pruning a tampered
+/// window would bury the evidence.
 fn check_sealed(conn: &Connection, windows: &[PrunedWindow]) -> Result<(), StoreError> {
     for w in windows {
-        let sealed = w.pruned_before
-            || seal::window_content(conn, w.window_id)
+        let sealed = if w.pruned_before {
+            matches_last_record(conn, w.window_id).context(prune_ctx)?
+        } else {
+            seal::window_content(conn, w.window_id, w.seal_format)
                 .context(prune_ctx)?
                 .content
-                == w.seal_content;
+                == w.seal_content
+        };
         if !sealed || !digests_hold(conn, w.window_id).context(prune_ctx)? {
             return Err(StoreError::SealMismatch {
                 window_id: w.window_id,
@@ -212,6 +223,23 @@ fn check_sealed(conn: &Connection, windows: &[PrunedWindow]) -> Result<(), Store
         }
     }
     Ok(())
+}
+
+/// Whether a window fetch an earlier prune took rows from still has the ledger row and events that prune
+/// recorded (a prune that recorded no lines, before version 2 of seals, vouches for nothing more here).
+fn matches_last_record(conn: &Connection, window_id: i64) -> rusqlite::Result<bool> {
+    let (ledger, kept): (Option<String>, Option<String>) = conn.query_row(
+        "SELECT ledger, kept_lines FROM pruned_windows WHERE window_id = ?1 ORDER BY prune_id DESC LIMIT 1",
+        [window_id],
+        |r| Ok((r.get(0)?, r.get(1)?)),
+    )?;
+    Ok(match ledger.zip(kept) {
+        Some((ledger, kept)) => {
+            ledger == seal::ledger_text(conn, window_id)?
+                && kept == seal::kept_lines(conn, window_id)?
+        }
+        None => true,
+    })
 }
 
 /// Writes the `prunes` row of `plan`, run at `now` (stored form); returns its id.
@@ -296,17 +324,21 @@ fn remove_events(
     Ok(())
 }
 
-/// Writes prune `prune_id`'s `pruned_windows` rows: each window fetch, the seal that vouched for what was
-/// removed, and what was removed and kept.
+/// Writes prune `prune_id`'s `pruned_windows` rows (after the rows are removed): each window fetch, the seal
+/// that vouched for what was removed, what was removed and kept, its ledger line and the lines of the events
+/// left under it (hashed into the prune's seal).
 fn record_pruned_windows(
     conn: &Connection,
     prune_id: i64,
     windows: &[PrunedWindow],
 ) -> Result<(), StoreError> {
     for w in windows {
+        let ledger = seal::ledger_text(conn, w.window_id).context(prune_ctx)?;
+        let kept_lines = seal::kept_lines(conn, w.window_id).context(prune_ctx)?;
         conn.prepare_cached(
-            "INSERT INTO pruned_windows (prune_id, window_id, seal_hash, events, revisions, rejects, kept)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+            "INSERT INTO pruned_windows (prune_id, window_id, seal_hash, events, revisions, rejects, kept, ledger,
+                                         kept_lines)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
         )
         .and_then(|mut s| {
             s.execute(params![
@@ -316,7 +348,9 @@ fn record_pruned_windows(
                 w.events,
                 w.revisions,
                 w.rejects,
-                w.kept
+                w.kept,
+                ledger,
+                kept_lines
             ])
         })
         .context(prune_ctx)?;
@@ -413,6 +447,8 @@ pub struct WindowFetch {
     pub seal_hash: String,
     /// The content its seal vouches for.
     pub seal_content: String,
+    /// The format its seal was made with.
+    pub seal_format: SealFormat,
     /// Whether an earlier prune already removed rows from it.
     pub pruned_before: bool,
 }
@@ -541,10 +577,11 @@ fn load_prune_inputs(conn: &Connection, cutoff: &str) -> Result<PruneInputs, Sto
 
 /// The sealed window fetches, not running, that ended at or before `cutoff` (stored form), by id.
 fn fetches_ended_by(conn: &Connection, cutoff: &str) -> Result<Vec<WindowFetch>, StoreError> {
-    let rows: Vec<(i64, String, String, String, String, bool)> = conn
+    type Row = (i64, String, String, String, String, bool, SealFormat);
+    let rows: Vec<Row> = conn
         .prepare(
             "SELECT w.id, w.window_start, w.window_end, s.hash, s.content,
-                    EXISTS (SELECT 1 FROM pruned_windows p WHERE p.window_id = w.id)
+                    EXISTS (SELECT 1 FROM pruned_windows p WHERE p.window_id = w.id), s.format
              FROM windows w JOIN seals s ON s.window_id = w.id
              WHERE w.status <> ?2 AND w.window_end <= ?1
              ORDER BY w.id",
@@ -558,6 +595,7 @@ fn fetches_ended_by(conn: &Connection, cutoff: &str) -> Result<Vec<WindowFetch>,
                     r.get(3)?,
                     r.get(4)?,
                     r.get(5)?,
+                    r.get(6)?,
                 ))
             })?
             .collect()
@@ -565,17 +603,20 @@ fn fetches_ended_by(conn: &Connection, cutoff: &str) -> Result<Vec<WindowFetch>,
         .context(plan_ctx)?;
     Ok(rows
         .into_iter()
-        .filter_map(|(id, from, to, seal_hash, seal_content, pruned_before)| {
-            Some(WindowFetch {
-                id,
-                interval: Interval::from_stored(&from, &to)?,
-                from,
-                to,
-                seal_hash,
-                seal_content,
-                pruned_before,
-            })
-        })
+        .filter_map(
+            |(id, from, to, seal_hash, seal_content, pruned_before, seal_format)| {
+                Some(WindowFetch {
+                    id,
+                    interval: Interval::from_stored(&from, &to)?,
+                    from,
+                    to,
+                    seal_hash,
+                    seal_content,
+                    seal_format,
+                    pruned_before,
+                })
+            },
+        )
         .collect())
 }
 
@@ -704,6 +745,7 @@ pub fn assemble_plan(cutoff: String, decision: PruneDecision, counts: Vec<RowCou
             kept: c.events - c.events_in_ranges,
             seal_hash: w.seal_hash,
             seal_content: w.seal_content,
+            seal_format: w.seal_format,
             pruned_before: w.pruned_before,
         })
         .collect();
@@ -772,6 +814,7 @@ mod tests {
             to: time::to_stored(t(b)),
             seal_hash: format!("hash{id}"),
             seal_content: format!("content{id}"),
+            seal_format: SealFormat::CURRENT,
             pruned_before: false,
         }
     }

@@ -15,19 +15,71 @@
 //! `verify` can name the ids deleted, inserted or edited, even by someone who also rewrote the digests.
 //! A chain kept in the same file can be rewritten whole by whoever can write the file: the chain head, kept
 //! elsewhere and passed to `verify --anchor`, is what catches that.
+//!
+//! Each seal records its format ([`SealFormat`], `seals.format`), and is verified with the format it was made
+//! with, so seals made by older versions keep verifying. Version 1 describes a window fetch's ledger row but
+//! its `error`, its events' and revisions' ids and digests, its rejects' reasons and texts, and its changes
+//! at the source. Version 2 (every seal made now) describes every column of those rows: also the ledger's
+//! `error`, each event's and revision's `fetched_at`, each reject's `page` and `received_at`. It keeps per
+//! event the first 8 bytes of the SHA-256 of its `fetched_at` among its members, and the lines other than
+//! events ([`lines`]), so that `verify` names the row and column that changed. A version 2 prune also records,
+//! per window fetch, its ledger line and the lines of the events it left there ([`ledger_text`],
+//! [`kept_lines`]), and hashes them: what a prune leaves is vouched for by the chain.
+
+pub mod lines;
 
 use super::{SqlContext, StoreError};
 use crate::model::WindowStatus;
+use rusqlite::types::ValueRef;
 use rusqlite::{Connection, OptionalExtension, params};
+use serde_json::Value;
 use sha2::{Digest, Sha256};
+use std::borrow::Cow;
 use std::fmt::Write as _;
 
 /// The `previous` of the first seal.
 pub const GENESIS: &str = "0000000000000000000000000000000000000000000000000000000000000000";
-/// Bytes per member in `seals.members`: 8-byte big-endian id, 8-byte digest prefix.
+/// Bytes per member in a version 1 seal's `members`: 8-byte big-endian id, 8-byte digest prefix.
 pub const MEMBER_BYTES: usize = 16;
 
 pub use crate::digest::sha256_hex;
+
+/// How a seal describes what it seals (`seals.format`); see the module documentation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum SealFormat {
+    /// The first format: the ledger row but its `error`; events', revisions' and rejects' ids and contents.
+    V1,
+    /// Every column of every row, `fetched_at` among the members, and the non-event lines kept.
+    V2,
+}
+
+impl SealFormat {
+    /// The format new seals are made with.
+    pub const CURRENT: SealFormat = SealFormat::V2;
+    /// Every format, oldest first.
+    pub const ALL: [SealFormat; 2] = [SealFormat::V1, SealFormat::V2];
+
+    /// The number stored in `seals.format` and written in the description's version line.
+    pub const fn number(self) -> i64 {
+        match self {
+            SealFormat::V1 => 1,
+            SealFormat::V2 => 2,
+        }
+    }
+
+    /// The format numbered `n`, if there is one.
+    pub fn from_number(n: i64) -> Option<SealFormat> {
+        SealFormat::ALL.into_iter().find(|f| f.number() == n)
+    }
+
+    /// Bytes per member in `members`: the id and the digest prefix, then (version 2) the `fetched_at` prefix.
+    pub const fn member_bytes(self) -> usize {
+        match self {
+            SealFormat::V1 => MEMBER_BYTES,
+            SealFormat::V2 => MEMBER_BYTES + 8,
+        }
+    }
+}
 
 /// The hash of a seal: SHA-256 of the previous seal's hash followed by this seal's content hash.
 pub fn chain_hash(previous: &str, content: &str) -> String {
@@ -42,65 +94,123 @@ pub fn chain_hash(previous: &str, content: &str) -> String {
 pub struct WindowContent {
     /// Hex SHA-256 of the canonical description.
     pub content: String,
-    /// Members, [`MEMBER_BYTES`] per inserted event, by id.
+    /// Members, [`SealFormat::member_bytes`] per inserted event, by id.
     pub members: Vec<u8>,
+    /// Version 2: the description's lines other than the version line and the events, each with a newline
+    /// (empty for version 1).
+    pub lines: String,
     /// Events the fetch inserted.
     pub events: i64,
     /// Revisions it inserted.
     pub revisions: i64,
 }
 
-/// The canonical description of window fetch `window_id`, as JSON lines hashed with SHA-256: a version line;
-/// the ledger row (`ledger_line`); each inserted event's id and digest, by id (`event_line`); then the
-/// other rows it filed (`hash_other_rows`): each revision's id, event id and digest; each reject's id, reason
-/// and the SHA-256 of its text; each change at the source a reconcile's fetch found. The rows are streamed:
-/// only the members grow with the window.
-pub fn window_content(conn: &Connection, window_id: i64) -> rusqlite::Result<WindowContent> {
-    let mut h = Sha256::new();
-    line(&mut h, serde_json::json!(["elevate-archive seal", 1]));
-    line(&mut h, ledger_line(conn, window_id)?);
-    let (members, events) = hash_events(conn, window_id, &mut h)?;
-    let revisions = hash_other_rows(conn, window_id, &mut h)?;
+/// A canonical description being hashed, keeping (version 2) its lines other than the version line and events.
+struct Description {
+    /// The hash so far.
+    h: Sha256,
+    /// The lines kept.
+    lines: String,
+    /// Whether lines are kept.
+    keep: bool,
+}
+
+impl Description {
+    /// Starts a description with its version line `[title, format]`.
+    fn new(title: &str, format: SealFormat) -> Description {
+        let mut h = Sha256::new();
+        line(&mut h, serde_json::json!([title, format.number()]));
+        Description {
+            h,
+            lines: String::new(),
+            keep: format >= SealFormat::V2,
+        }
+    }
+
+    /// Hashes (and keeps) one line.
+    fn line(&mut self, value: Value) {
+        let text = value.to_string();
+        self.h.update(text.as_bytes());
+        self.h.update(b"\n");
+        if self.keep {
+            self.lines.push_str(&text);
+            self.lines.push('\n');
+        }
+    }
+}
+
+/// The canonical description of window fetch `window_id` in `format`, as JSON lines hashed with SHA-256: a
+/// version line; the ledger line ([`ledger_line`]); each inserted event's line, by id (`event_line`); then the
+/// other rows it filed (`hash_other_rows`): each revision, each reject (its text as its SHA-256), each change
+/// at the source a reconcile's fetch found. The rows are streamed: only the members and the kept lines grow
+/// with the window.
+pub fn window_content(
+    conn: &Connection,
+    window_id: i64,
+    format: SealFormat,
+) -> rusqlite::Result<WindowContent> {
+    let mut d = Description::new("elevate-archive seal", format);
+    d.line(ledger_line(conn, window_id, format)?);
+    let (members, events) = hash_events(conn, window_id, format, &mut d.h)?;
+    let revisions = hash_other_rows(conn, window_id, format, &mut d)?;
     Ok(WindowContent {
-        content: hex::encode(h.finalize()),
+        content: hex::encode(d.h.finalize()),
         members,
+        lines: d.lines,
         events,
         revisions,
     })
 }
 
-/// The ledger line of window fetch `window_id`: its `windows` row, every column but `error`, in schema order
-/// (`QueryReturnedNoRows` if the row is gone).
-fn ledger_line(conn: &Connection, window_id: i64) -> rusqlite::Result<serde_json::Value> {
-    conn.query_row(
+/// The ledger line of window fetch `window_id`: its `windows` row in schema order, `error` included from
+/// version 2 on (`QueryReturnedNoRows` if the row is gone).
+pub fn ledger_line(
+    conn: &Connection,
+    window_id: i64,
+    format: SealFormat,
+) -> rusqlite::Result<Value> {
+    let mut stmt = conn.prepare_cached(
         "SELECT id, run_id, window_start, window_end, category_filter, action_filter, created_from, created_to,
                 status, pages, events_received, events_new, revisions, rejects, out_of_window, started_at,
-                completed_at
+                completed_at, error
          FROM windows WHERE id = ?1",
-        [window_id],
-        |r| {
-            Ok(serde_json::json!([
-                "window",
-                r.get::<_, i64>(0)?,
-                r.get::<_, i64>(1)?,
-                r.get::<_, String>(2)?,
-                r.get::<_, String>(3)?,
-                r.get::<_, String>(4)?,
-                r.get::<_, String>(5)?,
-                r.get::<_, String>(6)?,
-                r.get::<_, String>(7)?,
-                r.get::<_, String>(8)?,
-                r.get::<_, i64>(9)?,
-                r.get::<_, i64>(10)?,
-                r.get::<_, i64>(11)?,
-                r.get::<_, i64>(12)?,
-                r.get::<_, i64>(13)?,
-                r.get::<_, i64>(14)?,
-                r.get::<_, String>(15)?,
-                r.get::<_, Option<String>>(16)?,
-            ]))
-        },
-    )
+    )?;
+    let columns = match format {
+        SealFormat::V1 => 17,
+        SealFormat::V2 => 18,
+    };
+    stmt.query_row([window_id], |r| tagged_line(r, "window", columns))
+}
+
+/// The version 2 ledger line of window fetch `window_id` as text (what a version 2 prune records).
+pub fn ledger_text(conn: &Connection, window_id: i64) -> rusqlite::Result<String> {
+    Ok(ledger_line(conn, window_id, SealFormat::V2)?.to_string())
+}
+
+/// A line: `tag`, then the row's first `columns` values as JSON (numbers, text, null: the bytes the typed
+/// reads of version 1 made; a value of an unexpected type still makes a line, which then differs).
+fn tagged_line(r: &rusqlite::Row<'_>, tag: &str, columns: usize) -> rusqlite::Result<Value> {
+    let mut values = Vec::with_capacity(columns + 1);
+    values.push(Value::from(tag));
+    for i in 0..columns {
+        values.push(match r.get_ref(i)? {
+            ValueRef::Null => Value::Null,
+            ValueRef::Integer(n) => Value::from(n),
+            ValueRef::Real(x) => Value::from(x),
+            ValueRef::Text(t) | ValueRef::Blob(t) => Value::from(String::from_utf8_lossy(t)),
+        });
+    }
+    Ok(Value::Array(values))
+}
+
+/// A text cell as text (`""` for NULL; another type as its bytes or number).
+fn cell_text<'r>(value: ValueRef<'r>) -> Cow<'r, str> {
+    match value {
+        ValueRef::Null => Cow::Borrowed(""),
+        ValueRef::Integer(n) => Cow::Owned(n.to_string()),
+        ValueRef::Real(x) => Cow::Owned(x.to_string()),
+        ValueRef::Text(t) | ValueRef::Blob(t) => String::from_utf8_lossy(t),
+    }
 }
 
 /// Hashes the event lines of window fetch `window_id`, by id; returns its members and how many events it
@@ -108,82 +218,108 @@ fn ledger_line(conn: &Connection, window_id: i64) -> rusqlite::Result<serde_json
 fn hash_events(
     conn: &Connection,
     window_id: i64,
+    format: SealFormat,
     h: &mut Sha256,
 ) -> rusqlite::Result<(Vec<u8>, i64)> {
     let mut members = Vec::new();
     let mut events = 0;
-    let mut stmt =
-        conn.prepare_cached("SELECT id, digest FROM events WHERE window_id = ?1 ORDER BY id")?;
+    let mut stmt = conn.prepare_cached(
+        "SELECT id, digest, fetched_at FROM events WHERE window_id = ?1 ORDER BY id",
+    )?;
     let mut rows = stmt.query([window_id])?;
-    let mut text = String::with_capacity(96);
+    let mut text = String::with_capacity(128);
+    // Events of a page share their `fetched_at`: its prefix is computed once per run of equal values.
+    let mut fetched: Option<(String, [u8; 8])> = None;
     while let Some(r) = rows.next()? {
         let id: i64 = r.get(0)?;
-        // A missing digest reads as "".
-        let digest = r.get_ref(1)?.as_str_or_null()?.unwrap_or_default();
         members.extend_from_slice(&id.to_be_bytes());
-        members.extend_from_slice(&digest_prefix(digest));
-        event_line(&mut text, id, digest);
+        match format {
+            SealFormat::V1 => {
+                // A missing digest reads as "".
+                let digest = r.get_ref(1)?.as_str_or_null()?.unwrap_or_default();
+                members.extend_from_slice(&digest_prefix(digest));
+                event_line(&mut text, id, digest);
+            }
+            SealFormat::V2 => {
+                let (digest, fetched_at) = (cell_text(r.get_ref(1)?), cell_text(r.get_ref(2)?));
+                let prefix = match &fetched {
+                    Some((text, prefix)) if *text == fetched_at => *prefix,
+                    _ => {
+                        let prefix = text_prefix(&fetched_at);
+                        fetched = Some((fetched_at.to_string(), prefix));
+                        prefix
+                    }
+                };
+                members.extend_from_slice(&digest_prefix(&digest));
+                members.extend_from_slice(&prefix);
+                lines::event_line_v2(&mut text, id, &digest, &fetched_at);
+            }
+        }
         h.update(text.as_bytes());
         events += 1;
     }
     Ok((members, events))
 }
 
-/// Writes the event line of event `id` into `text` (cleared first). The hot loop of sealing: the same bytes
-/// as `json!(["event", id, digest])` and a newline, without the intermediate JSON value (digests are hex, so
-/// they need no escaping).
+/// Writes the version 1 event line of event `id` into `text` (cleared first). The hot loop of sealing: the
+/// same bytes as `json!(["event", id, digest])` and a newline, without the intermediate JSON value (digests
+/// are hex, so they need no escaping).
 fn event_line(text: &mut String, id: i64, digest: &str) {
     text.clear();
     let _ = writeln!(text, "[\"event\",{id},\"{digest}\"]");
 }
 
+/// The version 2 lines of the events filed under window fetch `window_id` now, by id (what a version 2 prune
+/// records of the events it leaves, and what `verify` compares with that record).
+pub fn kept_lines(conn: &Connection, window_id: i64) -> rusqlite::Result<String> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT id, digest, fetched_at FROM events WHERE window_id = ?1 ORDER BY id",
+    )?;
+    let mut rows = stmt.query([window_id])?;
+    let (mut out, mut text) = (String::new(), String::new());
+    while let Some(r) = rows.next()? {
+        let (digest, fetched_at) = (cell_text(r.get_ref(1)?), cell_text(r.get_ref(2)?));
+        lines::event_line_v2(&mut text, r.get(0)?, &digest, &fetched_at);
+        out.push_str(&text);
+    }
+    Ok(out)
+}
+
 /// Hashes the lines of the other rows window fetch `window_id` filed, each kind by id: revisions, rejects, and
 /// what a reconcile's fetch found changed at the source (none for a sync's fetch, so seals made before
 /// reconciliation existed describe their windows exactly as they did). Returns how many revisions it filed.
-fn hash_other_rows(conn: &Connection, window_id: i64, h: &mut Sha256) -> rusqlite::Result<i64> {
+fn hash_other_rows(
+    conn: &Connection,
+    window_id: i64,
+    format: SealFormat,
+    d: &mut Description,
+) -> rusqlite::Result<i64> {
+    let v2 = format >= SealFormat::V2;
     let revisions = hash_rows(
         conn,
-        h,
-        "SELECT id, event_id, digest FROM event_revisions WHERE window_id = ?1 ORDER BY id",
+        d,
+        "SELECT id, event_id, digest, fetched_at FROM event_revisions WHERE window_id = ?1 ORDER BY id",
+        window_id,
+        |r| tagged_line(r, "revision", if v2 { 4 } else { 3 }),
+    )?;
+    hash_rows(
+        conn,
+        d,
+        "SELECT id, reason, raw, page, received_at FROM rejects WHERE window_id = ?1 ORDER BY id",
         window_id,
         |r| {
-            Ok(serde_json::json!([
-                "revision",
-                r.get::<_, i64>(0)?,
-                r.get::<_, i64>(1)?,
-                r.get::<_, Option<String>>(2)?
-            ]))
+            let mut line = tagged_line(r, "reject", if v2 { 5 } else { 3 })?;
+            // The text as its SHA-256.
+            line[3] = Value::from(sha256_hex(cell_text(r.get_ref(2)?).as_bytes()));
+            Ok(line)
         },
     )?;
     hash_rows(
         conn,
-        h,
-        "SELECT id, reason, raw FROM rejects WHERE window_id = ?1 ORDER BY id",
-        window_id,
-        |r| {
-            let raw: String = r.get(2)?;
-            Ok(serde_json::json!([
-                "reject",
-                r.get::<_, i64>(0)?,
-                r.get::<_, String>(1)?,
-                sha256_hex(raw.as_bytes())
-            ]))
-        },
-    )?;
-    hash_rows(
-        conn,
-        h,
+        d,
         "SELECT id, event_id, kind, detected_at FROM source_changes WHERE window_id = ?1 ORDER BY id",
         window_id,
-        |r| {
-            Ok(serde_json::json!([
-                "source",
-                r.get::<_, i64>(0)?,
-                r.get::<_, i64>(1)?,
-                r.get::<_, String>(2)?,
-                r.get::<_, String>(3)?
-            ]))
-        },
+        |r| tagged_line(r, "source", 4),
     )?;
     Ok(revisions)
 }
@@ -191,65 +327,59 @@ fn hash_other_rows(conn: &Connection, window_id: i64, h: &mut Sha256) -> rusqlit
 /// Hashes one line per row of `sql` (its `?1` bound to `key`), each built by `to_line`; returns how many.
 fn hash_rows(
     conn: &Connection,
-    h: &mut Sha256,
+    d: &mut Description,
     sql: &str,
     key: i64,
-    to_line: impl Fn(&rusqlite::Row<'_>) -> rusqlite::Result<serde_json::Value>,
+    to_line: impl Fn(&rusqlite::Row<'_>) -> rusqlite::Result<Value>,
 ) -> rusqlite::Result<i64> {
     let mut stmt = conn.prepare_cached(sql)?;
     let mut rows = stmt.query([key])?;
     let mut count = 0;
     while let Some(r) = rows.next()? {
-        line(h, to_line(r)?);
+        d.line(to_line(r)?);
         count += 1;
     }
     Ok(count)
 }
 
-/// The canonical description of prune `prune_id`, hashed like a window's: a version line, the prune row, and
-/// each window fetch it removed rows from, with the hash of the seal that vouched for them.
-pub fn prune_content(conn: &Connection, prune_id: i64) -> rusqlite::Result<String> {
-    let mut h = Sha256::new();
-    line(&mut h, serde_json::json!(["elevate-archive prune", 1]));
+/// The canonical description of prune `prune_id` in `format`, hashed like a window's: a version line, the
+/// prune row, and each window fetch it removed rows from, with the hash of the seal that vouched for them
+/// and (version 2) the ledger line and the SHA-256 of the event lines it recorded for it.
+pub fn prune_content(
+    conn: &Connection,
+    prune_id: i64,
+    format: SealFormat,
+) -> rusqlite::Result<String> {
+    let mut d = Description::new("elevate-archive prune", format);
     let row = conn.query_row(
         "SELECT id, pruned_at, cutoff, windows, events, revisions, rejects, ranges
          FROM prunes WHERE id = ?1",
         [prune_id],
-        |r| {
-            Ok(serde_json::json!([
-                "prune",
-                r.get::<_, i64>(0)?,
-                r.get::<_, String>(1)?,
-                r.get::<_, String>(2)?,
-                r.get::<_, i64>(3)?,
-                r.get::<_, i64>(4)?,
-                r.get::<_, i64>(5)?,
-                r.get::<_, i64>(6)?,
-                r.get::<_, String>(7)?,
-            ]))
-        },
+        |r| tagged_line(r, "prune", 8),
     )?;
-    line(&mut h, row);
+    d.line(row);
     let mut stmt = conn.prepare_cached(
-        "SELECT window_id, seal_hash, events, revisions, rejects, kept FROM pruned_windows
-         WHERE prune_id = ?1 ORDER BY window_id",
+        "SELECT window_id, seal_hash, events, revisions, rejects, kept, ledger, kept_lines
+         FROM pruned_windows WHERE prune_id = ?1 ORDER BY window_id",
     )?;
     let mut rows = stmt.query([prune_id])?;
     while let Some(r) = rows.next()? {
-        line(
-            &mut h,
-            serde_json::json!([
-                "window",
-                r.get::<_, i64>(0)?,
-                r.get::<_, String>(1)?,
-                r.get::<_, i64>(2)?,
-                r.get::<_, i64>(3)?,
-                r.get::<_, i64>(4)?,
-                r.get::<_, i64>(5)?
-            ]),
-        );
+        let line = match format {
+            SealFormat::V1 => tagged_line(r, "window", 6)?,
+            SealFormat::V2 => {
+                // Through `ledger`, then the SHA-256 of `kept_lines`.
+                let mut line = tagged_line(r, "window", 7)?;
+                let kept = match r.get_ref(7)? {
+                    ValueRef::Null => Value::Null,
+                    kept => Value::from(sha256_hex(cell_text(kept).as_bytes())),
+                };
+                line.as_array_mut().expect("a line is an array").push(kept);
+                line
+            }
+        };
+        d.line(line);
     }
-    Ok(hex::encode(h.finalize()))
+    Ok(hex::encode(d.h.finalize()))
 }
 
 /// Seals prune `prune_id` (inside the caller's transaction, after its rows are written).
@@ -259,7 +389,8 @@ pub(crate) fn seal_prune(
     now: &str,
 ) -> Result<String, StoreError> {
     let ctx = || format!("cannot seal prune {prune_id}");
-    let content = prune_content(conn, prune_id).context(ctx)?;
+    let format = SealFormat::CURRENT;
+    let content = prune_content(conn, prune_id, format).context(ctx)?;
     let (events, revisions): (i64, i64) = conn
         .query_row(
             "SELECT events, revisions FROM prunes WHERE id = ?1",
@@ -270,16 +401,16 @@ pub(crate) fn seal_prune(
     let previous = head(conn).context(ctx)?;
     let hash = chain_hash(&previous, &content);
     conn.execute(
-        "INSERT INTO seals (prune_id, sealed_at, events, revisions, members, content, previous, hash)
-         VALUES (?1, ?2, ?3, ?4, x'', ?5, ?6, ?7)",
-        params![prune_id, now, events, revisions, content, previous, hash],
+        "INSERT INTO seals (prune_id, sealed_at, events, revisions, members, content, previous, hash, format)
+         VALUES (?1, ?2, ?3, ?4, x'', ?5, ?6, ?7, ?8)",
+        params![prune_id, now, events, revisions, content, previous, hash, format],
     )
     .context(ctx)?;
     Ok(hash)
 }
 
 /// Hashes one line of a canonical description: the value's compact JSON and a newline.
-fn line(h: &mut Sha256, value: serde_json::Value) {
+fn line(h: &mut Sha256, value: Value) {
     h.update(value.to_string().as_bytes());
     h.update(b"\n");
 }
@@ -293,13 +424,33 @@ pub fn digest_prefix(hex_digest: &str) -> [u8; 8] {
     out
 }
 
-/// Decodes `seals.members` into `(id, digest prefix)` pairs.
-pub fn decode_members(members: &[u8]) -> Vec<(i64, [u8; 8])> {
+/// The first 8 bytes of the SHA-256 of a text (a version 2 member's `fetched_at`).
+pub fn text_prefix(text: &str) -> [u8; 8] {
+    Sha256::digest(text.as_bytes())[..8]
+        .try_into()
+        .expect("8 bytes")
+}
+
+/// One member of a seal: an event it sealed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Member {
+    /// The event's id.
+    pub id: i64,
+    /// The first 8 bytes of its digest.
+    pub digest: [u8; 8],
+    /// Version 2: the first 8 bytes of the SHA-256 of its `fetched_at`.
+    pub fetched_at: Option<[u8; 8]>,
+}
+
+/// Decodes `seals.members` of a seal in `format`.
+pub fn decode_members(members: &[u8], format: SealFormat) -> Vec<Member> {
+    let bytes = |m: &[u8], at: usize| -> [u8; 8] { m[at..at + 8].try_into().expect("8 bytes") };
     members
-        .chunks_exact(MEMBER_BYTES)
-        .map(|m| {
-            let id = i64::from_be_bytes(m[..8].try_into().expect("8 bytes"));
-            (id, m[8..].try_into().expect("8 bytes"))
+        .chunks_exact(format.member_bytes())
+        .map(|m| Member {
+            id: i64::from_be_bytes(bytes(m, 0)),
+            digest: bytes(m, 8),
+            fetched_at: (format >= SealFormat::V2).then(|| bytes(m, 16)),
         })
         .collect()
 }
@@ -314,15 +465,17 @@ pub fn head(conn: &Connection) -> rusqlite::Result<String> {
         .unwrap_or_else(|| GENESIS.to_string()))
 }
 
-/// Seals window fetch `window_id` (inside the caller's transaction).
+/// Seals window fetch `window_id` (inside the caller's transaction), in the current format.
 pub(crate) fn seal_window(conn: &Connection, window_id: i64, now: &str) -> Result<(), StoreError> {
     let ctx = || format!("cannot seal window {window_id}");
-    let content = window_content(conn, window_id).context(ctx)?;
+    let format = SealFormat::CURRENT;
+    let content = window_content(conn, window_id, format).context(ctx)?;
     let previous = head(conn).context(ctx)?;
     let hash = chain_hash(&previous, &content.content);
     conn.prepare_cached(
-        "INSERT INTO seals (window_id, sealed_at, events, revisions, members, content, previous, hash)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+        "INSERT INTO seals (window_id, sealed_at, events, revisions, members, content, previous, hash, format,
+                            lines)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
     )
     .and_then(|mut s| {
         s.execute(params![
@@ -333,7 +486,9 @@ pub(crate) fn seal_window(conn: &Connection, window_id: i64, now: &str) -> Resul
             content.members,
             content.content,
             previous,
-            hash
+            hash,
+            format,
+            content.lines
         ])
     })
     .context(ctx)?;
@@ -518,77 +673,129 @@ mod tests {
         )
     }
 
-    #[test]
-    fn window_content_is_the_documented_canonical_lines() {
-        let (_dir, store) = three_sealed_windows();
+    /// The canonical lines of the windows `three_sealed_windows` builds, in `format`: (window, lines, events,
+    /// revisions).
+    fn documented_lines(format: SealFormat) -> Vec<(i64, Vec<String>, i64, i64)> {
+        let v2 = format == SealFormat::V2;
         let d = |raw: &str| sha256_hex(raw.as_bytes());
-        let window = |id: i64, counts: &str, at: &str, completed: &str| {
-            format!(
-                r#"["window",{id},{id},"2024-01-01T00:00:00.000Z","2024-01-02T00:00:00.000Z","","","2023-12-31T23:59:59Z","2024-01-02T00:00:00Z",{counts},"{at}",{completed}]"#
-            )
-        };
         let (synced, reconciled) = ("2024-02-01T00:00:00.000Z", "2024-03-01T00:00:00.000Z");
-        let sync = [
-            r#"["elevate-archive seal",1]"#.to_string(),
+        let version = format!(r#"["elevate-archive seal",{}]"#, format.number());
+        let window = |id: i64, counts: &str, at: &str, completed: &str, error: &str| {
+            let line = format!(
+                r#"["window",{id},{id},"2024-01-01T00:00:00.000Z","2024-01-02T00:00:00.000Z","","","2023-12-31T23:59:59Z","2024-01-02T00:00:00Z",{counts},"{at}",{completed}"#
+            );
+            if v2 {
+                format!("{line},{error}]")
+            } else {
+                format!("{line}]")
+            }
+        };
+        // The rest of a line from version 2 on.
+        let then = |rest: String| {
+            if v2 {
+                format!(",{rest}]")
+            } else {
+                "]".to_string()
+            }
+        };
+        let event = |id: i64, raw: &str, at: &str| {
+            format!(r#"["event",{id},"{}"{}"#, d(raw), then(format!("\"{at}\"")))
+        };
+        let sync = vec![
+            version.clone(),
             window(
                 1,
                 r#""complete",2,5,3,1,1,0"#,
                 synced,
                 &format!("\"{synced}\""),
+                "null",
             ),
-            format!(r#"["event",1,"{}"]"#, d(r#"{"id":1}"#)),
-            format!(r#"["event",2,"{}"]"#, d(r#"{"id":2}"#)),
-            format!(r#"["event",3,"{}"]"#, d(r#"{"id":3}"#)),
-            format!(r#"["revision",1,2,"{}"]"#, d(r#"{"id":2,"v":2}"#)),
+            event(1, r#"{"id":1}"#, synced),
+            event(2, r#"{"id":2}"#, synced),
+            event(3, r#"{"id":3}"#, synced),
             format!(
-                r#"["reject",1,"not a JSON object (it is a number)","{}"]"#,
-                d("42")
+                r#"["revision",1,2,"{}"{}"#,
+                d(r#"{"id":2,"v":2}"#),
+                then(format!("\"{synced}\""))
+            ),
+            format!(
+                r#"["reject",1,"not a JSON object (it is a number)","{}"{}"#,
+                d("42"),
+                then(format!("1,\"{synced}\""))
             ),
         ];
-        let reconcile = [
-            r#"["elevate-archive seal",1]"#.to_string(),
+        let reconcile = vec![
+            version.clone(),
             window(
                 2,
                 r#""complete",1,2,1,1,0,0"#,
                 reconciled,
                 &format!("\"{reconciled}\""),
+                "null",
             ),
-            format!(r#"["event",4,"{}"]"#, d(r#"{"id":4}"#)),
-            format!(r#"["revision",2,1,"{}"]"#, d(r#"{"id":1,"v":2}"#)),
+            event(4, r#"{"id":4}"#, reconciled),
+            format!(
+                r#"["revision",2,1,"{}"{}"#,
+                d(r#"{"id":1,"v":2}"#),
+                then(format!("\"{reconciled}\""))
+            ),
             format!(r#"["source",1,1,"changed","{reconciled}"]"#),
             format!(r#"["source",2,4,"late","{reconciled}"]"#),
             format!(r#"["source",3,2,"deleted","{reconciled}"]"#),
             format!(r#"["source",4,3,"deleted","{reconciled}"]"#),
         ];
-        let failed = [
-            r#"["elevate-archive seal",1]"#.to_string(),
-            window(
-                3,
-                r#""failed",1,1,1,0,0,0"#,
-                "2024-04-01T00:00:00.000Z",
-                "null",
-            ),
-            format!(r#"["event",5,"{}"]"#, d(r#"{"id":5}"#)),
+        let failed_at = "2024-04-01T00:00:00.000Z";
+        let failed = vec![
+            version,
+            window(3, r#""failed",1,1,1,0,0,0"#, failed_at, "null", r#""boom""#),
+            event(5, r#"{"id":5}"#, failed_at),
         ];
-        let cases = [
-            (1, &sync[..], 3, 1),
-            (2, &reconcile[..], 1, 1),
-            (3, &failed[..], 1, 0),
-        ];
-        for (window_id, lines, events, revisions) in cases {
-            let now = window_content(&store.conn, window_id).unwrap();
-            let sealed: String = store
-                .conn
-                .query_row(
-                    "SELECT content FROM seals WHERE window_id = ?1",
-                    [window_id],
-                    |r| r.get(0),
-                )
-                .unwrap();
-            assert_eq!(now.content, hash_lines(lines), "window {window_id}");
-            assert_eq!(sealed, now.content, "window {window_id}'s seal");
-            assert_eq!((now.events, now.revisions), (events, revisions));
-            assert_eq!(now.members.len(), events as usize * MEMBER_BYTES);
+        vec![(1, sync, 3, 1), (2, reconcile, 1, 1), (3, failed, 1, 0)]
+    }
+
+    #[test]
+    fn window_content_is_the_documented_canonical_lines_in_each_format() {
+        let (_dir, store) = three_sealed_windows();
+        for format in SealFormat::ALL {
+            for (window_id, lines, events, revisions) in documented_lines(format) {
+                let now = window_content(&store.conn, window_id, format).unwrap();
+                let case = format!("window {window_id}, {format:?}");
+                assert_eq!(now.content, hash_lines(&lines), "{case}");
+                let kept: String = match format {
+                    SealFormat::V1 => String::new(),
+                    SealFormat::V2 => lines[1..]
+                        .iter()
+                        .filter(|l| !l.starts_with(r#"["event","#))
+                        .map(|l| format!("{l}\n"))
+                        .collect(),
+                };
+                assert_eq!(now.lines, kept, "{case}: the lines kept");
+                assert_eq!((now.events, now.revisions), (events, revisions));
+                assert_eq!(now.members.len(), events as usize * format.member_bytes());
+            }
+        }
+    }
+
+    #[test]
+    fn windows_are_sealed_in_the_current_format_with_their_lines() {
+        let (_dir, store) = three_sealed_windows();
+        for window_id in 1..=3 {
+            let (content, members, lines, format): (String, Vec<u8>, Option<String>, SealFormat) =
+                store
+                    .conn
+                    .query_row(
+                        "SELECT content, members, lines, format FROM seals WHERE window_id = ?1",
+                        [window_id],
+                        |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
+                    )
+                    .unwrap();
+            let now = window_content(&store.conn, window_id, SealFormat::CURRENT).unwrap();
+            assert_eq!(format, SealFormat::CURRENT);
+            assert_eq!(
+                (content, members, lines),
+                (now.content, now.members, Some(now.lines)),
+                "window {window_id}"
+            );
         }
     }
 
@@ -633,7 +840,22 @@ mod tests {
         let digest = sha256_hex(b"x");
         let mut members = 42i64.to_be_bytes().to_vec();
         members.extend_from_slice(&digest_prefix(&digest));
-        assert_eq!(decode_members(&members), vec![(42, digest_prefix(&digest))]);
+        let member = Member {
+            id: 42,
+            digest: digest_prefix(&digest),
+            fetched_at: None,
+        };
+        assert_eq!(decode_members(&members, SealFormat::V1), [member]);
+        members.extend_from_slice(&text_prefix("2024-01-01T00:00:00.000Z"));
+        let fetched_at = Some(text_prefix("2024-01-01T00:00:00.000Z"));
+        assert_eq!(
+            decode_members(&members, SealFormat::V2),
+            [Member {
+                fetched_at,
+                ..member
+            }]
+        );
         assert_eq!(digest_prefix("zz"), [0; 8]);
+        assert_eq!(text_prefix(""), digest_prefix(&sha256_hex(b"")));
     }
 }

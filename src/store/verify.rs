@@ -1,32 +1,44 @@
 //! `verify`: is the archive intact and complete?
 //!
 //! Checks, on a read-only connection: SQLite's `integrity_check`; every event's and revision's digest against
-//! its `raw`; the seal chain (each seal links to the one before, each hash recomputes, each window's content
-//! recomputes from the rows, and each seal's members match the ids and digests now filed under its window);
-//! that every ended window fetch has a seal and every event belongs to a sealed (or still running) one; an
-//! external anchor, if given, is in the chain; and coverage gaps. Window fetches a prune removed rows from are
-//! checked against the prune's sealed record instead (what is left must be what the prune kept), and every
-//! prune record must be sealed. Findings name the window and the ids.
+//! its `raw`, and every event's typed columns (and a revision's `event_id`) against what its `raw` derives
+//! (`columns`); the seal chain (each seal links to the one before, each hash recomputes, each window's
+//! content recomputes from the rows, and each seal's members match the ids and digests now filed under its
+//! window); that every ended window fetch has a seal and every row filed under one (event, revision, reject,
+//! reconcile record) belongs to a sealed (or still running) one; an external anchor, if given, is in the
+//! chain; and coverage gaps. Window fetches a prune removed rows from are checked against the prune's sealed
+//! record instead: what is left must be what the prune kept (the event lines a version 2 prune recorded, else
+//! the seal's members), and the ledger row what it recorded (version 2); every prune record must be sealed.
+//! Each seal is checked with the format it was made with (`seal::SealFormat`). Findings name the window, the
+//! ids and, where they can, the columns (`explain`).
 //!
 //! Load, then decide: [`verify`] reads what it needs into plain values (`Loaded`); pure functions turn them into
-//! findings (the `check_*` functions, the `Digests` and `PrunedWindowCheck` folds, `explain_change`); `assemble`
-//! builds the report. The one reading done while deciding is per seal (`verify_sealed_rows`: that seal's members
-//! and the rows of what it seals), so that nothing held grows with the events. Findings come in a fixed order:
-//! damage, edited digests, then seal by seal (its chain links, then what it vouches for), forged prunes, unsealed
-//! window fetches, orphan events, the anchor.
+//! findings (the `check_*` functions, the `Digests`, `DerivedColumns` and `PrunedWindowCheck` folds,
+//! `explain_change`); `assemble` builds the report. The one reading done while deciding is per seal
+//! (`verify_sealed_rows`: that seal's members and the rows of what it seals), so that nothing held grows with
+//! the events. Findings come in a fixed order: damage, edited digests, edited columns, then seal by seal (its
+//! chain links, then what it vouches for), forged prunes, unsealed window fetches, orphan rows, the anchor.
 //!
 //! Invariant: memory stays flat however many events the archive holds. What scales with the events is never
-//! loaded whole: digests are recomputed in one streaming pass folded into `Digests`, a seal's members and a
-//! window fetch's rows are read one seal at a time, and a finding keeps at most `IDS_SHOWN` ids (with the
-//! full count). What is loaded up front scales with the window fetches and prunes (one header per seal).
+//! loaded whole: digests and typed columns are recomputed in one streaming pass folded into `Digests` and
+//! `DerivedColumns` (each `raw` parsed without copying), a seal's members and a window fetch's rows are read
+//! one seal at a time, and a finding keeps at most `IDS_SHOWN` ids (with the full count). What is loaded up
+//! front scales with the window fetches and prunes (one header per seal).
 
 use super::coverage::{self, MissingRange};
-use super::seal::{self, GENESIS, WindowContent, chain_hash, decode_members, window_content};
+use super::seal::{self, GENESIS, Member, SealFormat, chain_hash, decode_members, window_content};
 use super::{SqlContext, StoreError, read, retention};
-use crate::model::{FindingKind, Interval, WindowStatus, gaps_between};
+use crate::model::{
+    ColumnSet, EventColumn, FindingKind, Interval, StoredColumns, WindowStatus, gaps_between,
+};
+use columns::DerivedColumns;
+use explain::{SealBody, check_seal_body, check_window, line_findings};
 use rusqlite::{Connection, OptionalExtension};
 use serde::Serialize;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
+
+mod columns;
+mod explain;
 
 /// Most ids named per finding.
 const IDS_SHOWN: usize = 20;
@@ -112,7 +124,8 @@ pub fn verify(conn: &Connection, anchor: Option<&str>) -> Result<VerifyReport, S
     let chain = check_chain(&loaded.seals, anchor);
     let mut findings = Vec::new();
     findings.extend(check_integrity(&loaded.integrity));
-    findings.extend(loaded.digests.findings());
+    findings.extend(loaded.rows.0.findings());
+    findings.extend(loaded.rows.1.findings());
     for (header, links) in loaded.seals.iter().zip(chain.links) {
         findings.extend(links);
         findings.extend(
@@ -146,8 +159,8 @@ pub fn head(conn: &Connection) -> Result<String, StoreError> {
 struct Loaded {
     /// The lines of `PRAGMA integrity_check`.
     integrity: Vec<String>,
-    /// The digest pass, folded.
-    digests: Digests,
+    /// The row pass, folded: digests, and the typed columns `raw` derives.
+    rows: (Digests, DerivedColumns),
     /// Window fetches prunes removed rows from, with their records.
     pruned: PrunedWindows,
     /// The ranges emptied by prunes, merged.
@@ -156,8 +169,8 @@ struct Loaded {
     seals: Vec<SealHeader>,
     /// Ended window fetches without a seal, oldest first.
     unsealed: Vec<i64>,
-    /// Events under no sealed or running window fetch.
-    orphans: Sample,
+    /// Rows under no sealed or running window fetch, by table.
+    orphans: Orphans,
     /// Window fetches still running.
     windows_in_progress: i64,
     /// The unfiltered coverage of the latest sync's source.
@@ -177,7 +190,7 @@ fn load(conn: &Connection) -> Result<Loaded, StoreError> {
             .prepare("PRAGMA integrity_check")
             .and_then(|mut s| s.query_map([], |r| r.get(0))?.collect())
             .context(ctx)?,
-        digests: load_digests(conn).context(ctx)?,
+        rows: load_rows(conn).context(ctx)?,
         pruned: load_pruned(conn).context(ctx)?,
         pruned_ranges: retention::pruned_ranges(conn)?,
         seals: load_seals(conn).context(ctx)?,
@@ -200,19 +213,61 @@ fn load(conn: &Connection) -> Result<Loaded, StoreError> {
     })
 }
 
-/// Recomputes every event's and revision's digest in one streaming pass.
-fn load_digests(conn: &Connection) -> rusqlite::Result<Digests> {
+/// The row pass: every event's and revision's digest, and the typed columns its `raw` derives, in one
+/// streaming pass (a row whose `raw` no longer matches its digest is judged by its digest only).
+fn load_rows(conn: &Connection) -> rusqlite::Result<(Digests, DerivedColumns)> {
     let mut digests = Digests::default();
+    let mut columns = DerivedColumns::default();
     for table in Archived::ALL {
         let mut stmt = conn.prepare(table.sql())?;
         let mut rows = stmt.query([])?;
         while let Some(r) = rows.next()? {
-            let (id, window, raw, digest): (i64, Option<i64>, String, Option<String>) =
-                (r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?);
-            digests.observe(table, id, window, &raw, digest.as_deref());
+            let (id, window): (i64, Option<i64>) = (r.get(0)?, r.get(1)?);
+            let raw = r.get_ref(2)?.as_str()?;
+            if !digests.observe(table, id, window, raw, r.get_ref(3)?.as_str_or_null()?) {
+                continue;
+            }
+            match table {
+                Archived::Event => {
+                    let (stored, not_text) = stored_columns(r, id)?;
+                    columns.observe_event(window, raw, &stored, not_text);
+                }
+                Archived::Revision => columns.observe_revision(window, id, raw),
+            }
         }
     }
-    Ok(digests)
+    Ok((digests, columns))
+}
+
+/// The typed columns of an `events` row of [`Archived::sql`] (from its fifth column on), and those that hold
+/// neither text nor NULL (a blob, which the sync never writes: it differs from anything `raw` derives).
+fn stored_columns<'r>(
+    r: &'r rusqlite::Row<'_>,
+    id: i64,
+) -> rusqlite::Result<(StoredColumns<'r>, ColumnSet)> {
+    use rusqlite::types::ValueRef;
+    let mut not_text = ColumnSet::default();
+    let mut cell = |i: usize, column: EventColumn| -> rusqlite::Result<Option<&'r str>> {
+        let text = match r.get_ref(i)? {
+            ValueRef::Null => return Ok(None),
+            ValueRef::Text(t) => std::str::from_utf8(t).ok(),
+            ValueRef::Integer(_) | ValueRef::Real(_) | ValueRef::Blob(_) => None,
+        };
+        if text.is_none() {
+            not_text.insert(column);
+        }
+        Ok(text)
+    };
+    let stored = StoredColumns {
+        id,
+        timestamp: cell(4, EventColumn::Timestamp)?.unwrap_or_default(),
+        category: cell(5, EventColumn::Category)?.unwrap_or_default(),
+        action: cell(6, EventColumn::Action)?.unwrap_or_default(),
+        description: cell(7, EventColumn::Description)?,
+        username: cell(8, EventColumn::Username)?,
+        ip_address: cell(9, EventColumn::IpAddress)?,
+    };
+    Ok((stored, not_text))
 }
 
 /// The prune records of every window fetch prunes removed rows from, each fetch's oldest first.
@@ -239,7 +294,7 @@ fn load_pruned(conn: &Connection) -> rusqlite::Result<PrunedWindows> {
 /// Every seal's header (all but its members), oldest first.
 fn load_seals(conn: &Connection) -> rusqlite::Result<Vec<SealHeader>> {
     conn.prepare(
-        "SELECT id, window_id, prune_id, content, previous, hash, events, revisions
+        "SELECT id, window_id, prune_id, content, previous, hash, events, revisions, format
          FROM seals ORDER BY id",
     )?
     .query_map([], |r| {
@@ -252,60 +307,103 @@ fn load_seals(conn: &Connection) -> rusqlite::Result<Vec<SealHeader>> {
             hash: r.get(5)?,
             events: r.get(6)?,
             revisions: r.get(7)?,
+            format: r
+                .get::<_, i64>(8)
+                .map(|n| (n, SealFormat::from_number(n)))?,
         })
     })?
     .collect()
 }
 
-/// The members of seal `seal_id`.
-fn load_members(conn: &Connection, seal_id: i64) -> rusqlite::Result<Vec<u8>> {
-    conn.prepare_cached("SELECT members FROM seals WHERE id = ?1")?
-        .query_row([seal_id], |r| r.get(0))
+/// The members and lines of seal `seal_id`, read as the bytes and text they hold whatever their type (a seal
+/// edited to hold text where a blob was is then compared, and reported, rather than failing the read).
+fn load_body(conn: &Connection, seal_id: i64) -> rusqlite::Result<SealBody> {
+    use rusqlite::types::ValueRef;
+    let bytes = |value: ValueRef<'_>| match value {
+        ValueRef::Null => None,
+        ValueRef::Blob(b) | ValueRef::Text(b) => Some(b.to_vec()),
+        ValueRef::Integer(n) => Some(n.to_string().into_bytes()),
+        ValueRef::Real(x) => Some(x.to_string().into_bytes()),
+    };
+    conn.prepare_cached("SELECT members, lines FROM seals WHERE id = ?1")?
+        .query_row([seal_id], |r| {
+            Ok(SealBody {
+                members: bytes(r.get_ref(0)?).unwrap_or_default(),
+                lines: bytes(r.get_ref(1)?).map(|b| String::from_utf8_lossy(&b).into_owned()),
+            })
+        })
 }
 
-/// The events that belong to no sealed window fetch and to no running one, by id.
-fn load_orphans(conn: &Connection) -> rusqlite::Result<Sample> {
-    let mut stmt = conn.prepare(
-        "SELECT e.id FROM events e
-         LEFT JOIN seals s ON s.window_id = e.window_id LEFT JOIN windows w ON w.id = e.window_id
-         WHERE s.id IS NULL AND (w.id IS NULL OR w.status <> ?1) ORDER BY e.id",
-    )?;
-    let mut rows = stmt.query([WindowStatus::Running])?;
-    let mut orphans = Sample::default();
-    while let Some(r) = rows.next()? {
-        orphans.push(r.get(0)?);
+/// The ledger line and event lines a (version 2) prune recorded for a window fetch, if it recorded them.
+fn load_recorded_lines(
+    conn: &Connection,
+    prune_id: i64,
+    window_id: i64,
+) -> rusqlite::Result<Option<(String, String)>> {
+    let (ledger, kept): (Option<String>, Option<String>) = conn
+        .prepare_cached(
+            "SELECT ledger, kept_lines FROM pruned_windows WHERE prune_id = ?1 AND window_id = ?2",
+        )?
+        .query_row([prune_id, window_id], |r| Ok((r.get(0)?, r.get(1)?)))?;
+    Ok(ledger.zip(kept))
+}
+
+/// The rows filed under no sealed window fetch and no running one: events, revisions, rejects and reconcile
+/// records, each by id (a revision and a reconcile record by its event's).
+fn load_orphans(conn: &Connection) -> rusqlite::Result<Orphans> {
+    let mut orphans = Orphans::default();
+    for table in Filed::ALL {
+        let sql = format!(
+            "SELECT x.{} FROM {} x
+             LEFT JOIN seals s ON s.window_id = x.window_id LEFT JOIN windows w ON w.id = x.window_id
+             WHERE s.id IS NULL AND (w.id IS NULL OR w.status <> ?1) ORDER BY x.id",
+            table.id_column(),
+            table.table()
+        );
+        let mut stmt = conn.prepare(&sql)?;
+        let mut rows = stmt.query([WindowStatus::Running])?;
+        let sample = orphans.entry(table).or_default();
+        while let Some(r) = rows.next()? {
+            sample.push(r.get(0)?);
+        }
     }
     Ok(orphans)
 }
 
-/// Checks what one seal vouches for against the rows now, reading only that seal's members and the rows of
-/// what it seals: a prune's record, what is left of a window fetch prunes removed rows from, or a window
-/// fetch's content.
+/// Checks what one seal vouches for against the rows now, with the format it was made with, reading only
+/// that seal's members and lines and the rows of what it seals: a prune's record, what is left of a window
+/// fetch prunes removed rows from, or a window fetch's content.
 fn verify_sealed_rows(
     conn: &Connection,
     header: &SealHeader,
     pruned: &PrunedWindows,
     pruned_ranges: &[Interval],
 ) -> rusqlite::Result<Vec<Finding>> {
-    let members = load_members(conn, header.id)?;
+    // A format this version does not know is reported by `check_chain`.
+    let Some(format) = header.format.1 else {
+        return Ok(Vec::new());
+    };
+    let body = load_body(conn, header.id)?;
     match header.sealed() {
         Sealed::Window(window_id) => match pruned.get(&window_id) {
             Some(records) => {
-                verify_pruned_rows(conn, window_id, header, &members, records, pruned_ranges)
+                let sealed = (header, format, &body.members[..]);
+                verify_pruned_rows(conn, window_id, sealed, records, pruned_ranges)
             }
             None => {
-                let now = window_content(conn, window_id).optional()?;
-                if now
-                    .as_ref()
-                    .is_some_and(|now| now.content == header.content)
-                {
-                    return Ok(Vec::new());
+                let now = window_content(conn, window_id, format).optional()?;
+                match now {
+                    Some(now) if now.content == header.content => {
+                        Ok(check_seal_body(header, format, &body, &now)
+                            .into_iter()
+                            .collect())
+                    }
+                    now => Ok(check_window(window_id, format, &body, now.as_ref())),
                 }
-                Ok(check_window(window_id, &members, now.as_ref()))
             }
         },
         Sealed::Prune(prune_id) => {
-            let now = seal::prune_content(conn, prune_id).optional()?;
+            let now = seal::prune_content(conn, prune_id, format).optional()?;
             Ok(check_prune(prune_id, &header.content, now.as_deref())
                 .into_iter()
                 .collect())
@@ -315,21 +413,44 @@ fn verify_sealed_rows(
     }
 }
 
-/// Checks a window fetch prunes removed rows from: its prune records against its seal, and what is left
-/// under it (streamed through [`PrunedWindowCheck`]).
+/// Checks a window fetch prunes removed rows from: its prune records against its seal (header, format and
+/// members); its ledger row against the last record, if that prune recorded it (version 2); and what is left
+/// under it (streamed through [`PrunedWindowCheck`]), against the event lines that prune recorded, or else
+/// against the seal's members.
 fn verify_pruned_rows(
     conn: &Connection,
     window_id: i64,
-    header: &SealHeader,
-    members: &[u8],
+    (header, format, members): (&SealHeader, SealFormat, &[u8]),
     records: &[PrunedRow],
     pruned_ranges: &[Interval],
 ) -> rusqlite::Result<Vec<Finding>> {
     let mut out: Vec<Finding> = check_pruned_counts(window_id, records, header)
         .into_iter()
         .collect();
-    let kept = records.last().map_or(0, |p| p.kept);
-    let mut check = PrunedWindowCheck::new(window_id, members, kept, pruned_ranges);
+    let (prune_id, kept) = records.last().map_or((0, 0), |p| (p.prune_id, p.kept));
+    let record = match load_recorded_lines(conn, prune_id, window_id)? {
+        Some((ledger, lines)) => {
+            let now = seal::ledger_text(conn, window_id).optional()?;
+            out.extend(check_pruned_ledger(
+                window_id,
+                prune_id,
+                &ledger,
+                now.as_deref(),
+            ));
+            KeptRecord::Lines {
+                recorded: lines,
+                now: seal::kept_lines(conn, window_id)?,
+            }
+        }
+        None => KeptRecord::Members {
+            members: decode_members(members, format)
+                .into_iter()
+                .map(|m| (m.id, m))
+                .collect(),
+            kept,
+        },
+    };
+    let mut check = PrunedWindowCheck::new(window_id, prune_id, record, pruned_ranges);
     let mut stmt = conn.prepare_cached(
         "SELECT id, digest, timestamp FROM events WHERE window_id = ?1 ORDER BY id",
     )?;
@@ -388,7 +509,7 @@ fn check_integrity(lines: &[String]) -> Option<Finding> {
 }
 
 /// The tables whose rows carry a digest of their `raw`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 enum Archived {
     /// `events`: counted in the report.
     Event,
@@ -400,10 +521,13 @@ impl Archived {
     /// Both tables, in the order they are read.
     const ALL: [Archived; 2] = [Archived::Event, Archived::Revision];
 
-    /// The query reading (id, window, raw, digest) from the table.
+    /// The query reading (id, window, raw, digest) from the table, then an event's typed columns.
     fn sql(self) -> &'static str {
         match self {
-            Archived::Event => "SELECT id, window_id, raw, digest FROM events",
+            Archived::Event => {
+                "SELECT id, window_id, raw, digest, timestamp, category, action, description, username, ip_address
+                 FROM events"
+            }
             Archived::Revision => "SELECT event_id, window_id, raw, digest FROM event_revisions",
         }
     }
@@ -419,7 +543,8 @@ struct Digests {
 }
 
 impl Digests {
-    /// Folds in one row: `id` (the event's, for a revision) filed under `window`.
+    /// Folds in one row: `id` (the event's, for a revision) filed under `window`; returns whether its `raw`
+    /// still matches its digest.
     fn observe(
         &mut self,
         table: Archived,
@@ -427,14 +552,16 @@ impl Digests {
         window: Option<i64>,
         raw: &str,
         digest: Option<&str>,
-    ) {
+    ) -> bool {
         match table {
             Archived::Event => self.events += 1,
             Archived::Revision => {}
         }
-        if digest != Some(crate::digest::sha256_hex(raw.as_bytes()).as_str()) {
+        let intact = digest == Some(crate::digest::sha256_hex(raw.as_bytes()).as_str());
+        if !intact {
             self.edited.entry(window).or_default().push(id);
         }
+        intact
     }
 
     /// One finding per window fetch with rows that no longer match their digest.
@@ -447,7 +574,7 @@ impl Digests {
                     *window_id,
                     edited.ids.iter().copied(),
                     format!(
-                        "{} archived item(s) no longer match the digest recorded when they were archived",
+                        "{} archived item(s) no longer match the digest recorded when they were archived: raw or digest changed",
                         edited.count
                     ),
                 )
@@ -475,6 +602,8 @@ struct SealHeader {
     events: i64,
     /// Revisions it sealed.
     revisions: i64,
+    /// Its format, as stored and as known (`None`: a number this version does not know).
+    format: (i64, Option<SealFormat>),
 }
 
 /// What a seal vouches for.
@@ -542,6 +671,14 @@ fn check_chain(seals: &[SealHeader], anchor: Option<&str>) -> Chain {
                 format!("seal {id} seals nothing: the seal was edited"),
             ),
         }
+        if let (number, None) = header.format {
+            finding(
+                header.window_id,
+                format!(
+                    "seal {id} has format {number}, which no version made: the seal was edited"
+                ),
+            );
+        }
         if anchor == Some(header.hash.as_str()) {
             anchor_found_at = Some(id);
         }
@@ -565,63 +702,28 @@ fn check_prune(prune_id: i64, sealed: &str, now: Option<&str>) -> Option<Finding
     Some(Finding::new(FindingKind::Ledger, None, [], detail))
 }
 
-/// Checks a window fetch's content now (`None`: its ledger row is gone) against its seal's members, once the
-/// content no longer matches the seal.
-fn check_window(window_id: i64, sealed: &[u8], now: Option<&WindowContent>) -> Vec<Finding> {
+/// Checks a pruned window fetch's ledger row now (`None`: it is gone) against the ledger line prune
+/// `prune_id` recorded, naming the columns that changed.
+fn check_pruned_ledger(
+    window_id: i64,
+    prune_id: i64,
+    recorded: &str,
+    now: Option<&str>,
+) -> Vec<Finding> {
     match now {
-        Some(now) => explain_change(window_id, sealed, now),
+        Some(now) => line_findings(
+            window_id,
+            &seal::lines::diff_lines(recorded, now),
+            "the prune left in this window",
+            &format!("after prune {prune_id} recorded it"),
+        ),
         None => vec![Finding::new(
             FindingKind::Ledger,
             Some(window_id),
-            decode_members(sealed).into_iter().map(|m| m.0),
-            "the ledger row of this sealed window was deleted",
+            [],
+            "the ledger row of this pruned window was deleted",
         )],
     }
-}
-
-/// Names what changed in a sealed window: members deleted, inserted or edited, or else its ledger row,
-/// revisions or rejects.
-fn explain_change(window_id: i64, sealed: &[u8], now: &WindowContent) -> Vec<Finding> {
-    let before: BTreeMap<i64, [u8; 8]> = decode_members(sealed).into_iter().collect();
-    let after: BTreeMap<i64, [u8; 8]> = decode_members(&now.members).into_iter().collect();
-    let deleted = before.keys().filter(|id| !after.contains_key(id));
-    let inserted = after.keys().filter(|id| !before.contains_key(id));
-    let edited = before
-        .iter()
-        .filter(|(id, p)| after.get(id).is_some_and(|q| q != *p))
-        .map(|(id, _)| id);
-    let mut out = Vec::new();
-    for (kind, ids, what) in [
-        (
-            FindingKind::Deleted,
-            deleted.copied().collect::<Vec<i64>>(),
-            "event(s) sealed in this window are gone",
-        ),
-        (
-            FindingKind::Inserted,
-            inserted.copied().collect(),
-            "event(s) were filed under this window after it was sealed",
-        ),
-        (
-            FindingKind::Edited,
-            edited.copied().collect(),
-            "event(s) of this window changed, digest included",
-        ),
-    ] {
-        if !ids.is_empty() {
-            let detail = format!("{} {what}", ids.len());
-            out.push(Finding::new(kind, Some(window_id), ids, detail));
-        }
-    }
-    if out.is_empty() {
-        out.push(Finding::new(
-            FindingKind::Ledger,
-            Some(window_id),
-            [],
-            "the window's ledger row, revisions or rejects changed after it was sealed",
-        ));
-    }
-    out
 }
 
 /// A prune's record of one window fetch.
@@ -667,16 +769,34 @@ fn check_pruned_counts(
     })
 }
 
+/// What a window fetch's last prune recorded of the events it left there.
+enum KeptRecord {
+    /// A version 1 prune recorded how many: they are the seal's members still there.
+    Members {
+        /// The seal's members, by id.
+        members: HashMap<i64, Member>,
+        /// How many events the prune left.
+        kept: i64,
+    },
+    /// A version 2 prune recorded their lines, hashed into its seal.
+    Lines {
+        /// The lines it recorded.
+        recorded: String,
+        /// The lines of the events under the window fetch now ([`seal::kept_lines`]).
+        now: String,
+    },
+}
+
 /// What is left under a window fetch that prunes removed rows from, as a fold over its events (by id): it
-/// must be exactly the sealed events the last prune kept, unchanged, none inside a pruned range, and no other
-/// rows.
+/// must be exactly the events the last prune left, unchanged (by its recorded lines, or else by the seal's
+/// members), none inside a pruned range, and no other rows.
 struct PrunedWindowCheck<'a> {
     /// The window fetch.
     window_id: i64,
-    /// Its seal's members.
-    members: HashMap<i64, [u8; 8]>,
-    /// Events the last prune kept.
-    kept: i64,
+    /// The last prune that removed rows from it.
+    prune_id: i64,
+    /// What that prune recorded of the events it left.
+    record: KeptRecord,
     /// The ranges emptied by prunes.
     pruned_ranges: &'a [Interval],
     /// Events seen.
@@ -690,17 +810,17 @@ struct PrunedWindowCheck<'a> {
 }
 
 impl<'a> PrunedWindowCheck<'a> {
-    /// Starts the check of `window_id`, sealed with `members`, of which the last prune kept `kept`.
+    /// Starts the check of `window_id`, of which prune `prune_id` (the last) left what `record` says.
     fn new(
         window_id: i64,
-        members: &[u8],
-        kept: i64,
+        prune_id: i64,
+        record: KeptRecord,
         pruned_ranges: &'a [Interval],
     ) -> PrunedWindowCheck<'a> {
         PrunedWindowCheck {
             window_id,
-            members: decode_members(members).into_iter().collect(),
-            kept,
+            prune_id,
+            record,
             pruned_ranges,
             left: 0,
             inserted: Sample::default(),
@@ -709,15 +829,17 @@ impl<'a> PrunedWindowCheck<'a> {
         }
     }
 
-    /// Folds in one event left under the window fetch.
+    /// Folds in one event left under the window fetch (its lines, if recorded, are compared at the end).
     fn observe(&mut self, id: i64, digest: Option<&str>, timestamp: &str) {
         self.left += 1;
-        match self.members.get(&id) {
-            None => self.inserted.push(id),
-            Some(prefix) if *prefix != seal::digest_prefix(digest.unwrap_or("")) => {
-                self.edited.push(id)
+        if let KeptRecord::Members { members, .. } = &self.record {
+            match members.get(&id) {
+                None => self.inserted.push(id),
+                Some(m) if m.digest != seal::digest_prefix(digest.unwrap_or("")) => {
+                    self.edited.push(id)
+                }
+                Some(_) => {}
             }
-            Some(_) => {}
         }
         if crate::time::from_stored(timestamp)
             .is_some_and(|t| self.pruned_ranges.iter().any(|p| p.contains(t)))
@@ -730,6 +852,18 @@ impl<'a> PrunedWindowCheck<'a> {
     fn findings(self, others: i64) -> Vec<Finding> {
         let window_id = Some(self.window_id);
         let mut out = Vec::new();
+        let kept = match &self.record {
+            KeptRecord::Members { kept, .. } => Some(*kept),
+            KeptRecord::Lines { recorded, now } => {
+                out.extend(line_findings(
+                    self.window_id,
+                    &seal::lines::diff_lines(recorded, now),
+                    "the prune left in this window",
+                    &format!("after prune {} recorded them", self.prune_id),
+                ));
+                None
+            }
+        };
         if !self.inserted.is_empty() || others > 0 {
             out.push(Finding::new(
                 FindingKind::Inserted,
@@ -758,14 +892,14 @@ impl<'a> PrunedWindowCheck<'a> {
             }
         }
         let sealed_left = self.left - self.inserted.count as i64;
-        if sealed_left < self.kept {
+        if let Some(kept) = kept.filter(|kept| sealed_left < *kept) {
             out.push(Finding::new(
                 FindingKind::Deleted,
                 window_id,
                 [],
                 format!(
                     "{} event(s) the prune left in this window are gone",
-                    self.kept - sealed_left
+                    kept - sealed_left
                 ),
             ));
         }
@@ -825,19 +959,82 @@ fn check_unsealed(unsealed: &[i64]) -> Vec<Finding> {
         .collect()
 }
 
-/// Every event belongs to a sealed or running window fetch.
-fn check_orphans(orphans: &Sample) -> Option<Finding> {
-    (!orphans.is_empty()).then(|| {
-        Finding::new(
-            FindingKind::Inserted,
-            None,
-            orphans.ids.iter().copied(),
-            format!(
-                "{} event(s) belong to no sealed window fetch: inserted after sealing",
-                orphans.count
-            ),
-        )
-    })
+/// The tables whose rows are filed under a window fetch (`window_id`), and so must be under a seal.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+enum Filed {
+    /// `events`.
+    Event,
+    /// `event_revisions`.
+    Revision,
+    /// `rejects`.
+    Reject,
+    /// `source_changes`.
+    Source,
+}
+
+impl Filed {
+    /// Every such table, in the order findings name them.
+    const ALL: [Filed; 4] = [Filed::Event, Filed::Revision, Filed::Reject, Filed::Source];
+
+    /// The table.
+    fn table(self) -> &'static str {
+        match self {
+            Filed::Event => "events",
+            Filed::Revision => "event_revisions",
+            Filed::Reject => "rejects",
+            Filed::Source => "source_changes",
+        }
+    }
+
+    /// The id a finding names its rows by: the event's, or a reject's own.
+    fn id_column(self) -> &'static str {
+        match self {
+            Filed::Event => "id",
+            Filed::Revision | Filed::Source => "event_id",
+            Filed::Reject => "id",
+        }
+    }
+}
+
+/// Rows under no sealed or running window fetch, by table.
+type Orphans = BTreeMap<Filed, Sample>;
+
+/// Every row filed under a window fetch belongs to a sealed or running one: one finding per table with
+/// orphans (events and revisions and reconcile records named by their event ids, rejects by theirs in words).
+fn check_orphans(orphans: &Orphans) -> Vec<Finding> {
+    let finding = |ids: &[i64], detail: String| {
+        Finding::new(FindingKind::Inserted, None, ids.iter().copied(), detail)
+    };
+    orphans
+        .iter()
+        .filter(|(_, sample)| !sample.is_empty())
+        .map(|(table, sample)| {
+            let n = sample.count;
+            match table {
+                Filed::Event => finding(
+                    &sample.ids,
+                    format!("{n} event(s) belong to no sealed window fetch: inserted after sealing"),
+                ),
+                Filed::Revision | Filed::Source => finding(
+                    &sample.ids,
+                    format!(
+                        "{n} row(s) of {} belong to no sealed window fetch: inserted after sealing",
+                        table.table()
+                    ),
+                ),
+                Filed::Reject => {
+                    let ids: Vec<String> = sample.ids.iter().map(i64::to_string).collect();
+                    finding(
+                        &[],
+                        format!(
+                            "{n} reject(s) belong to no sealed window fetch: inserted after sealing (row ids {})",
+                            ids.join(", ")
+                        ),
+                    )
+                }
+            }
+        })
+        .collect()
 }
 
 /// The anchor, if one was given, is in the chain.
@@ -867,7 +1064,7 @@ fn assemble(
     VerifyReport {
         head,
         seals: loaded.seals.len() as u64,
-        events: loaded.digests.events,
+        events: loaded.rows.0.events,
         anchor_found_at,
         windows_in_progress: loaded.windows_in_progress as u64,
         gaps: gaps_between(&loaded.covered)
@@ -885,6 +1082,7 @@ fn assemble(
 mod tests {
     use super::*;
     use crate::digest::sha256_hex;
+    use crate::store::seal::WindowContent;
     use crate::time::parse_time_arg;
 
     /// A finding as one line: kind, window (or `-`), ids, then its detail unless `brief`.
@@ -957,6 +1155,7 @@ mod tests {
             hash,
             events: 10,
             revisions: 1,
+            format: (2, Some(SealFormat::V2)),
         }
     }
 
@@ -997,7 +1196,7 @@ mod tests {
         use Archived::{Event, Revision};
         let edited = |n| {
             format!(
-                "{n} archived item(s) no longer match the digest recorded when they were archived"
+                "{n} archived item(s) no longer match the digest recorded when they were archived: raw or digest changed"
             )
         };
         let many: Vec<_> = (1..=25).map(|id| (Event, id, Some(9), "x", None)).collect();
@@ -1064,6 +1263,8 @@ mod tests {
         nothing[1].window_id = None;
         let mut swapped = good.clone();
         swapped.swap(0, 1);
+        let mut unknown = good.clone();
+        unknown[0].format = (7, None);
         let cases = [
             ("no seal", vec![], ""),
             ("intact", good.clone(), "ok | ok | ok"),
@@ -1079,6 +1280,7 @@ mod tests {
                 swapped,
                 "chain 2 [] | chain 1 [] | chain - []",
             ),
+            ("a format no version made", unknown, "chain 1 [] | ok | ok"),
         ];
         for (name, seals, want) in cases {
             let chain = check_chain(&seals, None);
@@ -1166,8 +1368,13 @@ mod tests {
         let now = |events: &[(i64, &str)]| WindowContent {
             content: "now".into(),
             members: members(events),
+            lines: String::new(),
             events: events.len() as i64,
             revisions: 0,
+        };
+        let body = SealBody {
+            members: sealed,
+            lines: None,
         };
         let cases: [(&str, Option<WindowContent>, &[&str]); 4] = [
             (
@@ -1199,7 +1406,7 @@ mod tests {
         ];
         for (name, now, want) in cases {
             assert_eq!(
-                lines(&check_window(5, &sealed, now.as_ref())),
+                lines(&check_window(5, SealFormat::V1, &body, now.as_ref())),
                 want,
                 "{name}"
             );
@@ -1248,6 +1455,257 @@ mod tests {
                 format!("ledger 4 []: prune {p} records this window's rows as removed, but not as its seal describes them")
             });
             assert_eq!(found.map(|f| show(&f, false)), want, "{name}");
+        }
+    }
+
+    /// Version 2 members of (id, raw, fetched_at) events.
+    fn members_v2(events: &[(i64, &str, &str)]) -> Vec<u8> {
+        let mut out = Vec::new();
+        for (id, raw, fetched_at) in events {
+            out.extend_from_slice(&id.to_be_bytes());
+            out.extend_from_slice(&seal::digest_prefix(&digest(raw)));
+            out.extend_from_slice(&seal::text_prefix(fetched_at));
+        }
+        out
+    }
+
+    /// Version 2 lines: the ledger line of window 5 ending at `end` with `error`, then the given others.
+    fn v2_lines(end: &str, error: &str, others: &[&str]) -> String {
+        let ledger = format!(
+            r#"["window",5,1,"2024-01-01T00:00:00.000Z","{end}","","","a","b","complete",1,2,2,1,1,0,"s","c",{error}]"#
+        );
+        std::iter::once(ledger.as_str())
+            .chain(others.iter().copied())
+            .map(|l| format!("{l}\n"))
+            .collect()
+    }
+
+    /// What `check_window` finds in window 5, sealed in version 2 with three events (one with a revision, a
+    /// reject, a reconcile record), once its events are `events` and its other lines `end`, `error`, `others`.
+    fn explained(
+        events: &[(i64, &str, &str)],
+        end: &str,
+        error: &str,
+        others: &[&str],
+    ) -> Vec<String> {
+        let sealed_events = [(1, "a", "f1"), (2, "b", "f1"), (3, "c", "f2")];
+        let sealed_others = [
+            r#"["revision",4,2,"d","f1"]"#,
+            r#"["reject",6,"no id","h","1","f1"]"#,
+            r#"["source",8,3,"changed","f2"]"#,
+        ];
+        let body = SealBody {
+            members: members_v2(&sealed_events),
+            lines: Some(v2_lines("2024-01-02T00:00:00.000Z", "null", &sealed_others)),
+        };
+        let now = WindowContent {
+            content: "now".into(),
+            members: members_v2(if events.is_empty() {
+                &sealed_events
+            } else {
+                events
+            }),
+            lines: v2_lines(
+                end,
+                error,
+                if others.is_empty() {
+                    &sealed_others
+                } else {
+                    others
+                },
+            ),
+            events: 3,
+            revisions: 1,
+        };
+        lines(&check_window(5, SealFormat::V2, &body, Some(&now)))
+    }
+
+    #[test]
+    fn a_version_2_seal_names_an_events_fetched_at_and_the_ledgers_columns() {
+        let end = "2024-01-02T00:00:00.000Z";
+        let fetched = [(1, "a", "f1"), (2, "b", "f9"), (3, "c", "f2")];
+        assert_eq!(
+            explained(&fetched, "2024-01-09T00:00:00.000Z", r#""x""#, &[]),
+            [
+                "edited 5 [2]: 1 event(s) of this window changed after it was sealed: fetched_at",
+                "ledger 5 []: the window's ledger row changed after it was sealed: window_end, error",
+            ]
+        );
+        assert_eq!(
+            explained(&[], end, "null", &[]),
+            [
+                "ledger 5 []: the window's ledger row, revisions or rejects changed after it was sealed"
+            ],
+            "nothing the members or lines show"
+        );
+    }
+
+    #[test]
+    fn a_version_2_seal_names_the_revisions_rejects_and_reconcile_records_that_changed() {
+        let end = "2024-01-02T00:00:00.000Z";
+        let changed = [
+            r#"["revision",4,2,"d","f9"]"#,
+            r#"["reject",6,"no id","h","2","f1"]"#,
+            r#"["source",8,3,"late","f2"]"#,
+        ];
+        assert_eq!(
+            explained(&[], end, "null", &changed),
+            [
+                "edited 5 [2]: 1 revision(s) sealed in this window changed after it was sealed: fetched_at (row ids 4)",
+                "edited 5 []: 1 reject(s) sealed in this window changed after it was sealed: page (row ids 6)",
+                "ledger 5 [3]: 1 reconcile record(s) sealed in this window changed after it was sealed: kind (row ids 8)",
+            ]
+        );
+        let moved = [
+            r#"["reject",6,"no id","h","1","f1"]"#,
+            r#"["reject",7,"no id","i","1","f1"]"#,
+            r#"["source",8,3,"changed","f2"]"#,
+        ];
+        assert_eq!(
+            explained(&[], end, "null", &moved),
+            [
+                "deleted 5 [2]: 1 revision(s) sealed in this window are gone (row ids 4)",
+                "inserted 5 []: 1 reject(s) were filed under this window after it was sealed (row ids 7)",
+            ]
+        );
+    }
+
+    #[test]
+    fn a_seal_whose_content_holds_must_keep_the_members_lines_and_counts_it_was_made_with() {
+        let members = members_v2(&[(1, "a", "f")]);
+        let lines_now = v2_lines("e", "null", &[]);
+        let now = WindowContent {
+            content: "c".into(),
+            members: members.clone(),
+            lines: lines_now.clone(),
+            events: 1,
+            revisions: 0,
+        };
+        let mut seal = header(3, Sealed::Window(5), GENESIS, "c");
+        (seal.events, seal.revisions) = (1, 0);
+        let body = |members: &[u8], lines: Option<&str>| SealBody {
+            members: members.to_vec(),
+            lines: lines.map(str::to_string),
+        };
+        let edited = "chain 5 []: seal 3's members, lines or counts do not match its window's rows, though its content does: the seal was edited";
+        let other_members = members_v2(&[(1, "b", "f")]);
+        let cases = [
+            (
+                "as made",
+                SealFormat::V2,
+                body(&members, Some(&lines_now)),
+                1,
+                None,
+            ),
+            (
+                "members patched",
+                SealFormat::V2,
+                body(&other_members, Some(&lines_now)),
+                1,
+                Some(edited),
+            ),
+            (
+                "lines patched",
+                SealFormat::V2,
+                body(&members, Some("x\n")),
+                1,
+                Some(edited),
+            ),
+            (
+                "lines dropped",
+                SealFormat::V2,
+                body(&members, None),
+                1,
+                Some(edited),
+            ),
+            (
+                "version 1 keeps no lines",
+                SealFormat::V1,
+                body(&members, None),
+                1,
+                None,
+            ),
+            (
+                "a count edited",
+                SealFormat::V2,
+                body(&members, Some(&lines_now)),
+                2,
+                Some(edited),
+            ),
+        ];
+        for (name, format, body, events, want) in cases {
+            seal.events = events;
+            let found = check_seal_body(&seal, format, &body, &now);
+            assert_eq!(found.map(|f| show(&f, false)).as_deref(), want, "{name}");
+        }
+    }
+
+    #[test]
+    fn a_pruned_windows_ledger_row_must_be_what_its_last_prune_recorded() {
+        let recorded = v2_lines("2024-01-02T00:00:00.000Z", "null", &[]);
+        let cases = [
+            ("as recorded", Some(recorded.clone()), vec![]),
+            (
+                "its end moved",
+                Some(v2_lines("2024-01-09T00:00:00.000Z", "null", &[])),
+                vec!["ledger 5 []: the window's ledger row changed after prune 2 recorded it: window_end".to_string()],
+            ),
+            (
+                "its row deleted",
+                None,
+                vec!["ledger 5 []: the ledger row of this pruned window was deleted".to_string()],
+            ),
+        ];
+        for (name, now, want) in cases {
+            let found = check_pruned_ledger(5, 2, &recorded, now.as_deref());
+            assert_eq!(lines(&found), want, "{name}");
+        }
+    }
+
+    #[test]
+    fn what_a_version_2_prune_left_is_checked_line_by_line() {
+        let line = |id: i64, digest: &str, fetched_at: &str| {
+            let mut text = String::new();
+            seal::lines::event_line_v2(&mut text, id, digest, fetched_at);
+            text
+        };
+        let recorded = [line(1, "a", "f"), line(2, "b", "f"), line(3, "c", "f")].concat();
+        let ranges = [interval("2024-01-01", "2024-01-02")];
+        let cases: [(&str, String, i64, Vec<&str>); 4] = [
+            ("exactly what was left", recorded.clone(), 0, vec![]),
+            (
+                "an event edited with its digest, another's fetched_at, members patched or not",
+                [line(1, "A", "f"), line(2, "b", "g"), line(3, "c", "f")].concat(),
+                0,
+                vec![
+                    "edited 6 [1]: 1 event(s) the prune left in this window changed after prune 2 recorded them: digest",
+                    "edited 6 [2]: 1 event(s) the prune left in this window changed after prune 2 recorded them: fetched_at",
+                ],
+            ),
+            (
+                "one gone, one filed, and a revision",
+                [line(1, "a", "f"), line(2, "b", "f"), line(4, "d", "f")].concat(),
+                1,
+                vec![
+                    "deleted 6 [3]: 1 event(s) the prune left in this window are gone",
+                    "inserted 6 [4]: 1 event(s) were filed under this window after prune 2 recorded them",
+                    "inserted 6 []: 0 event(s) and 1 other row(s) were filed under this window after it was pruned",
+                ],
+            ),
+            (
+                "all gone",
+                String::new(),
+                0,
+                vec!["deleted 6 [1, 2, 3]: 3 event(s) the prune left in this window are gone"],
+            ),
+        ];
+        for (name, now, others, want) in cases {
+            let record = KeptRecord::Lines {
+                recorded: recorded.clone(),
+                now,
+            };
+            let check = PrunedWindowCheck::new(6, 2, record, &ranges);
+            assert_eq!(lines(&check.findings(others)), want, "{name}");
         }
     }
 
@@ -1312,7 +1770,14 @@ mod tests {
             ),
         ];
         for (name, left, others, want) in cases {
-            let mut check = PrunedWindowCheck::new(6, &sealed, 3, &ranges);
+            let record = KeptRecord::Members {
+                members: decode_members(&sealed, SealFormat::V1)
+                    .into_iter()
+                    .map(|m| (m.id, m))
+                    .collect(),
+                kept: 3,
+            };
+            let mut check = PrunedWindowCheck::new(6, 1, record, &ranges);
             for (id, raw, inside) in left {
                 let at = if inside {
                     "2024-01-01T12:00:00.000Z"
@@ -1365,7 +1830,7 @@ mod tests {
         let orphans = "25 event(s) belong to no sealed window fetch: inserted after sealing";
         let anchor = "the anchor ab is not in the chain: the chain was rewritten or cut short since it was taken";
         let twenty: Vec<i64> = (1..=20).collect();
-        let cases: [(&str, Vec<Finding>, Vec<String>); 7] = [
+        let cases: [(&str, Vec<Finding>, Vec<String>); 8] = [
             ("no unsealed window", check_unsealed(&[]), vec![]),
             (
                 "two unsealed windows",
@@ -1377,13 +1842,27 @@ mod tests {
             ),
             (
                 "no orphan",
-                check_orphans(&sample([])).into_iter().collect(),
+                check_orphans(&Orphans::from([(Filed::Event, sample([]))])),
                 vec![],
             ),
             (
                 "25 orphans, 20 named",
-                check_orphans(&sample(1..=25)).into_iter().collect(),
+                check_orphans(&Orphans::from([(Filed::Event, sample(1..=25))])),
                 vec![format!("inserted - {twenty:?}: {orphans}")],
+            ),
+            (
+                "revisions, rejects and reconcile records under no sealed window",
+                check_orphans(&Orphans::from([
+                    (Filed::Source, sample([8])),
+                    (Filed::Reject, sample([3, 4])),
+                    (Filed::Revision, sample([7])),
+                    (Filed::Event, sample([])),
+                ])),
+                vec![
+                    "inserted - [7]: 1 row(s) of event_revisions belong to no sealed window fetch: inserted after sealing".into(),
+                    "inserted - []: 2 reject(s) belong to no sealed window fetch: inserted after sealing (row ids 3, 4)".into(),
+                    "inserted - [8]: 1 row(s) of source_changes belong to no sealed window fetch: inserted after sealing".into(),
+                ],
             ),
             (
                 "no anchor given",
@@ -1409,15 +1888,18 @@ mod tests {
     fn loaded(covered: Vec<Interval>, pruned_ranges: Vec<Interval>) -> Loaded {
         Loaded {
             integrity: vec!["ok".into()],
-            digests: Digests {
-                events: 42,
-                edited: BTreeMap::new(),
-            },
+            rows: (
+                Digests {
+                    events: 42,
+                    edited: BTreeMap::new(),
+                },
+                DerivedColumns::default(),
+            ),
             pruned: PrunedWindows::new(),
             pruned_ranges,
             seals: good_chain(),
             unsealed: vec![],
-            orphans: Sample::default(),
+            orphans: Orphans::new(),
             windows_in_progress: 2,
             covered,
             unfetched: vec![],

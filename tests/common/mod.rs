@@ -549,26 +549,36 @@ pub fn assert_crash_invariants(sb: &Sandbox, source: &[(i64, i64)]) {
 /// `events` simulated events over `[from, to)` (dates or RFC 3339), synced into a fresh archive with `--json`:
 /// the simulator, the sandbox, and the sync's run (its stdout is the JSON summary).
 pub fn synced(events: u64, from: &str, to: &str) -> (Served, Sandbox, Run) {
-    let served = serve(elevate_archive::simulator::SimConfig::new(
+    let config = elevate_archive::simulator::SimConfig::new(
         events,
         elevate_archive::time::parse_time_arg(from).unwrap(),
         elevate_archive::time::parse_time_arg(to).unwrap(),
-    ));
-    let sb = Sandbox::new();
-    let run = sb.run_env(
-        &[
-            "sync",
-            "--base-url",
-            &served.base,
-            "--from",
-            from,
-            "--to",
-            to,
-            "--json",
-        ],
-        &SIM_CREDS,
     );
+    let (served, sb, run) = served_and_synced(config, from, to, &["--json"]);
     run.expect(0);
+    (served, sb, run)
+}
+
+/// A simulator serving `config`, and a fresh archive synced from it over `[from, to)` with `extra` arguments:
+/// the simulator, the sandbox, and the sync's run (whose exit code is the caller's to check).
+pub fn served_and_synced(
+    config: elevate_archive::simulator::SimConfig,
+    from: &str,
+    to: &str,
+    extra: &[&str],
+) -> (Served, Sandbox, Run) {
+    let served = serve(config);
+    let sb = Sandbox::new();
+    let args = [
+        "sync",
+        "--base-url",
+        &served.base,
+        "--from",
+        from,
+        "--to",
+        to,
+    ];
+    let run = sb.run_env(&[&args[..], extra].concat(), &SIM_CREDS);
     (served, sb, run)
 }
 
@@ -615,6 +625,20 @@ pub fn findings(report: &serde_json::Value) -> Vec<(String, Option<i64>, Vec<i64
                     .map(|i| i.as_i64().unwrap())
                     .collect(),
             )
+        })
+        .collect()
+}
+
+/// The findings of a `verify` report as (kind, window, ids, detail).
+pub fn detailed_findings(
+    report: &serde_json::Value,
+) -> Vec<(String, Option<i64>, Vec<i64>, String)> {
+    findings(report)
+        .into_iter()
+        .zip(report["findings"].as_array().unwrap())
+        .map(|((kind, window, ids), f)| {
+            let detail = f["detail"].as_str().unwrap().to_string();
+            (kind, window, ids, detail)
         })
         .collect()
 }
