@@ -138,14 +138,9 @@ pub fn intents(conn: &Connection) -> Result<Vec<Intent>, StoreError> {
     Ok(intents)
 }
 
-/// The unfiltered coverage of the source a plain `sync` keeps up to date: the base URL of the latest sync.
-pub fn primary_covered(conn: &Connection) -> Result<Vec<Interval>, StoreError> {
-    let base_url = intents(conn)?.pop().map(|i| i.base_url).unwrap_or_default();
-    Ok(covered_for(
-        &ledger_windows(conn)?,
-        &base_url,
-        &Filters::default(),
-    ))
+/// The source a plain `sync` keeps up to date: the base URL of the latest sync, if any sync was run.
+pub fn primary_source(intents: &[Intent]) -> Option<&str> {
+    intents.last().map(|i| i.base_url.as_str())
 }
 
 /// The intervals covered for a source by the complete fetches among `windows`: those of the same base URL

@@ -320,7 +320,7 @@ pub fn count_changes(counts: &[(ChangeKind, i64)]) -> SourceChanges {
 /// Builds the report from what was read (pure).
 pub fn assemble(inputs: StatusInputs, now: Timestamp) -> StatusReport {
     // The source a plain `sync` keeps up to date: the base URL of the latest sync.
-    let base_url = inputs.intents.last().map(|i| i.base_url.clone());
+    let base_url = coverage::primary_source(&inputs.intents).map(str::to_string);
     let primary = base_url.clone().unwrap_or_default();
     let unfiltered = coverage::covered_for(&inputs.windows, &primary, &Filters::default());
     let covered_until = unfiltered.last().map(|i| i.end);

@@ -29,7 +29,8 @@ use super::coverage::{self, MissingRange};
 use super::seal::{self, GENESIS, Member, SealFormat, chain_hash, decode_members, window_content};
 use super::{SqlContext, StoreError, read, retention};
 use crate::model::{
-    ColumnSet, EventColumn, FindingKind, Interval, StoredColumns, WindowStatus, gaps_between,
+    ColumnSet, EventColumn, Filters, FindingKind, Interval, StoredColumns, WindowStatus,
+    gaps_between,
 };
 use columns::DerivedColumns;
 use explain::{SealBody, check_seal_body, check_window, line_findings};
@@ -185,6 +186,9 @@ struct Loaded {
 /// checked, see [`verify_sealed_rows`]).
 fn load(conn: &Connection) -> Result<Loaded, StoreError> {
     let ctx = || "cannot verify the archive".to_string();
+    let (windows, intents) = (coverage::ledger_windows(conn)?, coverage::intents(conn)?);
+    let pruned_ranges = retention::pruned_ranges(conn)?;
+    let primary = coverage::primary_source(&intents).unwrap_or_default();
     Ok(Loaded {
         integrity: conn
             .prepare("PRAGMA integrity_check")
@@ -192,7 +196,9 @@ fn load(conn: &Connection) -> Result<Loaded, StoreError> {
             .context(ctx)?,
         rows: load_rows(conn).context(ctx)?,
         pruned: load_pruned(conn).context(ctx)?,
-        pruned_ranges: retention::pruned_ranges(conn)?,
+        covered: coverage::covered_for(&windows, primary, &Filters::default()),
+        unfetched: coverage::missing(&windows, &intents, &pruned_ranges),
+        pruned_ranges,
         seals: load_seals(conn).context(ctx)?,
         unsealed: seal::unsealed_windows(conn).context(ctx)?,
         orphans: load_orphans(conn).context(ctx)?,
@@ -203,12 +209,6 @@ fn load(conn: &Connection) -> Result<Loaded, StoreError> {
                 |r| r.get(0),
             )
             .context(ctx)?,
-        covered: coverage::primary_covered(conn)?,
-        unfetched: coverage::missing(
-            &coverage::ledger_windows(conn)?,
-            &coverage::intents(conn)?,
-            &retention::pruned_ranges(conn)?,
-        ),
         prunes: retention::prunes(conn)?,
     })
 }
