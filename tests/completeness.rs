@@ -5,7 +5,7 @@
 mod common;
 
 use chrono::{DateTime, TimeDelta, Utc};
-use common::{Sandbox, authorized, base, json_response};
+use common::{Sandbox, authorized, base, json_response, query_param};
 use httpmock::{HttpMockRequest, MockServer};
 use std::sync::{Arc, Mutex};
 
@@ -74,13 +74,7 @@ fn serve_shared(server: &MockServer, data: Arc<Mutex<Vec<Item>>>, knobs: Arc<Mut
             if !authorized(req) {
                 return json_response(401, r#"{"error":"Unauthorized","message":"bad token"}"#);
             }
-            let q = |name: &str| {
-                req.query_params()
-                    .into_iter()
-                    .find(|(k, _)| k == name)
-                    .map(|(_, v)| v)
-                    .unwrap()
-            };
+            let q = |name: &str| query_param(req, name).unwrap();
             let page: usize = q("page").parse().unwrap();
             let size: usize = q("pageSize").parse().unwrap();
             let (from_text, to_text) = (q("createdFrom"), q("createdTo"));
@@ -96,11 +90,7 @@ fn serve_shared(server: &MockServer, data: Arc<Mutex<Vec<Item>>>, knobs: Arc<Mut
             let parse = |t: &str| DateTime::parse_from_rfc3339(t).unwrap().with_timezone(&Utc);
             let (from, to) = (parse(&from_text), parse(&to_text));
             // `action=like:prefix%` or `action=value`, compared case-sensitively, as a server may.
-            let action = req
-                .query_params()
-                .into_iter()
-                .find(|(k, _)| k == "action")
-                .map(|(_, v)| v);
+            let action = query_param(req, "action");
             let matches = |e: &Item| match action.as_deref() {
                 None => true,
                 Some(f) => match f.strip_prefix("like:") {

@@ -383,12 +383,7 @@ fn dataset_responder(
         if !authorized(req) {
             return json_response(401, r#"{"error":"Unauthorized","message":"bad token"}"#);
         }
-        let q = |name: &str| {
-            req.query_params()
-                .into_iter()
-                .find(|(k, _)| k == name)
-                .map(|(_, v)| v)
-        };
+        let q = |name: &str| query_param(req, name);
         let page: usize = q("page").unwrap().parse().unwrap();
         let size: usize = q("pageSize").unwrap().parse().unwrap();
         let from_text = q("createdFrom").unwrap();
@@ -419,6 +414,14 @@ fn dataset_responder(
             .collect();
         json_response(200, &format!("[{}]", page_items.join(",")))
     }
+}
+
+/// A query parameter of a request, if present.
+pub fn query_param(req: &HttpMockRequest, name: &str) -> Option<String> {
+    req.query_params()
+        .into_iter()
+        .find(|(k, _)| k == name)
+        .map(|(_, v)| v)
 }
 
 /// Whether the request carries the expected bearer token.
