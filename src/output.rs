@@ -594,7 +594,6 @@ pub fn prune_text(p: &crate::store::retention::PrunePlan, dry_run: bool) -> Stri
     for (reason, n) in &p.kept {
         let why = match reason {
             KeptBecause::Held => "under a legal hold",
-            KeptBecause::RevisionKept => "with events whose revisions are kept",
         };
         s.push_str(&format!("kept {n} window fetch(es) {why}\n"));
     }

@@ -694,3 +694,140 @@ fn two_prunes_around_a_hold_keep_verify_green() {
     sb.run(&["verify"]).expect(0);
     assert_eq!(archived_ids(&sb), vec![31, 32], "only the last day is left");
 }
+
+#[test]
+fn a_prune_keeps_the_revisions_of_the_events_it_keeps() {
+    let server = MockServer::start();
+    let at = |s: &str| DateTime::parse_from_rfc3339(s).unwrap().with_timezone(&Utc);
+    let data = Arc::new(Mutex::new(vec![
+        item(1, at("2024-01-01T10:00:00Z"), "2024-01-01T10:00:00Z"),
+        // Exactly on day 1's end: a server reading `createdTo` inclusively returns it with day 1.
+        item(2, at("2024-01-02T00:00:00Z"), "2024-01-02T00:00:00Z"),
+        item(3, at("2024-01-02T10:00:00Z"), "2024-01-02T10:00:00Z"),
+    ]));
+    serve_shared(
+        &server,
+        data.clone(),
+        Arc::new(Mutex::new(Knobs::default())),
+    );
+    let sb = Sandbox::new();
+    let base = base(&server);
+    let sync = |from: &str, to: &str, refetch: bool| {
+        let mut args = vec!["sync", "--base-url", &base, "--from", from, "--to", to];
+        args.extend(["--concurrency", "1"]);
+        if refetch {
+            args.push("--refetch");
+        }
+        sb.run(&args).expect(0);
+    };
+    sync("2024-01-01", "2024-01-03", false);
+    // Event 2 changes at the source; reading day 1 again files the new version under day 1's second fetch.
+    {
+        let mut data = data.lock().unwrap();
+        data[1].raw = data[1].raw.replace("\"u2\"", "\"u2-renamed\"");
+    }
+    sync("2024-01-01", "2024-01-02", true);
+    assert_eq!(
+        sb.count("SELECT count(*) FROM event_revisions WHERE event_id = 2"),
+        1
+    );
+    sb.run(&[
+        "hold",
+        "add",
+        "--from",
+        "2024-01-02",
+        "--to",
+        "2024-01-03",
+        "--reason",
+        "case 9",
+    ])
+    .expect(0);
+
+    sb.run(&["prune", "--before", "2024-01-02"]).expect(0);
+    assert_eq!(archived_ids(&sb), vec![2, 3], "the held events stay");
+    assert_eq!(
+        sb.count("SELECT count(*) FROM event_revisions WHERE event_id = 2"),
+        1,
+        "a kept event keeps its revision, whichever window fetch filed it"
+    );
+    sb.run(&["verify"]).expect(0);
+    // What the prune left of day 1's second fetch, the revision, is vouched for by the prune's record.
+    let db = common::tampered_copy(
+        &sb,
+        "edited",
+        "UPDATE event_revisions SET fetched_at = '2030-01-01T00:00:00.000Z'",
+    );
+    let (run, report) = common::verify_json(&sb, &db, None);
+    run.expect(7);
+    let found = common::detailed_findings(&report);
+    assert!(
+        found
+            .iter()
+            .any(|(_, _, ids, detail)| ids == &vec![2] && detail.contains("fetched_at")),
+        "{found:?}"
+    );
+
+    // With the hold lifted, the revision goes with its event.
+    sb.run(&["hold", "remove", "1"]).expect(0);
+    sb.run(&["prune", "--before", "2024-01-03"]).expect(0);
+    assert_eq!(archived_ids(&sb), Vec::<i64>::new());
+    assert_eq!(sb.count("SELECT count(*) FROM event_revisions"), 0);
+    sb.run(&["verify"]).expect(0);
+}
+
+#[test]
+fn a_prune_removes_events_of_its_range_that_a_kept_window_filed() {
+    let server = MockServer::start();
+    let at = |s: &str| DateTime::parse_from_rfc3339(s).unwrap().with_timezone(&Utc);
+    let data = vec![
+        item(1, at("2024-01-01T10:00:00Z"), "2024-01-01T10:00:00Z"),
+        // In day 1's last second: day 2's window asks from 23:59:59 and files it when day 2 is synced first.
+        item(
+            2,
+            at("2024-01-01T23:59:59.500Z"),
+            "2024-01-01T23:59:59.500Z",
+        ),
+        item(3, at("2024-01-02T10:00:00Z"), "2024-01-02T10:00:00Z"),
+    ];
+    serve(&server, data, Arc::new(Mutex::new(Knobs::default())));
+    let sb = Sandbox::new();
+    let base = base(&server);
+    for (from, to) in [("2024-01-02", "2024-01-03"), ("2024-01-01", "2024-01-02")] {
+        sb.run(&["sync", "--base-url", &base, "--from", from, "--to", to])
+            .expect(0);
+    }
+    assert_eq!(archived_ids(&sb), vec![1, 2, 3]);
+    let day2 = "(SELECT id FROM windows WHERE window_start = '2024-01-02T00:00:00.000Z')";
+    assert_eq!(
+        sb.count(&format!(
+            "SELECT window_id = {day2} FROM events WHERE id = 2"
+        )),
+        1,
+        "day 2's fetch filed the event of day 1"
+    );
+
+    let run = sb.run(&["prune", "--before", "2024-01-02", "--format", "json"]);
+    run.expect(0);
+    assert_eq!(json(&run.stdout)["events"], 2);
+    assert_eq!(
+        archived_ids(&sb),
+        vec![3],
+        "every event of the pruned day is gone"
+    );
+    sb.run(&["verify"]).expect(0);
+    // Day 2's fetch lost an event to the prune; what is left of it is what the prune recorded.
+    let db = common::tampered_copy(
+        &sb,
+        "edited",
+        "UPDATE events SET fetched_at = '2030-01-01T00:00:00.000Z' WHERE id = 3",
+    );
+    let (run, report) = common::verify_json(&sb, &db, None);
+    run.expect(7);
+    let found = common::detailed_findings(&report);
+    assert!(
+        found
+            .iter()
+            .any(|(_, _, ids, detail)| ids == &vec![3] && detail.contains("fetched_at")),
+        "{found:?}"
+    );
+}

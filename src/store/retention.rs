@@ -2,26 +2,28 @@
 //!
 //! `prune --before T` removes window fetches that ended at or before `T`, in one transaction with a record of
 //! what was removed (`prunes`, `pruned_windows`) sealed into the chain. The pruned ranges are the union of
-//! those windows' ranges, less anything held and anything still fetched by windows that are kept. Every row
-//! the pruned fetches filed is removed (events, revisions, rejects, reconciliation records), except events
-//! whose timestamps lie outside the pruned ranges: a server reading `createdTo` inclusively returns an event
-//! exactly on a window's end with that window, and it belongs to the next, retained range. Those stay, still
-//! under their seal, and go with a later prune that reaches them. Ledger rows stay, so coverage stays whole,
-//! and the pruned ranges are never fetched again.
+//! those windows' ranges, less anything held and anything still fetched by windows that are kept. Rows go by
+//! their event, not by the fetch that filed them: every event whose timestamp lies inside a pruned range goes
+//! (whichever window fetch filed it: the one-second overlap of a neighbouring window's request files events
+//! of the range before it), with its revisions and its changes at the source; an event outside (a server
+//! reading `createdTo` inclusively returns an event exactly on a window's end with that window, and it belongs
+//! to the next, retained range) stays with its revisions and source changes, still under their seals, and
+//! goes with a later prune that reaches it. The pruned window fetches' rejects go with them. Ledger rows stay,
+//! so coverage stays whole, and the pruned ranges are never fetched again.
 //!
-//! Never pruned: window fetches overlapping an active hold, events inside one, and (so no revision loses its
-//! event) window fetches whose events have revisions in a kept window. Each window fetch is checked against
-//! its seal and digests first (one an earlier prune took rows from, against what that prune recorded):
-//! pruning tampered rows would bury the evidence. The record keeps, per window fetch, its ledger line and the
-//! lines of the events left under it, hashed into the prune's seal: what a prune leaves, and the ledger row of
-//! a pruned window, are then vouched for by the chain, not by the window's seal members alone.
+//! Never pruned: window fetches overlapping an active hold, and events inside one. Each window fetch a prune
+//! takes rows from is checked against its seal and digests first (one an earlier prune took rows from, against
+//! what that prune recorded): pruning tampered rows would bury the evidence. The record keeps, per window
+//! fetch, its ledger line and the lines of every row left under it, hashed into the prune's seal: what a prune
+//! leaves, and the ledger row of a pruned window, are then vouched for by the chain, not by the window's seal
+//! members alone.
 //!
 //! The plan is computed read-only ([`plan_prune`]), so `--dry-run` shows exactly what a prune would do. It is
 //! "load, then decide": one read of what planning needs into plain structs ([`PruneInputs`]: active holds,
-//! the ranges that block pruning, the window fetches that ended by the cutoff with their seals, the revision
-//! links between window fetches), a pure decision ([`decide_prune`]: which window fetches go, which are kept
-//! and why, the ranges pruned), a count of each pruned window fetch's rows ([`RowCounts`]), and a pure
-//! assembly of the [`PrunePlan`] ([`assemble_plan`]).
+//! the ranges that block pruning, the window fetches that ended by the cutoff with their seals, the ranges
+//! pruned before), a pure decision ([`decide_prune`]: which window fetches go, which are kept and why, the
+//! ranges pruned, the ranges swept), a read of the other window fetches holding rows of the swept ranges, a
+//! count of each one's rows ([`RowCounts`]), and a pure assembly of the [`PrunePlan`] ([`assemble_plan`]).
 
 use super::seal::{self, SealFormat};
 use super::{Archive, SqlContext, StoreError, read::Range};
@@ -65,6 +67,10 @@ pub struct PrunedWindow {
     pub rejects: i64,
     /// Events left under it (timestamps outside the pruned ranges).
     pub kept: i64,
+    /// Whether it ended by the cutoff and goes whole (its rejects too), rather than losing only the rows of
+    /// events inside the pruned ranges (a kept neighbour).
+    #[serde(skip)]
+    pub whole: bool,
     /// The hash of its seal.
     #[serde(skip)]
     pub seal_hash: String,
@@ -85,8 +91,6 @@ pub struct PrunedWindow {
 pub enum KeptBecause {
     /// It overlaps an active hold.
     Held,
-    /// A kept window holds a revision of one of its events.
-    RevisionKept,
 }
 
 /// What a prune removes (or removed).
@@ -98,6 +102,10 @@ pub struct PrunePlan {
     pub windows: Vec<PrunedWindow>,
     /// The ranges pruned, merged.
     pub ranges: Vec<Range>,
+    /// The ranges whose events go: the ranges pruned, and what earlier prunes pruned (less what is now
+    /// blocked), so that events an earlier version left there under kept window fetches go too.
+    #[serde(skip)]
+    pub swept: Vec<Range>,
     /// Events removed.
     pub events: i64,
     /// Revisions removed.
@@ -269,14 +277,35 @@ fn record_prune(conn: &Connection, plan: &PrunePlan, now: &str) -> Result<i64, S
     Ok(conn.last_insert_rowid())
 }
 
-/// Removes what the plan's window fetches filed: every revision first (a revision in one pruned window fetch
-/// may be of an event in another), then each one's events inside the pruned ranges (and their search entries),
-/// its rejects and its source changes.
+/// Removes what the plan takes: first, under each of its window fetches, the revisions and changes at the
+/// source of events inside the swept ranges (a revision filed under one window fetch may be of an event filed
+/// under another), and under a whole one its rejects and any row whose event is not in the archive; then each
+/// one's events inside the swept ranges (and their search entries).
 fn remove_rows(conn: &Connection, plan: &PrunePlan) -> Result<(), StoreError> {
     for w in &plan.windows {
-        conn.prepare_cached("DELETE FROM event_revisions WHERE window_id = ?1")
-            .and_then(|mut s| s.execute([w.window_id]))
-            .context(prune_ctx)?;
+        for table in ["event_revisions", "source_changes"] {
+            for r in &plan.swept {
+                conn.prepare_cached(&format!(
+                    "DELETE FROM {table} WHERE window_id = ?1
+                       AND event_id IN (SELECT id FROM events WHERE timestamp >= ?2 AND timestamp < ?3)"
+                ))
+                .and_then(|mut s| s.execute(params![w.window_id, r.from, r.to]))
+                .context(prune_ctx)?;
+            }
+            if w.whole {
+                conn.prepare_cached(&format!(
+                    "DELETE FROM {table} WHERE window_id = ?1
+                       AND NOT EXISTS (SELECT 1 FROM events e WHERE e.id = {table}.event_id)"
+                ))
+                .and_then(|mut s| s.execute([w.window_id]))
+                .context(prune_ctx)?;
+            }
+        }
+        if w.whole {
+            conn.prepare_cached("DELETE FROM rejects WHERE window_id = ?1")
+                .and_then(|mut s| s.execute([w.window_id]))
+                .context(prune_ctx)?;
+        }
     }
     let indexed: i64 = conn
         .query_row(
@@ -286,12 +315,7 @@ fn remove_rows(conn: &Connection, plan: &PrunePlan) -> Result<(), StoreError> {
         )
         .context(prune_ctx)?;
     for w in &plan.windows {
-        remove_events(conn, w.window_id, &plan.ranges, w.window_id <= indexed)?;
-        for table in ["rejects", "source_changes"] {
-            conn.prepare_cached(&format!("DELETE FROM {table} WHERE window_id = ?1"))
-                .and_then(|mut s| s.execute([w.window_id]))
-                .context(prune_ctx)?;
-        }
+        remove_events(conn, w.window_id, &plan.swept, w.window_id <= indexed)?;
     }
     Ok(())
 }
@@ -432,7 +456,7 @@ pub fn prunes(conn: &Connection) -> Result<Vec<PruneRecord>, StoreError> {
         .context(|| "cannot read the prunes".into())
 }
 
-/// A window fetch that ended at or before the cutoff (not running, sealed), as planning reads it.
+/// A sealed window fetch, not running, as planning reads it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct WindowFetch {
     /// The ledger row.
@@ -453,15 +477,6 @@ pub struct WindowFetch {
     pub pruned_before: bool,
 }
 
-/// A revision filed under one window fetch of an event filed under another.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct RevisionLink {
-    /// The window fetch the revision is filed under.
-    pub revision_window: i64,
-    /// The window fetch its event is filed under.
-    pub event_window: i64,
-}
-
 /// Everything planning a prune reads, before anything is decided. The cutoff is applied while reading:
 /// `fetches` are the window fetches that ended at or before it.
 #[derive(Debug, Clone, Default)]
@@ -472,8 +487,8 @@ pub struct PruneInputs {
     pub blocking: Vec<Interval>,
     /// The candidate window fetches, by id.
     pub fetches: Vec<WindowFetch>,
-    /// Revisions filed under another window fetch than their event's.
-    pub links: Vec<RevisionLink>,
+    /// The ranges earlier prunes pruned, merged.
+    pub pruned: Vec<Interval>,
 }
 
 /// A window fetch that ended at or before the cutoff and is kept.
@@ -487,40 +502,48 @@ pub struct Kept {
     pub pruned_before: bool,
 }
 
-/// What a prune decides from its [`PruneInputs`]: which window fetches lose rows, which are kept and why, and
-/// the ranges whose events go.
+/// What a prune decides from its [`PruneInputs`]: which window fetches go, which are kept and why, the ranges
+/// pruned, and the ranges whose events go.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct PruneDecision {
-    /// The window fetches rows are removed from, by id.
+    /// The window fetches that go (their rejects, and their rows of the swept ranges), by id.
     pub pruned: Vec<WindowFetch>,
-    /// The window fetches kept, held ones first (by id), then those kept for a revision, as found.
+    /// The window fetches kept, by id.
     pub kept: Vec<Kept>,
     /// The ranges pruned: the pruned window fetches' ranges less everything blocked, merged.
     pub ranges: Vec<Interval>,
+    /// The ranges whose events go, from any window fetch: the ranges pruned and the ranges earlier prunes
+    /// pruned, less everything blocked, merged (empty when nothing is pruned).
+    pub swept: Vec<Interval>,
 }
 
-/// What a pruned window fetch holds, counted against the pruned ranges.
+/// What a window fetch the prune takes rows from holds, counted against the swept ranges.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct RowCounts {
     /// Events filed under it.
     pub events: i64,
-    /// Of those, events inside the pruned ranges (removed).
+    /// Of those, events inside the swept ranges (removed).
     pub events_in_ranges: i64,
-    /// Revisions filed under it.
+    /// Revisions removed: those of events inside the swept ranges, and (a whole one) those whose event is
+    /// not in the archive.
     pub revisions: i64,
-    /// Rejects filed under it.
+    /// Rejects removed (a whole one's).
     pub rejects: i64,
-    /// Source changes filed under it.
+    /// Changes at the source removed, as revisions.
     pub source_changes: i64,
 }
 
 /// What a prune at `cutoff` removes, and which window fetches it keeps and why. Read-only: loads, decides,
-/// counts, then assembles.
+/// reads which other window fetches hold rows of the swept ranges, counts, then assembles.
 pub fn plan_prune(conn: &Connection, cutoff: Timestamp) -> Result<PrunePlan, StoreError> {
     let cutoff = time::to_stored(cutoff);
     let decision = decide_prune(load_prune_inputs(conn, &cutoff)?);
-    let counts = count_rows(conn, &decision)?;
-    Ok(assemble_plan(cutoff, decision, counts))
+    let neighbours = load_neighbours(conn, &decision)?;
+    let taken: Vec<(&WindowFetch, bool)> = (decision.pruned.iter().map(|w| (w, true)))
+        .chain(neighbours.iter().map(|w| (w, false)))
+        .collect();
+    let counts = count_rows(conn, &taken, &decision.swept)?;
+    Ok(assemble_plan(cutoff, decision, neighbours, counts))
 }
 
 /// Context for every read of the planning.
@@ -552,42 +575,31 @@ fn load_prune_inputs(conn: &Connection, cutoff: &str) -> Result<PruneInputs, Sto
             .collect()
         })
         .context(plan_ctx)?;
-    let links = conn
-        .prepare(
-            "SELECT DISTINCT r.window_id, e.window_id FROM event_revisions r JOIN events e ON e.id = r.event_id
-             WHERE r.window_id <> e.window_id",
-        )
-        .and_then(|mut s| {
-            s.query_map([], |r| {
-                Ok(RevisionLink {
-                    revision_window: r.get(0)?,
-                    event_window: r.get(1)?,
-                })
-            })?
-            .collect()
-        })
-        .context(plan_ctx)?;
     Ok(PruneInputs {
         holds: intervals(holds),
         blocking: intervals(blocking),
-        fetches: fetches_ended_by(conn, cutoff)?,
-        links,
+        fetches: load_fetches(conn, "w.window_end <= ?1", cutoff)?,
+        pruned: pruned_ranges(conn)?,
     })
 }
 
-/// The sealed window fetches, not running, that ended at or before `cutoff` (stored form), by id.
-fn fetches_ended_by(conn: &Connection, cutoff: &str) -> Result<Vec<WindowFetch>, StoreError> {
+/// The sealed window fetches, not running, that match `condition` (its `?1` bound to `value`), by id.
+fn load_fetches(
+    conn: &Connection,
+    condition: &str,
+    value: impl rusqlite::ToSql,
+) -> Result<Vec<WindowFetch>, StoreError> {
     type Row = (i64, String, String, String, String, bool, SealFormat);
     let rows: Vec<Row> = conn
-        .prepare(
+        .prepare_cached(&format!(
             "SELECT w.id, w.window_start, w.window_end, s.hash, s.content,
                     EXISTS (SELECT 1 FROM pruned_windows p WHERE p.window_id = w.id), s.format
              FROM windows w JOIN seals s ON s.window_id = w.id
-             WHERE w.status <> ?2 AND w.window_end <= ?1
-             ORDER BY w.id",
-        )
+             WHERE w.status <> ?2 AND {condition}
+             ORDER BY w.id"
+        ))
         .and_then(|mut s| {
-            s.query_map(params![cutoff, WindowStatus::Running], |r| {
+            s.query_map(params![value, WindowStatus::Running], |r| {
                 Ok((
                     r.get(0)?,
                     r.get(1)?,
@@ -620,15 +632,45 @@ fn fetches_ended_by(conn: &Connection, cutoff: &str) -> Result<Vec<WindowFetch>,
         .collect())
 }
 
-/// Decides a prune: a window fetch overlapping an active hold is kept (and blocks its whole range); so is one
-/// whose events have revisions in a window fetch that is not pruned, transitively ([`keep_revised`]). The
-/// ranges pruned are the rest's ranges, less the holds, the blocking window fetches and the kept ones.
+/// The sealed window fetches, not running and not among those the decision prunes, that hold an event inside
+/// the swept ranges, or a revision or change at the source of one, by id. (A running one's rows stay: they
+/// are not sealed yet.)
+fn load_neighbours(
+    conn: &Connection,
+    decision: &PruneDecision,
+) -> Result<Vec<WindowFetch>, StoreError> {
+    let pruned: BTreeSet<i64> = decision.pruned.iter().map(|w| w.id).collect();
+    let mut ids = BTreeSet::new();
+    for r in &decision.swept {
+        let bounds = params![time::to_stored(r.start), time::to_stored(r.end)];
+        let found: Vec<i64> = conn
+            .prepare_cached(
+                "SELECT window_id FROM events WHERE timestamp >= ?1 AND timestamp < ?2
+                 UNION SELECT x.window_id FROM event_revisions x JOIN events e ON e.id = x.event_id
+                       WHERE e.timestamp >= ?1 AND e.timestamp < ?2
+                 UNION SELECT x.window_id FROM source_changes x JOIN events e ON e.id = x.event_id
+                       WHERE e.timestamp >= ?1 AND e.timestamp < ?2",
+            )
+            .and_then(|mut s| s.query_map(bounds, |r| r.get(0))?.collect())
+            .context(plan_ctx)?;
+        ids.extend(found.into_iter().filter(|id| !pruned.contains(id)));
+    }
+    let mut out = Vec::with_capacity(ids.len());
+    for id in ids {
+        out.extend(load_fetches(conn, "w.id = ?1", id)?);
+    }
+    Ok(out)
+}
+
+/// Decides a prune: a window fetch overlapping an active hold is kept (and blocks its whole range). The
+/// ranges pruned are the rest's ranges, less the holds, the blocking window fetches and the kept ones; the
+/// ranges swept add what earlier prunes pruned, less the same.
 pub fn decide_prune(inputs: PruneInputs) -> PruneDecision {
     let held = merge_intervals(inputs.holds);
     let mut blocked = held.clone();
     blocked.extend(inputs.blocking);
     let mut kept = Vec::new();
-    let mut candidates = BTreeMap::new();
+    let mut pruned = Vec::new();
     for fetch in inputs.fetches {
         if held.iter().any(|h| h.overlaps(&fetch.interval)) {
             blocked.push(fetch.interval);
@@ -638,104 +680,104 @@ pub fn decide_prune(inputs: PruneInputs) -> PruneDecision {
                 pruned_before: fetch.pruned_before,
             });
         } else {
-            candidates.insert(fetch.id, fetch);
+            pruned.push(fetch);
         }
-    }
-    for fetch in keep_revised(&mut candidates, &inputs.links) {
-        blocked.push(fetch.interval);
-        kept.push(Kept {
-            window_id: fetch.id,
-            because: KeptBecause::RevisionKept,
-            pruned_before: fetch.pruned_before,
-        });
     }
     let blocked = merge_intervals(blocked);
     let ranges = merge_intervals(subtract_all(
-        merge_intervals(candidates.values().map(|c| c.interval).collect()),
+        merge_intervals(pruned.iter().map(|c| c.interval).collect()),
         &blocked,
     ));
+    let swept = if pruned.is_empty() {
+        Vec::new()
+    } else {
+        let mut swept = subtract_all(merge_intervals(inputs.pruned), &blocked);
+        swept.extend(ranges.iter().copied());
+        merge_intervals(swept)
+    };
     PruneDecision {
-        pruned: candidates.into_values().collect(),
+        pruned,
         kept,
         ranges,
+        swept,
     }
 }
 
-/// Takes out of `candidates` every window fetch holding an event that has a revision in a window fetch that
-/// is not a candidate (so no revision loses its event), until nothing changes; returns what it took, in the
-/// order taken (by id within a round).
-pub fn keep_revised(
-    candidates: &mut BTreeMap<i64, WindowFetch>,
-    links: &[RevisionLink],
-) -> Vec<WindowFetch> {
-    let mut taken = Vec::new();
-    loop {
-        let dropped: BTreeSet<i64> = links
-            .iter()
-            .filter(|l| {
-                !candidates.contains_key(&l.revision_window)
-                    && candidates.contains_key(&l.event_window)
-            })
-            .map(|l| l.event_window)
-            .collect();
-        if dropped.is_empty() {
-            return taken;
+/// Counts, for each window fetch the prune takes rows from (with whether it goes whole), its rows and what
+/// goes of them in the `swept` ranges.
+fn count_rows(
+    conn: &Connection,
+    taken: &[(&WindowFetch, bool)],
+    swept: &[Interval],
+) -> Result<Vec<RowCounts>, StoreError> {
+    let count = |sql: &str, values: &[&dyn rusqlite::ToSql]| -> Result<i64, StoreError> {
+        conn.prepare_cached(sql)
+            .and_then(|mut s| s.query_row(values, |r| r.get::<_, i64>(0)))
+            .context(plan_ctx)
+    };
+    let mut counts = Vec::with_capacity(taken.len());
+    for &(w, whole) in taken {
+        let mut c = RowCounts {
+            events: count("SELECT count(*) FROM events WHERE window_id = ?1", &[&w.id])?,
+            ..RowCounts::default()
+        };
+        for r in swept {
+            let (from, to) = (time::to_stored(r.start), time::to_stored(r.end));
+            let bounds: [&dyn rusqlite::ToSql; 3] = [&w.id, &from, &to];
+            c.events_in_ranges += count(
+                "SELECT count(*) FROM events WHERE window_id = ?1 AND timestamp >= ?2 AND timestamp < ?3",
+                &bounds,
+            )?;
+            c.revisions += count(
+                "SELECT count(*) FROM event_revisions x JOIN events e ON e.id = x.event_id
+                 WHERE x.window_id = ?1 AND e.timestamp >= ?2 AND e.timestamp < ?3",
+                &bounds,
+            )?;
+            c.source_changes += count(
+                "SELECT count(*) FROM source_changes x JOIN events e ON e.id = x.event_id
+                 WHERE x.window_id = ?1 AND e.timestamp >= ?2 AND e.timestamp < ?3",
+                &bounds,
+            )?;
         }
-        taken.extend(dropped.iter().filter_map(|id| candidates.remove(id)));
-    }
-}
-
-/// Counts, for each window fetch the decision prunes, its rows and the events inside the pruned ranges.
-fn count_rows(conn: &Connection, decision: &PruneDecision) -> Result<Vec<RowCounts>, StoreError> {
-    let mut counts = Vec::with_capacity(decision.pruned.len());
-    for w in &decision.pruned {
-        let mut c: RowCounts = conn
-            .query_row(
-                "SELECT (SELECT count(*) FROM events WHERE window_id = ?1),
-                        (SELECT count(*) FROM event_revisions WHERE window_id = ?1),
-                        (SELECT count(*) FROM rejects WHERE window_id = ?1),
-                        (SELECT count(*) FROM source_changes WHERE window_id = ?1)",
-                [w.id],
-                |r| {
-                    Ok(RowCounts {
-                        events: r.get(0)?,
-                        events_in_ranges: 0,
-                        revisions: r.get(1)?,
-                        rejects: r.get(2)?,
-                        source_changes: r.get(3)?,
-                    })
-                },
-            )
-            .context(plan_ctx)?;
-        for r in &decision.ranges {
-            c.events_in_ranges += conn
-                .prepare_cached(
-                    "SELECT count(*) FROM events WHERE window_id = ?1 AND timestamp >= ?2 AND timestamp < ?3",
-                )
-                .and_then(|mut s| {
-                    s.query_row(
-                        params![w.id, time::to_stored(r.start), time::to_stored(r.end)],
-                        |r| r.get::<_, i64>(0),
-                    )
-                })
-                .context(plan_ctx)?;
+        if whole {
+            c.rejects = count(
+                "SELECT count(*) FROM rejects WHERE window_id = ?1",
+                &[&w.id],
+            )?;
+            c.revisions += count(
+                "SELECT count(*) FROM event_revisions x WHERE x.window_id = ?1
+                   AND NOT EXISTS (SELECT 1 FROM events e WHERE e.id = x.event_id)",
+                &[&w.id],
+            )?;
+            c.source_changes += count(
+                "SELECT count(*) FROM source_changes x WHERE x.window_id = ?1
+                   AND NOT EXISTS (SELECT 1 FROM events e WHERE e.id = x.event_id)",
+                &[&w.id],
+            )?;
         }
         counts.push(c);
     }
     Ok(counts)
 }
 
-/// Builds the plan from the decision and each pruned window fetch's [`RowCounts`] (same order). A window fetch
-/// an earlier prune already took rows from, with nothing left to remove, is left out.
-pub fn assemble_plan(cutoff: String, decision: PruneDecision, counts: Vec<RowCounts>) -> PrunePlan {
-    let windows: Vec<PrunedWindow> = decision
-        .pruned
-        .into_iter()
+/// Builds the plan from the decision, the neighbours (other window fetches holding rows of the swept
+/// ranges) and each one's [`RowCounts`] (the decision's window fetches first, then the neighbours, in
+/// order). A window fetch that loses nothing is left out, but one the decision prunes for the first time
+/// (it is recorded as pruned, even empty).
+pub fn assemble_plan(
+    cutoff: String,
+    decision: PruneDecision,
+    neighbours: Vec<WindowFetch>,
+    counts: Vec<RowCounts>,
+) -> PrunePlan {
+    let mut windows: Vec<PrunedWindow> = (decision.pruned.into_iter().map(|w| (w, true)))
+        .chain(neighbours.into_iter().map(|w| (w, false)))
         .zip(counts)
-        .filter(|(w, c)| {
-            !w.pruned_before || c.events_in_ranges + c.revisions + c.rejects + c.source_changes > 0
+        .filter(|((w, whole), c)| {
+            (*whole && !w.pruned_before)
+                || c.events_in_ranges + c.revisions + c.rejects + c.source_changes > 0
         })
-        .map(|(w, c)| PrunedWindow {
+        .map(|((w, whole), c)| PrunedWindow {
             window_id: w.id,
             from: w.from,
             to: w.to,
@@ -743,18 +785,21 @@ pub fn assemble_plan(cutoff: String, decision: PruneDecision, counts: Vec<RowCou
             revisions: c.revisions,
             rejects: c.rejects,
             kept: c.events - c.events_in_ranges,
+            whole,
             seal_hash: w.seal_hash,
             seal_content: w.seal_content,
             seal_format: w.seal_format,
             pruned_before: w.pruned_before,
         })
         .collect();
+    windows.sort_by_key(|w| w.window_id);
     PrunePlan {
         cutoff,
         events: windows.iter().map(|w| w.events).sum(),
         revisions: windows.iter().map(|w| w.revisions).sum(),
         rejects: windows.iter().map(|w| w.rejects).sum(),
         ranges: decision.ranges.iter().map(Range::from).collect(),
+        swept: decision.swept.iter().map(Range::from).collect(),
         windows,
         kept: count_kept(&decision.kept),
         prune_id: None,
@@ -763,13 +808,10 @@ pub fn assemble_plan(cutoff: String, decision: PruneDecision, counts: Vec<RowCou
 }
 
 /// Counts the kept window fetches by reason. A held one an earlier prune already took rows from is not
-/// counted; one kept for a revision is counted either way (what `prune` has always reported).
+/// counted (it was counted by that prune).
 pub fn count_kept(kept: &[Kept]) -> BTreeMap<KeptBecause, u64> {
     let mut counts = BTreeMap::new();
-    for k in kept {
-        if k.because == KeptBecause::Held && k.pruned_before {
-            continue;
-        }
+    for k in kept.iter().filter(|k| !k.pruned_before) {
         *counts.entry(k.because).or_default() += 1;
     }
     counts
@@ -819,13 +861,6 @@ mod tests {
         }
     }
 
-    fn link(revision_window: i64, event_window: i64) -> RevisionLink {
-        RevisionLink {
-            revision_window,
-            event_window,
-        }
-    }
-
     fn ids(fetches: &[WindowFetch]) -> Vec<i64> {
         fetches.iter().map(|f| f.id).collect()
     }
@@ -841,12 +876,19 @@ mod tests {
 
     fn check_decisions(cases: Vec<Case>) {
         for (name, inputs, pruned, kept, ranges) in cases {
+            let earlier = inputs.pruned.is_empty();
             let d = decide_prune(inputs);
             assert_eq!(ids(&d.pruned), pruned, "{name}: pruned");
             let got: Vec<(i64, KeptBecause)> =
                 d.kept.iter().map(|k| (k.window_id, k.because)).collect();
             assert_eq!(got, kept, "{name}: kept");
             assert_eq!(d.ranges, ranges, "{name}: ranges");
+            if earlier && !d.pruned.is_empty() {
+                assert_eq!(
+                    d.swept, d.ranges,
+                    "{name}: with no earlier prune, the ranges are swept"
+                );
+            }
         }
     }
 
@@ -917,44 +959,55 @@ mod tests {
     }
 
     #[test]
-    fn revisions_keep_windows_and_ranges_merge() {
-        use KeptBecause::{Held, RevisionKept};
-        check_decisions(vec![
+    fn ranges_merge_and_earlier_prunes_are_swept_again() {
+        use KeptBecause::Held;
+        check_decisions(vec![(
+            "ranges are merged, refetches included",
+            PruneInputs {
+                fetches: vec![day(1, 0), day(2, 1), fetch(3, 12, 36), day(4, 3)],
+                ..PruneInputs::default()
+            },
+            vec![1, 2, 3, 4],
+            vec![],
+            vec![iv(0, 48), iv(72, 96)],
+        )]);
+        let cases = [
             (
-                "a revision in a kept window keeps its event's window, transitively",
+                "earlier ranges are swept with the new ones, less what is held or blocked",
                 PruneInputs {
-                    holds: vec![iv(50, 51)],
-                    fetches: vec![day(1, 0), day(2, 1), day(3, 2), day(4, 3)],
-                    links: vec![link(3, 2), link(2, 1), link(4, 1)],
-                    ..PruneInputs::default()
+                    holds: vec![iv(2, 3)],
+                    blocking: vec![iv(100, 110)],
+                    fetches: vec![day(1, 2), day(2, 3)],
+                    pruned: vec![iv(0, 24), iv(90, 120)],
                 },
-                vec![4],
-                vec![(3, Held), (2, RevisionKept), (1, RevisionKept)],
-                vec![iv(72, 96)],
+                vec![iv(0, 2), iv(3, 24), iv(48, 100), iv(110, 120)],
             ),
             (
-                "a revision after the cutoff keeps its event's window",
+                "a held window's range is not swept",
                 PruneInputs {
-                    fetches: vec![day(1, 0), day(2, 1)],
-                    links: vec![link(9, 2)],
+                    holds: vec![iv(30, 31)],
+                    fetches: vec![day(1, 1), day(2, 2)],
+                    pruned: vec![iv(0, 48)],
                     ..PruneInputs::default()
                 },
-                vec![1],
-                vec![(2, RevisionKept)],
-                vec![iv(0, 24)],
+                vec![iv(0, 24), iv(48, 72)],
             ),
             (
-                "ranges are merged, refetches included",
+                "nothing pruned now, nothing swept",
                 PruneInputs {
-                    fetches: vec![day(1, 0), day(2, 1), fetch(3, 12, 36), day(4, 3)],
-                    links: vec![link(1, 2)],
+                    holds: vec![iv(0, 100)],
+                    fetches: vec![day(1, 1)],
+                    pruned: vec![iv(0, 48)],
                     ..PruneInputs::default()
                 },
-                vec![1, 2, 3, 4],
                 vec![],
-                vec![iv(0, 48), iv(72, 96)],
             ),
-        ]);
+        ];
+        for (name, inputs, swept) in cases {
+            let d = decide_prune(inputs);
+            assert_eq!(d.swept, swept, "{name}");
+            assert!(d.kept.iter().all(|k| k.because == Held), "{name}");
+        }
     }
 
     /// Day `d` of January 2024, 0-based.
@@ -1153,37 +1206,6 @@ mod tests {
     }
 
     #[test]
-    fn revisions_keep_their_events_until_nothing_changes() {
-        let cases: Vec<(&str, Vec<RevisionLink>, Vec<i64>)> = vec![
-            ("no links", vec![], vec![]),
-            ("between candidates", vec![link(1, 2), link(2, 3)], vec![]),
-            ("from a kept window", vec![link(9, 2)], vec![2]),
-            ("into a kept window", vec![link(2, 9)], vec![]),
-            (
-                "a chain",
-                vec![link(2, 3), link(9, 1), link(1, 2)],
-                vec![1, 2, 3],
-            ),
-            (
-                "a cycle",
-                vec![link(2, 3), link(3, 2), link(9, 3)],
-                vec![3, 2],
-            ),
-        ];
-        for (name, links, want) in cases {
-            let mut candidates: BTreeMap<i64, WindowFetch> =
-                (1..=3).map(|id| (id, fetch(id, 0, 24))).collect();
-            let taken = keep_revised(&mut candidates, &links);
-            assert_eq!(ids(&taken), want, "{name}");
-            assert!(
-                taken.iter().all(|f| !candidates.contains_key(&f.id)),
-                "{name}"
-            );
-            assert_eq!(candidates.len() + taken.len(), 3, "{name}");
-        }
-    }
-
-    #[test]
     fn assembling_skips_windows_pruned_before_with_nothing_left() {
         let counts = |in_ranges, revisions, rejects, source_changes| RowCounts {
             events: 10,
@@ -1234,10 +1256,28 @@ mod tests {
                 pruned: vec![w],
                 kept: vec![],
                 ranges: vec![iv(0, 24)],
+                swept: vec![iv(0, 24)],
             };
-            let plan = assemble_plan("cutoff".into(), decision, vec![c]);
+            let plan = assemble_plan("cutoff".into(), decision, vec![], vec![c]);
             assert_eq!(plan.windows.len(), usize::from(listed), "{name}");
             assert_eq!(plan.ranges.len(), 1, "{name}: ranges stay");
+            // A neighbour is listed only when it loses something, pruned before or not.
+            let decision = PruneDecision {
+                swept: vec![iv(0, 24)],
+                ..PruneDecision::default()
+            };
+            let w = WindowFetch {
+                pruned_before,
+                ..fetch(8, 24, 48)
+            };
+            let plan = assemble_plan("cutoff".into(), decision, vec![w], vec![c]);
+            let loses = c.events_in_ranges + c.revisions + c.rejects + c.source_changes > 0;
+            assert_eq!(
+                plan.windows.len(),
+                usize::from(loses),
+                "{name}: as a neighbour"
+            );
+            assert!(plan.windows.iter().all(|w| !w.whole), "{name}");
         }
     }
 
@@ -1251,6 +1291,7 @@ mod tests {
                 pruned_before: false,
             }],
             ranges: vec![iv(0, 48)],
+            swept: vec![iv(0, 48)],
         };
         let counts = vec![
             RowCounts {
@@ -1267,16 +1308,29 @@ mod tests {
                 rejects: 2,
                 source_changes: 1,
             },
+            RowCounts {
+                events: 9,
+                events_in_ranges: 1,
+                revisions: 1,
+                rejects: 0,
+                source_changes: 0,
+            },
         ];
-        let plan = assemble_plan(time::to_stored(t(48)), decision, counts);
-        assert_eq!((plan.events, plan.revisions, plan.rejects), (7, 2, 3));
-        let windows: Vec<(i64, i64, i64)> = plan
+        let neighbour = vec![fetch(0, 48, 72)];
+        let plan = assemble_plan(time::to_stored(t(48)), decision, neighbour, counts);
+        assert_eq!((plan.events, plan.revisions, plan.rejects), (8, 3, 3));
+        let windows: Vec<(i64, i64, i64, bool)> = plan
             .windows
             .iter()
-            .map(|w| (w.window_id, w.events, w.kept))
+            .map(|w| (w.window_id, w.events, w.kept, w.whole))
             .collect();
-        assert_eq!(windows, vec![(1, 4, 1), (2, 3, 0)]);
-        assert_eq!(plan.windows[1].seal_hash, "hash2");
+        assert_eq!(
+            windows,
+            vec![(0, 1, 8, false), (1, 4, 1, true), (2, 3, 0, true)],
+            "by id, the neighbour not whole"
+        );
+        assert_eq!(plan.swept.len(), plan.ranges.len());
+        assert_eq!(plan.windows[2].seal_hash, "hash2");
         assert_eq!(plan.ranges[0].from, time::to_stored(t(0)));
         assert_eq!(plan.ranges[0].to, time::to_stored(t(48)));
         assert_eq!(plan.kept, BTreeMap::from([(KeptBecause::Held, 1)]));
@@ -1290,7 +1344,7 @@ mod tests {
             because,
             pruned_before,
         };
-        use KeptBecause::{Held, RevisionKept};
+        use KeptBecause::Held;
         let cases = [
             ("none", vec![], vec![]),
             (
@@ -1302,15 +1356,6 @@ mod tests {
                 "held, pruned before: not counted",
                 vec![k(Held, true)],
                 vec![],
-            ),
-            (
-                "kept for a revision, pruned before: counted",
-                vec![
-                    k(RevisionKept, true),
-                    k(RevisionKept, false),
-                    k(Held, false),
-                ],
-                vec![(Held, 1), (RevisionKept, 2)],
             ),
         ];
         for (name, kept, want) in cases {

@@ -269,8 +269,10 @@ fn event_line(text: &mut String, id: i64, digest: &str) {
     let _ = writeln!(text, "[\"event\",{id},\"{digest}\"]");
 }
 
-/// The version 2 lines of the events filed under window fetch `window_id` now, by id (what a version 2 prune
-/// records of the events it leaves, and what `verify` compares with that record).
+/// The version 2 lines of every row filed under window fetch `window_id` now but its ledger row: its events,
+/// by id, then its revisions, rejects and changes at the source, as in its description (what a version 2
+/// prune records of what it leaves, and what `verify` compares with that record). Prunes that removed a
+/// window fetch's other rows whole recorded its event lines alone, which is what this gives for it.
 pub fn kept_lines(conn: &Connection, window_id: i64) -> rusqlite::Result<String> {
     let mut stmt = conn.prepare_cached(
         "SELECT id, digest, fetched_at FROM events WHERE window_id = ?1 ORDER BY id",
@@ -282,6 +284,9 @@ pub fn kept_lines(conn: &Connection, window_id: i64) -> rusqlite::Result<String>
         lines::event_line_v2(&mut text, r.get(0)?, &digest, &fetched_at);
         out.push_str(&text);
     }
+    let mut others = Description::new("elevate-archive kept", SealFormat::V2);
+    hash_other_rows(conn, window_id, SealFormat::V2, &mut others)?;
+    out.push_str(&others.lines);
     Ok(out)
 }
 

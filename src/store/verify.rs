@@ -26,6 +26,7 @@
 //! front scales with the window fetches and prunes (one header per seal).
 
 use super::coverage::{self, MissingRange};
+use super::seal::lines::LineKind;
 use super::seal::{self, GENESIS, Member, SealFormat, chain_hash, decode_members, window_content};
 use super::{SqlContext, StoreError, read, retention};
 use crate::model::{
@@ -424,9 +425,7 @@ fn verify_pruned_rows(
     records: &[PrunedRow],
     pruned_ranges: &[Interval],
 ) -> rusqlite::Result<Vec<Finding>> {
-    let mut out: Vec<Finding> = check_pruned_counts(window_id, records, header)
-        .into_iter()
-        .collect();
+    let mut out = Vec::new();
     let (prune_id, kept) = records.last().map_or((0, 0), |p| (p.prune_id, p.kept));
     let record = match load_recorded_lines(conn, prune_id, window_id)? {
         Some((ledger, lines)) => {
@@ -450,6 +449,23 @@ fn verify_pruned_rows(
             kept,
         },
     };
+    let kept_revisions = match &record {
+        KeptRecord::Lines { recorded, .. } => seal::lines::count_of(recorded, LineKind::Revision),
+        KeptRecord::Members { .. } => 0,
+    };
+    out.splice(
+        0..0,
+        check_pruned_counts(window_id, records, kept_revisions, header),
+    );
+    // Other rows left are in the recorded lines; a version 1 prune left none.
+    let others_sql = match record {
+        KeptRecord::Lines { .. } => None,
+        KeptRecord::Members { .. } => Some(
+            "SELECT (SELECT count(*) FROM event_revisions WHERE window_id = ?1)
+                  + (SELECT count(*) FROM rejects WHERE window_id = ?1)
+                  + (SELECT count(*) FROM source_changes WHERE window_id = ?1)",
+        ),
+    };
     let mut check = PrunedWindowCheck::new(window_id, prune_id, record, pruned_ranges);
     let mut stmt = conn.prepare_cached(
         "SELECT id, digest, timestamp FROM events WHERE window_id = ?1 ORDER BY id",
@@ -459,13 +475,10 @@ fn verify_pruned_rows(
         let (digest, timestamp): (Option<String>, String) = (r.get(1)?, r.get(2)?);
         check.observe(r.get(0)?, digest.as_deref(), &timestamp);
     }
-    let others: i64 = conn.query_row(
-        "SELECT (SELECT count(*) FROM event_revisions WHERE window_id = ?1)
-              + (SELECT count(*) FROM rejects WHERE window_id = ?1)
-              + (SELECT count(*) FROM source_changes WHERE window_id = ?1)",
-        [window_id],
-        |r| r.get(0),
-    )?;
+    let others: i64 = match others_sql {
+        Some(sql) => conn.query_row(sql, [window_id], |r| r.get(0))?,
+        None => 0,
+    };
     out.extend(check.findings(others));
     Ok(out)
 }
@@ -745,15 +758,17 @@ struct PrunedRow {
 type PrunedWindows = BTreeMap<i64, Vec<PrunedRow>>;
 
 /// Checks a pruned window fetch's records against its seal: each names the seal's hash, and what they removed
-/// plus what the last one kept is what the seal sealed.
+/// plus what the last one kept (its events, and `kept_revisions`, the revisions in the lines it recorded) is
+/// what the seal sealed.
 fn check_pruned_counts(
     window_id: i64,
     records: &[PrunedRow],
+    kept_revisions: i64,
     header: &SealHeader,
 ) -> Option<Finding> {
     let removed: i64 = records.iter().map(|p| p.events).sum();
     let kept = records.last().map_or(0, |p| p.kept);
-    let revisions: i64 = records.iter().map(|p| p.revisions).sum();
+    let revisions: i64 = records.iter().map(|p| p.revisions).sum::<i64>() + kept_revisions;
     let faithful = records.iter().all(|p| p.seal_hash == header.hash)
         && (removed + kept, revisions) == (header.events, header.revisions);
     (!faithful).then(|| {
@@ -1425,32 +1440,48 @@ mod tests {
             kept,
         };
         let cases = [
-            ("all removed", vec![record(1, hash, 10, 1, 0)], None),
-            ("some kept", vec![record(1, hash, 7, 1, 3)], None),
+            ("all removed", vec![record(1, hash, 10, 1, 0)], 0, None),
+            ("some kept", vec![record(1, hash, 7, 1, 3)], 0, None),
+            (
+                "some kept with the revision",
+                vec![record(1, hash, 7, 0, 3)],
+                1,
+                None,
+            ),
+            (
+                "the revision both kept and removed",
+                vec![record(1, hash, 7, 1, 3)],
+                1,
+                Some(1),
+            ),
             (
                 "removed in turn, the last kept",
                 vec![record(1, hash, 4, 0, 6), record(2, hash, 6, 1, 0)],
+                0,
                 None,
             ),
             (
                 "another seal's hash",
                 vec![record(1, "other", 10, 1, 0)],
+                0,
                 Some(1),
             ),
-            ("too few events", vec![record(1, hash, 9, 1, 0)], Some(1)),
+            ("too few events", vec![record(1, hash, 9, 1, 0)], 0, Some(1)),
             (
                 "revisions do not add up",
                 vec![record(1, hash, 4, 0, 6), record(2, hash, 6, 0, 0)],
+                0,
                 Some(2),
             ),
             (
                 "an earlier kept count",
                 vec![record(1, hash, 4, 1, 6), record(2, hash, 4, 0, 0)],
+                0,
                 Some(2),
             ),
         ];
-        for (name, records, want) in cases {
-            let found = check_pruned_counts(4, &records, &seal);
+        for (name, records, kept_revisions, want) in cases {
+            let found = check_pruned_counts(4, &records, kept_revisions, &seal);
             let want = want.map(|p| {
                 format!("ledger 4 []: prune {p} records this window's rows as removed, but not as its seal describes them")
             });

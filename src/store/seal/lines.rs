@@ -134,6 +134,12 @@ pub fn event_line_v2(text: &mut String, id: i64, digest: &str, fetched_at: &str)
     text.push_str("]\n");
 }
 
+/// How many of `lines` are of `kind`.
+pub fn count_of(lines: &str, kind: LineKind) -> i64 {
+    let prefix = format!("[\"{}\",", kind.tag());
+    lines.lines().filter(|l| l.starts_with(&prefix)).count() as i64
+}
+
 /// The rows of a set of lines, by kind and id; lines that do not parse as a tagged array with an id are left
 /// out (a set is only compared once its seal or record is known to be what was hashed).
 fn rows(lines: &str) -> BTreeMap<(LineKind, i64), Vec<Value>> {
