@@ -18,6 +18,8 @@ struct Knobs {
     failing_from: Option<String>,
     /// Answer 404 this many times to the first request for page 2 of any window.
     not_found_on_page_2: usize,
+    /// Refuse this page of the window whose request starts at this `createdFrom` with this status.
+    refuse: Option<(String, usize, u16)>,
     /// After serving this page (asked with more than one item per page), delete this event at the source.
     delete_after_page: Option<(usize, i64)>,
     /// Requests seen: (page, createdFrom).
@@ -82,6 +84,13 @@ fn serve_shared(server: &MockServer, data: Arc<Mutex<Vec<Item>>>, knobs: Arc<Mut
             k.seen.push((page, from_text.clone()));
             if k.failing_from.as_deref() == Some(from_text.as_str()) {
                 return json_response(500, r#"{"error":"Internal","message":"boom"}"#);
+            }
+            if let Some((from, refused, status)) = &k.refuse
+                && *from == from_text
+                && *refused == page
+            {
+                let body = r#"{"error":"Bad Request","message":"page too deep"}"#;
+                return json_response(*status, body);
             }
             if page == 2 && k.not_found_on_page_2 > 0 {
                 k.not_found_on_page_2 -= 1;
@@ -830,4 +839,43 @@ fn a_prune_removes_events_of_its_range_that_a_kept_window_filed() {
             .any(|(_, _, ids, detail)| ids == &vec![3] && detail.contains("fetched_at")),
         "{found:?}"
     );
+}
+
+#[test]
+fn a_page_refused_past_the_first_fails_only_its_window() {
+    for status in [400, 422] {
+        let server = MockServer::start();
+        let data = spread(400, "2024-01-01T00:00:00Z", 4);
+        let knobs = Arc::new(Mutex::new(Knobs {
+            refuse: Some(("2024-01-01T23:59:59Z".into(), 2, status)),
+            ..Knobs::default()
+        }));
+        serve(&server, data.clone(), knobs.clone());
+        let sb = Sandbox::new();
+        let base = base(&server);
+        let mut args = vec!["sync", "--base-url", &base, "--from", "2024-01-01"];
+        args.extend(["--to", "2024-01-05", "--page-size", "40", "--json"]);
+        let run = sb.run(&args);
+        run.expect(9);
+        let report = json(&run.stdout);
+        assert_eq!(
+            report["windows_completed"], 3,
+            "{status}: the others complete"
+        );
+        let failed = report["failed_windows"].as_array().unwrap();
+        assert_eq!(failed.len(), 1, "{status}");
+        assert_eq!(failed[0]["from"], "2024-01-02T00:00:00.000Z");
+        let error = failed[0]["error"].as_str().unwrap();
+        assert!(
+            error.contains("refused page 2") && error.contains(&format!("HTTP {status}")),
+            "{error}"
+        );
+        // Page 1 of the refused window is committed; the rest of it is missing until a plain sync.
+        sb.run(&["verify"]).expect(9);
+
+        knobs.lock().unwrap().refuse = None;
+        sb.run(&["sync", "--base-url", &base]).expect(0);
+        assert_eq!(archived_ids(&sb), ids_of(&data), "{status}");
+        sb.run(&["verify"]).expect(0);
+    }
 }

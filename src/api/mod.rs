@@ -115,6 +115,23 @@ pub enum ApiError {
         /// What to do about it.
         advice: &'static str,
     },
+    /// A page past the first was refused with 400 or 422: the request was good for the first page, so the
+    /// server limits how deep a window can be paged, or this page is broken. Only this window fails.
+    #[error(
+        "the server refused page {page} of window {window} with HTTP {status}{detail} after serving the pages \
+         before it: it may limit how deep a window can be paged; the window is recorded as failed and the next \
+         sync asks for it again (pass a smaller --window so that each window needs fewer pages)"
+    )]
+    PageRefused {
+        /// The window.
+        window: String,
+        /// The page refused.
+        page: u32,
+        /// The status received.
+        status: u16,
+        /// A short excerpt of the server's explanation.
+        detail: String,
+    },
     /// Retries ran out.
     #[error(
         "gave up on {url} after {attempts} attempts over {elapsed:.0?}: {last}; completed windows are kept, run sync again later to resume"

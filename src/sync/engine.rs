@@ -393,6 +393,7 @@ pub fn fails_only_its_window(e: &ApiError) -> bool {
         ApiError::RetriesExhausted { .. }
         | ApiError::BadBody { .. }
         | ApiError::RepeatedPage { .. }
+        | ApiError::PageRefused { .. }
         | ApiError::TooManyPages { .. } => true,
         ApiError::BadBaseUrl { .. }
         | ApiError::UnparsableBaseUrl { .. }
@@ -521,7 +522,23 @@ async fn fetch_window(
     let mut boundary: Option<i64> = None;
     let mut page = 1;
     loop {
-        let fetched = fetch_page(cx, spec, page, page_size).await?;
+        let fetched = match fetch_page(cx, spec, page, page_size).await {
+            // The same request was good for page 1: this window's paging, not the run, is refused.
+            Err(Error::Api(ApiError::Status {
+                status: status @ (400 | 422),
+                detail,
+                ..
+            })) if page > 1 => {
+                return Err(ApiError::PageRefused {
+                    window: spec.interval.to_string(),
+                    page,
+                    status,
+                    detail,
+                }
+                .into());
+            }
+            fetched => fetched?,
+        };
         if fetched.fingerprint.is_some()
             && !fetched.items.is_empty()
             && fetched.fingerprint == previous
