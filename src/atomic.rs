@@ -45,12 +45,18 @@ impl AtomicFile {
     /// Creates the empty, private temporary for `target`, in the target's folder. The target itself is not
     /// touched until [`commit`](Self::commit).
     pub fn create(target: impl AsRef<Path>) -> io::Result<AtomicFile> {
+        AtomicFile::create_with_mode(target, FILE_MODE)
+    }
+
+    /// [`create`](Self::create), with another mode than private (a file another user's process reads, e.g. a
+    /// metrics collector's).
+    pub fn create_with_mode(target: impl AsRef<Path>, mode: u32) -> io::Result<AtomicFile> {
         let target = target.as_ref();
         let path = temporary_for(target)?;
         let file = OpenOptions::new()
             .write(true)
             .create_new(true)
-            .mode(FILE_MODE)
+            .mode(mode)
             .open(&path)?;
         Ok(AtomicFile {
             file,

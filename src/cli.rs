@@ -229,6 +229,19 @@ pub struct StatusArgs {
     /// Output format.
     #[arg(long, value_enum, default_value_t = StatusFormat::Text)]
     pub format: StatusFormat,
+
+    /// Check the archive for monitoring, as a monitoring plugin does (Nagios, Icinga, Sensu): one summary line
+    /// first, then one line per problem; exit 0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN.
+    #[arg(long, conflicts_with = "format")]
+    pub check: bool,
+
+    /// With --check: coverage older than this is CRITICAL (half of it is a WARNING).
+    #[arg(long, value_name = "DURATION", default_value = "2h", value_parser = parse_duration, requires = "check")]
+    pub max_age: Duration,
+
+    /// With --check: an archive last verified (`verify --record`) longer ago than this, or never, is a WARNING.
+    #[arg(long, value_name = "DURATION", default_value = "8d", value_parser = parse_duration, requires = "check")]
+    pub max_verify_age: Duration,
 }
 
 /// Formats of `status`.
@@ -275,6 +288,11 @@ pub struct VerifyArgs {
     /// Output format.
     #[arg(long, value_enum, default_value_t = StatusFormat::Text)]
     pub format: StatusFormat,
+
+    /// Record the result in the archive (`verifications`), for `status --check` and the metrics file. Without
+    /// it, `verify` only reads.
+    #[arg(long)]
+    pub record: bool,
 }
 
 /// `backup` flags.

@@ -7,37 +7,51 @@ use crate::{api::ApiError, store::StoreError};
 
 /// Process exit codes. Scripts and schedulers rely on them: extend, never renumber.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-#[repr(u8)]
 pub enum ExitCode {
     /// Everything asked for was done.
-    Ok = 0,
+    Ok,
     /// An unexpected internal failure (a bug: please report it).
-    Internal = 1,
+    Internal,
     /// Bad flags, bad configuration or missing credentials: nothing was fetched.
-    Usage = 2,
+    Usage,
     /// The run finished, but some items could not be archived: they are in the `rejects` table.
-    Partial = 3,
+    Partial,
     /// The API or the network failed after retries, or refused the credentials or permission.
-    Api = 4,
+    Api,
     /// The archive file could not be opened, read or written.
-    Archive = 5,
+    Archive,
     /// Another `sync` holds the archive; nothing was done.
-    Busy = 6,
+    Busy,
     /// `verify` found tampering, damage or coverage gaps (or `prune` met a window that no longer matches its seal).
-    VerifyFailed = 7,
+    VerifyFailed,
     /// `reconcile` found the source disagreeing with the archive (late, changed or deleted events).
-    SourceDisagrees = 8,
+    SourceDisagrees,
     /// Incomplete: some windows failed (recorded, the others archived) or, for `verify`, some asked-for
     /// ranges are not fetched yet; the next plain `sync` fetches them.
-    Incomplete = 9,
+    Incomplete,
     /// Stopped by SIGINT or SIGTERM; committed pages are kept and the next run resumes.
-    Interrupted = 130,
+    Interrupted,
+    /// `status --check`: the monitoring-plugin convention's code (0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN).
+    Check(crate::monitor::CheckState),
 }
 
 impl ExitCode {
     /// The numeric code handed to the operating system.
     pub fn code(self) -> u8 {
-        self as u8
+        match self {
+            ExitCode::Ok => 0,
+            ExitCode::Internal => 1,
+            ExitCode::Usage => 2,
+            ExitCode::Partial => 3,
+            ExitCode::Api => 4,
+            ExitCode::Archive => 5,
+            ExitCode::Busy => 6,
+            ExitCode::VerifyFailed => 7,
+            ExitCode::SourceDisagrees => 8,
+            ExitCode::Incomplete => 9,
+            ExitCode::Interrupted => 130,
+            ExitCode::Check(state) => state.code(),
+        }
     }
 }
 
@@ -87,7 +101,9 @@ impl Error {
             Error::Usage(_) => ExitCode::Usage,
             Error::Api(e) if e.is_configuration() => ExitCode::Usage,
             Error::Api(_) => ExitCode::Api,
-            Error::Store(StoreError::Locked { .. }) => ExitCode::Busy,
+            Error::Store(StoreError::Locked { .. } | StoreError::OpenWindows { .. }) => {
+                ExitCode::Busy
+            }
             Error::Store(StoreError::SealMismatch { .. }) => ExitCode::VerifyFailed,
             Error::Store(_) => ExitCode::Archive,
             Error::Interrupted => ExitCode::Interrupted,

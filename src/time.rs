@@ -82,6 +82,15 @@ pub fn floor_second(t: Timestamp) -> Timestamp {
     t - TimeDelta::nanoseconds(i64::from(t.timestamp_subsec_nanos()))
 }
 
+/// Rounds a timestamp up to whole milliseconds (the stored precision): the stored end of a range that must
+/// still contain every instant before it (a hold's end; events are stored truncated).
+pub fn ceil_millis(t: Timestamp) -> Timestamp {
+    match t.timestamp_subsec_nanos() % 1_000_000 {
+        0 => t,
+        rest => t + TimeDelta::nanoseconds(i64::from(1_000_000 - rest)),
+    }
+}
+
 /// Converts a std duration to a chrono delta, saturating at chrono's limit.
 pub fn delta(d: Duration) -> TimeDelta {
     TimeDelta::from_std(d).unwrap_or(TimeDelta::MAX)
@@ -220,6 +229,19 @@ mod tests {
             floor_second(utc("2024-03-05T06:07:08.900Z")),
             utc("2024-03-05T06:07:08Z")
         );
+    }
+
+    #[test]
+    fn ceil_millis_keeps_whole_milliseconds_and_rounds_the_rest_up() {
+        let at = |s: &str| chrono::DateTime::parse_from_rfc3339(s).unwrap().to_utc();
+        for (t, want) in [
+            ("2024-01-01T12:00:00Z", "2024-01-01T12:00:00.000Z"),
+            ("2024-01-01T12:00:00.0005Z", "2024-01-01T12:00:00.001Z"),
+            ("2024-01-01T12:00:00.999000001Z", "2024-01-01T12:00:01.000Z"),
+            ("2024-01-01T12:00:00.123Z", "2024-01-01T12:00:00.123Z"),
+        ] {
+            assert_eq!(to_stored(ceil_millis(at(t))), want, "{t}");
+        }
     }
 
     #[test]

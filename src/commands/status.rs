@@ -2,15 +2,41 @@
 
 use crate::cli::{StatusArgs, StatusFormat};
 use crate::error::{ExitCode, Result};
-use crate::output;
+use crate::{monitor, output, time};
 use crate::store::ArchiveReader;
 use crate::time::Timestamp;
 use std::path::Path;
 
-/// Prints the status report.
+/// Prints the status report, or with `--check` the monitoring verdict.
 pub fn run(db: &Path, args: &StatusArgs) -> Result<ExitCode> {
-    render(db, super::clock()?.now(), args.format)?;
+    let now = super::clock()?.now();
+    if args.check {
+        return Ok(check(db, now, args));
+    }
+    render(db, now, args.format)?;
     Ok(ExitCode::Ok)
+}
+
+/// `status --check`: the verdict in the monitoring-plugin convention. An archive that cannot be read is
+/// UNKNOWN (exit 3), with why.
+fn check(db: &Path, now: Timestamp, args: &StatusArgs) -> ExitCode {
+    let limits = monitor::Limits {
+        max_age: time::delta(args.max_age),
+        max_verify_age: time::delta(args.max_verify_age),
+    };
+    let report = ArchiveReader::open(db).and_then(|r| r.status(now));
+    let (text, state) = match report {
+        Ok(report) => {
+            let problems = monitor::check(&report, now, limits);
+            (monitor::render(&report, &problems), monitor::state(&problems))
+        }
+        Err(e) => (
+            monitor::render_unknown(&e.to_string()),
+            monitor::CheckState::Unknown,
+        ),
+    };
+    print_stdout(&text);
+    ExitCode::Check(state)
 }
 
 /// Prints the status report as text.

@@ -137,6 +137,17 @@ pub enum StoreError {
         /// The window fetch.
         window_id: i64,
     },
+    /// Window fetches are still open (a sync running, or one that was killed): `prune` does not plan around
+    /// rows that are not sealed yet.
+    #[error(
+        "{count} window fetch(es) are still open (a sync is running, or one was stopped before it could close \
+         them); nothing was pruned: run `elevate-archive sync` (it closes and seals what a stopped sync left), \
+         then prune"
+    )]
+    OpenWindows {
+        /// How many.
+        count: i64,
+    },
     /// Another sync holds the archive.
     #[error(
         "another sync is already running on {path}; nothing was done (wait for it to finish, or check for a stuck process)"

@@ -182,6 +182,23 @@ pub struct StatusReport {
     pub runs: Vec<RunRow>,
     /// The event-type catalogue, newest first appearance first.
     pub event_types: Vec<EventType>,
+    /// What the last `verify --record` found, if one was recorded.
+    pub last_verification: Option<Verification>,
+}
+
+/// What one `verify --record` found (`verifications`): for monitoring, not evidence.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct Verification {
+    /// When it ran.
+    pub verified_at: String,
+    /// No tampering or damage found.
+    pub intact: bool,
+    /// Nothing asked for is still unfetched.
+    pub complete: bool,
+    /// How many findings.
+    pub findings: i64,
+    /// The chain head it saw.
+    pub chain_head: Option<String>,
 }
 
 /// Everything `status` reads, before anything is decided.
@@ -209,6 +226,8 @@ pub struct StatusInputs {
     pub runs: Vec<RunRow>,
     /// The event-type catalogue.
     pub event_types: Vec<EventType>,
+    /// The last recorded verification.
+    pub last_verification: Option<Verification>,
 }
 
 /// Builds the status report: loads, then assembles.
@@ -256,6 +275,7 @@ fn load(conn: &Connection) -> Result<StatusInputs, StoreError> {
         pruned: super::retention::pruned_ranges(conn)?,
         holds: super::retention::holds(conn, false)?,
         runs: recent_runs(conn)?,
+        last_verification: last_verification(conn)?,
         event_types: collect(
             conn,
             "SELECT category, action, events, first_event_at, last_event_at, first_archived_at FROM event_types
@@ -272,6 +292,38 @@ fn load(conn: &Connection) -> Result<StatusInputs, StoreError> {
             },
         )?,
     })
+}
+
+/// The last recorded verification (none on an archive no writing command has migrated to version 10 yet:
+/// `status` never migrates).
+fn last_verification(conn: &Connection) -> Result<Option<Verification>, StoreError> {
+    if !table_exists(conn, "verifications")? {
+        return Ok(None);
+    }
+    let mut rows = collect(
+        conn,
+        "SELECT verified_at, intact, complete, findings, chain_head FROM verifications ORDER BY id DESC LIMIT 1",
+        |r| {
+            Ok(Verification {
+                verified_at: r.get(0)?,
+                intact: r.get(1)?,
+                complete: r.get(2)?,
+                findings: r.get(3)?,
+                chain_head: r.get(4)?,
+            })
+        },
+    )?;
+    Ok(rows.pop())
+}
+
+/// Whether `table` exists.
+fn table_exists(conn: &Connection, table: &str) -> Result<bool, StoreError> {
+    conn.query_row(
+        "SELECT EXISTS (SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?1)",
+        [table],
+        |r| r.get(0),
+    )
+    .context(|| "cannot read the archive's schema".into())
 }
 
 fn recent_runs(conn: &Connection) -> Result<Vec<RunRow>, StoreError> {
@@ -362,6 +414,7 @@ pub fn assemble(inputs: StatusInputs, now: Timestamp) -> StatusReport {
         source_changes: count_changes(&inputs.source_changes),
         runs: inputs.runs,
         event_types: inputs.event_types,
+        last_verification: inputs.last_verification,
     }
 }
 

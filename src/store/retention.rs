@@ -149,7 +149,8 @@ impl Archive {
                 "INSERT INTO holds (range_from, range_to, reason, created_at) VALUES (?1, ?2, ?3, ?4)",
                 params![
                     time::to_stored(range.start),
-                    time::to_stored(range.end),
+                    // Rounded up: an event stored truncated to the millisecond stays inside.
+                    time::to_stored(time::ceil_millis(range.end)),
                     reason,
                     now
                 ],
@@ -302,9 +303,11 @@ fn remove_rows(conn: &Connection, plan: &PrunePlan) -> Result<(), StoreError> {
             }
         }
         if w.whole {
-            conn.prepare_cached("DELETE FROM rejects WHERE window_id = ?1")
-                .and_then(|mut s| s.execute([w.window_id]))
-                .context(prune_ctx)?;
+            for id in rejects_going(conn, w.window_id, &swept_intervals(&plan.swept))? {
+                conn.prepare_cached("DELETE FROM rejects WHERE id = ?1")
+                    .and_then(|mut s| s.execute([id]))
+                    .context(prune_ctx)?;
+            }
         }
     }
     let indexed: i64 = conn
@@ -536,6 +539,16 @@ pub struct RowCounts {
 /// What a prune at `cutoff` removes, and which window fetches it keeps and why. Read-only: loads, decides,
 /// reads which other window fetches hold rows of the swept ranges, counts, then assembles.
 pub fn plan_prune(conn: &Connection, cutoff: Timestamp) -> Result<PrunePlan, StoreError> {
+    let open: i64 = conn
+        .query_row(
+            "SELECT count(*) FROM windows WHERE status = ?1",
+            [WindowStatus::Running],
+            |r| r.get(0),
+        )
+        .context(plan_ctx)?;
+    if open > 0 {
+        return Err(StoreError::OpenWindows { count: open });
+    }
     let cutoff = time::to_stored(cutoff);
     let decision = decide_prune(load_prune_inputs(conn, &cutoff)?);
     let neighbours = load_neighbours(conn, &decision)?;
@@ -740,10 +753,7 @@ fn count_rows(
             )?;
         }
         if whole {
-            c.rejects = count(
-                "SELECT count(*) FROM rejects WHERE window_id = ?1",
-                &[&w.id],
-            )?;
+            c.rejects = rejects_going(conn, w.id, swept)?.len() as i64;
             c.revisions += count(
                 "SELECT count(*) FROM event_revisions x WHERE x.window_id = ?1
                    AND NOT EXISTS (SELECT 1 FROM events e WHERE e.id = x.event_id)",
@@ -758,6 +768,45 @@ fn count_rows(
         counts.push(c);
     }
     Ok(counts)
+}
+
+/// The rejects of window fetch `window_id` (pruned whole) that go: those whose item carries a timestamp
+/// inside the `swept` ranges, and those that carry none that parses (they have nothing but their window). A
+/// reject with a timestamp outside (an item exactly on the window's end, filed once under the first window
+/// that saw it, belongs to the next range; one inside a hold) stays.
+fn rejects_going(
+    conn: &Connection,
+    window_id: i64,
+    swept: &[Interval],
+) -> Result<Vec<i64>, StoreError> {
+    let rejects: Vec<(i64, String)> = conn
+        .prepare_cached("SELECT id, raw FROM rejects WHERE window_id = ?1 ORDER BY id")
+        .and_then(|mut s| {
+            s.query_map([window_id], |r| Ok((r.get(0)?, r.get(1)?)))?
+                .collect()
+        })
+        .context(plan_ctx)?;
+    Ok(rejects
+        .into_iter()
+        .filter(|(_, raw)| reject_goes(raw, swept))
+        .map(|(id, _)| id)
+        .collect())
+}
+
+/// Whether a reject whose item is `raw` goes with a window pruned whole (see [`rejects_going`]).
+pub fn reject_goes(raw: &str, swept: &[Interval]) -> bool {
+    let at = serde_json::from_str::<serde_json::Value>(raw)
+        .ok()
+        .and_then(|v| v.get("timestamp")?.as_str().and_then(time::parse_server_timestamp));
+    at.is_none_or(|t| swept.iter().any(|r| r.contains(t)))
+}
+
+/// The swept ranges of a plan, parsed.
+fn swept_intervals(swept: &[Range]) -> Vec<Interval> {
+    swept
+        .iter()
+        .filter_map(|r| Interval::from_stored(&r.from, &r.to))
+        .collect()
 }
 
 /// Builds the plan from the decision, the neighbours (other window fetches holding rows of the swept
@@ -1335,6 +1384,22 @@ mod tests {
         assert_eq!(plan.ranges[0].to, time::to_stored(t(48)));
         assert_eq!(plan.kept, BTreeMap::from([(KeptBecause::Held, 1)]));
         assert_eq!((plan.prune_id, plan.chain_head), (None, None));
+    }
+
+    #[test]
+    fn a_reject_goes_by_its_timestamp_if_it_has_one() {
+        let swept = [iv(0, 24)];
+        for (raw, goes) in [
+            (r#"{"timestamp":"1970-01-01T10:00:00Z"}"#, true),
+            (r#"{"timestamp":"1970-01-02T00:00:00Z"}"#, false),
+            (r#"{"timestamp":"1970-01-02T05:00:00+0500"}"#, true),
+            (r#"{"timestamp":"yesterday"}"#, true),
+            (r#"{"id":7}"#, true),
+            ("not json", true),
+            ("[1,2]", true),
+        ] {
+            assert_eq!(reject_goes(raw, &swept), goes, "{raw}");
+        }
     }
 
     #[test]

@@ -227,6 +227,27 @@ impl Archive {
         Ok(totals)
     }
 
+    /// Records what a `verify` found (`verify --record`), for monitoring.
+    pub fn record_verification(
+        &mut self,
+        found: &super::read::Verification,
+    ) -> Result<(), StoreError> {
+        self.conn
+            .execute(
+                "INSERT INTO verifications (verified_at, intact, complete, findings, chain_head)
+                 VALUES (?1, ?2, ?3, ?4, ?5)",
+                params![
+                    found.verified_at,
+                    found.intact,
+                    found.complete,
+                    found.findings,
+                    found.chain_head
+                ],
+            )
+            .context(|| "cannot record the verification".into())?;
+        Ok(())
+    }
+
     /// Records how a run ended; windows of the run still running are closed with the same status.
     pub fn finish_run(
         &mut self,

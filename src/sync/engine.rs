@@ -518,8 +518,10 @@ async fn fetch_window(
     let mut fetch = WindowFetch::default();
     let mut returned: Vec<i64> = Vec::new();
     let mut previous: Option<u64> = None;
-    // The last event id of the previous page, when that page was full (a boundary a deletion can shift).
-    let mut boundary: Option<i64> = None;
+    // The previous page's size and last event id (a boundary a deletion can shift), and the items received
+    // before the current page (where that boundary stands in the window's list).
+    let mut boundary: Option<(usize, i64)> = None;
+    let mut received_before: u32 = 0;
     let mut page = 1;
     loop {
         let fetched = match fetch_page(cx, spec, page, page_size).await {
@@ -558,16 +560,23 @@ async fn fetch_window(
             continue;
         }
         let mut items = fetched.items;
-        if let (true, Some(expected)) = (cx.job.check_paging, boundary) {
-            items.extend(reread_if_shifted(cx, spec, page, expected, &mut fetch).await?);
+        let this_page = match fetched.answer {
+            Answer::Items(n) => event_ids(&items).max().map(|last| (n, last)),
+            Answer::NotFound => None,
+        };
+        // A previous page as full as the server serves them (its cap, once seen) may have been shifted.
+        let full = fetch.pager.served_fewer.unwrap_or(page_size as usize);
+        if let (true, Some((n, expected))) = (cx.job.check_paging, boundary)
+            && n >= full
+        {
+            let again = reread_if_shifted(cx, spec, page, received_before, expected, &mut fetch).await?;
+            items.extend(again);
         }
         if cx.reader.is_some() {
             returned.extend(event_ids(&items));
         }
-        boundary = match fetched.answer {
-            Answer::Items(n) if n >= page_size as usize => event_ids(&items).max(),
-            Answer::Items(_) | Answer::NotFound => None,
-        };
+        received_before += this_page.map_or(0, |(n, _)| n as u32);
+        boundary = this_page;
         let last = step == Step::End;
         let deleted = match (last, cx.reader) {
             (true, Some(reader)) => {
@@ -602,7 +611,8 @@ async fn fetch_window(
     }
 }
 
-/// `--check-paging`: after page `page` arrived, asks for the one item at the end of the previous (full) page.
+/// `--check-paging`: after page `page` arrived, asks for the one item at the end of the previous (full) page,
+/// the `position`-th item of the window's list.
 /// If it is no longer the event that ended that page, events before it were deleted at the source while the
 /// window was paged, and the list shifted: the events that moved back across the boundary were skipped. The
 /// previous page is then read again; its events (the skipped ones among them) are returned to be archived.
@@ -610,11 +620,11 @@ async fn reread_if_shifted(
     cx: &FetchContext<'_>,
     spec: &WindowSpec,
     page: u32,
+    position: u32,
     expected: i64,
     fetch: &mut WindowFetch,
 ) -> Result<Vec<Item>, Error> {
     let page_size = cx.job.page_size;
-    let position = (page - 1) * page_size;
     let at_boundary = fetch_page(cx, spec, position, 1).await?;
     if event_ids(&at_boundary.items).next() == Some(expected) {
         return Ok(Vec::new());

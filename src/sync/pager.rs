@@ -7,9 +7,9 @@
 //!   below the documented maximum, or filter items out after paging (permissions). The next page is asked
 //!   for; if it is empty (or past the end), the window ends; if it holds items, the server serves fewer than
 //!   asked: paging goes on, and the cap is reported once;
-//! - a **404 past the first page** (how some servers say "past the end") ends the window when it follows a
-//!   short page; after a full page it is asked again once (a gateway's passing 404 must not cut a window), and
-//!   a second 404 ends it.
+//! - a **404 past the first page** (how some servers say "past the end") is asked again once, whatever page
+//!   came before (a gateway's passing 404 must not cut a window, and a page that looks short may be a capped
+//!   one with more behind it); a second 404 in a row ends the window.
 
 /// What the server answered for one page.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -45,7 +45,7 @@ pub struct Pager {
     previous: usize,
 }
 
-/// 404s in a row, for one page after a full page, that end a window.
+/// 404s in a row, for one page past the first, that end a window.
 pub const NOT_FOUND_CONFIRMATIONS: u32 = 2;
 
 impl Pager {
@@ -62,7 +62,6 @@ impl Pager {
                 self.not_found = 0;
                 Step::Next
             }
-            Answer::NotFound if self.previous_short => Step::End,
             Answer::NotFound => {
                 self.not_found += 1;
                 if self.not_found >= NOT_FOUND_CONFIRMATIONS {
@@ -107,10 +106,16 @@ mod tests {
                 Some(4),
             ),
             (
-                "a short page then 404: the end",
-                vec![Items(3), NotFound],
-                vec![Next, End],
+                "a short page then 404: asked again, then the end",
+                vec![Items(3), NotFound, NotFound],
+                vec![Next, Again, End],
                 None,
+            ),
+            (
+                "a capped page then a passing 404 does not cut the window",
+                vec![Items(4), NotFound, Items(4), Items(4), Items(1), Items(0)],
+                vec![Next, Again, Next, Next, Next, End],
+                Some(4),
             ),
             (
                 "a full page then one 404: asked again, then the end",
