@@ -24,6 +24,10 @@ struct Knobs {
     stall: Option<(String, usize)>,
     /// Lets stalled requests through.
     released: Arc<std::sync::atomic::AtomicBool>,
+    /// Items added to page 1 of every window whatever its bounds (a server that ignores them).
+    stray: Vec<Item>,
+    /// Refuse this page of the window whose request starts at this `createdFrom` with this status.
+    refuse: Option<(String, usize, u16)>,
 }
 
 #[derive(Clone)]
@@ -79,6 +83,12 @@ fn serve(server: &MockServer, data: Data, knobs: Arc<Mutex<Knobs>>) {
                 }
                 return json_response(503, r#"{"error":"Unavailable","message":"stalled"}"#);
             }
+            if let Some((from, refused, status)) = &k.refuse
+                && *from == q("createdFrom")
+                && *refused == page
+            {
+                return json_response(*status, r#"{"error":"Bad Request","message":"page too deep"}"#);
+            }
             if page == 2 && k.not_found_on_page_2 > 0 {
                 k.not_found_on_page_2 -= 1;
                 return json_response(404, r#"{"error":"Not Found","message":"try again"}"#);
@@ -87,12 +97,15 @@ fn serve(server: &MockServer, data: Data, knobs: Arc<Mutex<Knobs>>) {
             let mut hits: Vec<&Item> = data.iter().filter(|e| e.at >= from && e.at <= to).collect();
             hits.sort_by_key(|e| e.id);
             let served = k.cap.map_or(size, |c| c.min(size));
-            let body: Vec<&str> = hits
+            let mut body: Vec<&str> = hits
                 .iter()
                 .skip((page - 1) * served)
                 .take(served)
                 .map(|e| e.raw.as_str())
                 .collect();
+            if page == 1 {
+                body.extend(k.stray.iter().map(|e| e.raw.as_str()));
+            }
             json_response(200, &format!("[{}]", body.join(",")))
         });
     });
@@ -676,4 +689,73 @@ fn a_prune_after_a_killed_sync_and_its_recovery_leaves_nothing_of_the_pruned_day
     assert!(!e.ids().contains(&3));
     assert_eq!(e.revisions_of(3), 0);
     e.verify_ok();
+}
+
+#[test]
+fn events_a_server_returns_far_outside_the_window_inside_a_pruned_range_are_not_archived_again() {
+    let e = env(four_days());
+    e.sync(D1, D5, &[]).expect(0);
+    e.prune(D3);
+    e.verify_ok();
+    // The server now adds to every window's first page an old event of 1 January, and an edited copy of
+    // event 2 (pruned): neither may come back.
+    {
+        let mut k = e.knobs.lock().unwrap();
+        let mut edited = item(2, "2024-01-01T12:00:00Z");
+        edited.raw = edited.raw.replace("u2", "u2-edited");
+        k.stray = vec![item(7, "2024-01-01T10:00:00Z"), edited];
+    }
+    let run = e.sync(D3, D5, &["--refetch", "--json"]);
+    run.expect(0);
+    e.nothing_inside_pruned();
+    assert!(!e.ids().contains(&7) && !e.ids().contains(&2), "{:?}", e.ids());
+    assert_eq!(e.sb.count("SELECT count(*) FROM event_revisions"), 0);
+    let run = e.reconcile(D3, D5);
+    assert!(run.code == 0 || run.code == 8, "{}{}", run.stdout, run.stderr);
+    e.nothing_inside_pruned();
+    assert!(!e.ids().contains(&7) && !e.ids().contains(&2), "{:?}", e.ids());
+    e.verify_ok();
+}
+
+#[test]
+#[ignore = "breaks: a hold's end is truncated to milliseconds when stored; an event held by a sub-millisecond hold end is pruned"]
+fn an_event_inside_a_hold_with_a_sub_millisecond_end_is_never_pruned() {
+    let e = env(vec![
+        item(1, "2024-01-01T11:30:00Z"),
+        item(2, "2024-01-01T12:00:00.0005Z"),
+        item(3, "2024-01-01T13:30:00Z"),
+    ]);
+    e.sync(D1, D2, &["--window", "1h"]).expect(0);
+    assert_eq!(e.ids(), vec![1, 2, 3]);
+    // Event 2 (12:00:00.0005) lies inside [11:00, 12:00:00.0009).
+    e.hold("2024-01-01T11:00:00Z", "2024-01-01T12:00:00.0009Z");
+    e.prune(D2);
+    assert!(e.ids().contains(&2), "the held event 2 was pruned: {:?}", e.ids());
+}
+
+#[test]
+fn a_page_refused_past_a_short_first_page_fails_its_window_not_silently() {
+    let items: Vec<Item> = (0..600)
+        .map(|i| {
+            let t = at("2024-01-01T00:00:00Z") + chrono::TimeDelta::seconds(i * 60);
+            item(1000 + i, &t.to_rfc3339_opts(chrono::SecondsFormat::Millis, true))
+        })
+        .collect();
+    for status in [400, 422] {
+        let e = env(items.clone());
+        {
+            let mut k = e.knobs.lock().unwrap();
+            k.cap = Some(100);
+            k.refuse = Some(("2023-12-31T23:59:59Z".into(), 2, status));
+        }
+        // The only window failed: the run fails (exit 4), and nothing says the day is complete.
+        let run = e.sync(D1, D2, &["--page-size", "200", "--json"]);
+        run.expect(4);
+        let (verify, _) = verify_json(&e.sb, &e.sb.db, None);
+        verify.expect(9);
+        e.knobs.lock().unwrap().refuse = None;
+        e.sb.run(&["sync", "--base-url", &e.base, "--page-size", "200"]).expect(0);
+        assert_eq!(e.ids().len(), 600);
+        e.verify_ok();
+    }
 }
