@@ -759,3 +759,54 @@ fn a_page_refused_past_a_short_first_page_fails_its_window_not_silently() {
         e.verify_ok();
     }
 }
+
+#[test]
+fn every_edit_after_prunes_around_a_hold_and_a_reconcile_is_caught() {
+    let e = env(four_days());
+    // Day 2 first, so its overlap second files event 3 of day 1 (a kept neighbour that loses it).
+    e.sync(D2, D3, &[]).expect(0);
+    e.sync(D1, D2, &[]).expect(0);
+    e.sync(D3, D5, &[]).expect(0);
+    e.change(11, "-r");
+    e.change(21, "-r");
+    e.data.lock().unwrap().retain(|i| i.id != 12);
+    e.reconcile(D1, D5).expect(8);
+    e.hold("2024-01-03T06:00:00Z", "2024-01-03T07:00:00Z");
+    e.prune(D2);
+    e.prune(D4);
+    e.nothing_inside_pruned();
+    e.verify_ok();
+    let cases: &[(&str, &str)] = &[
+        ("ev-del-kept", "DELETE FROM events WHERE id = 22"),
+        ("ev-edit-user", "UPDATE events SET username = 'mallory' WHERE id = 21"),
+        ("ev-edit-raw", "UPDATE events SET raw = replace(raw, 'u31', 'u99') WHERE id = 31"),
+        ("ev-insert-pruned-range", "INSERT INTO events (id, window_id, timestamp, category, action, description, username, ip_address, raw, digest, fetched_at) SELECT 999, window_id, '2024-01-01T05:00:00.000Z', category, action, description, username, ip_address, replace(raw, '\"id\":31', '\"id\":999'), digest, fetched_at FROM events WHERE id = 31"),
+        ("rev-del", "DELETE FROM event_revisions WHERE event_id = 21"),
+        ("rev-move", "UPDATE event_revisions SET window_id = (SELECT min(id) FROM windows) WHERE event_id = 21"),
+        ("sc-del", "DELETE FROM source_changes WHERE event_id = 21"),
+        ("sc-move", "UPDATE source_changes SET window_id = (SELECT min(id) FROM windows)"),
+        ("win-end", "UPDATE windows SET window_end = '2024-01-09T00:00:00.000Z' WHERE id = (SELECT min(id) FROM windows)"),
+        ("win-status", "UPDATE windows SET status = 'failed' WHERE id = (SELECT min(id) FROM windows)"),
+        ("win-del", "DELETE FROM windows WHERE id = (SELECT min(id) FROM windows)"),
+        ("win-del-kept", "DELETE FROM windows WHERE id = (SELECT max(id) FROM windows)"),
+        ("prune-cutoff", "UPDATE prunes SET cutoff = '2024-01-05T00:00:00.000Z'"),
+        ("prune-narrow", "UPDATE prunes SET ranges = '[]'"),
+        ("prune-counts", "UPDATE prunes SET events = events + 1"),
+        ("pw-del-one", "DELETE FROM pruned_windows WHERE (prune_id, window_id) = (SELECT prune_id, max(window_id) FROM pruned_windows WHERE prune_id = (SELECT max(prune_id) FROM pruned_windows))"),
+        ("pw-kept-lines", "UPDATE pruned_windows SET kept_lines = '' WHERE kept_lines <> ''"),
+        ("pw-ledger", "UPDATE pruned_windows SET ledger = NULL"),
+        ("pw-forged", "INSERT INTO pruned_windows (prune_id, window_id, seal_hash, events, revisions, rejects, kept, ledger, kept_lines) SELECT prune_id, (SELECT max(id) FROM windows), seal_hash, events, revisions, rejects, kept, ledger, kept_lines FROM pruned_windows LIMIT 1"),
+        ("prune-del", "DELETE FROM prunes WHERE id = (SELECT max(id) FROM prunes); DELETE FROM pruned_windows WHERE prune_id NOT IN (SELECT id FROM prunes)"),
+        ("seal-del-last", "DELETE FROM seals WHERE id = (SELECT max(id) FROM seals)"),
+        ("reject-insert", "INSERT INTO rejects (window_id, page, reason, raw, received_at) SELECT min(id), 1, 'not_an_object', '1', '2024-01-01T00:00:00.000Z' FROM windows"),
+    ];
+    let mut unseen = Vec::new();
+    for (name, sql) in cases {
+        let db = tampered_copy(&e.sb, name, sql);
+        let (run, report) = verify_json(&e.sb, &db, None);
+        if run.code != 7 {
+            unseen.push(format!("{name}: exit {} {report}", run.code));
+        }
+    }
+    assert!(unseen.is_empty(), "{unseen:#?}");
+}
