@@ -810,3 +810,28 @@ fn every_edit_after_prunes_around_a_hold_and_a_reconcile_is_caught() {
     }
     assert!(unseen.is_empty(), "{unseen:#?}");
 }
+
+#[test]
+#[ignore = "breaks: a window's base URL lives in the unsealed runs row: relabelling a sandbox run as production makes verify 9 -> 0"]
+fn relabelling_a_sandbox_run_as_production_is_caught() {
+    let sandbox = env(four_days());
+    let production = MockServer::start();
+    let prod_knobs = Arc::new(Mutex::new(Knobs {
+        failing_from: Some("2023-12-31T23:59:59Z".into()),
+        ..Knobs::default()
+    }));
+    serve(&production, Arc::new(Mutex::new(four_days())), prod_knobs);
+    let prod = base(&production);
+    sandbox.sync(D1, D2, &[]).expect(0);
+    // Production is asked for the same day and fails: verify says it is not yet fetched.
+    let args = [
+        "sync", "--base-url", &prod, "--from", D1, "--to", D2, "--max-attempts", "2", "--retry-delay", "1ms",
+    ];
+    sandbox.sb.run(&args).expect(4);
+    let (run, _) = verify_json(&sandbox.sb, &sandbox.sb.db, None);
+    run.expect(9);
+    let sql = format!("UPDATE runs SET base_url = '{prod}'");
+    let db = tampered_copy(&sandbox.sb, "relabelled", &sql);
+    let (run, report) = verify_json(&sandbox.sb, &db, None);
+    assert_ne!(run.code, 0, "verify green after `{sql}`: {report}");
+}
