@@ -19,6 +19,8 @@ struct Knobs {
     failing_from: Option<String>,
     /// Answer 404 this many times to a request for page 2.
     not_found_on_page_2: usize,
+    /// Answer 404 once to the first request for this page.
+    not_found_on_page: Option<usize>,
     /// Hold back the request for this page of the window whose request starts at this `createdFrom` until
     /// [`Knobs::released`] is set.
     stall: Option<(String, usize)>,
@@ -90,6 +92,10 @@ fn serve(server: &MockServer, data: Data, knobs: Arc<Mutex<Knobs>>) {
                 && *refused == page
             {
                 return json_response(*status, r#"{"error":"Bad Request","message":"page too deep"}"#);
+            }
+            if k.not_found_on_page == Some(page) {
+                k.not_found_on_page = None;
+                return json_response(404, r#"{"error":"Not Found","message":"try again"}"#);
             }
             if page == 2 && k.not_found_on_page_2 > 0 {
                 k.not_found_on_page_2 -= 1;
@@ -517,9 +523,9 @@ fn a_capped_server_with_a_passing_404_on_page_2_loses_nothing() {
 }
 
 #[test]
-#[ignore = "breaks: capped pages + one passing 404 on page 2: 100 of 600 archived, exit 0, status ok"]
+#[ignore = "breaks: a passing 404 on page 3, after the run itself detected short pages (served_fewer), ends the window: 200 of 600, exit 0"]
 fn a_server_that_serves_fewer_than_asked_and_then_a_404_is_not_a_confirmed_end() {
-    // Capped server: 404 on page 2 *twice* (a longer blip): still must not be an end without confirmation.
+    // Capped server the run has already recognised as such: a 404 after that must not be an end.
     let items: Vec<Item> = (0..600)
         .map(|i| {
             let t = at("2024-01-01T00:00:00Z") + chrono::TimeDelta::seconds(i * 60);
@@ -533,7 +539,8 @@ fn a_server_that_serves_fewer_than_asked_and_then_a_404_is_not_a_confirmed_end()
     {
         let mut k = e.knobs.lock().unwrap();
         k.cap = Some(100);
-        k.not_found_on_page_2 = 1;
+        // Page 2 (100 more items) tells the pager the server serves fewer than asked; then page 3 is a 404.
+        k.not_found_on_page = Some(3);
     }
     let run = e.sync(D1, D2, &["--page-size", "200", "--json"]);
     let archived = e.ids().len();
