@@ -927,3 +927,35 @@ fn a_reject_at_a_held_instant_is_never_pruned() {
         "the item served at the held instant is gone"
     );
 }
+
+#[test]
+fn pruned_events_leave_the_search_index_whichever_fetch_filed_them() {
+    let e = env(four_days());
+    // Day 2 first: its overlap second files event 3 (day 1); a reconcile files a late event 5 of day 1.
+    e.sync(D2, D3, &[]).expect(0);
+    e.sync(D1, D2, &[]).expect(0);
+    e.sync(D3, D5, &[]).expect(0);
+    e.data.lock().unwrap().push(item(5, "2024-01-01T23:59:59.900Z"));
+    e.reconcile(D1, D3).expect(8);
+    e.sync(D3, D4, &[]).expect(0);
+    for id in [2, 3, 5, 12] {
+        let run = e.sb.run(&["search", &format!("u{id}"), "--format", "json"]);
+        run.expect(0);
+        assert!(run.stdout.contains(&format!("\"u{id}\"")), "u{id} indexed: {}", run.stdout);
+    }
+    e.prune(D2);
+    for id in [2, 3, 5] {
+        let run = e.sb.run(&["search", &format!("u{id}"), "--format", "json"]);
+        run.expect(0);
+        assert!(!run.stdout.contains(&format!("\"u{id}\"")), "u{id} still found: {}", run.stdout);
+    }
+    let run = e.sb.run(&["search", "u12", "--format", "json"]);
+    assert!(run.stdout.contains("\"u12\""), "{}", run.stdout);
+    let copy = e.sb.dir.path().join("fts.db");
+    std::fs::copy(&e.sb.db, &copy).unwrap();
+    rusqlite::Connection::open(&copy)
+        .unwrap()
+        .execute_batch("INSERT INTO events_fts (events_fts) VALUES ('integrity-check')")
+        .unwrap();
+    e.verify_ok();
+}
