@@ -91,7 +91,10 @@ fn serve(server: &MockServer, data: Data, knobs: Arc<Mutex<Knobs>>) {
                 && *from == q("createdFrom")
                 && *refused == page
             {
-                return json_response(*status, r#"{"error":"Bad Request","message":"page too deep"}"#);
+                return json_response(
+                    *status,
+                    r#"{"error":"Bad Request","message":"page too deep"}"#,
+                );
             }
             if k.not_found_on_page == Some(page) {
                 k.not_found_on_page = None;
@@ -602,9 +605,25 @@ fn a_lifted_or_deleted_hold_is_not_evidence_verify_checks() {
 /// on its page 1 (the overlap second) and files the new version as a revision; page 2 is held back and the
 /// sync is SIGKILLed. Day 2's window fetch is left `running`, its revision of event 3 committed.
 fn killed_with_a_revision_of_day_1() -> Env {
-    let e = env(four_days());
+    killed_while_day_2_files_event_3(false)
+}
+
+/// As [`killed_with_a_revision_of_day_1`]; with `late`, event 3 is not at the source when day 1 is synced
+/// and arrives before day 2's sync, which files it as a new event (under its running window fetch).
+fn killed_while_day_2_files_event_3(late: bool) -> Env {
+    let mut items = four_days();
+    let third = items.iter().position(|i| i.id == 3).unwrap();
+    let event_3 = items.remove(third);
+    if !late {
+        items.push(event_3.clone());
+    }
+    let e = env(items);
     e.sync(D1, D2, &[]).expect(0);
-    e.change(3, "-changed");
+    if late {
+        e.data.lock().unwrap().push(event_3);
+    } else {
+        e.change(3, "-changed");
+    }
     e.knobs.lock().unwrap().stall = Some(("2024-01-01T23:59:59Z".into(), 2));
     let mut child =
         e.sb.command()
@@ -637,7 +656,8 @@ fn killed_with_a_revision_of_day_1() -> Env {
         .and_then(|c| {
             c.busy_timeout(std::time::Duration::from_secs(1)).ok()?;
             c.query_row(
-                "SELECT count(*) FROM event_revisions WHERE event_id = 3",
+                "SELECT (SELECT count(*) FROM event_revisions WHERE event_id = 3)
+                      + (SELECT count(*) FROM events WHERE id = 3 AND window_id > 1)",
                 [],
                 |r| r.get::<_, i64>(0),
             )
@@ -725,12 +745,25 @@ fn events_a_server_returns_far_outside_the_window_inside_a_pruned_range_are_not_
     let run = e.sync(D3, D5, &["--refetch", "--json"]);
     run.expect(0);
     e.nothing_inside_pruned();
-    assert!(!e.ids().contains(&7) && !e.ids().contains(&2), "{:?}", e.ids());
+    assert!(
+        !e.ids().contains(&7) && !e.ids().contains(&2),
+        "{:?}",
+        e.ids()
+    );
     assert_eq!(e.sb.count("SELECT count(*) FROM event_revisions"), 0);
     let run = e.reconcile(D3, D5);
-    assert!(run.code == 0 || run.code == 8, "{}{}", run.stdout, run.stderr);
+    assert!(
+        run.code == 0 || run.code == 8,
+        "{}{}",
+        run.stdout,
+        run.stderr
+    );
     e.nothing_inside_pruned();
-    assert!(!e.ids().contains(&7) && !e.ids().contains(&2), "{:?}", e.ids());
+    assert!(
+        !e.ids().contains(&7) && !e.ids().contains(&2),
+        "{:?}",
+        e.ids()
+    );
     e.verify_ok();
 }
 
@@ -747,7 +780,11 @@ fn an_event_inside_a_hold_with_a_sub_millisecond_end_is_never_pruned() {
     // Event 2 (12:00:00.0005) lies inside [11:00, 12:00:00.0009).
     e.hold("2024-01-01T11:00:00Z", "2024-01-01T12:00:00.0009Z");
     e.prune(D2);
-    assert!(e.ids().contains(&2), "the held event 2 was pruned: {:?}", e.ids());
+    assert!(
+        e.ids().contains(&2),
+        "the held event 2 was pruned: {:?}",
+        e.ids()
+    );
 }
 
 #[test]
@@ -755,7 +792,10 @@ fn a_page_refused_past_a_short_first_page_fails_its_window_not_silently() {
     let items: Vec<Item> = (0..600)
         .map(|i| {
             let t = at("2024-01-01T00:00:00Z") + chrono::TimeDelta::seconds(i * 60);
-            item(1000 + i, &t.to_rfc3339_opts(chrono::SecondsFormat::Millis, true))
+            item(
+                1000 + i,
+                &t.to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+            )
         })
         .collect();
     for status in [400, 422] {
@@ -771,7 +811,8 @@ fn a_page_refused_past_a_short_first_page_fails_its_window_not_silently() {
         let (verify, _) = verify_json(&e.sb, &e.sb.db, None);
         verify.expect(9);
         e.knobs.lock().unwrap().refuse = None;
-        e.sb.run(&["sync", "--base-url", &e.base, "--page-size", "200"]).expect(0);
+        e.sb.run(&["sync", "--base-url", &e.base, "--page-size", "200"])
+            .expect(0);
         assert_eq!(e.ids().len(), 600);
         e.verify_ok();
     }
@@ -795,27 +836,75 @@ fn every_edit_after_prunes_around_a_hold_and_a_reconcile_is_caught() {
     e.verify_ok();
     let cases: &[(&str, &str)] = &[
         ("ev-del-kept", "DELETE FROM events WHERE id = 22"),
-        ("ev-edit-user", "UPDATE events SET username = 'mallory' WHERE id = 21"),
-        ("ev-edit-raw", "UPDATE events SET raw = replace(raw, 'u31', 'u99') WHERE id = 31"),
-        ("ev-insert-pruned-range", "INSERT INTO events (id, window_id, timestamp, category, action, description, username, ip_address, raw, digest, fetched_at) SELECT 999, window_id, '2024-01-01T05:00:00.000Z', category, action, description, username, ip_address, replace(raw, '\"id\":31', '\"id\":999'), digest, fetched_at FROM events WHERE id = 31"),
+        (
+            "ev-edit-user",
+            "UPDATE events SET username = 'mallory' WHERE id = 21",
+        ),
+        (
+            "ev-edit-raw",
+            "UPDATE events SET raw = replace(raw, 'u31', 'u99') WHERE id = 31",
+        ),
+        (
+            "ev-insert-pruned-range",
+            "INSERT INTO events (id, window_id, timestamp, category, action, description, username, ip_address, raw, digest, fetched_at) SELECT 999, window_id, '2024-01-01T05:00:00.000Z', category, action, description, username, ip_address, replace(raw, '\"id\":31', '\"id\":999'), digest, fetched_at FROM events WHERE id = 31",
+        ),
         ("rev-del", "DELETE FROM event_revisions WHERE event_id = 21"),
-        ("rev-move", "UPDATE event_revisions SET window_id = (SELECT min(id) FROM windows) WHERE event_id = 21"),
+        (
+            "rev-move",
+            "UPDATE event_revisions SET window_id = (SELECT min(id) FROM windows) WHERE event_id = 21",
+        ),
         ("sc-del", "DELETE FROM source_changes WHERE event_id = 21"),
-        ("sc-move", "UPDATE source_changes SET window_id = (SELECT min(id) FROM windows)"),
-        ("win-end", "UPDATE windows SET window_end = '2024-01-09T00:00:00.000Z' WHERE id = (SELECT min(id) FROM windows)"),
-        ("win-status", "UPDATE windows SET status = 'failed' WHERE id = (SELECT min(id) FROM windows)"),
-        ("win-del", "DELETE FROM windows WHERE id = (SELECT min(id) FROM windows)"),
-        ("win-del-kept", "DELETE FROM windows WHERE id = (SELECT max(id) FROM windows)"),
-        ("prune-cutoff", "UPDATE prunes SET cutoff = '2024-01-05T00:00:00.000Z'"),
+        (
+            "sc-move",
+            "UPDATE source_changes SET window_id = (SELECT min(id) FROM windows)",
+        ),
+        (
+            "win-end",
+            "UPDATE windows SET window_end = '2024-01-09T00:00:00.000Z' WHERE id = (SELECT min(id) FROM windows)",
+        ),
+        (
+            "win-status",
+            "UPDATE windows SET status = 'failed' WHERE id = (SELECT min(id) FROM windows)",
+        ),
+        (
+            "win-del",
+            "DELETE FROM windows WHERE id = (SELECT min(id) FROM windows)",
+        ),
+        (
+            "win-del-kept",
+            "DELETE FROM windows WHERE id = (SELECT max(id) FROM windows)",
+        ),
+        (
+            "prune-cutoff",
+            "UPDATE prunes SET cutoff = '2024-01-05T00:00:00.000Z'",
+        ),
         ("prune-narrow", "UPDATE prunes SET ranges = '[]'"),
         ("prune-counts", "UPDATE prunes SET events = events + 1"),
-        ("pw-del-one", "DELETE FROM pruned_windows WHERE (prune_id, window_id) = (SELECT prune_id, max(window_id) FROM pruned_windows WHERE prune_id = (SELECT max(prune_id) FROM pruned_windows))"),
-        ("pw-kept-lines", "UPDATE pruned_windows SET kept_lines = '' WHERE kept_lines <> ''"),
+        (
+            "pw-del-one",
+            "DELETE FROM pruned_windows WHERE (prune_id, window_id) = (SELECT prune_id, max(window_id) FROM pruned_windows WHERE prune_id = (SELECT max(prune_id) FROM pruned_windows))",
+        ),
+        (
+            "pw-kept-lines",
+            "UPDATE pruned_windows SET kept_lines = '' WHERE kept_lines <> ''",
+        ),
         ("pw-ledger", "UPDATE pruned_windows SET ledger = NULL"),
-        ("pw-forged", "INSERT INTO pruned_windows (prune_id, window_id, seal_hash, events, revisions, rejects, kept, ledger, kept_lines) SELECT prune_id, (SELECT max(id) FROM windows), seal_hash, events, revisions, rejects, kept, ledger, kept_lines FROM pruned_windows LIMIT 1"),
-        ("prune-del", "DELETE FROM prunes WHERE id = (SELECT max(id) FROM prunes); DELETE FROM pruned_windows WHERE prune_id NOT IN (SELECT id FROM prunes)"),
-        ("seal-del-last", "DELETE FROM seals WHERE id = (SELECT max(id) FROM seals)"),
-        ("reject-insert", "INSERT INTO rejects (window_id, page, reason, raw, received_at) SELECT min(id), 1, 'not_an_object', '1', '2024-01-01T00:00:00.000Z' FROM windows"),
+        (
+            "pw-forged",
+            "INSERT INTO pruned_windows (prune_id, window_id, seal_hash, events, revisions, rejects, kept, ledger, kept_lines) SELECT prune_id, (SELECT max(id) FROM windows), seal_hash, events, revisions, rejects, kept, ledger, kept_lines FROM pruned_windows LIMIT 1",
+        ),
+        (
+            "prune-del",
+            "DELETE FROM prunes WHERE id = (SELECT max(id) FROM prunes); DELETE FROM pruned_windows WHERE prune_id NOT IN (SELECT id FROM prunes)",
+        ),
+        (
+            "seal-del-last",
+            "DELETE FROM seals WHERE id = (SELECT max(id) FROM seals)",
+        ),
+        (
+            "reject-insert",
+            "INSERT INTO rejects (window_id, page, reason, raw, received_at) SELECT min(id), 1, 'not_an_object', '1', '2024-01-01T00:00:00.000Z' FROM windows",
+        ),
     ];
     let mut unseen = Vec::new();
     for (name, sql) in cases {
@@ -842,7 +931,17 @@ fn relabelling_a_sandbox_run_as_production_is_caught() {
     sandbox.sync(D1, D2, &[]).expect(0);
     // Production is asked for the same day and fails: verify says it is not yet fetched.
     let args = [
-        "sync", "--base-url", &prod, "--from", D1, "--to", D2, "--max-attempts", "2", "--retry-delay", "1ms",
+        "sync",
+        "--base-url",
+        &prod,
+        "--from",
+        D1,
+        "--to",
+        D2,
+        "--max-attempts",
+        "2",
+        "--retry-delay",
+        "1ms",
     ];
     sandbox.sb.run(&args).expect(4);
     let (run, _) = verify_json(&sandbox.sb, &sandbox.sb.db, None);
@@ -859,7 +958,10 @@ fn check_paging_catches_a_shift_on_a_server_that_caps_its_pages() {
     let items: Vec<Item> = (0..60)
         .map(|i| {
             let t = at("2024-01-01T00:00:00Z") + chrono::TimeDelta::seconds(i * 600);
-            item(1000 + i, &t.to_rfc3339_opts(chrono::SecondsFormat::Millis, true))
+            item(
+                1000 + i,
+                &t.to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+            )
         })
         .collect();
     let e = env(items.clone());
@@ -871,7 +973,11 @@ fn check_paging_catches_a_shift_on_a_server_that_caps_its_pages() {
     }
     let run = e.sync(D1, D2, &["--page-size", "20", "--check-paging", "--json"]);
     let held = e.ids();
-    let missing: Vec<i64> = items.iter().map(|i| i.id).filter(|id| !held.contains(id)).collect();
+    let missing: Vec<i64> = items
+        .iter()
+        .map(|i| i.id)
+        .filter(|id| !held.contains(id))
+        .collect();
     assert!(
         missing.is_empty() || run.code != 0,
         "skipped {missing:?} with exit {}: {}",
@@ -894,7 +1000,9 @@ fn a_reject_of_the_retained_range_survives_the_prune_of_the_window_that_filed_it
     });
     let e = env(items);
     e.sync(D1, D5, &[]).expect(3);
-    let rejects = || e.sb.count("SELECT count(*) FROM rejects WHERE raw LIKE '%2024-01-03T00:00:00Z%'");
+    let rejects = || {
+        e.sb.count("SELECT count(*) FROM rejects WHERE raw LIKE '%2024-01-03T00:00:00Z%'")
+    };
     assert_eq!(rejects(), 1);
     e.prune(D3);
     e.verify_ok();
@@ -935,19 +1043,30 @@ fn pruned_events_leave_the_search_index_whichever_fetch_filed_them() {
     e.sync(D2, D3, &[]).expect(0);
     e.sync(D1, D2, &[]).expect(0);
     e.sync(D3, D5, &[]).expect(0);
-    e.data.lock().unwrap().push(item(5, "2024-01-01T23:59:59.900Z"));
+    e.data
+        .lock()
+        .unwrap()
+        .push(item(5, "2024-01-01T23:59:59.900Z"));
     e.reconcile(D1, D3).expect(8);
     e.sync(D3, D4, &[]).expect(0);
     for id in [2, 3, 5, 12] {
         let run = e.sb.run(&["search", &format!("u{id}"), "--format", "json"]);
         run.expect(0);
-        assert!(run.stdout.contains(&format!("\"u{id}\"")), "u{id} indexed: {}", run.stdout);
+        assert!(
+            run.stdout.contains(&format!("\"u{id}\"")),
+            "u{id} indexed: {}",
+            run.stdout
+        );
     }
     e.prune(D2);
     for id in [2, 3, 5] {
         let run = e.sb.run(&["search", &format!("u{id}"), "--format", "json"]);
         run.expect(0);
-        assert!(!run.stdout.contains(&format!("\"u{id}\"")), "u{id} still found: {}", run.stdout);
+        assert!(
+            !run.stdout.contains(&format!("\"u{id}\"")),
+            "u{id} still found: {}",
+            run.stdout
+        );
     }
     let run = e.sb.run(&["search", "u12", "--format", "json"]);
     assert!(run.stdout.contains("\"u12\""), "{}", run.stdout);
@@ -958,4 +1077,18 @@ fn pruned_events_leave_the_search_index_whichever_fetch_filed_them() {
         .execute_batch("INSERT INTO events_fts (events_fts) VALUES ('integrity-check')")
         .unwrap();
     e.verify_ok();
+}
+
+#[test]
+#[ignore = "breaks: an event of a pruned range filed by a window a SIGKILL left running stays after the prune, is sealed by the next sync, and verify is green"]
+fn an_event_a_killed_window_filed_inside_the_range_then_pruned_does_not_outlive_the_prune() {
+    let e = killed_while_day_2_files_event_3(true);
+    assert!(e.ids().contains(&3));
+    e.prune(D2);
+    e.sb.run(&["sync", "--base-url", &e.base]).expect(0);
+    e.verify_ok();
+    assert!(
+        !e.ids().contains(&3),
+        "event 3 (1 Jan 23:59:59.5) lies inside the pruned range [1 Jan, 2 Jan) and is still archived"
+    );
 }
