@@ -21,20 +21,76 @@ type Figure = (&'static str, &'static str, f64);
 fn run_figures(run: &RunReport, exit_code: u8, ended: Timestamp) -> Vec<Figure> {
     let t = &run.totals;
     vec![
-        ("last_run_exit_code", "Exit code of the last sync (0: success; see the README's table).", f64::from(exit_code)),
-        ("last_run_success", "1 if the last sync exited 0, else 0.", f64::from(u8::from(exit_code == 0))),
-        ("last_run_timestamp_seconds", "When the last sync ended, Unix time.", ended.timestamp() as f64),
-        ("last_run_duration_seconds", "Wall time of the last sync.", run.elapsed_seconds),
-        ("last_run_windows_planned", "Windows the last sync planned.", run.windows_planned as f64),
-        ("last_run_windows_completed", "Windows the last sync completed.", t.windows_completed as f64),
-        ("last_run_windows_failed", "Windows that failed in the last sync (the next plain sync fetches them).", run.failed_windows.len() as f64),
-        ("last_run_events_received", "Events the server sent in the last sync.", t.events_received as f64),
-        ("last_run_events_new", "Events the last sync archived for the first time.", t.events_new as f64),
-        ("last_run_revisions", "Changed events the last sync kept as revisions.", t.revisions as f64),
-        ("last_run_rejects", "Items the last sync could not archive.", t.rejects as f64),
-        ("last_run_requests", "HTTP requests the last sync sent, retries included.", run.requests as f64),
-        ("last_run_retries", "Retries in the last sync.", run.retries as f64),
-        ("last_run_throttled", "429 answers in the last sync.", run.throttled as f64),
+        (
+            "last_run_exit_code",
+            "Exit code of the last sync (0: success; see the README's table).",
+            f64::from(exit_code),
+        ),
+        (
+            "last_run_success",
+            "1 if the last sync exited 0, else 0.",
+            f64::from(u8::from(exit_code == 0)),
+        ),
+        (
+            "last_run_timestamp_seconds",
+            "When the last sync ended, Unix time.",
+            ended.timestamp() as f64,
+        ),
+        (
+            "last_run_duration_seconds",
+            "Wall time of the last sync.",
+            run.elapsed_seconds,
+        ),
+        (
+            "last_run_windows_planned",
+            "Windows the last sync planned.",
+            run.windows_planned as f64,
+        ),
+        (
+            "last_run_windows_completed",
+            "Windows the last sync completed.",
+            t.windows_completed as f64,
+        ),
+        (
+            "last_run_windows_failed",
+            "Windows that failed in the last sync (the next plain sync fetches them).",
+            run.failed_windows.len() as f64,
+        ),
+        (
+            "last_run_events_received",
+            "Events the server sent in the last sync.",
+            t.events_received as f64,
+        ),
+        (
+            "last_run_events_new",
+            "Events the last sync archived for the first time.",
+            t.events_new as f64,
+        ),
+        (
+            "last_run_revisions",
+            "Changed events the last sync kept as revisions.",
+            t.revisions as f64,
+        ),
+        (
+            "last_run_rejects",
+            "Items the last sync could not archive.",
+            t.rejects as f64,
+        ),
+        (
+            "last_run_requests",
+            "HTTP requests the last sync sent, retries included.",
+            run.requests as f64,
+        ),
+        (
+            "last_run_retries",
+            "Retries in the last sync.",
+            run.retries as f64,
+        ),
+        (
+            "last_run_throttled",
+            "429 answers in the last sync.",
+            run.throttled as f64,
+        ),
     ]
 }
 
@@ -51,15 +107,47 @@ fn archive_figures(status: &StatusReport) -> Vec<Figure> {
         .map_or(f64::NAN, |t| t.timestamp() as f64);
     vec![
         ("events", "Events the archive holds.", status.events as f64),
-        ("revisions", "Revisions the archive holds.", status.revisions as f64),
-        ("rejects", "Rejected items the archive holds.", status.rejects as f64),
-        ("covered_until_timestamp_seconds", "End of the archive's unfiltered coverage, Unix time (NaN: none).", covered_until),
-        ("freshness_seconds", "Seconds between the end of coverage and the end of the last sync (NaN: none).", status.freshness_seconds.map_or(f64::NAN, |s| s as f64)),
-        ("missing_ranges", "Ranges asked for but not fetched yet.", status.missing.len() as f64),
-        ("incomplete_windows", "Windows failed or interrupted and not fetched again yet.", status.incomplete_windows as f64),
+        (
+            "revisions",
+            "Revisions the archive holds.",
+            status.revisions as f64,
+        ),
+        (
+            "rejects",
+            "Rejected items the archive holds.",
+            status.rejects as f64,
+        ),
+        (
+            "covered_until_timestamp_seconds",
+            "End of the archive's unfiltered coverage, Unix time (NaN: none).",
+            covered_until,
+        ),
+        (
+            "freshness_seconds",
+            "Seconds between the end of coverage and the end of the last sync (NaN: none).",
+            status.freshness_seconds.map_or(f64::NAN, |s| s as f64),
+        ),
+        (
+            "missing_ranges",
+            "Ranges asked for but not fetched yet.",
+            status.missing.len() as f64,
+        ),
+        (
+            "incomplete_windows",
+            "Windows failed or interrupted and not fetched again yet.",
+            status.incomplete_windows as f64,
+        ),
         ("holds", "Legal holds in force.", status.holds.len() as f64),
-        ("last_verify_timestamp_seconds", "When `verify --record` last ran, Unix time (NaN: never).", verified_at),
-        ("last_verify_intact", "1 if the last recorded verification found no tampering or damage (NaN: never).", verification.map_or(f64::NAN, |v| f64::from(u8::from(v.intact)))),
+        (
+            "last_verify_timestamp_seconds",
+            "When `verify --record` last ran, Unix time (NaN: never).",
+            verified_at,
+        ),
+        (
+            "last_verify_intact",
+            "1 if the last recorded verification found no tampering or damage (NaN: never).",
+            verification.map_or(f64::NAN, |v| f64::from(u8::from(v.intact))),
+        ),
     ]
 }
 
@@ -140,11 +228,16 @@ mod tests {
                 "{sample}"
             );
             assert!(text.contains(&format!("# TYPE {name} gauge\n")), "{name}");
-            assert!(readme.contains(&format!("`{name}`")), "{name} is in the README");
+            assert!(
+                readme.contains(&format!("`{name}`")),
+                "{name} is in the README"
+            );
         }
-        assert!(text.contains(
-            "elevate_archive_last_run_success{archive=\"/var/lib/a \\\"b\\\".db\"} 1"
-        ));
+        assert!(
+            text.contains(
+                "elevate_archive_last_run_success{archive=\"/var/lib/a \\\"b\\\".db\"} 1"
+            )
+        );
         assert!(text.contains("elevate_archive_covered_until_timestamp_seconds{"));
         assert!(text.contains("} NaN\n"), "no coverage is NaN");
     }

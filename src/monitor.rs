@@ -306,7 +306,12 @@ mod tests {
             assert_eq!(text.lines().count(), 1 + count, "{name}: {text}");
         }
         assert_eq!(
-            (Ok.code(), Warning.code(), Critical.code(), CheckState::Unknown.code()),
+            (
+                Ok.code(),
+                Warning.code(),
+                Critical.code(),
+                CheckState::Unknown.code()
+            ),
             (0, 1, 2, 3)
         );
     }

@@ -2,9 +2,9 @@
 
 use crate::cli::{StatusArgs, StatusFormat};
 use crate::error::{ExitCode, Result};
-use crate::{monitor, output, time};
 use crate::store::ArchiveReader;
 use crate::time::Timestamp;
+use crate::{monitor, output, time};
 use std::path::Path;
 
 /// Prints the status report, or with `--check` the monitoring verdict.
@@ -28,7 +28,10 @@ fn check(db: &Path, now: Timestamp, args: &StatusArgs) -> ExitCode {
     let (text, state) = match report {
         Ok(report) => {
             let problems = monitor::check(&report, now, limits);
-            (monitor::render(&report, &problems), monitor::state(&problems))
+            (
+                monitor::render(&report, &problems),
+                monitor::state(&problems),
+            )
         }
         Err(e) => (
             monitor::render_unknown(&e.to_string()),

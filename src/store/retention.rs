@@ -797,7 +797,11 @@ fn rejects_going(
 pub fn reject_goes(raw: &str, swept: &[Interval]) -> bool {
     let at = serde_json::from_str::<serde_json::Value>(raw)
         .ok()
-        .and_then(|v| v.get("timestamp")?.as_str().and_then(time::parse_server_timestamp));
+        .and_then(|v| {
+            v.get("timestamp")?
+                .as_str()
+                .and_then(time::parse_server_timestamp)
+        });
     at.is_none_or(|t| swept.iter().any(|r| r.contains(t)))
 }
 

@@ -569,7 +569,8 @@ async fn fetch_window(
         if let (true, Some((n, expected))) = (cx.job.check_paging, boundary)
             && n >= full
         {
-            let again = reread_if_shifted(cx, spec, page, received_before, expected, &mut fetch).await?;
+            let again =
+                reread_if_shifted(cx, spec, page, received_before, expected, &mut fetch).await?;
             items.extend(again);
         }
         if cx.reader.is_some() {
