@@ -18,7 +18,7 @@
 use std::ffi::OsString;
 use std::fs::{DirBuilder, File, OpenOptions};
 use std::io::{self, Write};
-use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 
@@ -58,6 +58,9 @@ impl AtomicFile {
             .create_new(true)
             .mode(mode)
             .open(&path)?;
+        // Exactly `mode`, whatever the umask (a collector running as another user must read a 0644 file even
+        // under a service's `UMask=0077`).
+        file.set_permissions(std::fs::Permissions::from_mode(mode))?;
         Ok(AtomicFile {
             file,
             temporary: Temporary::new(path, target, Kind::File),

@@ -133,6 +133,11 @@ pub struct SyncArgs {
     /// Print the run summary as one JSON object on stdout.
     #[arg(long)]
     pub json: bool,
+
+    /// Write the run's figures and the archive's state to this file (Prometheus text format, replaced
+    /// atomically), for node_exporter's textfile collector.
+    #[arg(long, value_name = "PATH", env = "ELEVATE_METRICS_FILE")]
+    pub metrics_file: Option<PathBuf>,
 }
 
 /// How to reach and read the API: shared by `sync` and `reconcile`. Credentials are never flags.

@@ -188,6 +188,7 @@ pub fn resolve_reconcile(
         refetch: true,
         quiet: args.quiet,
         json: args.json,
+        metrics_file: None,
     };
     resolve_sync(&sync, env, now)
 }

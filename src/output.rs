@@ -212,6 +212,7 @@ pub fn status_text(report: &StatusReport, db: &str) -> String {
         ),
         hold_lines(&report.holds),
         freshness_line(report).into_iter().collect(),
+        verification_line(report).into_iter().collect(),
         count_lines(report),
         failed_window_lines(&report.failed_windows),
         run_lines(&report.runs),
@@ -222,6 +223,17 @@ pub fn status_text(report: &StatusReport, db: &str) -> String {
         .into_iter()
         .map(|line| line + "\n")
         .collect()
+}
+
+/// When the archive was last verified with `verify --record`, and what was found (nothing if never).
+fn verification_line(report: &StatusReport) -> Option<String> {
+    let v = report.last_verification.as_ref()?;
+    let found = match (v.intact, v.complete) {
+        (false, _) => format!("{} finding(s): tampering or damage", v.findings),
+        (true, false) => "intact; ranges asked for not yet fetched".to_string(),
+        (true, true) => "intact and complete".to_string(),
+    };
+    Some(labelled("Verified", format!("{}  {found}", v.verified_at)))
 }
 
 /// One `status` line: the label padded to the label column, then the value.
@@ -952,6 +964,7 @@ mod tests {
                 last_event_at: "2024-01-04T23:59:59.000Z".into(),
                 first_archived_at: "2024-03-01T00:00:10.000Z".into(),
             }],
+            last_verification: None,
         }
     }
 
@@ -985,6 +998,7 @@ mod tests {
             source_changes: SourceChanges::default(),
             runs: vec![],
             event_types: vec![],
+            last_verification: None,
         }
     }
 

@@ -80,7 +80,10 @@ fn the_systemd_units_are_hardened_valid_and_run_the_binary() {
     for (key, want) in [
         ("NoNewPrivileges", "yes"),
         ("ProtectSystem", "strict"),
-        ("ReadWritePaths", "/var/lib/elevate-archive"),
+        (
+            "ReadWritePaths",
+            "/var/lib/elevate-archive -/var/lib/prometheus/node-exporter",
+        ),
         (
             "Environment",
             "ELEVATE_DB=/var/lib/elevate-archive/archive.db",
@@ -103,13 +106,35 @@ fn the_systemd_units_are_hardened_valid_and_run_the_binary() {
     // The service's command line, credential directory and all, syncs for real.
     let (served, sb, _) = synced(2_000, "2024-01-01", "2024-01-03");
     let password = password_file(&sb);
-    let exec = directive(&service, "ExecStart").unwrap().replace(
-        "${CREDENTIALS_DIRECTORY}",
-        password.parent().unwrap().to_str().unwrap(),
-    );
+    let metrics = sb.dir.path().join("elevate_archive.prom");
+    let exec = directive(&service, "ExecStart")
+        .unwrap()
+        .replace(
+            "${CREDENTIALS_DIRECTORY}",
+            password.parent().unwrap().to_str().unwrap(),
+        )
+        .replace(
+            "/var/lib/prometheus/node-exporter/elevate_archive.prom",
+            metrics.to_str().unwrap(),
+        );
     let args: Vec<String> = exec.split_whitespace().map(String::from).collect();
     run_scheduled(&sb, &served, &args, &[("ELEVATE_USERNAME", "demo")]);
-    sb.run(&["verify"]).expect(0);
+    assert!(
+        std::fs::read_to_string(&metrics)
+            .unwrap()
+            .contains("elevate_archive_last_run_success{")
+    );
+    // The weekly verification's command line records what it found.
+    let verify = read("systemd/elevate-archive-verify.service");
+    let exec = directive(&verify, "ExecStart").unwrap();
+    let args: Vec<&str> = exec.split_whitespace().skip(1).collect();
+    assert_eq!(args, ["verify", "--record"]);
+    sb.run(&args).expect(0);
+    assert!(
+        sb.run(&["status", "--format", "json"])
+            .stdout
+            .contains("\"last_verification\": {")
+    );
 
     if !installed("systemd-analyze", "apt-get install systemd") {
         return;
@@ -121,12 +146,23 @@ fn the_systemd_units_are_hardened_valid_and_run_the_binary() {
         let service = service
             .replace("/usr/local/bin/elevate-archive", binary)
             .replace("EnvironmentFile=/etc", "EnvironmentFile=-/etc");
-        std::fs::write(dir.path().join("elevate-archive.service"), service).unwrap();
-        std::fs::write(dir.path().join("elevate-archive.timer"), &timer).unwrap();
+        let verify = read("systemd/elevate-archive-verify.service")
+            .replace("/usr/local/bin/elevate-archive", binary);
+        let units = [
+            ("elevate-archive.service", service),
+            ("elevate-archive.timer", timer.clone()),
+            ("elevate-archive-verify.service", verify),
+            (
+                "elevate-archive-verify.timer",
+                read("systemd/elevate-archive-verify.timer"),
+            ),
+        ];
+        for (name, text) in &units {
+            std::fs::write(dir.path().join(name), text).unwrap();
+        }
         let out = Command::new("systemd-analyze")
             .args(["verify", "--man=no"])
-            .arg(dir.path().join("elevate-archive.service"))
-            .arg(dir.path().join("elevate-archive.timer"))
+            .args(units.iter().map(|(name, _)| dir.path().join(name)))
             .output()
             .unwrap();
         (

@@ -43,16 +43,7 @@ pub async fn run(db: &Path, args: &DemoArgs) -> Result<ExitCode> {
     );
     eprintln!("Archiving them into {} ...", db.display());
     let settings = settings(&sim, &running.base_url(), from, to)?;
-    let code = execute(
-        db,
-        settings,
-        Reporting {
-            quiet: false,
-            json: false,
-        },
-        clock,
-    )
-    .await?;
+    let code = execute(db, settings, Reporting::default(), clock).await?;
     drop(running);
 
     println!();

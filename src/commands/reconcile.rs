@@ -29,6 +29,7 @@ pub async fn run(db: &Path, args: &ReconcileArgs) -> Result<ExitCode> {
     let reporting = Reporting {
         quiet: args.quiet,
         json: args.json,
+        metrics_file: None,
     };
     let progress = progress::reporter(reporting.draws_progress());
     let (run, result) = sync::run(client, archive, job, super::shutdown_signal(), progress).await;

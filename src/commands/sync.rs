@@ -4,22 +4,24 @@ use crate::api::ApiClient;
 use crate::cli::SyncArgs;
 use crate::error::{Error, ExitCode, Result};
 use crate::model::{Interval, RunKind, subtract_all};
-use crate::store::{Archive, ArchiveRead};
+use crate::store::{Archive, ArchiveRead, ArchiveReader};
 use crate::sync::{self, RunReport, SyncJob, planner};
 use crate::time::Clock;
-use crate::{config, output, progress};
+use crate::{config, metrics, output, progress};
 use std::io::IsTerminal;
 use std::path::Path;
 use std::sync::Arc;
-use tracing::info;
+use tracing::{info, warn};
 
 /// How the end of a run is reported.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone, Default)]
 pub struct Reporting {
     /// No progress bar, no summary line.
     pub quiet: bool,
     /// The summary as JSON.
     pub json: bool,
+    /// Where to write the run's figures and the archive's state for a metrics collector.
+    pub metrics_file: Option<std::path::PathBuf>,
 }
 
 impl Reporting {
@@ -40,6 +42,7 @@ pub async fn run(db: &Path, args: &SyncArgs) -> Result<ExitCode> {
         Reporting {
             quiet: args.quiet,
             json: args.json,
+            metrics_file: args.metrics_file.clone(),
         },
         clock,
     )
@@ -93,8 +96,35 @@ pub async fn execute(
     } else if !reporting.quiet {
         super::status::print_stdout(&format!("{}\n", output::summary_line(&report)));
     }
+    let code = match &result {
+        Ok(()) => outcome(&report),
+        Err(e) => e.exit_code(),
+    };
+    if let Some(path) = &reporting.metrics_file {
+        write_metrics(path, db, &report, code, clock);
+    }
     result?;
-    Ok(outcome(&report))
+    Ok(code)
+}
+
+/// Writes the metrics file of a run that ended with `code`. A failure to write it is reported and changes
+/// nothing else (the run's own outcome stands; a collector sees the file go stale).
+fn write_metrics(path: &Path, db: &Path, report: &RunReport, code: ExitCode, clock: Clock) {
+    let now = clock.now();
+    let status = ArchiveReader::open(db).and_then(|r| r.status(now));
+    if let Err(e) = &status {
+        warn!("the metrics file leaves out the archive's state: {e}");
+    }
+    let text = metrics::render(
+        &db.display().to_string(),
+        report,
+        code.code(),
+        status.as_ref().ok(),
+        now,
+    );
+    if let Err(e) = metrics::write(path, &text) {
+        warn!("cannot write the metrics file {}: {e}", path.display());
+    }
 }
 
 /// What a run was planned to read: its range, its windows, and the pruned ranges it must not archive again.

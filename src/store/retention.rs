@@ -1396,7 +1396,7 @@ mod tests {
         for (raw, goes) in [
             (r#"{"timestamp":"1970-01-01T10:00:00Z"}"#, true),
             (r#"{"timestamp":"1970-01-02T00:00:00Z"}"#, false),
-            (r#"{"timestamp":"1970-01-02T05:00:00+0500"}"#, true),
+            (r#"{"timestamp":"1970-01-02T05:00:00+0600"}"#, true),
             (r#"{"timestamp":"yesterday"}"#, true),
             (r#"{"id":7}"#, true),
             ("not json", true),
