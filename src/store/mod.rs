@@ -18,6 +18,7 @@ pub mod coverage;
 pub mod export;
 pub mod filter;
 pub mod kinds;
+pub mod lateness;
 pub mod read;
 pub mod reader;
 pub mod retention;
