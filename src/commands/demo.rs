@@ -51,6 +51,7 @@ pub async fn run(db: &Path, args: &DemoArgs) -> Result<ExitCode> {
             json: false,
         },
         clock,
+        &args.checkpoint,
     )
     .await?;
     drop(running);

@@ -186,6 +186,7 @@ impl Archive {
         }
         check_sealed(&tx, &plan.windows)?;
         let prune_id = record_prune(&tx, &plan, &now)?;
+        log_removals(&tx, &plan, prune_id)?;
         remove_rows(&tx, &plan)?;
         record_pruned_windows(&tx, prune_id, &plan.windows)?;
         merge_search_index(&tx)?;
@@ -267,6 +268,23 @@ fn record_prune(conn: &Connection, plan: &PrunePlan, now: &str) -> Result<i64, S
     )
     .context(prune_ctx)?;
     Ok(conn.last_insert_rowid())
+}
+
+/// Appends to the Merkle log one removal leaf per row the plan removes (the removed rows' leaves stay).
+fn log_removals(conn: &Connection, plan: &PrunePlan, prune_id: i64) -> Result<(), StoreError> {
+    let ranges: Vec<(String, String)> = plan
+        .ranges
+        .iter()
+        .map(|r| (r.from.clone(), r.to.clone()))
+        .collect();
+    let mut log = super::tlog::LogAppender::load(conn)?;
+    for w in &plan.windows {
+        for (leaf, kind, row) in super::tlog::leaves_of_pruned_rows(conn, w.window_id, &ranges)? {
+            log.append_removal(leaf, kind, row, prune_id);
+        }
+        log.flush(conn)?;
+    }
+    Ok(())
 }
 
 /// Removes what the plan's window fetches filed: every revision first (a revision in one pruned window fetch

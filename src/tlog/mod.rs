@@ -88,6 +88,13 @@ impl Frontier {
         Frontier::default()
     }
 
+    /// The tree of `size` leaves whose right edge is `edge`: `(height, hash)` of its complete subtrees, largest
+    /// first (the heights are the set bits of `size`).
+    pub fn from_edge(edge: Vec<(u32, Hash)>, size: u64) -> Frontier {
+        debug_assert_eq!(edge.iter().map(|(h, _)| 1u64 << h).sum::<u64>(), size);
+        Frontier { edge, size }
+    }
+
     /// Leaves appended so far.
     pub fn size(&self) -> u64 {
         self.size
