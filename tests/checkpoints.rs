@@ -254,8 +254,8 @@ fn a_prune_after_the_last_signed_checkpoint_is_reported_as_the_unsigned_tail() {
 }
 
 #[test]
-fn a_cut_tail_a_rewritten_log_and_a_log_re_signed_with_another_key_are_tampering() {
-    let (served, sb, key, vkey, cp) = signed_archive(3_000);
+fn a_cut_tail_is_a_log_shorter_than_the_shipped_checkpoint() {
+    let (served, sb, key, vkey, _cp) = signed_archive(3_000);
     // The tail cut: the archive as it was before a later signed sync, against that sync's checkpoint.
     let older = sb.dir.path().join("older.db");
     std::fs::copy(&sb.db, &older).unwrap();
@@ -285,6 +285,11 @@ fn a_cut_tail_a_rewritten_log_and_a_log_re_signed_with_another_key_are_tampering
         "{report}"
     );
     verify_cp(&sb, &sb.db, &later, &[&vkey], &[]).0.expect(0);
+}
+
+#[test]
+fn an_edited_event_a_rewritten_log_and_a_log_re_signed_with_another_key_are_tampering() {
+    let (_served, sb, _key, vkey, cp) = signed_archive(3_000);
     // An event edited in place, its log left alone: the row no longer gives its leaf.
     let edited = tampered_copy(
         &sb,
@@ -365,6 +370,38 @@ fn every_byte_edit_fails(bundle: &[u8], vkey: &str) {
     }
 }
 
+/// The bundle at `out` holds for `verify-proof` and the independent checker, and no edit of it does.
+fn bundle_holds_and_no_edit_does(sb: &Sandbox, out: &Path, vkey: &str, id: i64, status: &str) {
+    let bytes = std::fs::read(out).unwrap();
+    let run = sb.run(&[
+        "verify-proof",
+        out.to_str().unwrap(),
+        "--key",
+        vkey,
+        "--format",
+        "json",
+    ]);
+    run.expect(0);
+    assert_eq!(json(&run)["event_id"], id);
+    let py = python_check("bundle", out, vkey);
+    py.expect(0);
+    assert!(
+        py.stdout.contains(&format!("event {id} {status}")),
+        "{}",
+        py.stdout
+    );
+    every_byte_edit_fails(&bytes, vkey);
+    // Through the binary and the independent checker too, for a byte of the proof.
+    let text = String::from_utf8(bytes.clone()).unwrap();
+    let at = text.find("\"proof\":[\"").unwrap() + 10;
+    let mut edited = bytes;
+    edited[at] = if edited[at] == b'A' { b'B' } else { b'A' };
+    std::fs::write(out, &edited).unwrap();
+    sb.run(&["verify-proof", out.to_str().unwrap(), "--key", vkey])
+        .expect(7);
+    python_check("bundle", out, vkey).expect(1);
+}
+
 #[test]
 fn prove_and_verify_proof_round_trip_for_a_live_and_a_pruned_event() {
     let (_served, sb, key, vkey, _cp) = signed_archive(2_000);
@@ -395,8 +432,8 @@ fn prove_and_verify_proof_round_trip_for_a_live_and_a_pruned_event() {
         let out = sb.dir.path().join(format!("{id}.proof.json"));
         sb.run(&["prove", &id.to_string(), "--out", out.to_str().unwrap()])
             .expect(0);
-        let bytes = std::fs::read(&out).unwrap();
-        let bundle: serde_json::Value = serde_json::from_slice(&bytes).unwrap();
+        let bundle: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(&out).unwrap()).unwrap();
         assert_eq!(bundle["status"], status);
         if status == "archived" {
             assert_eq!(
@@ -405,33 +442,7 @@ fn prove_and_verify_proof_round_trip_for_a_live_and_a_pruned_event() {
                 "the raw JSON as fetched"
             );
         }
-        let run = sb.run(&[
-            "verify-proof",
-            out.to_str().unwrap(),
-            "--key",
-            &vkey,
-            "--format",
-            "json",
-        ]);
-        run.expect(0);
-        assert_eq!(json(&run)["event_id"], id);
-        let py = python_check("bundle", &out, &vkey);
-        py.expect(0);
-        assert!(
-            py.stdout.contains(&format!("event {id} {status}")),
-            "{}",
-            py.stdout
-        );
-        every_byte_edit_fails(&bytes, &vkey);
-        // Through the binary and the independent checker too, for a byte of the proof and of the raw JSON.
-        let text = String::from_utf8(bytes.clone()).unwrap();
-        let at = text.find("\"proof\":[\"").unwrap() + 10;
-        let mut edited = bytes.clone();
-        edited[at] = if edited[at] == b'A' { b'B' } else { b'A' };
-        std::fs::write(&out, &edited).unwrap();
-        sb.run(&["verify-proof", out.to_str().unwrap(), "--key", &vkey])
-            .expect(7);
-        python_check("bundle", &out, &vkey).expect(1);
+        bundle_holds_and_no_edit_does(&sb, &out, &vkey, id, status);
     }
     // An event never archived, and a bundle checked with another key.
     sb.run(&["prove", "999999999"]).expect(2);

@@ -58,13 +58,13 @@ impl<'c> ChunkReader<'c> {
     pub fn hash(&self, index: u64) -> Result<Hash, tlog_tiles::Error> {
         let (chunk, offset) = tlog::chunk_of(index);
         let mut cache = self.cache.borrow_mut();
-        if !cache.contains_key(&chunk) {
+        if let std::collections::hash_map::Entry::Vacant(slot) = cache.entry(chunk) {
             let blob: Option<Vec<u8>> = self
                 .conn
                 .prepare_cached("SELECT hashes FROM tlog_hashes WHERE chunk = ?1")
                 .and_then(|mut s| s.query_row([chunk as i64], |r| r.get(0)).optional())
                 .map_err(|_| tlog_tiles::Error::IndexesNotInTree)?;
-            cache.insert(chunk, blob.unwrap_or_default());
+            slot.insert(blob.unwrap_or_default());
         }
         let bytes = cache[&chunk]
             .get(offset..offset + HASH_BYTES)

@@ -565,26 +565,36 @@ fn store_page(
             }
             Item::Reject(reject) => {
                 totals.rejects += 1;
-                let inserted = tx
-                    .prepare_cached(
-                        "INSERT INTO rejects (raw, reason, window_id, page, received_at) VALUES (?1, ?2, ?3, ?4, ?5)
-                         ON CONFLICT (reason, raw) DO NOTHING",
-                    )
-                    .and_then(|mut s| {
-                        s.execute(params![reject.raw, reject.reason, window_id, batch.page, now])
-                    })
-                    .context(context)?;
-                if inserted == 1 {
-                    log.append(
-                        LeafKind::Reject,
-                        tx.last_insert_rowid(),
-                        reject.raw.as_bytes(),
-                    );
-                }
+                store_reject(tx, reject, window_id, batch.page, now, log).context(context)?;
             }
         }
     }
     Ok(totals)
+}
+
+/// Keeps a reject (once per reason and text) and appends its leaf when it is new.
+fn store_reject(
+    tx: &Transaction<'_>,
+    reject: &crate::model::Reject,
+    window_id: i64,
+    page: u32,
+    now: &str,
+    log: &mut LogAppender,
+) -> rusqlite::Result<()> {
+    let inserted = tx
+        .prepare_cached(
+            "INSERT INTO rejects (raw, reason, window_id, page, received_at) VALUES (?1, ?2, ?3, ?4, ?5)
+             ON CONFLICT (reason, raw) DO NOTHING",
+        )?
+        .execute(params![reject.raw, reject.reason, window_id, page, now])?;
+    if inserted == 1 {
+        log.append(
+            LeafKind::Reject,
+            tx.last_insert_rowid(),
+            reject.raw.as_bytes(),
+        );
+    }
+    Ok(())
 }
 
 /// Inserts an event, or compares it with the archived copy and keeps a revision if its content changed.

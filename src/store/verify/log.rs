@@ -283,13 +283,7 @@ fn scan(conn: &Connection, claims: &[Claim]) -> Result<Scan, StoreError> {
             }
             LeafSource::Pruned => stored_leaf.unwrap_or(tlog_tiles::EMPTY_HASH),
             LeafSource::Deleted => {
-                findings.push(LogFinding {
-                    kind: LogFindingKind::Deleted,
-                    detail: format!(
-                        "leaf {}: {} {} is gone and no prune removed it",
-                        leaf.idx, leaf.kind, leaf.reference
-                    ),
-                });
+                findings.push(deleted(&leaf));
                 stored_leaf.unwrap_or(tlog_tiles::EMPTY_HASH)
             }
         };
@@ -302,13 +296,34 @@ fn scan(conn: &Connection, claims: &[Claim]) -> Result<Scan, StoreError> {
             roots.insert(frontier.size(), frontier.root());
         }
     }
-    if frontier.size() != size {
+    findings.extend(structure_findings(
+        frontier.size(),
+        size,
+        leaves_changed,
+        nodes_changed,
+    ));
+    Ok(Scan {
+        size: frontier.size(),
+        root: frontier.root(),
+        roots,
+        findings,
+    })
+}
+
+/// What the pass found wrong with the log's structure: holes in the leaf indexes, or stored hashes that differ
+/// from the tree the (unchanged) leaves make.
+fn structure_findings(
+    scanned: u64,
+    size: u64,
+    leaves_changed: u64,
+    nodes_changed: u64,
+) -> Vec<LogFinding> {
+    let mut findings = Vec::new();
+    if scanned != size {
         findings.push(LogFinding {
             kind: LogFindingKind::Deleted,
             detail: format!(
-                "the log's leaf indexes have holes: {} leaves up to index {}",
-                frontier.size(),
-                size
+                "the log's leaf indexes have holes: {scanned} leaves up to index {size}"
             ),
         });
     }
@@ -318,12 +333,7 @@ fn scan(conn: &Connection, claims: &[Claim]) -> Result<Scan, StoreError> {
             detail: format!("{nodes_changed} stored hash(es) differ from the tree the leaves make"),
         });
     }
-    Ok(Scan {
-        size: frontier.size(),
-        root: frontier.root(),
-        roots,
-        findings,
-    })
+    findings
 }
 
 /// Every leaf in order, with its row's payload (NULL when the row is gone) and, for a removal, what it names.
@@ -368,6 +378,18 @@ fn loaded_leaf(r: &rusqlite::Row<'_>) -> rusqlite::Result<LoadedLeaf> {
     })
 }
 
+/// A leaf whose row is gone, unaccounted for.
+fn deleted(leaf: &LoadedLeaf) -> LogFinding {
+    LogFinding {
+        kind: LogFindingKind::Deleted,
+        detail: format!(
+            "leaf {}: {} {} is gone and no prune removed it",
+            leaf.idx, leaf.kind, leaf.reference
+        ),
+    }
+}
+
+/// A leaf whose row no longer gives it.
 fn edited(leaf: &LoadedLeaf) -> LogFinding {
     let what = match leaf.kind {
         LeafKind::Removal => format!(
@@ -469,6 +491,23 @@ mod tests {
         ];
         for (payload, removed, want) in cases {
             assert_eq!(leaf_source(payload, removed), want, "{payload} {removed}");
+        }
+    }
+
+    #[test]
+    fn holes_and_rewritten_stored_hashes_are_named_and_an_edit_is_not_named_twice() {
+        let kinds = |f: Vec<LogFinding>| f.into_iter().map(|f| f.kind).collect::<Vec<_>>();
+        let cases = [
+            ((5, 5, 0, 0), vec![]),
+            ((4, 5, 0, 0), vec![LogFindingKind::Deleted]),
+            ((5, 5, 0, 3), vec![LogFindingKind::StoredHashes]),
+            ((5, 5, 1, 3), vec![]),
+        ];
+        for ((scanned, size, leaves, nodes), want) in cases {
+            assert_eq!(
+                kinds(structure_findings(scanned, size, leaves, nodes)),
+                want
+            );
         }
     }
 }
