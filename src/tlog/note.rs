@@ -63,6 +63,7 @@ pub enum KeyError {
 pub struct SigningKey {
     signer: StandardSigner,
     name: String,
+    verifier: String,
 }
 
 impl std::fmt::Debug for SigningKey {
@@ -83,7 +84,24 @@ impl SigningKey {
             expected: "PRIVATE+KEY+NAME+KEYHASH+BASE64, as `keygen` writes",
         })?;
         let name = text.split('+').nth(2).unwrap_or_default().to_string();
-        Ok(SigningKey { signer, name })
+        // The parts are well-formed: `StandardSigner::new` checked them.
+        let seed = BASE64
+            .decode(text.splitn(5, '+').nth(4).unwrap_or_default())
+            .ok()
+            .and_then(|k| <[u8; 32]>::try_from(&k[1..]).ok())
+            .expect("a parsed signing key holds a 32-byte seed");
+        let public = ed25519_dalek::SigningKey::from_bytes(&seed).verifying_key();
+        let verifier = signed_note::new_ed25519_verifier_key(&name, &public);
+        Ok(SigningKey {
+            signer,
+            name,
+            verifier,
+        })
+    }
+
+    /// The verifier key of this signing key (`NAME+KEYHASH+BASE64`).
+    pub fn verifier_key(&self) -> String {
+        self.verifier.clone()
     }
 
     /// The key's name (the name in its signature lines).
@@ -294,6 +312,7 @@ mod tests {
     fn a_generated_key_signs_checkpoints_its_verifier_key_accepts() {
         let (skey, vkey) = generate_key("archive-test").unwrap();
         let signer = SigningKey::parse(&skey, "test").unwrap();
+        assert_eq!(signer.verifier_key(), vkey);
         let body = checkpoint_body("elevate-archive/00ff", 5, tlog_tiles::EMPTY_HASH);
         assert_eq!(
             body,
