@@ -944,6 +944,8 @@ fn as_sealed_by_the_previous_release(db: &std::path::Path) {
          CREATE TRIGGER seals_append_only_delete BEFORE DELETE ON seals
          BEGIN SELECT RAISE(ABORT, 'seals are append-only'); END;
          DELETE FROM refinery_schema_history WHERE version = 7;
+         DROP TABLE tlog_state; DROP TABLE tlog_leaves; DROP TABLE tlog_hashes; DROP TABLE checkpoints;
+         DELETE FROM refinery_schema_history WHERE version = 8;
          PRAGMA wal_checkpoint(TRUNCATE);",
     )
     .unwrap();
