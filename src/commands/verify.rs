@@ -25,11 +25,26 @@ pub fn run(db: &Path, args: &VerifyArgs) -> Result<ExitCode> {
         )));
     }
     let reader = ArchiveReader::open(db)?;
-    let log = match &args.checkpoint {
-        Some(path) => Some(check_log(&reader, path, &args.keys)?),
+    // The checkpoint is checked first (a bad one stops here); then the log pass runs beside the other checks,
+    // on its own read-only connection (each pass is one core's work).
+    let claims = match &args.checkpoint {
+        Some(path) => Some(claims(&reader, path, &args.keys)?),
         None => None,
     };
-    let report = reader.verify(anchor.as_deref())?;
+    let (report, log) = std::thread::scope(|scope| {
+        let log = claims.map(|(claims, origins, bad)| {
+            scope.spawn(move || -> Result<LogReport> {
+                let mut log = ArchiveReader::open(db)?.check_log(&claims, &origins)?;
+                log.findings.extend(bad);
+                Ok(log)
+            })
+        });
+        let report = reader.verify(anchor.as_deref());
+        let log = log.map(|h| h.join().expect("the log pass does not panic"));
+        (report, log)
+    });
+    let report = report?;
+    let log = log.transpose()?;
     let text = match args.format {
         StatusFormat::Text => {
             output::verify_text(&report) + &log.as_ref().map(output::log_text).unwrap_or_default()
@@ -73,8 +88,12 @@ pub fn outcome(
     }
 }
 
-/// Checks the log against the checkpoint in `path` (signed by one of `keys`) and the stored checkpoints.
-fn check_log(reader: &ArchiveReader, path: &Path, keys: &[String]) -> Result<LogReport> {
+/// What the log is checked against: the checkpoint in `path` (its signature by one of `keys` must hold) and
+/// the stored checkpoints, with their origins, and what is wrong with the stored ones' signatures.
+type Claims = (Vec<Claim>, Vec<(String, String)>, Vec<LogFinding>);
+
+/// The claims of `verify --checkpoint`.
+fn claims(reader: &ArchiveReader, path: &Path, keys: &[String]) -> Result<Claims> {
     let keys = super::verify_proof::trusted_keys(keys)?;
     let text = std::fs::read_to_string(path).map_err(|e| {
         Error::Usage(format!(
@@ -87,43 +106,36 @@ fn check_log(reader: &ArchiveReader, path: &Path, keys: &[String]) -> Result<Log
         CheckpointError::Malformed(_) => Error::Usage(format!("{label}: {e}")),
         e => Error::Tampered(format!("{label}: {e}")),
     })?;
-    let mut claims = vec![Claim {
-        label: label.clone(),
-        size: facts.size,
-        root: facts.root,
-        trusted: true,
-    }];
+    let mut claims = vec![stored_claim(label.clone(), &facts, true)];
     let mut origins = vec![(label, facts.origin)];
     let mut bad = Vec::new();
     for stored in reader.stored_checkpoints()? {
         let label = format!("stored checkpoint {}", stored.id);
-        let (facts, trusted) = match note::verify_checkpoint(&stored.text, &keys) {
+        let verified = note::verify_checkpoint(&stored.text, &keys);
+        if let Err(e @ CheckpointError::BadSignature(_)) = &verified {
+            bad.push(signature_finding(&label, e));
+        }
+        let (facts, trusted) = match verified {
             Ok((facts, _)) => (facts, true),
-            Err(e) => {
-                if matches!(e, CheckpointError::BadSignature(_)) {
-                    bad.push(LogFinding {
-                        kind: LogFindingKind::Signature,
-                        detail: format!("{label}: {e}"),
-                    });
+            Err(_) => match note::parse_checkpoint(&stored.text) {
+                Ok(facts) => (facts, false),
+                Err(e) => {
+                    bad.push(signature_finding(&label, &e));
+                    continue;
                 }
-                match note::parse_checkpoint(&stored.text) {
-                    Ok(facts) => (facts, false),
-                    Err(e) => {
-                        bad.push(LogFinding {
-                            kind: LogFindingKind::Signature,
-                            detail: format!("{label}: {e}"),
-                        });
-                        continue;
-                    }
-                }
-            }
+            },
         };
         claims.push(stored_claim(label.clone(), &facts, trusted));
         origins.push((label, facts.origin));
     }
-    let mut report = reader.check_log(&claims, &origins)?;
-    report.findings.extend(bad);
-    Ok(report)
+    Ok((claims, origins, bad))
+}
+
+fn signature_finding(label: &str, e: &CheckpointError) -> LogFinding {
+    LogFinding {
+        kind: LogFindingKind::Signature,
+        detail: format!("{label}: {e}"),
+    }
 }
 
 fn stored_claim(label: String, facts: &note::CheckpointFacts, trusted: bool) -> Claim {
