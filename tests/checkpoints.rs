@@ -186,18 +186,34 @@ fn a_signed_sync_ships_a_checkpoint_that_verifies_here_and_in_the_independent_ch
     assert_eq!(report["log"]["size"].as_i64().unwrap(), leaves);
     // A run that does not change the log makes no checkpoint and leaves the shipped file alone.
     let before = std::fs::read(&cp).unwrap();
-    let run = sb.run(&[
-        "prune",
-        "--before",
-        "2023-06-01",
-        "--format",
-        "json",
-        "--signing-key",
-        key.to_str().unwrap(),
-        "--checkpoint-out",
-        cp.to_str().unwrap(),
-    ]);
+    let run = sb.run_env(
+        &[
+            "prune",
+            "--before",
+            "2023-06-01",
+            "--format",
+            "json",
+            "--signing-key",
+            key.to_str().unwrap(),
+            "--checkpoint-out",
+            cp.to_str().unwrap(),
+            "-vvv",
+        ],
+        &[("ELEVATE_TOKEN", TOKEN), ("RUST_LOG", "trace")],
+    );
     run.expect(0);
+    // The key's secret is nowhere: not in the output at trace level, not in the archive or its WAL.
+    let secret = std::fs::read_to_string(&key).unwrap();
+    let secret = secret.trim().splitn(5, '+').nth(4).unwrap();
+    assert!(!run.stdout.contains(secret) && !run.stderr.contains(secret));
+    for file in [sb.db.clone(), sb.db.with_extension("db-wal")] {
+        let bytes = std::fs::read(&file).unwrap_or_default();
+        assert!(
+            !String::from_utf8_lossy(&bytes).contains(secret),
+            "{}",
+            file.display()
+        );
+    }
     assert!(json(&run)["checkpoint"].is_null(), "{}", run.stdout);
     assert_eq!(std::fs::read(&cp).unwrap(), before);
     assert_eq!(sb.count("SELECT count(*) FROM checkpoints"), 1);
