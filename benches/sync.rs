@@ -462,6 +462,27 @@ fn proofs(rt: &tokio::runtime::Runtime, events: u64) {
             .as_array()
             .is_some_and(Vec::is_empty)
     );
+    let m = run_binary(
+        &db,
+        &[
+            "verify",
+            "--format",
+            "json",
+            "--log-only",
+            "--checkpoint",
+            shipped.to_str().unwrap(),
+            "--key",
+            &verifier,
+        ],
+    );
+    println!(
+        "proofs: verify --checkpoint --log-only of {events} events: {:.1}s, peak RSS {:.1} MiB, log holds: {}",
+        m.seconds,
+        m.peak_rss_mib,
+        m.summary["log"]["findings"]
+            .as_array()
+            .is_some_and(Vec::is_empty)
+    );
 }
 
 /// Event ids spread over the archive (every 1/100 of the id range).

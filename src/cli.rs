@@ -305,6 +305,11 @@ pub struct VerifyArgs {
     #[arg(long, requires = "keys")]
     pub require_signed: bool,
 
+    /// With --checkpoint: check only the Merkle log against the checkpoints (every row's leaf, the stored
+    /// hashes, the consistency), not the seals, typed columns and coverage a plain `verify` checks.
+    #[arg(long, requires = "checkpoint")]
+    pub log_only: bool,
+
     /// Output format.
     #[arg(long, value_enum, default_value_t = StatusFormat::Text)]
     pub format: StatusFormat,

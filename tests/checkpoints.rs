@@ -318,6 +318,17 @@ fn an_edited_event_a_rewritten_log_and_a_log_re_signed_with_another_key_are_tamp
         log_finding_kinds(&report).contains(&"edited".to_string()),
         "{report}"
     );
+    // The log alone catches it too.
+    let (run, report) = verify_cp(&sb, &edited, &cp, &[&vkey], &["--log-only"]);
+    run.expect(7);
+    assert!(report.get("findings").is_none(), "{report}");
+    assert!(
+        log_finding_kinds(&report).contains(&"edited".to_string()),
+        "{report}"
+    );
+    verify_cp(&sb, &sb.db, &cp, &[&vkey], &["--log-only"])
+        .0
+        .expect(0);
     // The whole log rewritten around an edit (the tool itself rebuilds a consistent log from the rows), then
     // re-signed with the attacker's own key under the same name.
     let rewritten = tampered_copy(

@@ -39,12 +39,14 @@ pub fn run(db: &Path, args: &VerifyArgs) -> Result<ExitCode> {
                 Ok(log)
             })
         });
-        let report = reader.verify(anchor.as_deref());
+        let report = (!args.log_only).then(|| reader.verify(anchor.as_deref()));
         let log = log.map(|h| h.join().expect("the log pass does not panic"));
         (report, log)
     });
-    let report = report?;
     let log = log.transpose()?;
+    let Some(report) = report.transpose()? else {
+        return log_only(args, log.as_ref());
+    };
     let text = match args.format {
         StatusFormat::Text => {
             output::verify_text(&report) + &log.as_ref().map(output::log_text).unwrap_or_default()
@@ -67,6 +69,23 @@ pub fn run(db: &Path, args: &VerifyArgs) -> Result<ExitCode> {
         log.as_ref(),
         args.require_signed,
     ))
+}
+
+/// `--log-only`: prints the log's check alone; exit 7 when it does not hold (or, with `--require-signed`, has an
+/// unsigned tail).
+fn log_only(args: &VerifyArgs, log: Option<&LogReport>) -> Result<ExitCode> {
+    let log = log.ok_or_else(|| Error::Internal("--log-only without --checkpoint".into()))?;
+    let text = match args.format {
+        StatusFormat::Text => output::log_text(log),
+        StatusFormat::Json => {
+            serde_json::to_string_pretty(&serde_json::json!({ "log": log }))? + "\n"
+        }
+    };
+    super::status::print_stdout(&text);
+    if let Some(tail) = &log.unsigned_tail {
+        eprintln!("warning: {}", output::tail_warning(tail));
+    }
+    Ok(outcome(true, true, Some(log), args.require_signed))
 }
 
 /// The exit code: tampering (in the rows, the chain or the log; or, with `--require-signed`, an unsigned tail)
