@@ -87,10 +87,9 @@ fn load_frontier(conn: &Connection, size: u64) -> Result<Frontier, StoreError> {
     for level in (0..64u32).rev() {
         if size & (1u64 << level) != 0 {
             let index = stored_hash_index(level as u8, start >> level);
-            let hash = reader.hash(index).map_err(|_| StoreError::Damaged {
-                path: "the archive".into(),
-                detail: format!("the Merkle log's stored hash {index} is missing"),
-            })?;
+            let hash = reader
+                .hash(index)
+                .map_err(|_| damaged(format!("its stored hash {index} is missing")))?;
             edge.push((level, hash));
             start += 1u64 << level;
         }
