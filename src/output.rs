@@ -741,7 +741,7 @@ pub fn log_text(r: &crate::store::verify::log::LogReport) -> String {
     }
     for c in &r.checkpoints {
         s.push_str(&format!(
-            "  checkpoint {}: {} leaves, {}, {}\n",
+            "  {}: {} leaves, {}, {}\n",
             c.label,
             thousands(c.size as i64),
             if c.trusted {

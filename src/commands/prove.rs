@@ -22,10 +22,15 @@ pub fn run(db: &Path, args: &ProveArgs) -> Result<ExitCode> {
     match &args.out {
         Some(out) => {
             super::checkpoint::write_private(out, text.as_bytes())?;
+            let status = match bundle.status {
+                crate::tlog::bundle::ProofStatus::Archived => "archived",
+                crate::tlog::bundle::ProofStatus::Removed => {
+                    "removed by a prune: its removal is proved"
+                }
+            };
             eprintln!(
-                "wrote the evidence bundle of event {} ({:?}) to {}",
+                "wrote the evidence bundle of event {} ({status}) to {}",
                 args.event_id,
-                bundle.status,
                 out.display()
             );
         }
