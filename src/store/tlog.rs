@@ -629,3 +629,60 @@ fn damaged(detail: String) -> StoreError {
         detail: format!("its Merkle log: {detail}"),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::Archive;
+
+    #[test]
+    fn leaves_appended_over_several_transactions_make_the_tree_go_tlog_makes_and_prove() {
+        let dir = tempfile::tempdir().unwrap();
+        let now = crate::time::parse_time_arg("2024-01-01").unwrap();
+        let mut archive = Archive::open(&dir.path().join("a.db"), now).unwrap();
+        let mut independent = Frontier::new();
+        let mut n = 0i64;
+        // Batches of several sizes, each loaded afresh from the stored hashes, as pages and seals are.
+        for batch in [1usize, 2, 255, 256, 3, 700] {
+            let tx = archive.begin().unwrap();
+            let mut log = LogAppender::load(&tx).unwrap();
+            for _ in 0..batch {
+                let payload = format!("{{\"id\":{n}}}");
+                let index = log.append(LeafKind::Event, n, payload.as_bytes());
+                assert_eq!(index, n as u64);
+                independent.push(leaf_hash(LeafKind::Event, n, payload.as_bytes()));
+                n += 1;
+                if n % 100 == 0 {
+                    log.flush(&tx).unwrap();
+                }
+            }
+            log.flush(&tx).unwrap();
+            tx.commit().unwrap();
+        }
+        let conn = &archive.conn;
+        let (_, size, root) = current_tree(conn).unwrap();
+        assert_eq!((size, root), (n as u64, independent.root()));
+        let reader = ChunkReader::new(conn);
+        assert_eq!(tlog_tiles::tree_hash(size, &reader).unwrap(), root);
+        let stored: i64 = conn
+            .query_row(
+                "SELECT sum(length(hashes)) / 32 FROM tlog_hashes",
+                [],
+                |r| r.get(0),
+            )
+            .unwrap();
+        assert_eq!(stored as u64, stored_hash_count(size));
+        for leaf in [0u64, 1, 255, 256, 600, size - 1] {
+            let proof = tlog_tiles::prove_record(size, leaf, &reader).unwrap();
+            let payload = format!("{{\"id\":{leaf}}}");
+            let hash = leaf_hash(LeafKind::Event, leaf as i64, payload.as_bytes());
+            tlog_tiles::check_record(&proof, size, root, leaf, hash).unwrap();
+        }
+        // Consistency from every earlier size the batches ended at.
+        for old in [1u64, 3, 258, 514, 517] {
+            let old_root = tlog_tiles::tree_hash(old, &reader).unwrap();
+            let proof = tlog_tiles::prove_tree(size, old, &reader).unwrap();
+            tlog_tiles::check_tree(&proof, size, root, old, old_root).unwrap();
+        }
+    }
+}
