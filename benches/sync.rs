@@ -8,9 +8,12 @@
 //!   latency, and the binary's CPU time.
 //! - `queries`: four investigator queries on a 10M-event archive (built once, kept under target/bench/), with
 //!   their query plans.
+//! - `proofs`: on an archive of N events synced with a signing key (default 10,000,000; `--events N`): `prove`
+//!   (in process, and the binary end to end) for events spread over the log, and `verify --checkpoint` of the
+//!   whole archive with its wall time and peak RSS (and the log pass alone, in process).
 //!
 //! Run: `cargo bench --bench sync -- e2e [--events N]`, `... -- memory`, `... -- latency`, `... -- queries`,
-//! or `... -- all`.
+//! `... -- proofs [--events N]`, or `... -- all`.
 
 use elevate_archive::model::Item;
 use elevate_archive::simulator::{SimConfig, Simulator};
@@ -33,7 +36,11 @@ fn main() {
         .position(|a| a == "--events")
         .and_then(|i| args.get(i + 1))
         .map(|n| n.parse::<u64>().expect("--events N"))
-        .unwrap_or(1_000_000);
+        .unwrap_or(if scenario == "proofs" {
+            10_000_000
+        } else {
+            1_000_000
+        });
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -45,13 +52,17 @@ fn main() {
         "memory" => memory(&rt),
         "latency" => latency(&rt),
         "queries" => queries(&rt),
+        "proofs" => proofs(&rt, events),
         "all" => {
             e2e(&rt, events);
             latency(&rt);
             memory(&rt);
             queries(&rt);
+            proofs(&rt, 10_000_000);
         }
-        other => panic!("unknown scenario {other}: use e2e, memory, latency, queries or all"),
+        other => {
+            panic!("unknown scenario {other}: use e2e, memory, latency, queries, proofs or all")
+        }
     }
 }
 
@@ -95,8 +106,6 @@ struct Measured {
 }
 
 /// Runs the release binary's `sync` against a simulator and measures wall time and peak RSS.
-// The child is reaped with `wait4`, not `Child::wait`, because only `wait4` reports its peak RSS.
-#[allow(clippy::zombie_processes)]
 fn run_sync(
     rt: &tokio::runtime::Runtime,
     config: SimConfig,
@@ -107,25 +116,33 @@ fn run_sync(
     let sim = Simulator::new(config);
     let running = rt.block_on(sim.serve(([127, 0, 0, 1], 0).into())).unwrap();
     fresh(db);
+    let base = running.base_url();
+    let args = [
+        "sync",
+        "--json",
+        "--base-url",
+        &base,
+        "--from",
+        FROM,
+        "--to",
+        &to,
+    ];
+    run_binary(db, &[&args[..], extra].concat())
+}
+
+/// Runs the release binary on `db` with `args`, and measures wall time and peak RSS; it must exit 0 and print
+/// one JSON object.
+// The child is reaped with `wait4`, not `Child::wait`, because only `wait4` reports its peak RSS.
+#[allow(clippy::zombie_processes)]
+fn run_binary(db: &Path, args: &[&str]) -> Measured {
     let started = Instant::now();
     let child = std::process::Command::new(env!("CARGO_BIN_EXE_elevate-archive"))
         .env_clear()
         .env("ELEVATE_USERNAME", "demo")
         .env("ELEVATE_PASSWORD", "demo")
         .env("ELEVATE_NOW", "2030-01-01T00:00:00Z")
-        .args([
-            "--db",
-            db.to_str().unwrap(),
-            "sync",
-            "--json",
-            "--base-url",
-            &running.base_url(),
-            "--from",
-            FROM,
-            "--to",
-            &to,
-        ])
-        .args(extra)
+        .args(["--db", db.to_str().unwrap()])
+        .args(args)
         .stdout(std::process::Stdio::piped())
         .spawn()
         .unwrap();
@@ -141,7 +158,7 @@ fn run_sync(
     let seconds = started.elapsed().as_secs_f64();
     assert!(
         libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0,
-        "sync failed: {out}"
+        "{args:?} failed: {out}"
     );
     let cpu = |t: libc::timeval| t.tv_sec as f64 + t.tv_usec as f64 / 1e6;
     Measured {
@@ -364,4 +381,139 @@ fn queries(rt: &tokio::runtime::Runtime) {
             plan.join(" | ")
         );
     }
+}
+
+/// `prove` and `verify --checkpoint` on an archive of `events` events synced with a signing key (built once,
+/// kept under target/bench/).
+fn proofs(rt: &tokio::runtime::Runtime, events: u64) {
+    let dir = bench_dir();
+    let db = dir.join(format!("proofs-{events}.db"));
+    let key = dir.join(format!("proofs-{events}.key"));
+    let shipped = dir.join(format!("proofs-{events}.checkpoint"));
+    if !db.exists() || !shipped.exists() {
+        println!(
+            "proofs: building a {events}-event archive signed with a new key (once; kept at {})",
+            db.display()
+        );
+        let _ = std::fs::remove_file(&key);
+        let (skey, _) = elevate_archive::tlog::note::generate_key("bench").unwrap();
+        std::fs::write(&key, secrecy::ExposeSecret::expose_secret(&skey)).unwrap();
+        std::fs::set_permissions(&key, std::os::unix::fs::PermissionsExt::from_mode(0o600))
+            .unwrap();
+        let m = run_sync(
+            rt,
+            sim_config(events, 365),
+            &db,
+            &[
+                "--signing-key",
+                key.to_str().unwrap(),
+                "--checkpoint-out",
+                shipped.to_str().unwrap(),
+            ],
+        );
+        println!(
+            "proofs: synced {events} events with the log in {:.1}s ({:.0} events/s), peak RSS {:.1} MiB",
+            m.seconds,
+            events as f64 / m.seconds,
+            m.peak_rss_mib
+        );
+    }
+    let text = std::fs::read_to_string(&key).unwrap();
+    let verifier = elevate_archive::tlog::note::SigningKey::parse(&text.into(), "the bench key")
+        .unwrap()
+        .verifier_key();
+    let reader = elevate_archive::store::ArchiveReader::open(&db).unwrap();
+    let ids: Vec<i64> = reader_ids(&db);
+    let mut worst = 0f64;
+    for id in &ids {
+        let started = Instant::now();
+        let bundle = reader.prove(*id, None).unwrap();
+        worst = worst.max(started.elapsed().as_secs_f64() * 1000.0);
+        assert_eq!(bundle.event_id, *id);
+    }
+    let m = run_binary(&db, &["prove", &ids[ids.len() / 2].to_string()]);
+    println!(
+        "proofs: prove, in process: worst {worst:.2} ms over {} events spread over the log; the binary end to end (open, prove, print): {:.1} ms",
+        ids.len(),
+        m.seconds * 1000.0
+    );
+    let started = Instant::now();
+    let facts =
+        elevate_archive::tlog::note::parse_checkpoint(&std::fs::read_to_string(&shipped).unwrap())
+            .unwrap();
+    let claim = elevate_archive::store::verify::log::Claim {
+        label: "shipped".into(),
+        size: facts.size,
+        root: facts.root,
+        trusted: true,
+    };
+    let report = reader.check_log(&[claim], &[]).unwrap();
+    assert!(report.holds(), "{:?}", report.findings);
+    println!(
+        "proofs: the log pass alone (in process): {:.1}s for {} leaves",
+        started.elapsed().as_secs_f64(),
+        report.size
+    );
+    let m = run_binary(
+        &db,
+        &[
+            "verify",
+            "--format",
+            "json",
+            "--checkpoint",
+            shipped.to_str().unwrap(),
+            "--key",
+            &verifier,
+        ],
+    );
+    println!(
+        "proofs: verify --checkpoint (every check, the log pass included) of {events} events: {:.1}s, peak RSS {:.1} MiB, log holds: {}",
+        m.seconds,
+        m.peak_rss_mib,
+        m.summary["log"]["findings"]
+            .as_array()
+            .is_some_and(Vec::is_empty)
+    );
+    let m = run_binary(
+        &db,
+        &[
+            "verify",
+            "--format",
+            "json",
+            "--log-only",
+            "--checkpoint",
+            shipped.to_str().unwrap(),
+            "--key",
+            &verifier,
+        ],
+    );
+    println!(
+        "proofs: verify --checkpoint --log-only of {events} events: {:.1}s, peak RSS {:.1} MiB, log holds: {}",
+        m.seconds,
+        m.peak_rss_mib,
+        m.summary["log"]["findings"]
+            .as_array()
+            .is_some_and(Vec::is_empty)
+    );
+}
+
+/// Event ids spread over the archive (every 1/100 of the id range).
+fn reader_ids(db: &Path) -> Vec<i64> {
+    let conn =
+        rusqlite::Connection::open_with_flags(db, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)
+            .unwrap();
+    let (lo, hi): (i64, i64) = conn
+        .query_row("SELECT min(id), max(id) FROM events", [], |r| {
+            Ok((r.get(0)?, r.get(1)?))
+        })
+        .unwrap();
+    (0..100)
+        .map(|i| {
+            let at = lo + (hi - lo) / 100 * i;
+            conn.query_row("SELECT min(id) FROM events WHERE id >= ?1", [at], |r| {
+                r.get(0)
+            })
+            .unwrap()
+        })
+        .collect()
 }

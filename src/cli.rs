@@ -73,6 +73,18 @@ pub enum Command {
     Simulate(Box<SimulateArgs>),
     /// The whole job in one command: simulate an API, sync it into ./demo.db, show status and example queries.
     Demo(DemoArgs),
+    /// Write a new Ed25519 signing key (mode 600) for checkpoints and print its verifier key.
+    Keygen(KeygenArgs),
+    /// Write a self-contained evidence bundle for one event: its raw JSON, inclusion proof, signed checkpoint.
+    #[command(
+        after_help = "Exit codes: 0 written, 2 usage (no such event, no signed checkpoint covers it), 5 archive"
+    )]
+    Prove(ProveArgs),
+    /// Check an evidence bundle without the archive.
+    #[command(
+        after_help = "Exit codes: 0 the bundle holds, 2 usage (unreadable file, bad key), 7 the bundle does not verify"
+    )]
+    VerifyProof(VerifyProofArgs),
 }
 
 /// `--timeout`'s default as clap parses and shows it: the client's [`DEFAULT_REQUEST_TIMEOUT`] in whole
@@ -125,6 +137,10 @@ pub struct SyncArgs {
     /// Read windows that are already complete again (picks up late arrivals; changed events become revisions).
     #[arg(long)]
     pub refetch: bool,
+
+    /// Signing the log's checkpoint and shipping it.
+    #[command(flatten)]
+    pub checkpoint: CheckpointArgs,
 
     /// No progress bar and no summary line (errors are still printed).
     #[arg(long, short)]
@@ -219,6 +235,10 @@ pub struct ReconcileArgs {
     #[command(flatten)]
     pub api: ApiArgs,
 
+    /// Signing the log's checkpoint and shipping it.
+    #[command(flatten)]
+    pub checkpoint: CheckpointArgs,
+
     /// No progress bar.
     #[arg(long, short)]
     pub quiet: bool,
@@ -290,6 +310,24 @@ pub struct VerifyArgs {
     #[arg(long, value_name = "DIGEST")]
     pub anchor: Option<String>,
 
+    /// A checkpoint kept elsewhere (written by `--checkpoint-out`): its signature must hold and the archive's
+    /// log must be a consistent extension of it. Needs --key.
+    #[arg(long, value_name = "FILE", requires = "keys")]
+    pub checkpoint: Option<PathBuf>,
+
+    /// A trusted verifier key (NAME+KEYHASH+BASE64, or a file holding it); repeat for several (rotation).
+    #[arg(long = "key", value_name = "VERIFIER_KEY")]
+    pub keys: Vec<String>,
+
+    /// Exit 7 when anything was appended to the log after the newest checkpoint signed by a trusted key.
+    #[arg(long, requires = "keys")]
+    pub require_signed: bool,
+
+    /// With --checkpoint: check only the Merkle log against the checkpoints (every row's leaf, the stored
+    /// hashes, the consistency), not the seals, typed columns and coverage a plain `verify` checks.
+    #[arg(long, requires = "checkpoint")]
+    pub log_only: bool,
+
     /// Output format.
     #[arg(long, value_enum, default_value_t = StatusFormat::Text)]
     pub format: StatusFormat,
@@ -318,6 +356,10 @@ pub struct PruneArgs {
     /// Show what would be removed, and change nothing.
     #[arg(long)]
     pub dry_run: bool,
+
+    /// Signing the log's checkpoint and shipping it.
+    #[command(flatten)]
+    pub checkpoint: CheckpointArgs,
 
     /// Output format.
     #[arg(long, value_enum, default_value_t = StatusFormat::Text)]
@@ -538,6 +580,69 @@ pub struct DemoArgs {
     /// Seed of the simulated data.
     #[arg(long, value_name = "N", default_value_t = 42)]
     pub seed: u64,
+
+    /// Signing the log's checkpoint and shipping it.
+    #[command(flatten)]
+    pub checkpoint: CheckpointArgs,
+}
+
+/// The checkpoint a writing run ends with: signed with a key read from a file (never a key in argv), and
+/// written where cron can ship it.
+#[derive(Debug, Clone, Default, Args)]
+pub struct CheckpointArgs {
+    /// Sign the run's checkpoint with the Ed25519 signing key in this file (mode 600; `keygen` writes one)
+    /// [env: ELEVATE_SIGNING_KEY_FILE].
+    #[arg(long, value_name = "PATH")]
+    pub signing_key: Option<PathBuf>,
+
+    /// Also write the run's new checkpoint to this file (atomically, mode 600), to ship it off the host.
+    #[arg(long, value_name = "PATH")]
+    pub checkpoint_out: Option<PathBuf>,
+}
+
+/// `keygen` flags.
+#[derive(Debug, Args)]
+pub struct KeygenArgs {
+    /// Where to write the signing key (must not exist; written with mode 600).
+    #[arg(long, value_name = "PATH")]
+    pub out: PathBuf,
+
+    /// The key's name, shown in every signature line (no spaces, no '+').
+    #[arg(long, value_name = "NAME", default_value = crate::tlog::note::DEFAULT_KEY_NAME)]
+    pub name: String,
+}
+
+/// `prove` flags.
+#[derive(Debug, Args)]
+pub struct ProveArgs {
+    /// The event to prove (its id).
+    #[arg(value_name = "EVENT_ID")]
+    pub event_id: i64,
+
+    /// Write the bundle here (atomically, mode 600) instead of stdout.
+    #[arg(long, value_name = "FILE")]
+    pub out: Option<PathBuf>,
+
+    /// When no stored signed checkpoint covers the event, sign one of the log as it stands with this key
+    /// (mode 600) [env: ELEVATE_SIGNING_KEY_FILE].
+    #[arg(long, value_name = "PATH")]
+    pub signing_key: Option<PathBuf>,
+}
+
+/// `verify-proof` flags.
+#[derive(Debug, Args)]
+pub struct VerifyProofArgs {
+    /// The bundle `prove` wrote.
+    #[arg(value_name = "FILE")]
+    pub file: PathBuf,
+
+    /// A trusted verifier key (NAME+KEYHASH+BASE64, as `keygen` prints it, or a file holding it); repeat for several.
+    #[arg(long = "key", value_name = "VERIFIER_KEY", required = true)]
+    pub keys: Vec<String>,
+
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = StatusFormat::Text)]
+    pub format: StatusFormat,
 }
 
 fn parse_concurrency(text: &str) -> Result<usize, String> {

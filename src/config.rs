@@ -186,6 +186,7 @@ pub fn resolve_reconcile(
         lookback: std::time::Duration::ZERO,
         lag: std::time::Duration::ZERO,
         refetch: true,
+        checkpoint: args.checkpoint.clone(),
         quiet: args.quiet,
         json: args.json,
         metrics_file: None,

@@ -67,6 +67,9 @@ pub enum Error {
     /// The archive failed.
     #[error(transparent)]
     Store(#[from] StoreError),
+    /// Evidence of tampering outside `verify`'s report: a checkpoint or an evidence bundle that does not hold.
+    #[error("{0}")]
+    Tampered(String),
     /// A signal asked the run to stop.
     #[error("interrupted by a signal; committed pages are kept and the next run resumes from them")]
     Interrupted,
@@ -99,6 +102,7 @@ impl Error {
     pub fn exit_code(&self) -> ExitCode {
         match self {
             Error::Usage(_) => ExitCode::Usage,
+            Error::Tampered(_) => ExitCode::VerifyFailed,
             Error::Api(e) if e.is_configuration() => ExitCode::Usage,
             Error::Api(_) => ExitCode::Api,
             Error::Store(StoreError::Locked { .. } | StoreError::OpenWindows { .. }) => {

@@ -8,6 +8,7 @@
 //! - [`simulator`] a stand-in Elevate server for demos, tests and benchmarks;
 //! - [`commands`] one small module per subcommand, [`output`] tables, CSV and JSON for people and scripts,
 //!   [`progress`] the bar drawn from the engine's progress values;
+//! - [`tlog`] the Merkle log over everything sealed: leaves, checkpoints, keys, evidence bundles (pure);
 //! - [`atomic`] files and folders that appear under their name complete or not at all (exports, backups).
 //!
 //! `api` and `store` never import each other. [`model`] holds the domain types both sides share (events, filters,
@@ -30,5 +31,6 @@ pub mod simulator;
 pub mod store;
 pub mod sync;
 pub mod time;
+pub mod tlog;
 
 pub use error::{Error, ExitCode};

@@ -726,6 +726,76 @@ pub fn thousands(n: i64) -> String {
     if n < 0 { format!("-{out}") } else { out }
 }
 
+/// Renders the Merkle log's check (`verify --checkpoint`) for people.
+pub fn log_text(r: &crate::store::verify::log::LogReport) -> String {
+    let mut s = if r.holds() {
+        format!(
+            "log ok: {} leaves, root {}, a consistent extension of every checkpoint below\n",
+            thousands(r.size as i64),
+            r.root
+        )
+    } else {
+        format!(
+            "log TAMPERED: {} finding(s) ({} leaves, root {})\n",
+            r.findings.len(),
+            thousands(r.size as i64),
+            r.root
+        )
+    };
+    for f in &r.findings {
+        let kind = serde_json::to_value(f.kind).unwrap_or_default();
+        s.push_str(&format!(
+            "  {:<14} {}\n",
+            kind.as_str().unwrap_or_default(),
+            printable(&f.detail)
+        ));
+    }
+    for c in &r.checkpoints {
+        s.push_str(&format!(
+            "  {}: {} leaves, {}, {}\n",
+            c.label,
+            thousands(c.size as i64),
+            if c.trusted {
+                "signed by a trusted key"
+            } else {
+                "not signed by a trusted key"
+            },
+            if c.holds { "holds" } else { "DOES NOT HOLD" }
+        ));
+    }
+    match &r.unsigned_tail {
+        None => s.push_str("  no unsigned tail: a trusted checkpoint covers the whole log\n"),
+        Some(t) => s.push_str(&format!("  {}\n", tail_warning(t))),
+    }
+    s
+}
+
+/// One line naming the unsigned tail by kind, and its prunes.
+pub fn tail_warning(t: &crate::store::verify::log::UnsignedTail) -> String {
+    let kinds = t
+        .by_kind
+        .iter()
+        .map(|(k, n)| format!("{n} {k}"))
+        .collect::<Vec<_>>()
+        .join(", ");
+    let prunes = if t.prunes.is_empty() {
+        String::new()
+    } else {
+        format!(
+            "; it holds prune(s) {}: check they were yours (`elevate-archive status`)",
+            t.prunes
+                .iter()
+                .map(i64::to_string)
+                .collect::<Vec<_>>()
+                .join(", ")
+        )
+    };
+    format!(
+        "unsigned tail: leaves {}..{} were appended after the newest checkpoint signed by a trusted key ({kinds}){prunes}",
+        t.from, t.to
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -43,7 +43,7 @@ pub async fn run(db: &Path, args: &DemoArgs) -> Result<ExitCode> {
     );
     eprintln!("Archiving them into {} ...", db.display());
     let settings = settings(&sim, &running.base_url(), from, to)?;
-    let code = execute(db, settings, Reporting::default(), clock).await?;
+    let code = execute(db, settings, Reporting::default(), clock, &args.checkpoint).await?;
     drop(running);
 
     println!();

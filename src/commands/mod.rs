@@ -1,9 +1,12 @@
 //! One small module per subcommand: glue between the command line and the library.
 
 pub mod backup;
+pub mod checkpoint;
 pub mod demo;
 pub mod export;
 pub mod hold;
+pub mod keygen;
+pub mod prove;
 pub mod prune;
 pub mod query;
 pub mod reconcile;
@@ -12,6 +15,7 @@ pub mod simulate;
 pub mod status;
 pub mod sync;
 pub mod verify;
+pub mod verify_proof;
 
 use crate::cli::{Cli, Command, DEFAULT_DB, DEFAULT_DEMO_DB};
 use crate::error::{ExitCode, Result};
@@ -33,6 +37,9 @@ pub async fn run(cli: Cli) -> Result<ExitCode> {
         Command::Hold(args) => hold::run(&db(DEFAULT_DB), args),
         Command::Simulate(args) => simulate::run(args).await,
         Command::Demo(args) => demo::run(&db(DEFAULT_DEMO_DB), args).await,
+        Command::Keygen(args) => keygen::run(args),
+        Command::Prove(args) => prove::run(&db(DEFAULT_DB), args),
+        Command::VerifyProof(args) => verify_proof::run(args),
     }
 }
 

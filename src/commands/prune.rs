@@ -18,19 +18,25 @@ pub fn run(db: &Path, args: &PruneArgs) -> Result<ExitCode> {
             (now - chrono::TimeDelta::days(365)).format("%Y-%m-%d")
         )));
     }
-    let plan = if args.dry_run {
-        ArchiveReader::open(db)?.plan_prune(args.before)?
+    let key = super::checkpoint::signing_key(
+        args.checkpoint.signing_key.as_deref(),
+        &super::process_env,
+    )?;
+    let (plan, made) = if args.dry_run {
+        (ArchiveReader::open(db)?.plan_prune(args.before)?, None)
     } else {
         let mut archive = Archive::open_existing(db, now)?;
         let plan = archive.prune(args.before, now)?;
-        if let Err(e) = archive.checkpoint() {
-            tracing::warn!("the write-ahead log was not folded back after the prune: {e}");
-        }
-        plan
+        drop(archive);
+        let made = super::checkpoint::after_run(db, &args.checkpoint, key.as_ref(), now)?;
+        (plan, made)
     };
     let text = match args.format {
         StatusFormat::Text => output::prune_text(&plan, args.dry_run),
-        StatusFormat::Json => serde_json::to_string_pretty(&plan)? + "\n",
+        StatusFormat::Json => {
+            let value = super::checkpoint::with_checkpoint(&plan, made.as_ref())?;
+            serde_json::to_string_pretty(&value)? + "\n"
+        }
     };
     super::status::print_stdout(&text);
     Ok(ExitCode::Ok)

@@ -18,6 +18,7 @@ pub async fn run(db: &Path, args: &ReconcileArgs) -> Result<ExitCode> {
     let env = super::process_env;
     let clock = config::clock(&env)?;
     let settings = config::resolve_reconcile(args, &env, clock.now())?;
+    let key = super::checkpoint::signing_key(args.checkpoint.signing_key.as_deref(), &env)?;
     let archive = Archive::open_existing(db, clock.now())?;
     let (range, windows) = plan(&archive, &settings, args.to.is_some(), db)?;
     let planned = super::sync::Planned {
@@ -33,6 +34,7 @@ pub async fn run(db: &Path, args: &ReconcileArgs) -> Result<ExitCode> {
     };
     let progress = progress::reporter(reporting.draws_progress());
     let (run, result) = sync::run(client, archive, job, super::shutdown_signal(), progress).await;
+    let made = super::checkpoint::after_run(db, &args.checkpoint, key.as_ref(), clock.now());
     if let Err(e) = result {
         if !args.json {
             super::status::print_stdout(&format!("{}\n", output::summary_line(&run)));
@@ -41,8 +43,9 @@ pub async fn run(db: &Path, args: &ReconcileArgs) -> Result<ExitCode> {
     }
     let recorded = ArchiveReader::open(db)?.source_changes_of_run(run.run_id)?;
     let report = ReconcileReport::new(run, &recorded);
+    let made = made?;
     let text = if args.json {
-        serde_json::to_string(&report)? + "\n"
+        super::checkpoint::with_checkpoint(&report, made.as_ref())?.to_string() + "\n"
     } else {
         output::reconcile_text(&report)
     };

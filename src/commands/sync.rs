@@ -1,7 +1,7 @@
 //! `sync`: resolve settings, open the archive, plan the windows, run them, print the summary.
 
 use crate::api::ApiClient;
-use crate::cli::SyncArgs;
+use crate::cli::{CheckpointArgs, SyncArgs};
 use crate::error::{Error, ExitCode, Result};
 use crate::model::{Interval, RunKind, subtract_all};
 use crate::store::{Archive, ArchiveRead, ArchiveReader};
@@ -45,20 +45,24 @@ pub async fn run(db: &Path, args: &SyncArgs) -> Result<ExitCode> {
             metrics_file: args.metrics_file.clone(),
         },
         clock,
+        &args.checkpoint,
     )
     .await
 }
 
-/// Runs a sync with resolved settings: open, plan, fetch, summarise.
+/// Runs a sync with resolved settings: open, plan, fetch, make the checkpoint, summarise.
 pub async fn execute(
     db: &Path,
     settings: config::SyncSettings,
     reporting: Reporting,
     clock: Clock,
+    checkpoint: &CheckpointArgs,
 ) -> Result<ExitCode> {
     if settings.from.is_none() && !db.exists() {
         return Err(empty_archive(db, clock));
     }
+    let key =
+        super::checkpoint::signing_key(checkpoint.signing_key.as_deref(), &super::process_env)?;
     let archive = Archive::open(db, clock.now())?;
     let base_url = settings.source.as_str();
     let covered = archive.covered(base_url, &settings.filters)?;
@@ -91,8 +95,13 @@ pub async fn execute(
     let progress = progress::reporter(reporting.draws_progress());
     let (report, result) =
         sync::run(client, archive, job, super::shutdown_signal(), progress).await;
+    let made = super::checkpoint::after_run(db, checkpoint, key.as_ref(), clock.now());
     if reporting.json {
-        super::status::print_stdout(&format!("{}\n", serde_json::to_string(&report)?));
+        let summary = super::checkpoint::with_checkpoint(
+            &report,
+            made.as_ref().ok().and_then(Option::as_ref),
+        )?;
+        super::status::print_stdout(&format!("{summary}\n"));
     } else if !reporting.quiet {
         super::status::print_stdout(&format!("{}\n", output::summary_line(&report)));
     }
@@ -104,6 +113,7 @@ pub async fn execute(
         write_metrics(path, db, &report, code, clock);
     }
     result?;
+    made?;
     Ok(code)
 }
 

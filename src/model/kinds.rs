@@ -89,6 +89,24 @@ impl WindowStatus {
 }
 
 text_enum! {
+    /// What a leaf of the archive's Merkle log stands for (`tlog_leaves.kind`); see `crate::tlog`.
+    LeafKind {
+        /// An event's first version, as fetched (`events.id`).
+        Event => "event",
+        /// A later version of an event (`event_revisions.id`).
+        Revision => "revision",
+        /// An item that could not be archived (`rejects.id`).
+        Reject => "reject",
+        /// The seal of a window fetch (`seals.id`).
+        WindowSeal => "window-seal",
+        /// The seal of a prune (`seals.id`).
+        PruneSeal => "prune-seal",
+        /// A prune's removal of the row behind an earlier leaf (its leaf index).
+        Removal => "removal",
+    }
+}
+
+text_enum! {
     /// How a run (a row of `runs`) ended.
     RunStatus {
         /// Not ended (or the process died; the next run records it as interrupted).

@@ -8,7 +8,9 @@ pub mod kinds;
 pub mod typed;
 
 pub use interval::{Interval, gaps_between, merge_intervals, subtract, subtract_all};
-pub use kinds::{ChangeKind, FindingKind, RejectReason, RunKind, RunStatus, WindowStatus};
+pub use kinds::{
+    ChangeKind, FindingKind, LeafKind, RejectReason, RunKind, RunStatus, WindowStatus,
+};
 pub use typed::{ColumnSet, EventColumn, StoredColumns, TypedColumns, typed_columns};
 
 use crate::time::Timestamp;

@@ -3,7 +3,7 @@
 //! silent default. A seal's format binds as its number, and reads back the same way.
 
 use super::seal::SealFormat;
-use crate::model::{ChangeKind, RejectReason, RunKind, RunStatus, WindowStatus};
+use crate::model::{ChangeKind, LeafKind, RejectReason, RunKind, RunStatus, WindowStatus};
 use rusqlite::types::{FromSql, FromSqlError, FromSqlResult, ToSql, ToSqlOutput, ValueRef};
 
 macro_rules! sql_text {
@@ -25,7 +25,7 @@ macro_rules! sql_text {
     )+};
 }
 
-sql_text!(WindowStatus, RunStatus, RunKind, ChangeKind);
+sql_text!(WindowStatus, RunStatus, RunKind, ChangeKind, LeafKind);
 
 /// A seal's format binds as its number (`seals.format`, checked `IN (1, 2)` by its migration).
 impl ToSql for SealFormat {

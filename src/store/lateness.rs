@@ -109,8 +109,8 @@ pub fn load(conn: &Connection, now: Timestamp) -> Result<Lateness, StoreError> {
             e => Err(e),
         })
         .context(ctx)?;
-    let beyond_lookback = lookback_seconds.map_or(0, |l| found.iter().filter(|&&d| d > l).count())
-        as i64;
+    let beyond_lookback =
+        lookback_seconds.map_or(0, |l| found.iter().filter(|&&d| d > l).count()) as i64;
     Ok(Lateness {
         arrival,
         found_later: spread(&found),
@@ -125,9 +125,11 @@ fn arrival(conn: &Connection, since: &str) -> Result<Option<Spread>, StoreError>
     const DELAY: &str = "SELECT max(0, CAST(round((julianday(fetched_at) - julianday(timestamp)) * 86400) AS INTEGER)) AS d
                          FROM events WHERE timestamp >= ?1";
     let (n, max): (i64, Option<i64>) = conn
-        .query_row(&format!("SELECT count(*), max(d) FROM ({DELAY})"), [since], |r| {
-            Ok((r.get(0)?, r.get(1)?))
-        })
+        .query_row(
+            &format!("SELECT count(*), max(d) FROM ({DELAY})"),
+            [since],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
         .context(ctx)?;
     let Some(max) = max.filter(|_| n > 0) else {
         return Ok(None);
@@ -157,13 +159,22 @@ mod tests {
     fn spreads_use_nearest_rank_percentiles() {
         assert_eq!(spread(&[]), None);
         let one = spread(&[7]).unwrap();
-        assert_eq!((one.p50_seconds, one.p99_seconds, one.max_seconds), (7, 7, 7));
+        assert_eq!(
+            (one.p50_seconds, one.p99_seconds, one.max_seconds),
+            (7, 7, 7)
+        );
         let hundred: Vec<i64> = (1..=100).collect();
         let s = spread(&hundred).unwrap();
-        assert_eq!((s.events, s.p50_seconds, s.p99_seconds, s.max_seconds), (100, 50, 99, 100));
+        assert_eq!(
+            (s.events, s.p50_seconds, s.p99_seconds, s.max_seconds),
+            (100, 50, 99, 100)
+        );
         let skewed: Vec<i64> = std::iter::repeat_n(60, 199).chain([86_400]).collect();
         let s = spread(&skewed).unwrap();
-        assert_eq!((s.p50_seconds, s.p99_seconds, s.max_seconds), (60, 60, 86_400));
+        assert_eq!(
+            (s.p50_seconds, s.p99_seconds, s.max_seconds),
+            (60, 60, 86_400)
+        );
     }
 
     #[test]

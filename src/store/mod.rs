@@ -23,6 +23,7 @@ pub mod read;
 pub mod reader;
 pub mod retention;
 pub mod seal;
+pub mod tlog;
 pub mod verify;
 pub mod write;
 
@@ -301,6 +302,17 @@ impl Archive {
                 .iter()
                 .any(|m| m.version() == version)
         };
+        // The Merkle log of an archive made before it (once; before the backlog below is sealed, whose seals
+        // then join the log after the rows they seal).
+        let tx = conn
+            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
+            .context(|| "cannot start building the Merkle log".into())?;
+        let logged = tlog::build_existing(&tx)?;
+        tx.commit()
+            .context(|| "cannot commit the Merkle log of the existing rows".into())?;
+        if logged > 0 {
+            tracing::info!("built the Merkle log of the existing archive: {logged} leaves");
+        }
         if applied(SEALS_VERSION) {
             // An archive from before seals: digest and seal what it already holds, once.
             let tx = conn

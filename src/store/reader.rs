@@ -137,6 +137,30 @@ impl ArchiveReader {
         super::verify::verify(&self.conn, anchor)
     }
 
+    /// Checks the Merkle log against checkpoints (`verify --checkpoint`); `origins` are the checkpoints' origin
+    /// lines by label.
+    pub fn check_log(
+        &self,
+        claims: &[super::verify::log::Claim],
+        origins: &[(String, String)],
+    ) -> Result<super::verify::log::LogReport, StoreError> {
+        super::verify::log::check_log(&self.conn, claims, origins)
+    }
+
+    /// Every checkpoint stored in the archive, oldest first.
+    pub fn stored_checkpoints(&self) -> Result<Vec<super::tlog::StoredCheckpoint>, StoreError> {
+        super::tlog::checkpoints(&self.conn)
+    }
+
+    /// The evidence bundle of one event (see [`crate::tlog::bundle`]).
+    pub fn prove(
+        &self,
+        event_id: i64,
+        signer: Option<&crate::tlog::note::SigningKey>,
+    ) -> Result<crate::tlog::bundle::Bundle, super::tlog::ProveError> {
+        super::tlog::prove_event(&self.conn, event_id, signer)
+    }
+
     /// What a prune at `cutoff` would remove, and what it would keep and why (changes nothing).
     pub fn plan_prune(&self, cutoff: Timestamp) -> Result<PrunePlan, StoreError> {
         retention::plan_prune(&self.conn, cutoff)

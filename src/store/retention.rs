@@ -195,6 +195,7 @@ impl Archive {
         }
         check_sealed(&tx, &plan.windows)?;
         let prune_id = record_prune(&tx, &plan, &now)?;
+        log_removals(&tx, &plan, prune_id)?;
         remove_rows(&tx, &plan)?;
         record_pruned_windows(&tx, prune_id, &plan.windows)?;
         merge_search_index(&tx)?;
@@ -276,6 +277,32 @@ fn record_prune(conn: &Connection, plan: &PrunePlan, now: &str) -> Result<i64, S
     )
     .context(prune_ctx)?;
     Ok(conn.last_insert_rowid())
+}
+
+/// Appends to the Merkle log one removal leaf per row the plan removes (the removed rows' leaves stay): the
+/// rows [`remove_rows`] removes, chosen the same way.
+fn log_removals(conn: &Connection, plan: &PrunePlan, prune_id: i64) -> Result<(), StoreError> {
+    let swept: Vec<(String, String)> = plan
+        .swept
+        .iter()
+        .map(|r| (r.from.clone(), r.to.clone()))
+        .collect();
+    let swept_parsed = swept_intervals(&plan.swept);
+    let mut log = super::tlog::LogAppender::load(conn)?;
+    for w in &plan.windows {
+        let rejects = if w.whole {
+            rejects_going(conn, w.window_id, &swept_parsed)?
+        } else {
+            Vec::new()
+        };
+        let leaves =
+            super::tlog::leaves_of_pruned_rows(conn, w.window_id, &swept, w.whole, &rejects)?;
+        for (leaf, kind, row) in leaves {
+            log.append_removal(leaf, kind, row, prune_id);
+        }
+        log.flush(conn)?;
+    }
+    Ok(())
 }
 
 /// Removes what the plan takes: first, under each of its window fetches, the revisions and changes at the

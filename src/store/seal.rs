@@ -411,6 +411,8 @@ pub(crate) fn seal_prune(
         params![prune_id, now, events, revisions, content, previous, hash, format],
     )
     .context(ctx)?;
+    let seal_id = conn.last_insert_rowid();
+    super::tlog::append_seal(conn, crate::model::LeafKind::PruneSeal, seal_id, &hash)?;
     Ok(hash)
 }
 
@@ -497,6 +499,8 @@ pub(crate) fn seal_window(conn: &Connection, window_id: i64, now: &str) -> Resul
         ])
     })
     .context(ctx)?;
+    let seal_id = conn.last_insert_rowid();
+    super::tlog::append_seal(conn, crate::model::LeafKind::WindowSeal, seal_id, &hash)?;
     Ok(())
 }
 

@@ -41,6 +41,7 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 mod columns;
 mod explain;
+pub mod log;
 
 /// Most ids named per finding.
 const IDS_SHOWN: usize = 20;

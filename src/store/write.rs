@@ -5,10 +5,11 @@
 //! catalogue, the window's ledger row (created with page 1, marked complete with the last page) and the run's
 //! counters. Several queued pages may share a transaction (group commit); a page is never split across two.
 
+use super::tlog::LogAppender;
 use super::{Archive, SqlContext, StoreError, seal};
 use crate::model::{
-    ChangeKind, Event, Filters, Interval, Item, PageBatch, RunKind, RunStatus, WindowSpec,
-    WindowStatus,
+    ChangeKind, Event, Filters, Interval, Item, LeafKind, PageBatch, RunKind, RunStatus,
+    WindowSpec, WindowStatus,
 };
 use crate::time::{self, Timestamp};
 use rusqlite::{Transaction, TransactionBehavior, params};
@@ -91,7 +92,8 @@ impl PageTotals {
 enum Stored {
     New,
     Unchanged,
-    Revised,
+    /// Kept as the revision with this row id.
+    Revised(i64),
 }
 
 /// First and last timestamps and count of new events of one (category, action) in a transaction.
@@ -205,7 +207,11 @@ impl Archive {
                     id
                 }
             };
-            let mut page = store_page(&tx, batch, window_id, &now, &mut types, reconcile)?;
+            // The page's leaves join the log before its window may be sealed (whose leaf follows them).
+            let mut log = LogAppender::load(&tx)?;
+            let mut page =
+                store_page(&tx, batch, window_id, &now, &mut types, reconcile, &mut log)?;
+            log.flush(&tx)?;
             if reconcile && batch.last {
                 page.missing_at_source += batch.deleted_at_source.len() as u64;
                 page.deletions_recorded +=
@@ -510,7 +516,8 @@ fn record_deleted(
     Ok(recorded)
 }
 
-/// Stores one page's items; for a `reconcile`, also records late arrivals and changes at the source.
+/// Stores one page's items; for a `reconcile`, also records late arrivals and changes at the source. Each
+/// event, revision and reject stored is appended to `log`.
 fn store_page(
     tx: &Transaction<'_>,
     batch: &PageBatch,
@@ -518,6 +525,7 @@ fn store_page(
     now: &str,
     types: &mut HashMap<(String, String), TypeSeen>,
     reconcile: bool,
+    log: &mut LogAppender,
 ) -> Result<PageTotals, StoreError> {
     let mut totals = PageTotals {
         pages: 1,
@@ -540,7 +548,7 @@ fn store_page(
                 let stored = store_event(tx, event, window_id, now).context(context)?;
                 let change = match stored {
                     Stored::New => Some(ChangeKind::Late),
-                    Stored::Revised => Some(ChangeKind::Changed),
+                    Stored::Revised(_) => Some(ChangeKind::Changed),
                     Stored::Unchanged => None,
                 };
                 if let Some(kind) = change.filter(|_| reconcile) {
@@ -552,6 +560,7 @@ fn store_page(
                 }
                 match stored {
                     Stored::New => {
+                        log.append(LeafKind::Event, event.id, event.raw.as_bytes());
                         totals.events_new += 1;
                         let seen = types
                             .entry((event.category.clone(), event.action.clone()))
@@ -569,21 +578,44 @@ fn store_page(
                         }
                     }
                     Stored::Unchanged => totals.events_unchanged += 1,
-                    Stored::Revised => totals.revisions += 1,
+                    Stored::Revised(row) => {
+                        log.append(LeafKind::Revision, row, event.raw.as_bytes());
+                        totals.revisions += 1;
+                    }
                 }
             }
             Item::Reject(reject) => {
                 totals.rejects += 1;
-                tx.prepare_cached(
-                    "INSERT INTO rejects (raw, reason, window_id, page, received_at) VALUES (?1, ?2, ?3, ?4, ?5)
-                     ON CONFLICT (reason, raw) DO NOTHING",
-                )
-                .and_then(|mut s| s.execute(params![reject.raw, reject.reason, window_id, batch.page, now]))
-                .context(context)?;
+                store_reject(tx, reject, window_id, batch.page, now, log).context(context)?;
             }
         }
     }
     Ok(totals)
+}
+
+/// Keeps a reject (once per reason and text) and appends its leaf when it is new.
+fn store_reject(
+    tx: &Transaction<'_>,
+    reject: &crate::model::Reject,
+    window_id: i64,
+    page: u32,
+    now: &str,
+    log: &mut LogAppender,
+) -> rusqlite::Result<()> {
+    let inserted = tx
+        .prepare_cached(
+            "INSERT INTO rejects (raw, reason, window_id, page, received_at) VALUES (?1, ?2, ?3, ?4, ?5)
+             ON CONFLICT (reason, raw) DO NOTHING",
+        )?
+        .execute(params![reject.raw, reject.reason, window_id, page, now])?;
+    if inserted == 1 {
+        log.append(
+            LeafKind::Reject,
+            tx.last_insert_rowid(),
+            reject.raw.as_bytes(),
+        );
+    }
+    Ok(())
 }
 
 /// Inserts an event, or compares it with the archived copy and keeps a revision if its content changed.
@@ -633,7 +665,7 @@ fn store_event(
         "INSERT INTO event_revisions (event_id, raw, fetched_at, window_id, digest) VALUES (?1, ?2, ?3, ?4, ?5)",
     )?
     .execute(params![e.id, e.raw, now, window_id, e.digest])?;
-    Ok(Stored::Revised)
+    Ok(Stored::Revised(tx.last_insert_rowid()))
 }
 
 /// Whether two JSON texts carry the same content: byte-identical, or equal once parsed (key order and white

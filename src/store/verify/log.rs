@@ -1,0 +1,513 @@
+//! `verify --checkpoint`: the Merkle log against checkpoints. One pass in leaf order recomputes every leaf from
+//! its row ([`crate::tlog::leaf_data`]) and every stored hash from the leaves (a [`Frontier`]: memory O(log
+//! n)), compares them with what is stored, and takes the root at each checkpoint's size. Then it decides:
+//! a row changed or gone since it was logged, a log shorter than a checkpoint or inconsistent with it, is
+//! tampering; what was appended after the newest checkpoint signed by a trusted key is the *unsigned tail*,
+//! reported by kind (its prunes named).
+//!
+//! A pruned row's leaf is taken from the stored hashes, vouched for by the removal leaf that names it.
+
+use super::super::tlog::{ChunkReader, log_size, origin};
+use super::super::{SqlContext, StoreError};
+use crate::model::LeafKind;
+use crate::tlog::note::hash_b64;
+use crate::tlog::{Frontier, Hash, leaf_hash, removal_payload};
+use rusqlite::{Connection, OptionalExtension, params};
+use serde::Serialize;
+use std::collections::BTreeMap;
+
+/// A checkpoint the log is checked against.
+#[derive(Debug, Clone)]
+pub struct Claim {
+    /// Where it came from (`--checkpoint FILE`, `stored checkpoint 3`).
+    pub label: String,
+    /// Its tree size.
+    pub size: u64,
+    /// Its root.
+    pub root: Hash,
+    /// Signed by a trusted key.
+    pub trusted: bool,
+}
+
+/// How a checkpoint fared.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct ClaimResult {
+    /// Where it came from.
+    pub label: String,
+    /// Its tree size.
+    pub size: u64,
+    /// Signed by a trusted key.
+    pub trusted: bool,
+    /// The log holds it: as long, and the same root at its size.
+    pub holds: bool,
+}
+
+/// What the log check found wrong, by kind.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum LogFindingKind {
+    /// A logged row no longer gives the leaf it was logged with.
+    Edited,
+    /// A logged row is gone and no prune removed it.
+    Deleted,
+    /// Stored hashes differ from the tree the leaves make (the rows hold).
+    StoredHashes,
+    /// The log is shorter than a checkpoint.
+    Shorter,
+    /// The log's root at a checkpoint's size is not the checkpoint's.
+    Inconsistent,
+    /// A checkpoint names another log.
+    Origin,
+    /// A stored checkpoint is damaged, or carries a signature by a trusted key's name that does not verify.
+    Signature,
+}
+
+/// One thing the log check found wrong.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct LogFinding {
+    /// What kind.
+    pub kind: LogFindingKind,
+    /// In words, naming the leaf, row or checkpoint.
+    pub detail: String,
+}
+
+/// What was appended after the newest checkpoint a trusted key signed (and the log holds).
+#[derive(Debug, Clone, Default, Serialize, PartialEq, Eq)]
+pub struct UnsignedTail {
+    /// First leaf of the tail (the trusted checkpoint's size).
+    pub from: u64,
+    /// The log's size.
+    pub to: u64,
+    /// Leaves by kind.
+    pub by_kind: BTreeMap<String, u64>,
+    /// The prunes whose seals are in the tail.
+    pub prunes: Vec<i64>,
+}
+
+/// The log check's report.
+#[derive(Debug, Clone, Serialize)]
+pub struct LogReport {
+    /// The archive's origin line.
+    pub origin: String,
+    /// Leaves in the log.
+    pub size: u64,
+    /// The root recomputed from the rows, base64.
+    pub root: String,
+    /// Each checkpoint checked.
+    pub checkpoints: Vec<ClaimResult>,
+    /// What is wrong (empty: the log holds).
+    pub findings: Vec<LogFinding>,
+    /// What no trusted checkpoint covers yet (None: the whole log is covered).
+    pub unsigned_tail: Option<UnsignedTail>,
+}
+
+impl LogReport {
+    /// Whether the log holds (no tampering found).
+    pub fn holds(&self) -> bool {
+        self.findings.is_empty()
+    }
+}
+
+/// One leaf as loaded: its row's payload if the row is there.
+struct LoadedLeaf {
+    idx: u64,
+    kind: LeafKind,
+    reference: i64,
+    prune_id: Option<i64>,
+    payload: Option<Vec<u8>>,
+}
+
+/// Where a leaf's hash comes from.
+#[derive(Debug, PartialEq, Eq)]
+pub enum LeafSource {
+    /// Recomputed from its row (or, for a removal, from the leaf it names).
+    Row,
+    /// The row was pruned: the stored hash, vouched for by the removal.
+    Pruned,
+    /// The row is gone and no prune removed it.
+    Deleted,
+}
+
+/// Decides where a leaf's hash comes from: its row if present, else the stored hash if a prune removed it.
+pub fn leaf_source(has_payload: bool, removed: bool) -> LeafSource {
+    match (has_payload, removed) {
+        (true, _) => LeafSource::Row,
+        (false, true) => LeafSource::Pruned,
+        (false, false) => LeafSource::Deleted,
+    }
+}
+
+/// Checks the log against `claims`; `origin_of` holds each claim's origin by label (checked against ours).
+pub fn check_log(
+    conn: &Connection,
+    claims: &[Claim],
+    origins: &[(String, String)],
+) -> Result<LogReport, StoreError> {
+    let ctx = || "cannot check the Merkle log".to_string();
+    let our_origin = origin(conn).context(ctx)?;
+    let mut findings: Vec<LogFinding> = origins
+        .iter()
+        .filter(|(_, o)| *o != our_origin)
+        .map(|(label, o)| LogFinding {
+            kind: LogFindingKind::Origin,
+            detail: format!("{label} is of the log '{o}', this archive's is '{our_origin}'"),
+        })
+        .collect();
+    let scan = scan(conn, claims)?;
+    findings.extend(scan.findings);
+    let mut results = Vec::new();
+    for c in claims {
+        let holds = match scan.roots.get(&c.size) {
+            None => {
+                findings.push(LogFinding {
+                    kind: LogFindingKind::Shorter,
+                    detail: format!(
+                        "the log holds {} leaves, {} has {}: leaves were cut",
+                        scan.size, c.label, c.size
+                    ),
+                });
+                false
+            }
+            Some(root) if *root != c.root => {
+                findings.push(LogFinding {
+                    kind: LogFindingKind::Inconsistent,
+                    detail: format!(
+                        "the log's root at {} leaves is not the one {} signed: the log was rewritten",
+                        c.size, c.label
+                    ),
+                });
+                false
+            }
+            Some(_) => consistent(conn, c, scan.size, &mut findings),
+        };
+        results.push(ClaimResult {
+            label: c.label.clone(),
+            size: c.size,
+            trusted: c.trusted,
+            holds,
+        });
+    }
+    let signed_to = results
+        .iter()
+        .filter(|r| r.trusted && r.holds)
+        .map(|r| r.size)
+        .max()
+        .unwrap_or(0);
+    let unsigned_tail = if signed_to < scan.size {
+        Some(tail(conn, signed_to, scan.size)?)
+    } else {
+        None
+    };
+    Ok(LogReport {
+        origin: our_origin,
+        size: scan.size,
+        root: hash_b64(&scan.root),
+        checkpoints: results,
+        findings,
+        unsigned_tail,
+    })
+}
+
+/// The consistency proof (RFC 9162) from the claim's tree to the stored log holds.
+fn consistent(conn: &Connection, c: &Claim, size: u64, findings: &mut Vec<LogFinding>) -> bool {
+    if c.size == 0 || c.size == size {
+        return true;
+    }
+    let reader = ChunkReader::new(conn);
+    let holds = tlog_tiles::tree_hash(size, &reader)
+        .and_then(|root| {
+            let proof = tlog_tiles::prove_tree(size, c.size, &reader)?;
+            tlog_tiles::check_tree(&proof, size, root, c.size, c.root)
+        })
+        .is_ok();
+    if !holds {
+        findings.push(LogFinding {
+            kind: LogFindingKind::Inconsistent,
+            detail: format!(
+                "no consistency proof from {} to the stored log: its stored hashes were rewritten",
+                c.label
+            ),
+        });
+    }
+    holds
+}
+
+/// What one pass over the leaves found.
+struct Scan {
+    size: u64,
+    root: Hash,
+    roots: BTreeMap<u64, Hash>,
+    findings: Vec<LogFinding>,
+}
+
+/// The pass: every leaf recomputed, every stored hash compared, the root taken at each claim's size.
+fn scan(conn: &Connection, claims: &[Claim]) -> Result<Scan, StoreError> {
+    let ctx = || "cannot read the Merkle log".to_string();
+    let size = log_size(conn).context(ctx)?;
+    let mut stored = StoredHashes::new(conn)?;
+    let mut frontier = Frontier::new();
+    let mut roots = BTreeMap::new();
+    let wanted: Vec<u64> = claims.iter().map(|c| c.size).collect();
+    if wanted.contains(&0) {
+        roots.insert(0, frontier.root());
+    }
+    let mut findings = Vec::new();
+    let mut leaves_changed = 0u64;
+    let mut nodes_changed = 0u64;
+    let mut removed = conn
+        .prepare_cached("SELECT 1 FROM tlog_leaves WHERE kind = ?1 AND ref = ?2 LIMIT 1")
+        .context(ctx)?;
+    let mut stmt = conn.prepare(LEAVES_SQL).context(ctx)?;
+    let mut rows = stmt.query([]).context(ctx)?;
+    while let Some(r) = rows.next().context(ctx)? {
+        let leaf = loaded_leaf(r).context(ctx)?;
+        let stored_leaf = stored.next()?;
+        let was_removed = leaf.payload.is_none()
+            && removed
+                .query_row(params![LeafKind::Removal, leaf.idx as i64], |_| Ok(()))
+                .optional()
+                .context(ctx)?
+                .is_some();
+        let hash = match leaf_source(leaf.payload.is_some(), was_removed) {
+            LeafSource::Row => {
+                let h = leaf_hash(
+                    leaf.kind,
+                    leaf.reference,
+                    leaf.payload.as_deref().unwrap_or_default(),
+                );
+                if Some(h) != stored_leaf {
+                    leaves_changed += 1;
+                    findings.push(edited(&leaf));
+                }
+                h
+            }
+            LeafSource::Pruned => stored_leaf.unwrap_or(tlog_tiles::EMPTY_HASH),
+            LeafSource::Deleted => {
+                findings.push(deleted(&leaf));
+                stored_leaf.unwrap_or(tlog_tiles::EMPTY_HASH)
+            }
+        };
+        for node in frontier.push(hash).into_iter().skip(1) {
+            if stored.next()? != Some(node) {
+                nodes_changed += 1;
+            }
+        }
+        if wanted.contains(&frontier.size()) {
+            roots.insert(frontier.size(), frontier.root());
+        }
+    }
+    findings.extend(structure_findings(
+        frontier.size(),
+        size,
+        leaves_changed,
+        nodes_changed,
+    ));
+    Ok(Scan {
+        size: frontier.size(),
+        root: frontier.root(),
+        roots,
+        findings,
+    })
+}
+
+/// What the pass found wrong with the log's structure: holes in the leaf indexes, or stored hashes that differ
+/// from the tree the (unchanged) leaves make.
+fn structure_findings(
+    scanned: u64,
+    size: u64,
+    leaves_changed: u64,
+    nodes_changed: u64,
+) -> Vec<LogFinding> {
+    let mut findings = Vec::new();
+    if scanned != size {
+        findings.push(LogFinding {
+            kind: LogFindingKind::Deleted,
+            detail: format!(
+                "the log's leaf indexes have holes: {scanned} leaves up to index {size}"
+            ),
+        });
+    }
+    if nodes_changed > 0 && leaves_changed == 0 {
+        findings.push(LogFinding {
+            kind: LogFindingKind::StoredHashes,
+            detail: format!("{nodes_changed} stored hash(es) differ from the tree the leaves make"),
+        });
+    }
+    findings
+}
+
+/// Every leaf in order, with its row's payload (NULL when the row is gone) and, for a removal, what it names.
+const LEAVES_SQL: &str = "
+    SELECT l.idx, l.kind, l.ref, l.prune_id,
+           CASE l.kind
+               WHEN 'event' THEN (SELECT raw FROM events WHERE id = l.ref)
+               WHEN 'revision' THEN (SELECT raw FROM event_revisions WHERE id = l.ref)
+               WHEN 'reject' THEN (SELECT raw FROM rejects WHERE id = l.ref)
+               WHEN 'window-seal' THEN (SELECT hash FROM seals WHERE id = l.ref AND window_id IS NOT NULL)
+               WHEN 'prune-seal' THEN (SELECT hash FROM seals WHERE id = l.ref AND prune_id IS NOT NULL)
+           END,
+           m.kind, m.ref
+    FROM tlog_leaves l LEFT JOIN tlog_leaves m ON l.kind = 'removal' AND m.idx = l.ref AND m.idx < l.idx
+    ORDER BY l.idx";
+
+/// Reads one row of [`LEAVES_SQL`].
+fn loaded_leaf(r: &rusqlite::Row<'_>) -> rusqlite::Result<LoadedLeaf> {
+    let kind: LeafKind = r.get(1)?;
+    let prune_id: Option<i64> = r.get(3)?;
+    let payload = match kind {
+        LeafKind::Removal => {
+            let removed: Option<(LeafKind, i64)> = match (r.get(5)?, r.get(6)?) {
+                (Some(k), Some(id)) => Some((k, id)),
+                _ => None,
+            };
+            removed
+                .zip(prune_id)
+                .map(|((k, id), p)| removal_payload(k, id, p).into_bytes())
+        }
+        _ => match r.get_ref(4)? {
+            rusqlite::types::ValueRef::Null => None,
+            v => Some(v.as_bytes()?.to_vec()),
+        },
+    };
+    Ok(LoadedLeaf {
+        idx: r.get::<_, i64>(0)? as u64,
+        kind,
+        reference: r.get(2)?,
+        prune_id,
+        payload,
+    })
+}
+
+/// A leaf whose row is gone, unaccounted for.
+fn deleted(leaf: &LoadedLeaf) -> LogFinding {
+    LogFinding {
+        kind: LogFindingKind::Deleted,
+        detail: format!(
+            "leaf {}: {} {} is gone and no prune removed it",
+            leaf.idx, leaf.kind, leaf.reference
+        ),
+    }
+}
+
+/// A leaf whose row no longer gives it.
+fn edited(leaf: &LoadedLeaf) -> LogFinding {
+    let what = match leaf.kind {
+        LeafKind::Removal => format!(
+            "a removal (by prune {}) of leaf {}",
+            leaf.prune_id.unwrap_or_default(),
+            leaf.reference
+        ),
+        kind => format!("{kind} {}", leaf.reference),
+    };
+    LogFinding {
+        kind: LogFindingKind::Edited,
+        detail: format!("leaf {}: {what} changed since it was logged", leaf.idx),
+    }
+}
+
+/// The stored hashes in index order, chunk by chunk.
+struct StoredHashes<'c> {
+    stmt: rusqlite::Statement<'c>,
+    next_chunk: i64,
+    chunk: Vec<u8>,
+    offset: usize,
+}
+
+impl<'c> StoredHashes<'c> {
+    fn new(conn: &'c Connection) -> Result<StoredHashes<'c>, StoreError> {
+        let stmt = conn
+            .prepare("SELECT hashes FROM tlog_hashes WHERE chunk = ?1")
+            .context(|| "cannot read the stored hashes".into())?;
+        Ok(StoredHashes {
+            stmt,
+            next_chunk: 0,
+            chunk: Vec::new(),
+            offset: 0,
+        })
+    }
+
+    /// The next stored hash, or None past the end.
+    fn next(&mut self) -> Result<Option<Hash>, StoreError> {
+        if self.offset + 32 > self.chunk.len() {
+            let chunk: Option<Vec<u8>> = self
+                .stmt
+                .query_row([self.next_chunk], |r| r.get(0))
+                .optional()
+                .context(|| "cannot read the stored hashes".into())?;
+            let Some(chunk) = chunk else { return Ok(None) };
+            self.chunk = chunk;
+            self.offset = 0;
+            self.next_chunk += 1;
+        }
+        let bytes = self.chunk.get(self.offset..self.offset + 32);
+        self.offset += 32;
+        Ok(bytes.map(|b| Hash(b.try_into().expect("32 bytes"))))
+    }
+}
+
+/// The unsigned tail `[from, to)`: leaves by kind, and the prunes sealed in it.
+fn tail(conn: &Connection, from: u64, to: u64) -> Result<UnsignedTail, StoreError> {
+    let ctx = || "cannot read the log's unsigned tail".to_string();
+    let by_kind = conn
+        .prepare(
+            "SELECT kind, count(*) FROM tlog_leaves WHERE idx >= ?1 GROUP BY kind ORDER BY kind",
+        )
+        .and_then(|mut s| {
+            s.query_map([from as i64], |r| {
+                Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)? as u64))
+            })?
+            .collect()
+        })
+        .context(ctx)?;
+    let prunes = conn
+        .prepare(
+            "SELECT s.prune_id FROM tlog_leaves l JOIN seals s ON s.id = l.ref
+             WHERE l.idx >= ?1 AND l.kind = ?2 AND s.prune_id IS NOT NULL ORDER BY l.idx",
+        )
+        .and_then(|mut s| {
+            s.query_map(params![from as i64, LeafKind::PruneSeal], |r| r.get(0))?
+                .collect()
+        })
+        .context(ctx)?;
+    Ok(UnsignedTail {
+        from,
+        to,
+        by_kind,
+        prunes,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_leaf_comes_from_its_row_else_from_a_prune_else_it_was_deleted() {
+        let cases = [
+            (true, false, LeafSource::Row),
+            (true, true, LeafSource::Row),
+            (false, true, LeafSource::Pruned),
+            (false, false, LeafSource::Deleted),
+        ];
+        for (payload, removed, want) in cases {
+            assert_eq!(leaf_source(payload, removed), want, "{payload} {removed}");
+        }
+    }
+
+    #[test]
+    fn holes_and_rewritten_stored_hashes_are_named_and_an_edit_is_not_named_twice() {
+        let kinds = |f: Vec<LogFinding>| f.into_iter().map(|f| f.kind).collect::<Vec<_>>();
+        let cases = [
+            ((5, 5, 0, 0), vec![]),
+            ((4, 5, 0, 0), vec![LogFindingKind::Deleted]),
+            ((5, 5, 0, 3), vec![LogFindingKind::StoredHashes]),
+            ((5, 5, 1, 3), vec![]),
+        ];
+        for ((scanned, size, leaves, nodes), want) in cases {
+            assert_eq!(
+                kinds(structure_findings(scanned, size, leaves, nodes)),
+                want
+            );
+        }
+    }
+}
