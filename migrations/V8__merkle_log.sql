@@ -1,6 +1,6 @@
 -- The Merkle log over everything sealed (see src/tlog/mod.rs and src/store/tlog.rs). One leaf per event's
--- first version, revision, reject, window seal, prune seal, and per row a prune removed (a removal names the
--- removed leaf, which stays). Leaves are appended in the transaction that writes what they stand for.
+-- first version, revision, reject, window seal, prune seal, per row a prune removed (a removal names the
+-- removed leaf, which stays), per run's intent, per hold placed and per hold lifted. Leaves are appended in the transaction that writes what they stand for.
 -- Existing archives: the log is built from the existing rows and seals on the first open after this
 -- migration (store::tlog::build_existing), in one transaction.
 
@@ -15,7 +15,8 @@ INSERT INTO tlog_state (id, origin) VALUES (1, 'elevate-archive/' || lower(hex(r
 -- seals) or, for a removal, the index of the removed leaf; `prune_id` names a removal's prune.
 CREATE TABLE tlog_leaves (
     idx      INTEGER PRIMARY KEY,
-    kind     TEXT NOT NULL CHECK (kind IN ('event', 'revision', 'reject', 'window-seal', 'prune-seal', 'removal')),
+    kind     TEXT NOT NULL CHECK (kind IN ('event', 'revision', 'reject', 'window-seal', 'prune-seal', 'removal', 'run',
+                                       'hold', 'hold-lifted')),
     ref      INTEGER NOT NULL,
     prune_id INTEGER
 );

@@ -175,10 +175,12 @@ fn a_signed_sync_ships_a_checkpoint_that_verifies_here_and_in_the_independent_ch
     let py: serde_json::Value = serde_json::from_str(&py.stdout).unwrap();
     let leaves = sb.count("SELECT count(*) FROM tlog_leaves");
     assert_eq!(py["size"].as_i64().unwrap(), leaves);
-    // Every event, and every window fetch's seal, is a leaf.
+    // Every event, every window fetch's seal and the run's intent is a leaf.
     assert_eq!(
         leaves,
-        sb.count("SELECT count(*) FROM events") + sb.count("SELECT count(*) FROM seals")
+        sb.count("SELECT count(*) FROM events")
+            + sb.count("SELECT count(*) FROM seals")
+            + sb.count("SELECT count(*) FROM runs")
     );
     let (run, report) = verify_cp(&sb, &sb.db, &cp, &[&vkey], &["--require-signed"]);
     run.expect(0);
@@ -523,11 +525,9 @@ fn an_archive_made_before_the_log_gets_one_on_upgrade_and_verifies() {
     let (served, sb, _run) = synced(1_500, FROM, "2024-01-04");
     // Turn it into an archive as the previous version left it: no log, schema version 7.
     let conn = rusqlite::Connection::open(&sb.db).unwrap();
-    conn.execute_batch(
-        "DROP TABLE tlog_state; DROP TABLE tlog_leaves; DROP TABLE tlog_hashes; DROP TABLE checkpoints;
-         DELETE FROM refinery_schema_history WHERE version = 8; PRAGMA wal_checkpoint(TRUNCATE);",
-    )
-    .unwrap();
+    conn.execute_batch(common::UNDO_AFTER_VERSION_7).unwrap();
+    conn.execute_batch("PRAGMA wal_checkpoint(TRUNCATE);")
+        .unwrap();
     drop(conn);
     let events = sb.count("SELECT count(*) FROM events");
     let (key, vkey) = keygen(&sb, "upgrade");

@@ -943,20 +943,12 @@ fn as_sealed_by_the_previous_release(db: &std::path::Path) {
          BEGIN SELECT RAISE(ABORT, 'seals are append-only'); END;
          CREATE TRIGGER seals_append_only_delete BEFORE DELETE ON seals
          BEGIN SELECT RAISE(ABORT, 'seals are append-only'); END;
-         DELETE FROM refinery_schema_history WHERE version = 7;
-         DROP TABLE tlog_state; DROP TABLE tlog_leaves; DROP TABLE tlog_hashes; DROP TABLE checkpoints;
-         DELETE FROM refinery_schema_history WHERE version = 8;
-         -- Versions 9 to 11 undone too: the search index as version 3 declared it, no verifications, no lookback.
-         DROP TABLE verifications;
-         ALTER TABLE runs DROP COLUMN lookback_seconds;
-         DROP TABLE events_fts;
-         CREATE VIRTUAL TABLE events_fts USING fts5(description, username, content = 'events',
-             content_rowid = 'id', tokenize = 'unicode61 remove_diacritics 2');
-         INSERT INTO events_fts (events_fts) VALUES ('rebuild');
-         DELETE FROM refinery_schema_history WHERE version IN (9, 10, 11);
-         PRAGMA wal_checkpoint(TRUNCATE);",
+         DELETE FROM refinery_schema_history WHERE version = 7;",
     )
     .unwrap();
+    conn.execute_batch(UNDO_AFTER_VERSION_7).unwrap();
+    conn.execute_batch("PRAGMA wal_checkpoint(TRUNCATE);")
+        .unwrap();
 }
 
 /// How many seals the archive has in each format, by format.

@@ -103,6 +103,12 @@ text_enum! {
         PruneSeal => "prune-seal",
         /// A prune's removal of the row behind an earlier leaf (its leaf index).
         Removal => "removal",
+        /// What a run was asked to fetch, logged as it starts (`runs.id`): the intent ledger.
+        Run => "run",
+        /// A legal hold placed (`holds.id`).
+        Hold => "hold",
+        /// A legal hold lifted (`holds.id`).
+        HoldLifted => "hold-lifted",
     }
 }
 

@@ -27,7 +27,7 @@
 
 use super::seal::{self, SealFormat};
 use super::{Archive, SqlContext, StoreError, read::Range};
-use crate::model::{Interval, WindowStatus, merge_intervals, subtract_all};
+use crate::model::{Interval, LeafKind, WindowStatus, merge_intervals, subtract_all};
 use crate::time::{self, Timestamp};
 use rusqlite::{Connection, params};
 use serde::Serialize;
@@ -144,19 +144,22 @@ impl Archive {
         now: Timestamp,
     ) -> Result<Hold, StoreError> {
         let now = time::to_stored(now);
-        self.conn
-            .execute(
-                "INSERT INTO holds (range_from, range_to, reason, created_at) VALUES (?1, ?2, ?3, ?4)",
-                params![
-                    time::to_stored(range.start),
-                    // Rounded up: an event stored truncated to the millisecond stays inside.
-                    time::to_stored(time::ceil_millis(range.end)),
-                    reason,
-                    now
-                ],
-            )
-            .context(|| "cannot record the hold".into())?;
-        let id = self.conn.last_insert_rowid();
+        let tx = self.begin()?;
+        tx.execute(
+            "INSERT INTO holds (range_from, range_to, reason, created_at) VALUES (?1, ?2, ?3, ?4)",
+            params![
+                time::to_stored(range.start),
+                // Rounded up: an event stored truncated to the millisecond stays inside.
+                time::to_stored(time::ceil_millis(range.end)),
+                reason,
+                now
+            ],
+        )
+        .context(|| "cannot record the hold".into())?;
+        let id = tx.last_insert_rowid();
+        // Logged with the row: a hold deleted, narrowed or lifted unseen is caught by `verify`.
+        super::tlog::append_ledger_row(&tx, LeafKind::Hold, id)?;
+        tx.commit().context(|| "cannot record the hold".into())?;
         Ok(holds(&self.conn, true)?
             .into_iter()
             .find(|h| h.id == id)
@@ -166,8 +169,8 @@ impl Archive {
     /// Lifts hold `id`; its row stays, with the time it was lifted. `None` if there is no active hold `id`.
     pub fn remove_hold(&mut self, id: i64, now: Timestamp) -> Result<Option<Hold>, StoreError> {
         let now = time::to_stored(now);
-        let changed = self
-            .conn
+        let tx = self.begin()?;
+        let changed = tx
             .execute(
                 "UPDATE holds SET removed_at = ?2 WHERE id = ?1 AND removed_at IS NULL",
                 params![id, now],
@@ -176,6 +179,8 @@ impl Archive {
         if changed == 0 {
             return Ok(None);
         }
+        super::tlog::append_ledger_row(&tx, LeafKind::HoldLifted, id)?;
+        tx.commit().context(|| format!("cannot lift hold {id}"))?;
         Ok(holds(&self.conn, true)?.into_iter().find(|h| h.id == id))
     }
 

@@ -242,7 +242,8 @@ pub(crate) fn build_existing(conn: &Connection) -> Result<u64, StoreError> {
         .query_row(
             "SELECT NOT EXISTS (SELECT 1 FROM tlog_leaves)
                 AND (EXISTS (SELECT 1 FROM seals) OR EXISTS (SELECT 1 FROM events)
-                     OR EXISTS (SELECT 1 FROM rejects))",
+                     OR EXISTS (SELECT 1 FROM rejects) OR EXISTS (SELECT 1 FROM runs)
+                     OR EXISTS (SELECT 1 FROM holds))",
             [],
             |r| r.get(0),
         )
@@ -280,7 +281,8 @@ pub(crate) fn build_existing(conn: &Connection) -> Result<u64, StoreError> {
         append_window_rows(conn, &mut log, window_id)?;
     }
     log.flush(conn)?;
-    Ok(log.frontier.size())
+    append_ledger_rows(conn)?;
+    log_size(conn).context(log_ctx)
 }
 
 /// Appends the leaves of the rows window fetch `window_id` filed (events, revisions, rejects, by id),
@@ -315,6 +317,61 @@ fn append_window_rows(
             if log.pending() >= BACKFILL_FLUSH {
                 log.flush(conn)?;
             }
+        }
+    }
+    Ok(())
+}
+
+/// The payload of a ledger row's leaf (a run's intent, a hold placed, a hold lifted): the row's columns that
+/// must never change, as SQLite's `json_array` writes them. One definition, used to append the leaf and to
+/// check the row against it (`row` is the SQL naming the row's id).
+pub fn ledger_payload_sql(kind: LeafKind, row: &str) -> Option<String> {
+    let (columns, table, condition) = match kind {
+        LeafKind::Run => (
+            "id, kind, started_at, range_from, range_to, category_filter, action_filter, base_url",
+            "runs",
+            "",
+        ),
+        LeafKind::Hold => ("id, range_from, range_to, reason, created_at", "holds", ""),
+        LeafKind::HoldLifted => ("id, removed_at", "holds", " AND removed_at IS NOT NULL"),
+        _ => return None,
+    };
+    Some(format!(
+        "(SELECT json_array({columns}) FROM {table} WHERE id = {row}{condition})"
+    ))
+}
+
+/// Appends the leaf of ledger row `id` of `kind` (see [`ledger_payload_sql`]), in the caller's transaction.
+pub(crate) fn append_ledger_row(
+    conn: &Connection,
+    kind: LeafKind,
+    id: i64,
+) -> Result<(), StoreError> {
+    let sql = ledger_payload_sql(kind, "?1").expect("a ledger kind");
+    let payload: String = conn
+        .query_row(&format!("SELECT {sql}"), [id], |r| r.get(0))
+        .context(log_ctx)?;
+    let mut log = LogAppender::load(conn)?;
+    log.append(kind, id, payload.as_bytes());
+    log.flush(conn)
+}
+
+/// Appends the leaves of every run and hold an archive made before the log holds (its upgrade).
+fn append_ledger_rows(conn: &Connection) -> Result<(), StoreError> {
+    for (kind, sql) in [
+        (LeafKind::Run, "SELECT id FROM runs ORDER BY id"),
+        (LeafKind::Hold, "SELECT id FROM holds ORDER BY id"),
+        (
+            LeafKind::HoldLifted,
+            "SELECT id FROM holds WHERE removed_at IS NOT NULL ORDER BY id",
+        ),
+    ] {
+        let ids: Vec<i64> = conn
+            .prepare(sql)
+            .and_then(|mut s| s.query_map([], |r| r.get(0))?.collect())
+            .context(log_ctx)?;
+        for id in ids {
+            append_ledger_row(conn, kind, id)?;
         }
     }
     Ok(())

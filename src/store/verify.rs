@@ -41,6 +41,7 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 mod columns;
 mod explain;
+mod ledger;
 pub mod log;
 
 /// Most ids named per finding.
@@ -142,6 +143,9 @@ pub fn verify(conn: &Connection, anchor: Option<&str>) -> Result<VerifyReport, S
     ));
     findings.extend(check_unsealed(&loaded.unsealed));
     findings.extend(check_orphans(&loaded.orphans));
+    findings.extend(
+        ledger::check_logged_ledger(conn).context(|| "cannot verify the runs and holds".into())?,
+    );
     findings.extend(check_anchor(anchor, chain.anchor_found_at));
     Ok(assemble(
         loaded,

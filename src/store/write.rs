@@ -150,6 +150,8 @@ impl Archive {
         )
         .context(|| "cannot record the run".into())?;
         let id = tx.last_insert_rowid();
+        // The intent joins the log with the run's row: what was asked for can no longer be edited unseen.
+        super::tlog::append_ledger_row(&tx, LeafKind::Run, id)?;
         tx.commit()
             .context(|| "cannot commit the run's start".into())?;
         Ok(id)

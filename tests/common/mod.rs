@@ -645,3 +645,15 @@ pub fn detailed_findings(
         })
         .collect()
 }
+
+/// SQL that undoes the migrations after version 7 (the Merkle log, the search index as Datasette reads it,
+/// verifications, the runs' lookback), leaving an archive as version 7 left it.
+pub const UNDO_AFTER_VERSION_7: &str = "
+    DROP TABLE tlog_state; DROP TABLE tlog_leaves; DROP TABLE tlog_hashes; DROP TABLE checkpoints;
+    DROP TABLE verifications;
+    ALTER TABLE runs DROP COLUMN lookback_seconds;
+    DROP TABLE events_fts;
+    CREATE VIRTUAL TABLE events_fts USING fts5(description, username, content = 'events',
+        content_rowid = 'id', tokenize = 'unicode61 remove_diacritics 2');
+    INSERT INTO events_fts (events_fts) VALUES ('rebuild');
+    DELETE FROM refinery_schema_history WHERE version > 7;";

@@ -257,7 +257,7 @@ fn scan(conn: &Connection, claims: &[Claim]) -> Result<Scan, StoreError> {
     let mut removed = conn
         .prepare_cached("SELECT 1 FROM tlog_leaves WHERE kind = ?1 AND ref = ?2 LIMIT 1")
         .context(ctx)?;
-    let mut stmt = conn.prepare(LEAVES_SQL).context(ctx)?;
+    let mut stmt = conn.prepare(&leaves_sql()).context(ctx)?;
     let mut rows = stmt.query([]).context(ctx)?;
     while let Some(r) = rows.next().context(ctx)? {
         let leaf = loaded_leaf(r).context(ctx)?;
@@ -337,20 +337,31 @@ fn structure_findings(
 }
 
 /// Every leaf in order, with its row's payload (NULL when the row is gone) and, for a removal, what it names.
-const LEAVES_SQL: &str = "
-    SELECT l.idx, l.kind, l.ref, l.prune_id,
-           CASE l.kind
-               WHEN 'event' THEN (SELECT raw FROM events WHERE id = l.ref)
-               WHEN 'revision' THEN (SELECT raw FROM event_revisions WHERE id = l.ref)
-               WHEN 'reject' THEN (SELECT raw FROM rejects WHERE id = l.ref)
-               WHEN 'window-seal' THEN (SELECT hash FROM seals WHERE id = l.ref AND window_id IS NOT NULL)
-               WHEN 'prune-seal' THEN (SELECT hash FROM seals WHERE id = l.ref AND prune_id IS NOT NULL)
-           END,
-           m.kind, m.ref
-    FROM tlog_leaves l LEFT JOIN tlog_leaves m ON l.kind = 'removal' AND m.idx = l.ref AND m.idx < l.idx
-    ORDER BY l.idx";
+fn leaves_sql() -> String {
+    let ledger = |kind: LeafKind| {
+        let payload = super::super::tlog::ledger_payload_sql(kind, "l.ref").expect("a ledger kind");
+        format!("WHEN '{kind}' THEN {payload}")
+    };
+    format!(
+        "SELECT l.idx, l.kind, l.ref, l.prune_id,
+                CASE l.kind
+                    WHEN 'event' THEN (SELECT raw FROM events WHERE id = l.ref)
+                    WHEN 'revision' THEN (SELECT raw FROM event_revisions WHERE id = l.ref)
+                    WHEN 'reject' THEN (SELECT raw FROM rejects WHERE id = l.ref)
+                    WHEN 'window-seal' THEN (SELECT hash FROM seals WHERE id = l.ref AND window_id IS NOT NULL)
+                    WHEN 'prune-seal' THEN (SELECT hash FROM seals WHERE id = l.ref AND prune_id IS NOT NULL)
+                    {} {} {}
+                END,
+                m.kind, m.ref
+         FROM tlog_leaves l LEFT JOIN tlog_leaves m ON l.kind = 'removal' AND m.idx = l.ref AND m.idx < l.idx
+         ORDER BY l.idx",
+        ledger(LeafKind::Run),
+        ledger(LeafKind::Hold),
+        ledger(LeafKind::HoldLifted),
+    )
+}
 
-/// Reads one row of [`LEAVES_SQL`].
+/// Reads one row of [`leaves_sql`].
 fn loaded_leaf(r: &rusqlite::Row<'_>) -> rusqlite::Result<LoadedLeaf> {
     let kind: LeafKind = r.get(1)?;
     let prune_id: Option<i64> = r.get(3)?;
