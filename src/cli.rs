@@ -3,6 +3,7 @@
 //!
 //! The contract scripts rely on: extend it, never rename it.
 
+use crate::model::Lookback;
 use crate::time::{self, Timestamp};
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use std::path::PathBuf;
@@ -126,9 +127,10 @@ pub struct SyncArgs {
     #[command(flatten)]
     pub api: ApiArgs,
 
-    /// Without --from, re-read this much of the end of the coverage to catch late-arriving events.
-    #[arg(long, value_name = "DURATION", default_value = "1h", value_parser = parse_duration)]
-    pub lookback: Duration,
+    /// Without --from, re-read this much of the end of the coverage to catch late-arriving events; `auto`: from
+    /// how late events were found after their range was first fetched (1.5 times the latest, 1h to 7d).
+    #[arg(long, value_name = "DURATION|auto", default_value = "1h", value_parser = parse_lookback)]
+    pub lookback: Lookback,
 
     /// Without --to, stop this far behind now (events still being written are left for the next run).
     #[arg(long, value_name = "DURATION", default_value = "2m", value_parser = parse_duration)]
@@ -654,6 +656,13 @@ fn parse_concurrency(text: &str) -> Result<usize, String> {
 
 fn parse_time(text: &str) -> Result<Timestamp, String> {
     time::parse_time_arg(text)
+}
+
+fn parse_lookback(text: &str) -> Result<Lookback, String> {
+    match text {
+        "auto" => Ok(Lookback::Auto),
+        _ => parse_duration(text).map(|d| Lookback::Fixed(time::delta(d))),
+    }
 }
 
 fn parse_duration(text: &str) -> Result<Duration, String> {

@@ -6,7 +6,7 @@
 use crate::api::{self, ApiError, Credentials, retry::RetryPolicy};
 use crate::cli::{ApiArgs, ReconcileArgs, SelectionArgs, SyncArgs};
 use crate::error::Error;
-use crate::model::{EventSelection, Filter, Filters, Interval};
+use crate::model::{EventSelection, Filter, Filters, Interval, Lookback};
 use crate::time::{self, Clock, Timestamp};
 use chrono::TimeDelta;
 use secrecy::SecretString;
@@ -35,7 +35,7 @@ pub struct SyncSettings {
     /// Window size.
     pub window: TimeDelta,
     /// Lookback for continuing runs.
-    pub lookback: TimeDelta,
+    pub lookback: Lookback,
     /// Read complete windows again.
     pub refetch: bool,
     /// Server-side filters.
@@ -148,7 +148,7 @@ pub fn resolve_sync(
         from,
         to,
         window: whole_seconds(args.window, "--window")?,
-        lookback: time::delta(args.lookback),
+        lookback: args.lookback,
         refetch: args.refetch,
         filters: filters(args.category.as_deref(), args.action.as_deref())?,
         page_size: args.api.page_size,
@@ -183,7 +183,7 @@ pub fn resolve_reconcile(
         category: args.category.clone(),
         action: args.action.clone(),
         api: args.api.clone(),
-        lookback: std::time::Duration::ZERO,
+        lookback: Lookback::Fixed(TimeDelta::zero()),
         lag: std::time::Duration::ZERO,
         refetch: true,
         checkpoint: args.checkpoint.clone(),
@@ -340,7 +340,7 @@ mod tests {
             "now minus 2m, whole seconds"
         );
         assert_eq!(s.window, TimeDelta::days(1));
-        assert_eq!(s.lookback, TimeDelta::hours(1));
+        assert_eq!(s.lookback, Lookback::Fixed(TimeDelta::hours(1)));
         assert_eq!((s.page_size, s.concurrency), (1000, 4));
         assert!(matches!(s.credentials, Credentials::Token(_)));
     }

@@ -115,6 +115,18 @@ pub fn check(report: &StatusReport, now: Timestamp, limits: Limits) -> Vec<Probl
             ),
         ));
     }
+    let late = &report.lateness;
+    if late.beyond_lookback > 0 {
+        out.push(problem(
+            Warning,
+            format!(
+                "{} event(s) arrived later than the lookback ({}s) and a plain sync misses such events: pass \
+                 --lookback auto (or longer), or schedule reconcile",
+                late.beyond_lookback,
+                late.lookback_seconds.unwrap_or_default()
+            ),
+        ));
+    }
     out.extend(check_verification(report, now, limits));
     out.sort_by_key(|p| std::cmp::Reverse(p.state));
     out

@@ -213,6 +213,7 @@ pub fn status_text(report: &StatusReport, db: &str) -> String {
         hold_lines(&report.holds),
         freshness_line(report).into_iter().collect(),
         verification_line(report).into_iter().collect(),
+        lateness_lines(&report.lateness),
         count_lines(report),
         failed_window_lines(&report.failed_windows),
         run_lines(&report.runs),
@@ -223,6 +224,39 @@ pub fn status_text(report: &StatusReport, db: &str) -> String {
         .into_iter()
         .map(|line| line + "\n")
         .collect()
+}
+
+/// How late events arrive, and a warning when a plain sync's lookback misses some (nothing if nothing measured).
+fn lateness_lines(l: &crate::store::lateness::Lateness) -> Vec<String> {
+    use crate::store::lateness::{ARRIVAL_DAYS, FOUND_LATER_DAYS};
+    use crate::time::human_duration;
+    let secs = |s: i64| human_duration(chrono::TimeDelta::seconds(s));
+    let mut lines = Vec::new();
+    if let Some(a) = &l.arrival {
+        lines.push(format!(
+            "p50 {}, p99 {}, max {} from timestamp to archive ({} events of the last {ARRIVAL_DAYS} days)",
+            secs(a.p50_seconds),
+            secs(a.p99_seconds),
+            secs(a.max_seconds),
+            thousands(a.events)
+        ));
+    }
+    if let Some(f) = &l.found_later {
+        lines.push(format!(
+            "{} found by a later read, up to {} after their range was first fetched (last {FOUND_LATER_DAYS} days)",
+            thousands(f.events),
+            secs(f.max_seconds)
+        ));
+    }
+    if l.beyond_lookback > 0 {
+        lines.push(format!(
+            "WARNING: {} arrived later than the lookback ({}): a plain sync misses such events; pass --lookback \
+             auto (or longer), or schedule reconcile",
+            thousands(l.beyond_lookback),
+            secs(l.lookback_seconds.unwrap_or_default())
+        ));
+    }
+    listed("Lateness", lines)
 }
 
 /// When the archive was last verified with `verify --record`, and what was found (nothing if never).
@@ -1035,6 +1069,7 @@ mod tests {
                 first_archived_at: "2024-03-01T00:00:10.000Z".into(),
             }],
             last_verification: None,
+            lateness: Default::default(),
         }
     }
 
@@ -1069,6 +1104,7 @@ mod tests {
             runs: vec![],
             event_types: vec![],
             last_verification: None,
+            lateness: Default::default(),
         }
     }
 

@@ -244,3 +244,130 @@ fn the_metrics_file_parses_as_prometheus_text_and_says_what_happened() {
         parse_time_arg("2024-02-29T23:58:00Z").unwrap().timestamp() as f64
     );
 }
+
+/// A mock Events API over `data` (id, timestamp), inclusive bounds, sorted by id, pages by number.
+fn serve_events(
+    server: &httpmock::MockServer,
+    data: std::sync::Arc<std::sync::Mutex<Vec<(i64, &'static str)>>>,
+) {
+    use chrono::{DateTime, Utc};
+    server.mock(|when, then| {
+        when.method("GET").path("/v1/events");
+        then.respond_with(move |req: &httpmock::HttpMockRequest| {
+            assert!(authorized(req));
+            let q = |name: &str| query_param(req, name).unwrap();
+            let at = |t: &str| DateTime::parse_from_rfc3339(t).unwrap().with_timezone(&Utc);
+            let (page, size): (usize, usize) = (q("page").parse().unwrap(), q("pageSize").parse().unwrap());
+            let (from, to) = (at(&q("createdFrom")), at(&q("createdTo")));
+            let mut hits: Vec<(i64, &str)> = data
+                .lock()
+                .unwrap()
+                .iter()
+                .filter(|(_, ts)| at(ts) >= from && at(ts) <= to)
+                .copied()
+                .collect();
+            hits.sort();
+            let body: Vec<String> = hits
+                .iter()
+                .skip((page - 1) * size)
+                .take(size)
+                .map(|(id, ts)| {
+                    format!(r#"{{"id":{id},"timestamp":"{ts}","category":"authentication","action":"user-logout"}}"#)
+                })
+                .collect();
+            json_response(200, &format!("[{}]", body.join(",")))
+        });
+    });
+}
+
+#[test]
+fn events_later_than_the_lookback_are_measured_warned_about_and_reached_by_auto_lookback() {
+    let server = httpmock::MockServer::start();
+    let data = std::sync::Arc::new(std::sync::Mutex::new(vec![
+        (1, "2024-02-29T10:00:00Z"),
+        (2, "2024-02-29T20:00:00Z"),
+    ]));
+    serve_events(&server, data.clone());
+    let sb = Sandbox::new();
+    let base = base(&server);
+    let at = |now: &str, args: &[&str]| {
+        let mut cmd = sb.command();
+        cmd.env("ELEVATE_NOW", now)
+            .env("ELEVATE_TOKEN", TOKEN)
+            .args(args);
+        Run::of(&mut cmd)
+    };
+    let (first, later) = ("2024-03-01T00:00:00Z", "2024-03-01T05:00:00Z");
+    at(
+        first,
+        &["sync", "--base-url", &base, "--from", "2024-02-29"],
+    )
+    .expect(0);
+    // An event of 20:30 appears at the source after that sync; five hours later a plain sync re-reads only its
+    // lookback (the last hour of the coverage) and misses it; a reconcile finds it.
+    data.lock().unwrap().push((3, "2024-02-29T20:30:00Z"));
+    at(later, &["sync", "--base-url", &base]).expect(0);
+    assert_eq!(sb.ids(), vec![1, 2]);
+    at(
+        later,
+        &[
+            "reconcile",
+            "--base-url",
+            &base,
+            "--from",
+            "2024-02-29",
+            "--to",
+            "2024-03-01",
+        ],
+    )
+    .expect(8);
+    assert_eq!(sb.ids(), vec![1, 2, 3]);
+
+    let status: serde_json::Value =
+        serde_json::from_str(&at(later, &["status", "--format", "json"]).expect(0).stdout).unwrap();
+    let lateness = &status["lateness"];
+    assert_eq!(lateness["found_later"]["events"], 1, "{lateness}");
+    assert_eq!(
+        lateness["found_later"]["max_seconds"],
+        5 * 3600,
+        "{lateness}"
+    );
+    assert_eq!(lateness["lookback_seconds"], 3600);
+    assert_eq!(lateness["beyond_lookback"], 1);
+    assert_eq!(lateness["arrival"]["events"], 3, "{lateness}");
+    // Event 1: 10:00, first archived at midnight; event 3: 20:30, archived at 05:00.
+    assert_eq!(lateness["arrival"]["max_seconds"], 14 * 3600);
+    assert_eq!(lateness["arrival"]["p50_seconds"], 8 * 3600 + 30 * 60);
+    let text = at(later, &["status"]).expect(0).stdout.clone();
+    assert!(
+        text.contains("arrived later than the lookback (1h)"),
+        "{text}"
+    );
+    let run = at(later, &["status", "--check", "--max-verify-age", "1000d"]);
+    assert_eq!(run.code, 1, "{}", run.stdout);
+    assert!(
+        run.stdout.contains("arrived later than the lookback"),
+        "{}",
+        run.stdout
+    );
+
+    // --lookback auto re-reads one and a half times the latest find: 7h 30m before the end of the coverage.
+    let run = at(
+        later,
+        &["sync", "--base-url", &base, "--lookback", "auto", "--json"],
+    );
+    run.expect(0);
+    let reread: String = sb
+        .conn()
+        .query_row(
+            "SELECT min(window_start) FROM windows WHERE run_id = (SELECT max(id) FROM runs)",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert_eq!(reread, "2024-02-29T21:28:00.000Z", "{}", run.stdout);
+    let status: serde_json::Value =
+        serde_json::from_str(&at(later, &["status", "--format", "json"]).expect(0).stdout).unwrap();
+    assert_eq!(status["lateness"]["lookback_seconds"], 27_000);
+    assert_eq!(status["lateness"]["beyond_lookback"], 0);
+}

@@ -75,7 +75,7 @@ fn settings(
         from: Some(from),
         to,
         window: chrono::TimeDelta::days(1),
-        lookback: chrono::TimeDelta::hours(1),
+        lookback: crate::model::Lookback::Fixed(chrono::TimeDelta::hours(1)),
         refetch: false,
         filters: Filters::default(),
         page_size: crate::sync::engine::DEFAULT_PAGE_SIZE,

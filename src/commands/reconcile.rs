@@ -25,6 +25,7 @@ pub async fn run(db: &Path, args: &ReconcileArgs) -> Result<ExitCode> {
         range,
         windows,
         retired: archive.pruned_ranges()?,
+        lookback: None,
     };
     let (client, job) = super::sync::job(settings, planned, RunKind::Reconcile, clock)?;
     let reporting = Reporting {

@@ -3,7 +3,7 @@
 use crate::api::ApiClient;
 use crate::cli::{CheckpointArgs, SyncArgs};
 use crate::error::{Error, ExitCode, Result};
-use crate::model::{Interval, RunKind, subtract_all};
+use crate::model::{Interval, Lookback, RunKind, subtract_all};
 use crate::store::{Archive, ArchiveRead, ArchiveReader};
 use crate::sync::{self, RunReport, SyncJob, planner};
 use crate::time::Clock;
@@ -67,15 +67,19 @@ pub async fn execute(
     let base_url = settings.source.as_str();
     let covered = archive.covered(base_url, &settings.filters)?;
     let wanted = archive.wanted(base_url, &settings.filters)?;
+    let lookback = match settings.lookback {
+        Lookback::Fixed(d) => d,
+        Lookback::Auto => {
+            let auto = archive.lateness(clock.now())?.auto_lookback();
+            info!(lookback = %crate::time::human_duration(auto), "--lookback auto");
+            auto
+        }
+    };
     // Without --from: from the earliest range asked for or covered (filling whatever a killed or failed run
     // left), re-reading the lookback at the end of the coverage.
-    let Some((start, force_from)) = planner::start(
-        settings.from,
-        &covered,
-        &wanted,
-        settings.refetch,
-        settings.lookback,
-    ) else {
+    let Some((start, force_from)) =
+        planner::start(settings.from, &covered, &wanted, settings.refetch, lookback)
+    else {
         return Err(empty_archive(db, clock));
     };
     let range = Interval::new(start.min(settings.to), settings.to);
@@ -90,6 +94,7 @@ pub async fn execute(
         range,
         windows,
         retired,
+        lookback: Some(lookback),
     };
     let (client, job) = job(settings, planned, RunKind::Sync, clock)?;
     let progress = progress::reporter(reporting.draws_progress());
@@ -145,6 +150,8 @@ pub(crate) struct Planned {
     pub windows: Vec<Interval>,
     /// The ranges `prune` emptied.
     pub retired: Vec<Interval>,
+    /// The lookback a sync runs with (recorded with the run; none for a reconcile).
+    pub lookback: Option<chrono::TimeDelta>,
 }
 
 /// The API client and the engine's job for a planned `sync` or `reconcile`.
@@ -169,6 +176,7 @@ pub(crate) fn job(
         check_paging: settings.check_paging,
         clock,
         retired: planned.retired,
+        lookback: planned.lookback,
     };
     Ok((client, job))
 }

@@ -250,3 +250,13 @@ mod tests {
         assert_eq!(Filters::from_ledger("in:", ""), None);
     }
 }
+
+/// How much of the end of the coverage a plain `sync` reads again (late arrivals): a fixed duration, or what
+/// the archive observed (`--lookback auto`: see `store::lateness`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Lookback {
+    /// This much.
+    Fixed(chrono::TimeDelta),
+    /// From how late events were found after their range was first fetched.
+    Auto,
+}

@@ -184,6 +184,8 @@ pub struct StatusReport {
     pub event_types: Vec<EventType>,
     /// What the last `verify --record` found, if one was recorded.
     pub last_verification: Option<Verification>,
+    /// How late events arrive (see `store::lateness`).
+    pub lateness: super::lateness::Lateness,
 }
 
 /// What one `verify --record` found (`verifications`): for monitoring, not evidence.
@@ -228,15 +230,17 @@ pub struct StatusInputs {
     pub event_types: Vec<EventType>,
     /// The last recorded verification.
     pub last_verification: Option<Verification>,
+    /// How late events arrive.
+    pub lateness: super::lateness::Lateness,
 }
 
 /// Builds the status report: loads, then assembles.
 pub fn status(conn: &Connection, now: Timestamp) -> Result<StatusReport, StoreError> {
-    Ok(assemble(load(conn)?, now))
+    Ok(assemble(load(conn, now)?, now))
 }
 
-/// Reads what `status` needs.
-fn load(conn: &Connection) -> Result<StatusInputs, StoreError> {
+/// Reads what `status` needs at `now`.
+fn load(conn: &Connection, now: Timestamp) -> Result<StatusInputs, StoreError> {
     let ctx = || "cannot read the archive's status".to_string();
     let events = conn
         .query_row(
@@ -276,6 +280,12 @@ fn load(conn: &Connection) -> Result<StatusInputs, StoreError> {
         holds: super::retention::holds(conn, false)?,
         runs: recent_runs(conn)?,
         last_verification: last_verification(conn)?,
+        lateness: if lookback_recorded(conn)? {
+            super::lateness::load(conn, now)?
+        } else {
+            // An archive a writing command has not migrated yet records no lookback.
+            super::lateness::Lateness::default()
+        },
         event_types: collect(
             conn,
             "SELECT category, action, events, first_event_at, last_event_at, first_archived_at FROM event_types
@@ -314,6 +324,16 @@ fn last_verification(conn: &Connection) -> Result<Option<Verification>, StoreErr
         },
     )?;
     Ok(rows.pop())
+}
+
+/// Whether runs record their lookback (migration 11).
+fn lookback_recorded(conn: &Connection) -> Result<bool, StoreError> {
+    conn.query_row(
+        "SELECT EXISTS (SELECT 1 FROM pragma_table_info('runs') WHERE name = 'lookback_seconds')",
+        [],
+        |r| r.get(0),
+    )
+    .context(|| "cannot read the archive's schema".into())
 }
 
 /// Whether `table` exists.
@@ -415,6 +435,7 @@ pub fn assemble(inputs: StatusInputs, now: Timestamp) -> StatusReport {
         runs: inputs.runs,
         event_types: inputs.event_types,
         last_verification: inputs.last_verification,
+        lateness: inputs.lateness,
     }
 }
 

@@ -54,6 +54,11 @@ pub trait ArchiveRead: sealed::Connected {
         ))
     }
 
+    /// How late events arrive, measured at `now` (see [`lateness`](super::lateness)).
+    fn lateness(&self, now: Timestamp) -> Result<super::lateness::Lateness, StoreError> {
+        super::lateness::load(self.connection(), now)
+    }
+
     /// The ranges emptied by prunes, merged.
     fn pruned_ranges(&self) -> Result<Vec<Interval>, StoreError> {
         retention::pruned_ranges(self.connection())

@@ -1118,6 +1118,7 @@ mod tests {
                     base_url: "http://127.0.0.1/v1".into(),
                     windows_planned: days.len(),
                     kind: RunKind::Sync,
+                    lookback: None,
                 },
                 now(),
             )

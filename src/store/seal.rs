@@ -609,6 +609,7 @@ mod tests {
             base_url: "http://127.0.0.1/v1".into(),
             windows_planned: 1,
             kind,
+            lookback: None,
         };
         store.begin_run(&start, now).unwrap()
     }

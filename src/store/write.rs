@@ -28,6 +28,8 @@ pub struct RunStart {
     pub windows_planned: usize,
     /// What kind of run.
     pub kind: RunKind,
+    /// The lookback a sync runs with (none for a reconcile).
+    pub lookback: Option<chrono::TimeDelta>,
 }
 
 /// How a run ended, as recorded.
@@ -133,8 +135,8 @@ impl Archive {
         let (category, action) = run.filters.to_ledger();
         tx.execute(
             "INSERT INTO runs (started_at, status, range_from, range_to, category_filter, action_filter, base_url,
-                               windows_planned, tool_version, kind)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+                               windows_planned, tool_version, kind, lookback_seconds)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
             params![
                 now,
                 RunStatus::Running,
@@ -146,6 +148,7 @@ impl Archive {
                 run.windows_planned as i64,
                 env!("CARGO_PKG_VERSION"),
                 run.kind,
+                run.lookback.map(|l| l.num_seconds()),
             ],
         )
         .context(|| "cannot record the run".into())?;
@@ -753,6 +756,7 @@ mod tests {
                     base_url: "http://127.0.0.1/v1".into(),
                     windows_planned: 1,
                     kind: RunKind::Sync,
+                    lookback: None,
                 },
                 now(),
             )

@@ -75,6 +75,8 @@ pub struct SyncJob {
     /// The ranges `prune` emptied (sorted, disjoint): events the server returns there (a window's one-second
     /// overlap reaches back into them, or a server returns more than asked) are not archived again.
     pub retired: Vec<Interval>,
+    /// The lookback a sync runs with, recorded with the run (none for a reconcile).
+    pub lookback: Option<chrono::TimeDelta>,
 }
 
 /// What the engine reports while it runs, for a command to draw.
@@ -264,6 +266,7 @@ fn start(
         base_url: job.base_url.clone(),
         windows_planned: job.windows.len(),
         kind: job.kind,
+        lookback: job.lookback,
     };
     let run_id = archive.begin_run(&start, job.clock.now())?;
     let reader = match job.kind {
