@@ -627,7 +627,7 @@ fn stored_hashes_of_another_storage_class_are_a_finding() {
 /// A genuine signed checkpoint, plus a second signature line by another key under the trusted name (or the
 /// trusted signature line twice): the Rust verifier and the independent checker must agree.
 #[test]
-#[ignore = "breaks: Rust refuses (exit 7) and the Python checker accepts (exit 0) a genuine checkpoint carrying an extra same-name signature line or a duplicated signature line"]
+#[ignore = "breaks: Rust refuses (exit 7) and the Python checker accepts (exit 0) a genuine checkpoint carrying an extra signature line by another key under the trusted name (a duplicated trusted line: both agree)"]
 fn checkers_agree_on_extra_signature_lines_under_the_trusted_name() {
     let (_served, sb, _key, vkey, cp) = signed_archive(800);
     let text = std::fs::read_to_string(&cp).unwrap();
