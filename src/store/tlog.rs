@@ -61,7 +61,7 @@ impl<'c> ChunkReader<'c> {
         if let std::collections::hash_map::Entry::Vacant(slot) = cache.entry(chunk) {
             let blob: Option<Vec<u8>> = self
                 .conn
-                .prepare_cached("SELECT hashes FROM tlog_hashes WHERE chunk = ?1")
+                .prepare_cached("SELECT CAST(hashes AS BLOB) FROM tlog_hashes WHERE chunk = ?1")
                 .and_then(|mut s| s.query_row([chunk as i64], |r| r.get(0)).optional())
                 .map_err(|_| tlog_tiles::Error::IndexesNotInTree)?;
             slot.insert(blob.unwrap_or_default());
@@ -197,7 +197,7 @@ impl LogAppender {
 fn write_hashes(conn: &Connection, base: u64, hashes: &[Hash]) -> Result<(), StoreError> {
     let (mut chunk, offset) = tlog::chunk_of(base);
     let mut bytes: Vec<u8> = if offset > 0 {
-        conn.prepare_cached("SELECT hashes FROM tlog_hashes WHERE chunk = ?1")
+        conn.prepare_cached("SELECT CAST(hashes AS BLOB) FROM tlog_hashes WHERE chunk = ?1")
             .and_then(|mut s| s.query_row([chunk as i64], |r| r.get(0)))
             .context(log_ctx)?
     } else {

@@ -41,7 +41,7 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 mod columns;
 mod explain;
-mod ledger;
+pub mod ledger;
 pub mod log;
 
 /// Most ids named per finding.

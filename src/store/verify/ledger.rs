@@ -21,12 +21,7 @@ fn what(kind: LeafKind, id: i64) -> String {
 /// The findings: every run and hold row against its leaf. None for an archive without a log yet (a writing
 /// command builds it).
 pub(super) fn check_logged_ledger(conn: &Connection) -> rusqlite::Result<Vec<Finding>> {
-    let has_log: bool = conn.query_row(
-        "SELECT EXISTS (SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'tlog_leaves')",
-        [],
-        |r| r.get(0),
-    )?;
-    if !has_log {
+    if !has_log(conn)? {
         return Ok(Vec::new());
     }
     let mut out = Vec::new();
@@ -79,36 +74,93 @@ pub(super) fn check_logged_ledger(conn: &Connection) -> rusqlite::Result<Vec<Fin
     Ok(out)
 }
 
-/// Runs and holds recorded without their leaf, and holds recorded as lifted without their lifting logged.
-fn unlogged(conn: &Connection) -> rusqlite::Result<Vec<Finding>> {
+/// One kind of row recorded without its leaf in the log: what, how many, the first ids.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Unlogged {
+    /// The leaf kind the rows lack.
+    pub kind: LeafKind,
+    /// How many rows.
+    pub count: i64,
+    /// The first of them (at most 20), by id.
+    pub ids: Vec<i64>,
+}
+
+/// Every row that must have a leaf and has none: each table the log covers, its rows against their leaves
+/// (events, revisions, rejects, window and prune seals, runs, holds placed and lifted). Rows are logged in
+/// the transaction that writes them, so a row without its leaf was written behind the archive's back, or its
+/// leaf was cut from the log. Empty for an archive without a log yet.
+pub fn unlogged_rows(conn: &Connection) -> rusqlite::Result<Vec<Unlogged>> {
+    if !has_log(conn)? {
+        return Ok(Vec::new());
+    }
     let mut out = Vec::new();
-    for (sql, detail) in [
+    for (kind, rows) in [
+        (LeafKind::Event, "SELECT id FROM events"),
+        (LeafKind::Revision, "SELECT id FROM event_revisions"),
+        (LeafKind::Reject, "SELECT id FROM rejects"),
         (
-            "SELECT id FROM runs WHERE id NOT IN (SELECT ref FROM tlog_leaves WHERE kind = 'run') ORDER BY id",
-            "run(s) recorded without their intent in the log: inserted",
+            LeafKind::WindowSeal,
+            "SELECT id FROM seals WHERE window_id IS NOT NULL",
         ),
         (
-            "SELECT id FROM holds WHERE id NOT IN (SELECT ref FROM tlog_leaves WHERE kind = 'hold') ORDER BY id",
-            "hold(s) recorded without their placing in the log: inserted",
+            LeafKind::PruneSeal,
+            "SELECT id FROM seals WHERE prune_id IS NOT NULL",
         ),
+        (LeafKind::Run, "SELECT id FROM runs"),
+        (LeafKind::Hold, "SELECT id FROM holds"),
         (
-            "SELECT id FROM holds WHERE removed_at IS NOT NULL
-               AND id NOT IN (SELECT ref FROM tlog_leaves WHERE kind = 'hold-lifted') ORDER BY id",
-            "hold(s) recorded as lifted, but no lifting was logged: a hold lifted behind the archive's back",
+            LeafKind::HoldLifted,
+            "SELECT id FROM holds WHERE removed_at IS NOT NULL",
         ),
     ] {
-        let ids: Vec<i64> = conn
-            .prepare(sql)?
-            .query_map([], |r| r.get(0))?
-            .collect::<rusqlite::Result<_>>()?;
-        if !ids.is_empty() {
-            let kind = if detail.contains("lifted") {
-                FindingKind::Ledger
-            } else {
-                FindingKind::Inserted
-            };
-            out.push(Finding::new(kind, None, ids, detail));
+        let missing = format!("{rows} EXCEPT SELECT ref FROM tlog_leaves WHERE kind = '{kind}'");
+        let count: i64 = conn.query_row(&format!("SELECT count(*) FROM ({missing})"), [], |r| {
+            r.get(0)
+        })?;
+        if count > 0 {
+            let ids = conn
+                .prepare(&format!("{missing} ORDER BY 1 LIMIT 20"))?
+                .query_map([], |r| r.get(0))?
+                .collect::<rusqlite::Result<_>>()?;
+            out.push(Unlogged { kind, count, ids });
         }
     }
     Ok(out)
+}
+
+/// Whether the archive has a Merkle log (built by the first writing command of a version that keeps one).
+fn has_log(conn: &Connection) -> rusqlite::Result<bool> {
+    conn.query_row(
+        "SELECT EXISTS (SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'tlog_leaves')",
+        [],
+        |r| r.get(0),
+    )
+}
+
+/// [`unlogged_rows`] as findings: a hold recorded as lifted without its lifting logged was lifted behind the
+/// archive's back; any other row, inserted.
+fn unlogged(conn: &Connection) -> rusqlite::Result<Vec<Finding>> {
+    Ok(unlogged_rows(conn)?
+        .into_iter()
+        .map(|u| {
+            let (kind, detail) = match u.kind {
+                LeafKind::HoldLifted => (
+                    FindingKind::Ledger,
+                    format!(
+                        "{} hold(s) recorded as lifted, but no lifting was logged: lifted behind the archive's back",
+                        u.count
+                    ),
+                ),
+                kind => (
+                    FindingKind::Inserted,
+                    format!(
+                        "{} row(s) recorded without their {kind} leaf in the log: inserted behind the archive's \
+                         back, or their leaves cut",
+                        u.count
+                    ),
+                ),
+            };
+            Finding::new(kind, None, u.ids, detail)
+        })
+        .collect())
 }

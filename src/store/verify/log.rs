@@ -60,6 +60,8 @@ pub enum LogFindingKind {
     Origin,
     /// A stored checkpoint is damaged, or carries a signature by a trusted key's name that does not verify.
     Signature,
+    /// Rows with no leaf in the log: written behind the archive's back, or their leaves cut from the log.
+    Unlogged,
 }
 
 /// One thing the log check found wrong.
@@ -155,6 +157,19 @@ pub fn check_log(
         .collect();
     let scan = scan(conn, claims)?;
     findings.extend(scan.findings);
+    for u in super::ledger::unlogged_rows(conn).context(ctx)? {
+        findings.push(LogFinding {
+            kind: LogFindingKind::Unlogged,
+            detail: format!(
+                "{} row(s) have no {} leaf in the log (ids {:?}{}): written behind the archive's back, or their \
+                 leaves cut",
+                u.count,
+                u.kind,
+                u.ids,
+                if u.count > u.ids.len() as i64 { ", ..." } else { "" }
+            ),
+        });
+    }
     let mut results = Vec::new();
     for c in claims {
         let holds = match scan.roots.get(&c.size) {
@@ -255,7 +270,13 @@ fn scan(conn: &Connection, claims: &[Claim]) -> Result<Scan, StoreError> {
     let mut leaves_changed = 0u64;
     let mut nodes_changed = 0u64;
     let mut removed = conn
-        .prepare_cached("SELECT 1 FROM tlog_leaves WHERE kind = ?1 AND ref = ?2 LIMIT 1")
+        .prepare_cached(
+            // A removal counts only if the prune it names is sealed, and its seal is in the log.
+            "SELECT 1 FROM tlog_leaves r WHERE r.kind = ?1 AND r.ref = ?2
+               AND EXISTS (SELECT 1 FROM seals s JOIN tlog_leaves p ON p.kind = 'prune-seal' AND p.ref = s.id
+                           WHERE s.prune_id = r.prune_id)
+             LIMIT 1",
+        )
         .context(ctx)?;
     let mut stmt = conn.prepare(&leaves_sql()).context(ctx)?;
     let mut rows = stmt.query([]).context(ctx)?;
@@ -427,7 +448,7 @@ struct StoredHashes<'c> {
 impl<'c> StoredHashes<'c> {
     fn new(conn: &'c Connection) -> Result<StoredHashes<'c>, StoreError> {
         let stmt = conn
-            .prepare("SELECT hashes FROM tlog_hashes WHERE chunk = ?1")
+            .prepare("SELECT CAST(hashes AS BLOB) FROM tlog_hashes WHERE chunk = ?1")
             .context(|| "cannot read the stored hashes".into())?;
         Ok(StoredHashes {
             stmt,
