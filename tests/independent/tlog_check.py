@@ -35,12 +35,20 @@ def sha256(data):
     return hashlib.sha256(data).digest()
 
 
+def b64(text):
+    """Base64 in its one canonical spelling (padding bits zero, padding present), else Fails."""
+    raw = base64.b64decode(text, validate=True)
+    if base64.b64encode(raw).decode() != text:
+        raise Fails("base64 not in its canonical spelling")
+    return raw
+
+
 def parse_verifier_key(vkey):
     parts = vkey.strip().split("+", 2)
     if len(parts) != 3:
         raise Fails("a verifier key is NAME+KEYHASH+BASE64")
     name, hash_hex, key_b64 = parts
-    key = base64.b64decode(key_b64, validate=True)
+    key = b64(key_b64)
     if len(key) != 33 or key[0] != 1:
         raise Fails("not an Ed25519 verifier key")
     key_hash = sha256(name.encode() + b"\n" + key)[:4]
@@ -61,9 +69,12 @@ def verify_note(note, vkey):
         if not line.startswith(EM_DASH + " "):
             raise Fails("a signature line does not start with an em dash")
         sig_name, sig_b64 = line[2:].split(" ")
-        blob = base64.b64decode(sig_b64, validate=True)
-        if sig_name != name or blob[:4] != key_hash:
+        blob = b64(sig_b64)
+        if sig_name != name:
             continue
+        if blob[:4] != key_hash:
+            # The trusted name with another key: a key swapped in under a trusted name is refused, not skipped.
+            raise Fails("a signature under the trusted name %s by another key" % name)
         try:
             public.verify(blob[4:], text.encode())
         except InvalidSignature:
@@ -78,7 +89,7 @@ def parse_checkpoint(text):
     lines = text.split("\n")
     if len(lines) < 4 or lines[-1] != "":
         raise Fails("a checkpoint has an origin, a size and a root hash line")
-    origin, size, root = lines[0], int(lines[1]), base64.b64decode(lines[2], validate=True)
+    origin, size, root = lines[0], int(lines[1]), b64(lines[2])
     if len(root) != 32 or str(size) != lines[1]:
         raise Fails("malformed checkpoint")
     return origin, size, root
@@ -114,10 +125,54 @@ def included(index, size, leaf_hash, proof, root):
 
 
 def hashes(items):
-    out = [base64.b64decode(h, validate=True) for h in items]
+    out = [b64(h) for h in items]
     if any(len(h) != 32 for h in out):
         raise Fails("a proof hash is not 32 bytes")
     return out
+
+
+def fields(obj, required, optional=()):
+    """The object's keys must be the documented ones, in the documented order."""
+    if not isinstance(obj, dict):
+        raise Fails("not an object")
+    keys = list(obj)
+    allowed = list(required) + list(optional)
+    if [k for k in allowed if k in keys] != keys or any(k not in keys for k in required):
+        raise Fails("fields %s, expected %s" % (keys, allowed))
+
+
+def integer(value):
+    if not isinstance(value, int) or isinstance(value, bool):
+        raise Fails("not an integer: %r" % (value,))
+    return value
+
+
+def parse_bundle(content):
+    """The bundle's JSON, which must be in its canonical spelling: compact, the documented fields in order,
+    no duplicate key, and one final newline (what `prove` writes)."""
+    pairs_seen = []
+
+    def no_duplicates(pairs):
+        keys = [k for k, _ in pairs]
+        if len(set(keys)) != len(keys):
+            raise Fails("a duplicate key")
+        pairs_seen.append(keys)
+        return dict(pairs)
+
+    bundle = json.loads(content, object_pairs_hook=no_duplicates)
+    if json.dumps(bundle, separators=(",", ":"), ensure_ascii=False) + "\n" != content:
+        raise Fails("not in its canonical form (compact JSON and one newline)")
+    fields(bundle, ["format", "event_id", "status", "checkpoint", "event"], ["removal"])
+    integer(bundle["event_id"])
+    archived = bundle["status"] == "archived"
+    fields(bundle["event"], ["leaf_index"] + (["raw"] if archived else ["leaf_hash"]) + ["proof"])
+    integer(bundle["event"]["leaf_index"])
+    if archived and "removal" in bundle:
+        raise Fails("an archived event has no removal")
+    if not archived:
+        fields(bundle["removal"], ["leaf_index", "data", "proof"])
+        integer(bundle["removal"]["leaf_index"])
+    return bundle
 
 
 def check_bundle(bundle, vkey):
@@ -150,14 +205,15 @@ def main(argv):
     if len(argv) != 4 or argv[1] not in ("checkpoint", "bundle"):
         print(__doc__, file=sys.stderr)
         return 2
-    with open(argv[2], encoding="utf-8") as f:
-        content = f.read()
+    # Bytes, decoded strictly: no newline translation (a CRLF is not the LF that was signed).
+    with open(argv[2], "rb") as f:
+        content = f.read().decode("utf-8")
     try:
         if argv[1] == "checkpoint":
             origin, size, root = parse_checkpoint(verify_note(content, argv[3]))
             print(json.dumps({"origin": origin, "size": size, "root": base64.b64encode(root).decode()}))
         else:
-            print(check_bundle(json.loads(content), argv[3]))
+            print(check_bundle(parse_bundle(content), argv[3]))
     except (Fails, ValueError, KeyError, TypeError) as e:
         print("does not hold: %s" % e, file=sys.stderr)
         return 1
