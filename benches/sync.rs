@@ -446,6 +446,7 @@ fn proofs(rt: &tokio::runtime::Runtime, events: u64) {
         size: facts.size,
         root: facts.root,
         trusted: true,
+        unsigned_prunes: facts.unsigned_prunes,
     };
     let report = reader.check_log(&[claim], &[]).unwrap();
     assert!(report.holds(), "{:?}", report.findings);

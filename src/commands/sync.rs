@@ -100,7 +100,7 @@ pub async fn execute(
     let progress = progress::reporter(reporting.draws_progress());
     let (report, result) =
         sync::run(client, archive, job, super::shutdown_signal(), progress).await;
-    let made = super::checkpoint::after_run(db, checkpoint, key.as_ref(), clock.now());
+    let made = super::checkpoint::after_run(db, checkpoint, key.as_ref(), clock.now(), None);
     if reporting.json {
         let summary = super::checkpoint::with_checkpoint(
             &report,

@@ -66,8 +66,8 @@ pub fn run(db: &Path, args: &VerifyArgs) -> Result<ExitCode> {
     if args.record {
         record(db, &report)?;
     }
-    if let Some(tail) = log.as_ref().and_then(|l| l.unsigned_tail.as_ref()) {
-        eprintln!("warning: {}", output::tail_warning(tail));
+    if let Some(log) = &log {
+        warn_unsigned(log);
     }
     Ok(outcome(
         report.intact(),
@@ -75,6 +75,21 @@ pub fn run(db: &Path, args: &VerifyArgs) -> Result<ExitCode> {
         log.as_ref(),
         args.require_signed,
     ))
+}
+
+/// Warns on stderr of what no signature vouches for: the unsigned tail, and prunes made without the key that
+/// signed checkpoints were signed over.
+fn warn_unsigned(log: &LogReport) {
+    if let Some(tail) = &log.unsigned_tail {
+        eprintln!("warning: {}", output::tail_warning(tail));
+    }
+    if !log.signed_over_unsigned_prunes.is_empty() {
+        eprintln!(
+            "warning: signed checkpoints were signed over prune(s) {:?} made without the signing key (each \
+             says so): check they were yours",
+            log.signed_over_unsigned_prunes
+        );
+    }
 }
 
 /// `--log-only`: prints the log's check alone; exit 7 when it does not hold (or, with `--require-signed`, has an
@@ -88,9 +103,7 @@ fn log_only(args: &VerifyArgs, log: Option<&LogReport>) -> Result<ExitCode> {
         }
     };
     super::status::print_stdout(&text);
-    if let Some(tail) = &log.unsigned_tail {
-        eprintln!("warning: {}", output::tail_warning(tail));
-    }
+    warn_unsigned(log);
     Ok(outcome(true, true, Some(log), args.require_signed))
 }
 
@@ -103,7 +116,8 @@ pub fn outcome(
     require_signed: bool,
 ) -> ExitCode {
     let log_holds = log.is_none_or(LogReport::holds);
-    let tail = log.is_some_and(|l| l.unsigned_tail.is_some());
+    let tail =
+        log.is_some_and(|l| l.unsigned_tail.is_some() || !l.signed_over_unsigned_prunes.is_empty());
     if !intact || !log_holds || (require_signed && tail) {
         ExitCode::VerifyFailed
     } else if !complete {
@@ -169,6 +183,7 @@ fn stored_claim(label: String, facts: &note::CheckpointFacts, trusted: bool) -> 
         size: facts.size,
         root: facts.root,
         trusted,
+        unsigned_prunes: facts.unsigned_prunes.clone(),
     }
 }
 
@@ -205,6 +220,7 @@ mod tests {
                 })
                 .collect(),
             unsigned_tail: tail.then(UnsignedTail::default),
+            signed_over_unsigned_prunes: Vec::new(),
         }
     }
 
@@ -226,6 +242,16 @@ mod tests {
             (true, true, Some(log(0, true)), true, ExitCode::VerifyFailed),
             (true, false, Some(log(0, true)), false, ExitCode::Incomplete),
         ];
+        let signed_over = LogReport {
+            signed_over_unsigned_prunes: vec![3],
+            ..log(0, false)
+        };
+        assert_eq!(outcome(true, true, Some(&signed_over), false), ExitCode::Ok);
+        assert_eq!(
+            outcome(true, true, Some(&signed_over), true),
+            ExitCode::VerifyFailed,
+            "a prune signed over without the key is as unsigned as a tail"
+        );
         for (intact, complete, log, require, want) in cases {
             assert_eq!(
                 outcome(intact, complete, log.as_ref(), require),

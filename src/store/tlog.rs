@@ -447,6 +447,9 @@ pub struct StoredCheckpoint {
     pub text: String,
     /// The signing key's name, if signed.
     pub signed_by: Option<String>,
+    /// Prunes it signs over that were made without the key (named in its text), if signed.
+    #[serde(skip)]
+    pub unsigned_prunes: Vec<i64>,
 }
 
 /// The checkpoint of the log as it stands: (origin, size, root), the root recomputed from the stored hashes.
@@ -462,6 +465,7 @@ pub(crate) fn store_checkpoint(
     conn: &Connection,
     signer: Option<&tlog::note::SigningKey>,
     now: &str,
+    own_prune: Option<i64>,
 ) -> Result<Option<StoredCheckpoint>, StoreError> {
     let ctx = || "cannot store the checkpoint".to_string();
     let (origin, size, root) = current_tree(conn)?;
@@ -476,7 +480,11 @@ pub(crate) fn store_checkpoint(
     if newest == Some(size as i64) || (newest.is_none() && size == 0) {
         return Ok(None);
     }
-    let body = tlog::note::checkpoint_body(&origin, size, root);
+    let unsigned_prunes = match signer {
+        Some(_) => unsigned_prunes(conn, own_prune)?,
+        None => Vec::new(),
+    };
+    let body = tlog::note::checkpoint_body_over(&origin, size, root, &unsigned_prunes);
     let text = signer.map_or_else(|| body.clone(), |k| k.sign(&body));
     let signed_by = signer.map(|k| k.name().to_string());
     conn.execute(
@@ -490,7 +498,22 @@ pub(crate) fn store_checkpoint(
         tree_size: size,
         text,
         signed_by,
+        unsigned_prunes,
     }))
+}
+
+/// The prunes sealed in the log after the newest signed checkpoint (all of them if none was signed), but
+/// `own_prune`: made without the key that signs now.
+fn unsigned_prunes(conn: &Connection, own_prune: Option<i64>) -> Result<Vec<i64>, StoreError> {
+    conn.prepare(
+        "SELECT s.prune_id FROM tlog_leaves l JOIN seals s ON s.id = l.ref
+         WHERE l.kind = 'prune-seal'
+           AND l.idx >= coalesce((SELECT max(tree_size) FROM checkpoints WHERE signed_by IS NOT NULL), 0)
+           AND s.prune_id IS NOT ?1
+         ORDER BY s.prune_id",
+    )
+    .and_then(|mut s| s.query_map([own_prune], |r| r.get(0))?.collect())
+    .context(|| "cannot read the prunes since the last signed checkpoint".into())
 }
 
 /// Every stored checkpoint, oldest first.
@@ -504,6 +527,8 @@ pub fn checkpoints(conn: &Connection) -> Result<Vec<StoredCheckpoint>, StoreErro
                     tree_size: r.get::<_, i64>(2)? as u64,
                     text: r.get(3)?,
                     signed_by: r.get(4)?,
+                    // Read from the text by whoever checks it (`verify`), not trusted from here.
+                    unsigned_prunes: Vec::new(),
                 })
             })?
             .collect()
@@ -518,9 +543,10 @@ impl super::Archive {
         &mut self,
         signer: Option<&tlog::note::SigningKey>,
         now: crate::time::Timestamp,
+        own_prune: Option<i64>,
     ) -> Result<Option<StoredCheckpoint>, StoreError> {
         let tx = self.begin()?;
-        let made = store_checkpoint(&tx, signer, &crate::time::to_stored(now))?;
+        let made = store_checkpoint(&tx, signer, &crate::time::to_stored(now), own_prune)?;
         tx.commit()
             .context(|| "cannot commit the checkpoint".into())?;
         Ok(made)

@@ -186,15 +186,38 @@ impl TrustedKeys {
     }
 }
 
+/// The first word of the extension line a signed checkpoint carries when it signs over prunes made without the
+/// key: `elevate-archive/unsigned-prunes 3 5`.
+pub const UNSIGNED_PRUNES: &str = "elevate-archive/unsigned-prunes";
+
 /// A checkpoint's body: C2SP `tlog-checkpoint` text for `origin`, `size` leaves and `root`.
 pub fn checkpoint_body(origin: &str, size: u64, root: Hash) -> String {
-    let cp = Checkpoint::new(origin, size, root, "").expect("an origin is never empty");
+    checkpoint_body_over(origin, size, root, &[])
+}
+
+/// [`checkpoint_body`], saying (in an extension line) which prunes in the tree were made without the key that
+/// signs it: a signature vouches for the tree, and the tree then shows those prunes as unsigned.
+pub fn checkpoint_body_over(
+    origin: &str,
+    size: u64,
+    root: Hash,
+    unsigned_prunes: &[i64],
+) -> String {
+    let extension = if unsigned_prunes.is_empty() {
+        String::new()
+    } else {
+        let ids: Vec<String> = unsigned_prunes.iter().map(i64::to_string).collect();
+        format!("{UNSIGNED_PRUNES} {}\n", ids.join(" "))
+    };
+    let cp = Checkpoint::new(origin, size, root, &extension).expect("an origin is never empty");
     String::from_utf8(cp.to_bytes()).expect("a checkpoint is UTF-8")
 }
 
 /// What a checkpoint says.
 #[derive(Debug, Clone, PartialEq)]
 pub struct CheckpointFacts {
+    /// Prunes in the tree made without the signing key, as its extension line says.
+    pub unsigned_prunes: Vec<i64>,
     /// The origin line.
     pub origin: String,
     /// Leaves in the tree.
@@ -234,7 +257,14 @@ pub fn parse_checkpoint(text: &str) -> Result<CheckpointFacts, CheckpointError> 
     };
     let cp = Checkpoint::from_bytes(body.as_bytes())
         .map_err(|e| CheckpointError::Malformed(e.to_string()))?;
+    let unsigned_prunes = cp
+        .extension()
+        .lines()
+        .filter_map(|l| l.strip_prefix(UNSIGNED_PRUNES))
+        .flat_map(|ids| ids.split_whitespace().filter_map(|id| id.parse().ok()))
+        .collect();
     Ok(CheckpointFacts {
+        unsigned_prunes,
         origin: cp.origin().to_string(),
         size: cp.size(),
         root: *cp.hash(),

@@ -27,6 +27,8 @@ pub struct Claim {
     pub root: Hash,
     /// Signed by a trusted key.
     pub trusted: bool,
+    /// The prunes it says it was signed over though made without the key (its extension line).
+    pub unsigned_prunes: Vec<i64>,
 }
 
 /// How a checkpoint fared.
@@ -101,6 +103,9 @@ pub struct LogReport {
     pub findings: Vec<LogFinding>,
     /// What no trusted checkpoint covers yet (None: the whole log is covered).
     pub unsigned_tail: Option<UnsignedTail>,
+    /// Prunes made without the signing key that trusted checkpoints were signed over (each says so): not
+    /// hidden by the signature; as unsigned as a tail.
+    pub signed_over_unsigned_prunes: Vec<i64>,
 }
 
 impl LogReport {
@@ -208,6 +213,12 @@ pub fn check_log(
         .map(|r| r.size)
         .max()
         .unwrap_or(0);
+    let signed_over_unsigned_prunes: std::collections::BTreeSet<i64> = claims
+        .iter()
+        .zip(&results)
+        .filter(|(c, r)| c.trusted && r.holds)
+        .flat_map(|(c, _)| c.unsigned_prunes.iter().copied())
+        .collect();
     let unsigned_tail = if signed_to < scan.size {
         Some(tail(conn, signed_to, scan.size)?)
     } else {
@@ -220,6 +231,7 @@ pub fn check_log(
         checkpoints: results,
         findings,
         unsigned_tail,
+        signed_over_unsigned_prunes: signed_over_unsigned_prunes.into_iter().collect(),
     })
 }
 
