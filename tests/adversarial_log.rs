@@ -4,103 +4,13 @@
 
 mod common;
 
+use common::signed::*;
 use common::*;
 use elevate_archive::store::tlog::LogAppender;
 use elevate_archive::tlog::LeafKind;
 use elevate_archive::tlog::bundle::Bundle;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
-
-const FROM: &str = "2024-01-01";
-const TO: &str = "2024-01-07";
-
-fn keygen(sb: &Sandbox, name: &str) -> (PathBuf, String) {
-    let path = sb.dir.path().join(format!("{name}.key"));
-    let run = sb.run(&["keygen", "--out", path.to_str().unwrap(), "--name", name]);
-    run.expect(0);
-    (path, run.stdout.trim().to_string())
-}
-
-fn python_check(kind: &str, file: &Path, vkey: &str) -> Run {
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/independent/tlog_check.py");
-    Run::of(std::process::Command::new("python3").args([
-        script.to_str().unwrap(),
-        kind,
-        file.to_str().unwrap(),
-        vkey,
-    ]))
-}
-
-fn verify_cp(
-    sb: &Sandbox,
-    db: &Path,
-    cp: &Path,
-    keys: &[&str],
-    extra: &[&str],
-) -> (Run, serde_json::Value) {
-    let mut args = vec![
-        "verify",
-        "--format",
-        "json",
-        "--checkpoint",
-        cp.to_str().unwrap(),
-    ];
-    for k in keys {
-        args.extend(["--key", k]);
-    }
-    args.extend(extra);
-    let mut cmd = sb.command();
-    cmd.env("ELEVATE_DB", db).args(&args);
-    let run = Run::of(&mut cmd);
-    let report = serde_json::from_str(&run.stdout).unwrap_or(serde_json::Value::Null);
-    (run, report)
-}
-
-fn log_finding_kinds(report: &serde_json::Value) -> Vec<String> {
-    report["log"]["findings"]
-        .as_array()
-        .map(|a| {
-            a.iter()
-                .map(|f| f["kind"].as_str().unwrap().to_string())
-                .collect()
-        })
-        .unwrap_or_default()
-}
-
-/// A signed sync of FROM..`to`, shipping its checkpoint: (simulator, sandbox, key, verifier key, checkpoint).
-fn signed_archive_to(events: u64, to: &str) -> (Served, Sandbox, PathBuf, String, PathBuf) {
-    let config = elevate_archive::simulator::SimConfig::new(
-        events,
-        elevate_archive::time::parse_time_arg(FROM).unwrap(),
-        elevate_archive::time::parse_time_arg(TO).unwrap(),
-    );
-    let served = serve(config);
-    let sb = Sandbox::new();
-    let (key, vkey) = keygen(&sb, "auditor-test");
-    let cp = sb.dir.path().join("shipped.checkpoint");
-    sb.run_env(
-        &[
-            "sync",
-            "--base-url",
-            &served.base,
-            "--from",
-            FROM,
-            "--to",
-            to,
-            "--signing-key",
-            key.to_str().unwrap(),
-            "--checkpoint-out",
-            cp.to_str().unwrap(),
-        ],
-        &SIM_CREDS,
-    )
-    .expect(0);
-    (served, sb, key, vkey, cp)
-}
-
-fn signed_archive(events: u64) -> (Served, Sandbox, PathBuf, String, PathBuf) {
-    signed_archive_to(events, TO)
-}
 
 fn checkpoint_size(cp: &Path) -> i64 {
     let text = std::fs::read_to_string(cp).unwrap();

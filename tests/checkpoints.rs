@@ -6,106 +6,13 @@
 
 mod common;
 
+use common::signed::*;
 use common::*;
 use std::os::unix::fs::PermissionsExt;
-use std::path::{Path, PathBuf};
-
-const FROM: &str = "2024-01-01";
-const TO: &str = "2024-01-07";
-
-/// A key pair made by `keygen` in the sandbox: (signing key file, verifier key).
-fn keygen(sb: &Sandbox, name: &str) -> (PathBuf, String) {
-    let path = sb.dir.path().join(format!("{name}.key"));
-    let run = sb.run(&["keygen", "--out", path.to_str().unwrap(), "--name", name]);
-    run.expect(0);
-    (path, run.stdout.trim().to_string())
-}
-
-/// Runs the independent Python checker: `kind` is `checkpoint` or `bundle`.
-fn python_check(kind: &str, file: &Path, vkey: &str) -> Run {
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/independent/tlog_check.py");
-    Run::of(std::process::Command::new("python3").args([
-        script.to_str().unwrap(),
-        kind,
-        file.to_str().unwrap(),
-        vkey,
-    ]))
-}
+use std::path::Path;
 
 fn json(run: &Run) -> serde_json::Value {
     serde_json::from_str(&run.stdout).unwrap_or_else(|e| panic!("{e}: {}", run.stdout))
-}
-
-/// Runs `verify --checkpoint FILE --key ... --format json` on `db`.
-fn verify_cp(
-    sb: &Sandbox,
-    db: &Path,
-    cp: &Path,
-    keys: &[&str],
-    extra: &[&str],
-) -> (Run, serde_json::Value) {
-    let mut args = vec![
-        "verify",
-        "--format",
-        "json",
-        "--checkpoint",
-        cp.to_str().unwrap(),
-    ];
-    for k in keys {
-        args.extend(["--key", k]);
-    }
-    args.extend(extra);
-    let mut cmd = sb.command();
-    cmd.env("ELEVATE_DB", db).args(&args);
-    let run = Run::of(&mut cmd);
-    let report = serde_json::from_str(&run.stdout).unwrap_or(serde_json::Value::Null);
-    (run, report)
-}
-
-fn log_finding_kinds(report: &serde_json::Value) -> Vec<String> {
-    report["log"]["findings"]
-        .as_array()
-        .map(|a| {
-            a.iter()
-                .map(|f| f["kind"].as_str().unwrap().to_string())
-                .collect()
-        })
-        .unwrap_or_default()
-}
-
-/// A signed sync of six days into a fresh archive, shipping its checkpoint: (simulator, sandbox, key file,
-/// verifier key, shipped checkpoint file).
-fn signed_archive(events: u64) -> (Served, Sandbox, PathBuf, String, PathBuf) {
-    let config = elevate_archive::simulator::SimConfig::new(
-        events,
-        elevate_archive::time::parse_time_arg(FROM).unwrap(),
-        elevate_archive::time::parse_time_arg(TO).unwrap(),
-    );
-    let served = serve(config);
-    let sb = Sandbox::new();
-    let (key, vkey) = keygen(&sb, "auditor-test");
-    let cp = sb.dir.path().join("shipped.checkpoint");
-    let run = sb.run_env(
-        &[
-            "sync",
-            "--base-url",
-            &served.base,
-            "--from",
-            FROM,
-            "--to",
-            TO,
-            "--json",
-            "--signing-key",
-            key.to_str().unwrap(),
-            "--checkpoint-out",
-            cp.to_str().unwrap(),
-        ],
-        &SIM_CREDS,
-    );
-    run.expect(0);
-    let shipped = std::fs::read_to_string(&cp).unwrap();
-    assert_eq!(json(&run)["checkpoint"].as_str().unwrap(), shipped);
-    (served, sb, key, vkey, cp)
 }
 
 #[test]

@@ -7,6 +7,8 @@
 //! the [`HANG_GUARD`], which turns a hang into a failure.
 #![allow(dead_code)]
 
+pub mod signed;
+
 use chrono::{DateTime, Utc};
 use httpmock::{HttpMockRequest, HttpMockResponse, MockServer};
 use std::path::{Path, PathBuf};
