@@ -448,7 +448,7 @@ fn proofs(rt: &tokio::runtime::Runtime, events: u64) {
         trusted: true,
         unsigned_prunes: facts.unsigned_prunes,
     };
-    let report = reader.check_log(&[claim], &[]).unwrap();
+    let report = reader.check_log(&[claim], &[], false).unwrap();
     assert!(report.holds(), "{:?}", report.findings);
     println!(
         "proofs: the log pass alone (in process): {:.1}s for {} leaves",

@@ -143,13 +143,14 @@ impl ArchiveReader {
     }
 
     /// Checks the Merkle log against checkpoints (`verify --checkpoint`); `origins` are the checkpoints' origin
-    /// lines by label.
+    /// lines by label. `rows_counted`: the rows without a leaf are counted by `verify` beside it (so not twice).
     pub fn check_log(
         &self,
         claims: &[super::verify::log::Claim],
         origins: &[(String, String)],
+        rows_counted: bool,
     ) -> Result<super::verify::log::LogReport, StoreError> {
-        super::verify::log::check_log(&self.conn, claims, origins)
+        super::verify::log::check_log(&self.conn, claims, origins, rows_counted)
     }
 
     /// Every checkpoint stored in the archive, oldest first.
