@@ -71,6 +71,9 @@ pub struct PrunedWindow {
     /// events inside the pruned ranges (a kept neighbour).
     #[serde(skip)]
     pub whole: bool,
+    /// The rejects that go with it, by id (chosen once, when planning).
+    #[serde(skip)]
+    pub reject_ids: Vec<i64>,
     /// The hash of its seal.
     #[serde(skip)]
     pub seal_hash: String,
@@ -292,16 +295,10 @@ fn log_removals(conn: &Connection, plan: &PrunePlan, prune_id: i64) -> Result<()
         .iter()
         .map(|r| (r.from.clone(), r.to.clone()))
         .collect();
-    let swept_parsed = swept_intervals(&plan.swept);
     let mut log = super::tlog::LogAppender::load(conn)?;
     for w in &plan.windows {
-        let rejects = if w.whole {
-            rejects_going(conn, w.window_id, &swept_parsed)?
-        } else {
-            Vec::new()
-        };
         let leaves =
-            super::tlog::leaves_of_pruned_rows(conn, w.window_id, &swept, w.whole, &rejects)?;
+            super::tlog::leaves_of_pruned_rows(conn, w.window_id, &swept, w.whole, &w.reject_ids)?;
         for (leaf, kind, row) in leaves {
             log.append_removal(leaf, kind, row, prune_id);
         }
@@ -334,12 +331,10 @@ fn remove_rows(conn: &Connection, plan: &PrunePlan) -> Result<(), StoreError> {
                 .context(prune_ctx)?;
             }
         }
-        if w.whole {
-            for id in rejects_going(conn, w.window_id, &swept_intervals(&plan.swept))? {
-                conn.prepare_cached("DELETE FROM rejects WHERE id = ?1")
-                    .and_then(|mut s| s.execute([id]))
-                    .context(prune_ctx)?;
-            }
+        for id in &w.reject_ids {
+            conn.prepare_cached("DELETE FROM rejects WHERE id = ?1")
+                .and_then(|mut s| s.execute([id]))
+                .context(prune_ctx)?;
         }
     }
     let indexed: i64 = conn
@@ -553,7 +548,7 @@ pub struct PruneDecision {
 }
 
 /// What a window fetch the prune takes rows from holds, counted against the swept ranges.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct RowCounts {
     /// Events filed under it.
     pub events: i64,
@@ -566,6 +561,8 @@ pub struct RowCounts {
     pub rejects: i64,
     /// Changes at the source removed, as revisions.
     pub source_changes: i64,
+    /// The rejects removed, by id (what `rejects` counts).
+    pub reject_ids: Vec<i64>,
 }
 
 /// What a prune at `cutoff` removes, and which window fetches it keeps and why. Read-only: loads, decides,
@@ -785,7 +782,8 @@ fn count_rows(
             )?;
         }
         if whole {
-            c.rejects = rejects_going(conn, w.id, swept)?.len() as i64;
+            c.reject_ids = rejects_going(conn, w.id, swept)?;
+            c.rejects = c.reject_ids.len() as i64;
             c.revisions += count(
                 "SELECT count(*) FROM event_revisions x WHERE x.window_id = ?1
                    AND NOT EXISTS (SELECT 1 FROM events e WHERE e.id = x.event_id)",
@@ -837,14 +835,6 @@ pub fn reject_goes(raw: &str, swept: &[Interval]) -> bool {
     at.is_none_or(|t| swept.iter().any(|r| r.contains(t)))
 }
 
-/// The swept ranges of a plan, parsed.
-fn swept_intervals(swept: &[Range]) -> Vec<Interval> {
-    swept
-        .iter()
-        .filter_map(|r| Interval::from_stored(&r.from, &r.to))
-        .collect()
-}
-
 /// Builds the plan from the decision, the neighbours (other window fetches holding rows of the swept
 /// ranges) and each one's [`RowCounts`] (the decision's window fetches first, then the neighbours, in
 /// order). A window fetch that loses nothing is left out, but one the decision prunes for the first time
@@ -869,6 +859,7 @@ pub fn assemble_plan(
             events: c.events_in_ranges,
             revisions: c.revisions,
             rejects: c.rejects,
+            reject_ids: c.reject_ids,
             kept: c.events - c.events_in_ranges,
             whole,
             seal_hash: w.seal_hash,
@@ -1299,6 +1290,7 @@ mod tests {
             revisions,
             rejects,
             source_changes,
+            reject_ids: Vec::new(),
         };
         let cases = [
             (
@@ -1344,7 +1336,7 @@ mod tests {
                 ranges: vec![iv(0, 24)],
                 swept: vec![iv(0, 24)],
             };
-            let plan = assemble_plan("cutoff".into(), decision, vec![], vec![c]);
+            let plan = assemble_plan("cutoff".into(), decision, vec![], vec![c.clone()]);
             assert_eq!(plan.windows.len(), usize::from(listed), "{name}");
             assert_eq!(plan.ranges.len(), 1, "{name}: ranges stay");
             // A neighbour is listed only when it loses something, pruned before or not.
@@ -1356,7 +1348,7 @@ mod tests {
                 pruned_before,
                 ..fetch(8, 24, 48)
             };
-            let plan = assemble_plan("cutoff".into(), decision, vec![w], vec![c]);
+            let plan = assemble_plan("cutoff".into(), decision, vec![w], vec![c.clone()]);
             let loses = c.events_in_ranges + c.revisions + c.rejects + c.source_changes > 0;
             assert_eq!(
                 plan.windows.len(),
@@ -1386,6 +1378,7 @@ mod tests {
                 revisions: 2,
                 rejects: 1,
                 source_changes: 0,
+                reject_ids: Vec::new(),
             },
             RowCounts {
                 events: 3,
@@ -1393,6 +1386,7 @@ mod tests {
                 revisions: 0,
                 rejects: 2,
                 source_changes: 1,
+                reject_ids: Vec::new(),
             },
             RowCounts {
                 events: 9,
@@ -1400,6 +1394,7 @@ mod tests {
                 revisions: 1,
                 rejects: 0,
                 source_changes: 0,
+                reject_ids: Vec::new(),
             },
         ];
         let neighbour = vec![fetch(0, 48, 72)];
