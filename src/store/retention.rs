@@ -557,11 +557,9 @@ pub struct RowCounts {
     /// Revisions removed: those of events inside the swept ranges, and (a whole one) those whose event is
     /// not in the archive.
     pub revisions: i64,
-    /// Rejects removed (a whole one's).
-    pub rejects: i64,
     /// Changes at the source removed, as revisions.
     pub source_changes: i64,
-    /// The rejects removed, by id (what `rejects` counts).
+    /// The rejects removed (a whole one's), by id.
     pub reject_ids: Vec<i64>,
 }
 
@@ -783,7 +781,6 @@ fn count_rows(
         }
         if whole {
             c.reject_ids = rejects_going(conn, w.id, swept)?;
-            c.rejects = c.reject_ids.len() as i64;
             c.revisions += count(
                 "SELECT count(*) FROM event_revisions x WHERE x.window_id = ?1
                    AND NOT EXISTS (SELECT 1 FROM events e WHERE e.id = x.event_id)",
@@ -850,7 +847,8 @@ pub fn assemble_plan(
         .zip(counts)
         .filter(|((w, whole), c)| {
             (*whole && !w.pruned_before)
-                || c.events_in_ranges + c.revisions + c.rejects + c.source_changes > 0
+                || c.events_in_ranges + c.revisions + c.source_changes > 0
+                || !c.reject_ids.is_empty()
         })
         .map(|((w, whole), c)| PrunedWindow {
             window_id: w.id,
@@ -858,7 +856,7 @@ pub fn assemble_plan(
             to: w.to,
             events: c.events_in_ranges,
             revisions: c.revisions,
-            rejects: c.rejects,
+            rejects: c.reject_ids.len() as i64,
             reject_ids: c.reject_ids,
             kept: c.events - c.events_in_ranges,
             whole,
@@ -1288,9 +1286,8 @@ mod tests {
             events: 10,
             events_in_ranges: in_ranges,
             revisions,
-            rejects,
             source_changes,
-            reject_ids: Vec::new(),
+            reject_ids: (0..rejects).collect(),
         };
         let cases = [
             (
@@ -1349,7 +1346,8 @@ mod tests {
                 ..fetch(8, 24, 48)
             };
             let plan = assemble_plan("cutoff".into(), decision, vec![w], vec![c.clone()]);
-            let loses = c.events_in_ranges + c.revisions + c.rejects + c.source_changes > 0;
+            let loses =
+                c.events_in_ranges + c.revisions + c.source_changes > 0 || !c.reject_ids.is_empty();
             assert_eq!(
                 plan.windows.len(),
                 usize::from(loses),
@@ -1376,25 +1374,22 @@ mod tests {
                 events: 5,
                 events_in_ranges: 4,
                 revisions: 2,
-                rejects: 1,
                 source_changes: 0,
-                reject_ids: Vec::new(),
+                reject_ids: (0..1).collect(),
             },
             RowCounts {
                 events: 3,
                 events_in_ranges: 3,
                 revisions: 0,
-                rejects: 2,
                 source_changes: 1,
-                reject_ids: Vec::new(),
+                reject_ids: (0..2).collect(),
             },
             RowCounts {
                 events: 9,
                 events_in_ranges: 1,
                 revisions: 1,
-                rejects: 0,
                 source_changes: 0,
-                reject_ids: Vec::new(),
+                reject_ids: (0..0).collect(),
             },
         ];
         let neighbour = vec![fetch(0, 48, 72)];
