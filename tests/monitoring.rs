@@ -371,3 +371,46 @@ fn events_later_than_the_lookback_are_measured_warned_about_and_reached_by_auto_
     assert_eq!(status["lateness"]["lookback_seconds"], 27_000);
     assert_eq!(status["lateness"]["beyond_lookback"], 0);
 }
+
+#[test]
+fn a_failed_run_writes_its_metrics_too() {
+    let sb = Sandbox::new();
+    let metrics = sb.dir.path().join("elevate_archive.prom");
+    // The one window of the run always fails: the run fails (exit 4), and says so in its metrics.
+    let served = serve(SimConfig {
+        failing: vec![FailingWindow {
+            at: parse_time_arg("2024-02-28T12:00:00Z").unwrap(),
+            times: None,
+        }],
+        ..SimConfig::new(
+            500,
+            parse_time_arg("2024-02-28").unwrap(),
+            parse_time_arg("2024-02-29").unwrap(),
+        )
+    });
+    let args = [
+        "sync",
+        "--base-url",
+        &served.base,
+        "--from",
+        "2024-02-28",
+        "--to",
+        "2024-02-29",
+        "--retry-delay",
+        "1ms",
+        "--max-attempts",
+        "2",
+        "--metrics-file",
+        metrics.to_str().unwrap(),
+    ];
+    sb.run_env(&args, &SIM_CREDS).expect(4);
+    let Some(samples) = parse_metrics(&metrics) else {
+        return;
+    };
+    assert_eq!(value(&samples, "elevate_archive_last_run_exit_code"), 4.0);
+    assert_eq!(value(&samples, "elevate_archive_last_run_success"), 0.0);
+    assert_eq!(
+        value(&samples, "elevate_archive_last_run_windows_failed"),
+        1.0
+    );
+}
