@@ -286,6 +286,15 @@ mod tests {
                 "no CHECK spells {spelled}"
             );
         }
+        // The leaf kinds are checked by comparisons (V12: an IN list made every leaf's insert build a table).
+        let leaves = include_str!("../../migrations/V12__leaner_log_and_search.sql");
+        let checked: Vec<&str> = leaves
+            .split("kind = '")
+            .skip(1)
+            .map(|rest| rest.split('\'').next().unwrap())
+            .collect();
+        let all: Vec<&str> = LeafKind::ALL.iter().map(|k| k.as_str()).collect();
+        assert_eq!(checked, all, "V12's CHECK spells the leaf kinds");
     }
 
     #[test]
