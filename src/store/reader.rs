@@ -139,7 +139,10 @@ impl ArchiveReader {
 
     /// Checks the archive; `anchor` is a chain head kept elsewhere that must still be in the chain.
     pub fn verify(&self, anchor: Option<&str>) -> Result<VerifyReport, StoreError> {
-        super::verify::verify(&self.conn, anchor)
+        let path = self.path.clone();
+        super::verify::verify(&self.conn, anchor, move || {
+            super::verify::integrity_check(&super::open_read_only(&path)?)
+        })
     }
 
     /// Checks the Merkle log against checkpoints (`verify --checkpoint`); `origins` are the checkpoints' origin

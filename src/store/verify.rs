@@ -123,8 +123,25 @@ impl VerifyReport {
 
 /// Verifies the archive behind `conn`: load, decide seal by seal (reading one window fetch at a time), then
 /// assemble the report.
-pub fn verify(conn: &Connection, anchor: Option<&str>) -> Result<VerifyReport, StoreError> {
-    let loaded = load(conn)?;
+/// `integrity` runs SQLite's `integrity_check` (its lines); the caller may run it on a second connection beside
+/// this pass, as [`integrity_check`] on each is one core's work.
+pub fn verify(
+    conn: &Connection,
+    anchor: Option<&str>,
+    integrity: impl FnOnce() -> Result<Vec<String>, StoreError> + Send,
+) -> Result<VerifyReport, StoreError> {
+    let (integrity, loaded) = std::thread::scope(|scope| {
+        let integrity = scope.spawn(integrity);
+        let loaded = load(conn);
+        (
+            integrity
+                .join()
+                .expect("the integrity check does not panic"),
+            loaded,
+        )
+    });
+    let mut loaded = loaded?;
+    loaded.integrity = integrity?;
     let chain = check_chain(&loaded.seals, anchor);
     let mut findings = Vec::new();
     findings.extend(check_integrity(&loaded.integrity));
@@ -164,7 +181,7 @@ pub fn head(conn: &Connection) -> Result<String, StoreError> {
 
 /// What `verify` reads before deciding.
 struct Loaded {
-    /// The lines of `PRAGMA integrity_check`.
+    /// The lines of `PRAGMA integrity_check` (run beside the loading, filled in after).
     integrity: Vec<String>,
     /// The row pass, folded: digests, and the typed columns `raw` derives.
     rows: (Digests, DerivedColumns),
@@ -196,10 +213,7 @@ fn load(conn: &Connection) -> Result<Loaded, StoreError> {
     let pruned_ranges = retention::pruned_ranges(conn)?;
     let primary = coverage::primary_source(&intents).unwrap_or_default();
     Ok(Loaded {
-        integrity: conn
-            .prepare("PRAGMA integrity_check")
-            .and_then(|mut s| s.query_map([], |r| r.get(0))?.collect())
-            .context(ctx)?,
+        integrity: Vec::new(),
         rows: load_rows(conn).context(ctx)?,
         pruned: load_pruned(conn).context(ctx)?,
         covered: coverage::covered_for(&windows, primary, &Filters::default()),
@@ -512,6 +526,13 @@ impl Sample {
     fn is_empty(&self) -> bool {
         self.count == 0
     }
+}
+
+/// The lines of SQLite's `PRAGMA integrity_check` on `conn`.
+pub fn integrity_check(conn: &Connection) -> Result<Vec<String>, StoreError> {
+    conn.prepare("PRAGMA integrity_check")
+        .and_then(|mut s| s.query_map([], |r| r.get(0))?.collect())
+        .context(|| "cannot run SQLite's integrity check".to_string())
 }
 
 /// SQLite's integrity check: anything but a first line `ok` is damage.
