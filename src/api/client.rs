@@ -634,6 +634,42 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn a_page_no_longer_wanted_is_not_retried() {
+        use httpmock::{Method::GET, MockServer};
+        let server = MockServer::start_async().await;
+        let failing = server
+            .mock_async(|when, then| {
+                when.method(GET).path("/v1/events");
+                then.status(503);
+            })
+            .await;
+        let options = ClientOptions {
+            base_url: super::super::parse_base_url(&server.url("/v1"), false).unwrap(),
+            timeout: DEFAULT_REQUEST_TIMEOUT,
+            max_rps: None,
+            retry: RetryPolicy::default(),
+        };
+        let client = ApiClient::new(options, Credentials::Token("t".to_string().into())).unwrap();
+        let query = PageQuery {
+            created_from: "2024-01-01T00:00:00Z".into(),
+            created_to: "2024-01-02T00:00:00Z".into(),
+            page: 9,
+            page_size: 10,
+            category: String::new(),
+            action: String::new(),
+        };
+        let wanted = CancellationToken::new();
+        wanted.cancel();
+        let err = client
+            .fetch_page_while_wanted(&query, &wanted)
+            .await
+            .unwrap_err();
+        assert!(err.to_string().contains("no longer wanted"), "{err}");
+        failing.assert_calls_async(1).await;
+        assert_eq!(client.stats.retries.load(Ordering::Relaxed), 0);
+    }
+
+    #[tokio::test]
     async fn the_last_failure_is_kept_as_the_source_when_retries_run_out() {
         use httpmock::{Method::GET, MockServer};
         let server = MockServer::start_async().await;
