@@ -93,6 +93,19 @@ fn expect_exit(child: &mut Child, code: i32) {
     assert_eq!(status.code(), Some(code), "{stderr}");
 }
 
+/// Syncs up to `to` with pages of 100 and `concurrency` requests at once, while the simulator holds
+/// requests: once `concurrency` are held at once it releases them, and the sync must end well (exit 0,
+/// the archive exactly the source).
+fn sync_while_held(sb: &Sandbox, served: &Served, to: &str, concurrency: u64) {
+    let concurrency_arg = concurrency.to_string();
+    let extra = ["--page-size", "100", "--concurrency", &concurrency_arg];
+    let mut child = start(sb, &sync_args(served, to, &extra));
+    wait_until_held(served, &mut child, concurrency);
+    served.sim.release();
+    expect_exit(&mut child, 0);
+    assert_exact(sb, served);
+}
+
 fn max_in_flight(served: &Served) -> u64 {
     served.sim.stats().max_in_flight.load(Ordering::SeqCst)
 }
@@ -132,16 +145,7 @@ fn a_dense_window_paged_ahead_archives_exactly_the_source_on_every_server() {
         // The one window's first requests are held: only pages asked for ahead can make eight at once.
         served.sim.hold_covering(at("2024-01-01T12:00:00Z"));
         let sb = Sandbox::new();
-        let args = sync_args(
-            &served,
-            "2024-01-02",
-            &["--page-size", "100", "--concurrency", "8"],
-        );
-        let mut child = start(&sb, &args);
-        wait_until_held(&served, &mut child, 8);
-        served.sim.release();
-        expect_exit(&mut child, 0);
-        assert_exact(&sb, &served);
+        sync_while_held(&sb, &served, "2024-01-02", 8);
         assert_eq!(
             sb.count("SELECT count(*) FROM windows WHERE status = 'complete'"),
             1,
@@ -170,16 +174,7 @@ fn the_requests_in_flight_never_exceed_the_concurrency_whatever_the_range_shape(
         .sim
         .hold_covering_from_page(at("2024-01-02T12:00:00Z"), 2);
     let sb = Sandbox::new();
-    let args = sync_args(
-        &served,
-        "2024-01-05",
-        &["--page-size", "100", "--concurrency", "3"],
-    );
-    let mut child = start(&sb, &args);
-    wait_until_held(&served, &mut child, 3);
-    served.sim.release();
-    expect_exit(&mut child, 0);
-    assert_exact(&sb, &served);
+    sync_while_held(&sb, &served, "2024-01-05", 3);
     assert!(max_in_flight(&served) <= 3, "{}", max_in_flight(&served));
     assert_eq!(
         sb.count("SELECT count(*) FROM windows WHERE status = 'complete'"),
