@@ -256,6 +256,7 @@ pub async fn run(
     })
     .await
     .expect("joining the writer does not fail");
+    debug!("the writer committed its last pages");
     report.totals = totals;
     let result = match written {
         Err(store_error) => Err(Error::Store(store_error)),
@@ -447,19 +448,28 @@ fn finish(mut archive: Archive, run_id: i64, report: &RunReport, clock: Clock) -
         error: report.error.as_deref(),
         served_fewer: report.served_fewer,
     };
+    // Each step's time is logged (-vv): the end of a run is a fixed cost a fast fetch does not shorten.
+    let step = Instant::now();
     if let Err(e) = archive.finish_run(run_id, &end, clock.now()) {
         warn!("could not record the end of run {run_id}: {e}");
     }
     let head = archive.chain_head().ok();
+    debug!(took = ?step.elapsed(), "the end of the run recorded");
+    let step = Instant::now();
     if let Err(e) = archive.update_search_index() {
         warn!("the search index was not updated ({e}); the next sync will catch up");
     }
+    debug!(took = ?step.elapsed(), "the search index updated");
+    let step = Instant::now();
     if let Err(e) = archive.optimize() {
         debug!("refreshing planner statistics did not complete: {e}");
     }
+    debug!(took = ?step.elapsed(), "planner statistics refreshed");
+    let step = Instant::now();
     if let Err(e) = archive.checkpoint() {
         debug!("checkpoint at the end of the run did not complete: {e}");
     }
+    debug!(took = ?step.elapsed(), "WAL checkpoint done");
     head
 }
 
