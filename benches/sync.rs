@@ -6,14 +6,18 @@
 //! - `memory`: the binary's peak RSS syncing 1M and 10M events.
 //! - `latency`: 100 ms, then 200 ms added per page, `--concurrency 8`: throughput against concurrency x pageSize /
 //!   latency, and the binary's CPU time.
+//! - `dense`: one dense day (50,000 events, a single default 1-day window), 200 ms per page, `--concurrency 8`:
+//!   throughput against the same ceiling (8 x 1000 / 0.2 s = 40,000 events/s).
+//! - `sparse`: thirty sparse days (500 events a day: each day one short page and the empty one that confirms
+//!   it), 200 ms per page, `--concurrency 8`: throughput against the same ceiling.
 //! - `queries`: four investigator queries on a 10M-event archive (built once, kept under target/bench/), with
 //!   their query plans.
 //! - `proofs`: on an archive of N events synced with a signing key (default 10,000,000; `--events N`): `prove`
 //!   (in process, and the binary end to end) for events spread over the log, and `verify --checkpoint` of the
 //!   whole archive with its wall time and peak RSS (and the log pass alone, in process).
 //!
-//! Run: `cargo bench --bench sync -- e2e [--events N]`, `... -- memory`, `... -- latency`, `... -- queries`,
-//! `... -- proofs [--events N]`, or `... -- all`.
+//! Run: `cargo bench --bench sync -- e2e [--events N]`, `... -- memory`, `... -- latency`, `... -- dense`,
+//! `... -- sparse`, `... -- queries`, `... -- proofs [--events N]`, or `... -- all`.
 
 use elevate_archive::model::Item;
 use elevate_archive::simulator::{SimConfig, Simulator};
@@ -51,17 +55,23 @@ fn main() {
         "e2e" => e2e(&rt, events),
         "memory" => memory(&rt),
         "latency" => latency(&rt),
+        "dense" => shape(&rt, "dense", 50_000, 1),
+        "sparse" => shape(&rt, "sparse", 15_000, 30),
         "queries" => queries(&rt),
         "proofs" => proofs(&rt, events),
         "all" => {
             e2e(&rt, events);
             latency(&rt);
+            shape(&rt, "dense", 50_000, 1);
+            shape(&rt, "sparse", 15_000, 30);
             memory(&rt);
             queries(&rt);
             proofs(&rt, 10_000_000);
         }
         other => {
-            panic!("unknown scenario {other}: use e2e, memory, latency, queries, proofs or all")
+            panic!(
+                "unknown scenario {other}: use e2e, memory, latency, dense, sparse, queries, proofs or all"
+            )
         }
     }
 }
@@ -312,6 +322,37 @@ fn latency(rt: &tokio::runtime::Runtime) {
             m.seconds,
         );
     }
+}
+
+/// One range shape at 200 ms per page, `--concurrency 8`, the default 1-day `--window`: `events` spread over
+/// `days` days, against the ceiling concurrency x pageSize / latency (40,000 events/s). Wall time is the
+/// binary's whole run (start, token, every page, the search index at the end).
+fn shape(rt: &tokio::runtime::Runtime, name: &str, events: u64, days: i64) {
+    let dir = bench_dir();
+    let (latency_ms, concurrency, page) = (200u64, 8u32, 1000u32);
+    let config = SimConfig {
+        latency: Duration::from_millis(latency_ms),
+        ..sim_config(events, days)
+    };
+    let m = run_sync(
+        rt,
+        config,
+        &dir.join(format!("{name}.db")),
+        &["--concurrency", "8"],
+    );
+    let ceiling = f64::from(concurrency * page) / (latency_ms as f64 / 1000.0);
+    let rate = events as f64 / m.seconds;
+    println!(
+        "{name}: {events} events over {days} day(s), {latency_ms} ms per page, concurrency {concurrency}: {:.0} events/s = {:.0}% of the {:.0} events/s ceiling (concurrency x pageSize / latency); {:.2} s; {} requests for {} pages, {} windows; the binary used {:.1} s of CPU",
+        rate,
+        100.0 * rate / ceiling,
+        ceiling,
+        m.seconds,
+        m.summary["requests"],
+        m.summary["pages"],
+        m.summary["windows_completed"],
+        m.cpu_seconds,
+    );
 }
 
 fn queries(rt: &tokio::runtime::Runtime) {

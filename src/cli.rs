@@ -166,7 +166,8 @@ pub struct ApiArgs {
           value_parser = clap::value_parser!(u32).range(1..=i64::from(crate::sync::engine::MAX_PAGE_SIZE)))]
     pub page_size: u32,
 
-    /// Windows fetched at once.
+    /// Requests in flight at once, across all windows (a window with requests to spare asks for its next pages
+    /// ahead; 1: one page at a time).
     #[arg(long, value_name = "N", default_value_t = crate::sync::engine::DEFAULT_CONCURRENCY,
           value_parser = parse_concurrency)]
     pub concurrency: usize,

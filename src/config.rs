@@ -42,7 +42,7 @@ pub struct SyncSettings {
     pub filters: Filters,
     /// Items per page.
     pub page_size: u32,
-    /// Windows at once.
+    /// Requests in flight at once, across all windows.
     pub concurrency: usize,
     /// Re-read each boundary between full pages to catch events skipped by deletions during paging.
     pub check_paging: bool,

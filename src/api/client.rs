@@ -1,8 +1,9 @@
 //! The HTTP client for `GET /events` and `POST /authenticate`.
 //!
 //! One [`ApiClient`] is shared by all concurrent windows of a run. Every request goes through
-//! `ApiClient::retrying`: the optional rate cap, the bearer token (renewed ahead of expiry), one attempt, and
-//! the pure [`RetryPolicy`] deciding what follows a failure. Bodies are read with a size cap and parsed
+//! `Retrying`: the optional rate cap, the bearer token (renewed ahead of expiry), one attempt, and
+//! the pure [`RetryPolicy`] deciding what follows a failure. A page asked for ahead that the sync no longer
+//! wants ([`ApiClient::fetch_page_while_wanted`]) finishes the attempt in flight but is not retried. Bodies are read with a size cap and parsed
 //! here, so a page leaves this module either as items with their exact text or as a clear error.
 
 use super::auth::{Credentials, TokenState};
@@ -16,6 +17,7 @@ use std::hash::{Hash, Hasher};
 use std::num::NonZeroU32;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant, SystemTime};
+use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
 
 /// Default time allowed for one request, body included.
@@ -104,7 +106,7 @@ pub struct ClientStats {
     pub throttled: AtomicU64,
 }
 
-/// The outcome of one attempt inside [`ApiClient::retrying`].
+/// The outcome of one attempt (see [`Retrying::settle`]).
 enum Attempt<T> {
     /// It worked.
     Done(T),
@@ -115,6 +117,99 @@ enum Attempt<T> {
     Failed(Failure, String, Option<Cause>),
     /// Try again at once without counting an attempt (the token was just renewed after a 401).
     Again,
+}
+
+/// The retries of one request: the optional rate cap before each attempt, and the pure [`RetryPolicy`]
+/// deciding what follows a failure. A request no longer `wanted` finishes its attempt in flight but is not
+/// retried, and a retry's wait is cut short.
+struct Retrying<'a> {
+    client: &'a ApiClient,
+    url: &'a Url,
+    wanted: &'a CancellationToken,
+    started: Instant,
+    /// Attempts counted so far.
+    count: u32,
+}
+
+impl<'a> Retrying<'a> {
+    fn new(client: &'a ApiClient, url: &'a Url, wanted: &'a CancellationToken) -> Self {
+        Retrying {
+            client,
+            url,
+            wanted,
+            started: Instant::now(),
+            count: 0,
+        }
+    }
+
+    /// Waits for the rate cap, and counts the attempt about to be made.
+    async fn next_attempt(&mut self) {
+        self.count += 1;
+        if let Some(limiter) = &self.client.limiter {
+            limiter.until_ready().await;
+        }
+        self.client.stats.requests.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// What an attempt leads to: the request's outcome, or `None` to make another attempt (after the wait
+    /// the policy asks for).
+    async fn settle<T>(&mut self, attempt: Attempt<T>) -> Option<Result<T, ApiError>> {
+        let (failure, what, cause) = match attempt {
+            Attempt::Done(value) => return Some(Ok(value)),
+            Attempt::Fatal(e) => return Some(Err(e)),
+            Attempt::Again => {
+                self.count -= 1;
+                return None;
+            }
+            Attempt::Failed(failure, what, cause) => (failure, what, cause),
+        };
+        let stats = &self.client.stats;
+        if matches!(failure, Failure::Status { code: 429, .. }) {
+            stats.throttled.fetch_add(1, Ordering::Relaxed);
+        }
+        let (url, count, started) = (self.url, self.count, self.started);
+        let why =
+            match self
+                .client
+                .policy
+                .decide(&failure, count, started.elapsed(), rand::random())
+            {
+                Decision::GiveUp(why) => why,
+                Decision::Retry(wait) => {
+                    if !self.wanted.is_cancelled() {
+                        stats.retries.fetch_add(1, Ordering::Relaxed);
+                        warn!(url = %url, attempt = count, "{what}; retrying in {wait:.1?}");
+                        tokio::select! {
+                            () = tokio::time::sleep(wait) => {}
+                            () = self.wanted.cancelled() => {}
+                        }
+                    }
+                    if !self.wanted.is_cancelled() {
+                        return None;
+                    }
+                    "no longer wanted"
+                }
+            };
+        debug!(url = %url, "giving up: {why}");
+        Some(Err(match failure {
+            Failure::Status { code, .. } if !failure.is_retryable() => ApiError::Status {
+                url: url.to_string(),
+                status: code,
+                detail: what
+                    .split_once(": ")
+                    .map(|(_, d)| format!(": {d}"))
+                    .unwrap_or_default(),
+                advice: advice_for(code),
+            },
+            _ => ApiError::RetriesExhausted {
+                url: url.to_string(),
+                attempts: count,
+                elapsed: started.elapsed(),
+                last: format!("{what} ({why})"),
+                cause,
+            },
+        }))
+    }
 }
 
 /// The Elevate API client.
@@ -156,137 +251,102 @@ impl ApiClient {
 
     /// Fetches one page of events, retrying as the policy allows.
     pub async fn fetch_page(&self, query: &PageQuery) -> Result<PageResult, ApiError> {
+        self.fetch_page_while_wanted(query, &CancellationToken::new())
+            .await
+    }
+
+    /// [`ApiClient::fetch_page`] for a page that may stop being wanted (a page asked for ahead, past what
+    /// turned out to be its window's end): once `wanted` is cancelled, the attempt in flight is finished (the
+    /// server is not left working for a request nobody counts any more) but no retry follows, and a retry's
+    /// wait is cut short; the page then ends as [`ApiError::RetriesExhausted`], an error nobody reads.
+    pub async fn fetch_page_while_wanted(
+        &self,
+        query: &PageQuery,
+        wanted: &CancellationToken,
+    ) -> Result<PageResult, ApiError> {
         let mut url = self.events_url.clone();
         url.query_pairs_mut().extend_pairs(query.params());
         let mut renewed = false;
-        self.retrying(&url, async |_| {
-            let (bearer, generation) = match self.bearer().await {
-                Ok(b) => b,
-                Err(e) => return Attempt::Fatal(e),
-            };
-            let sent = self
-                .http
-                .get(url.clone())
-                .bearer_auth(bearer.expose_secret())
-                .header(header::ACCEPT, "application/json")
-                .send()
-                .await;
-            let response = match sent {
-                Ok(r) => r,
-                Err(e) => return transport_failure(e),
-            };
-            let status = response.status();
-            if status.is_success() {
-                return match read_capped(response, MAX_BODY_BYTES).await {
-                    Ok(body) => match wire::parse_page(&body) {
-                        Ok(items) => Attempt::Done(PageResult::Page {
-                            items,
-                            fingerprint: fingerprint(&body),
-                        }),
-                        Err(bad) => Attempt::Failed(
-                            Failure::Body,
-                            format!("bad body: {}", error_chain(&bad)),
-                            Some(Box::new(bad)),
-                        ),
-                    },
-                    Err(BodyError::TooLarge) => Attempt::Fatal(ApiError::BadBody {
-                        url: url.to_string(),
-                        detail: format!(
-                            "it is larger than {} MiB, far more than a page",
-                            MAX_BODY_BYTES >> 20
-                        ),
-                    }),
-                    Err(BodyError::Transport(e)) => transport_failure(e),
-                };
+        let mut retrying = Retrying::new(self, &url, wanted);
+        loop {
+            retrying.next_attempt().await;
+            let attempt = self.page_attempt(&url, query, &mut renewed).await;
+            if let Some(done) = retrying.settle(attempt).await {
+                return done;
             }
-            match status {
-                StatusCode::UNAUTHORIZED => {
-                    let detail = error_body(response).await;
-                    if renewed {
-                        return Attempt::Fatal(self.refused(&url, status, detail));
-                    }
-                    renewed = true;
-                    match self.renew_after_rejection(generation, &url, detail).await {
-                        Ok(()) => Attempt::Again,
-                        Err(e) => Attempt::Fatal(e),
-                    }
-                }
-                StatusCode::FORBIDDEN => Attempt::Fatal(ApiError::Forbidden {
-                    url: url.to_string(),
-                    detail: error_body(response).await,
-                }),
-                StatusCode::NOT_FOUND if query.page > 1 => {
-                    info!(
-                        page = query.page,
-                        "the server answered 404 past the first page: reading it as the end"
-                    );
-                    Attempt::Done(PageResult::PastTheEnd)
-                }
-                _ => status_failure(response).await,
-            }
-        })
-        .await
+        }
     }
 
-    /// Runs attempts until one succeeds, one fails for good, or the retry policy gives up.
-    async fn retrying<T>(
+    /// One attempt at a page; `renewed` says whether the token was already renewed after a 401.
+    async fn page_attempt(
         &self,
         url: &Url,
-        mut attempt: impl AsyncFnMut(u32) -> Attempt<T>,
-    ) -> Result<T, ApiError> {
-        let started = Instant::now();
-        let mut count = 0;
-        loop {
-            count += 1;
-            if let Some(limiter) = &self.limiter {
-                limiter.until_ready().await;
-            }
-            self.stats.requests.fetch_add(1, Ordering::Relaxed);
-            let (failure, what, cause) = match attempt(count).await {
-                Attempt::Done(value) => return Ok(value),
-                Attempt::Fatal(e) => return Err(e),
-                Attempt::Again => {
-                    count -= 1;
-                    continue;
-                }
-                Attempt::Failed(failure, what, cause) => (failure, what, cause),
+        query: &PageQuery,
+        renewed: &mut bool,
+    ) -> Attempt<PageResult> {
+        let (bearer, generation) = match self.bearer().await {
+            Ok(b) => b,
+            Err(e) => return Attempt::Fatal(e),
+        };
+        let sent = self
+            .http
+            .get(url.clone())
+            .bearer_auth(bearer.expose_secret())
+            .header(header::ACCEPT, "application/json")
+            .send()
+            .await;
+        let response = match sent {
+            Ok(r) => r,
+            Err(e) => return transport_failure(e),
+        };
+        let status = response.status();
+        if status.is_success() {
+            return match read_capped(response, MAX_BODY_BYTES).await {
+                Ok(body) => match wire::parse_page(&body) {
+                    Ok(items) => Attempt::Done(PageResult::Page {
+                        items,
+                        fingerprint: fingerprint(&body),
+                    }),
+                    Err(bad) => Attempt::Failed(
+                        Failure::Body,
+                        format!("bad body: {}", error_chain(&bad)),
+                        Some(Box::new(bad)),
+                    ),
+                },
+                Err(BodyError::TooLarge) => Attempt::Fatal(ApiError::BadBody {
+                    url: url.to_string(),
+                    detail: format!(
+                        "it is larger than {} MiB, far more than a page",
+                        MAX_BODY_BYTES >> 20
+                    ),
+                }),
+                Err(BodyError::Transport(e)) => transport_failure(e),
             };
-            if matches!(failure, Failure::Status { code: 429, .. }) {
-                self.stats.throttled.fetch_add(1, Ordering::Relaxed);
-            }
-            match self
-                .policy
-                .decide(&failure, count, started.elapsed(), rand::random())
-            {
-                Decision::Retry(wait) => {
-                    self.stats.retries.fetch_add(1, Ordering::Relaxed);
-                    warn!(url = %url, attempt = count, "{what}; retrying in {wait:.1?}");
-                    tokio::time::sleep(wait).await;
+        }
+        match status {
+            StatusCode::UNAUTHORIZED => {
+                let detail = error_body(response).await;
+                if *renewed {
+                    return Attempt::Fatal(self.refused(url, status, detail));
                 }
-                Decision::GiveUp(why) => {
-                    debug!(url = %url, "giving up: {why}");
-                    return Err(match failure {
-                        Failure::Status { code, .. } if !failure.is_retryable() => {
-                            ApiError::Status {
-                                url: url.to_string(),
-                                status: code,
-                                detail: what
-                                    .split_once(": ")
-                                    .map(|(_, d)| format!(": {d}"))
-                                    .unwrap_or_default(),
-                                advice: advice_for(code),
-                            }
-                        }
-                        _ => ApiError::RetriesExhausted {
-                            url: url.to_string(),
-                            attempts: count,
-                            elapsed: started.elapsed(),
-                            last: format!("{what} ({why})"),
-                            cause,
-                        },
-                    });
+                *renewed = true;
+                match self.renew_after_rejection(generation, url, detail).await {
+                    Ok(()) => Attempt::Again,
+                    Err(e) => Attempt::Fatal(e),
                 }
             }
+            StatusCode::FORBIDDEN => Attempt::Fatal(ApiError::Forbidden {
+                url: url.to_string(),
+                detail: error_body(response).await,
+            }),
+            StatusCode::NOT_FOUND if query.page > 1 => {
+                info!(
+                    page = query.page,
+                    "the server answered 404 past the first page: reading it as the end"
+                );
+                Attempt::Done(PageResult::PastTheEnd)
+            }
+            _ => status_failure(response).await,
         }
     }
 
@@ -364,43 +424,53 @@ impl ApiClient {
             body["brand"] = serde_json::Value::String(brand.clone());
         }
         let url = &self.auth_url;
-        self.retrying(url, async |_| {
-            let response = match self.http.post(url.clone()).json(&body).send().await {
-                Ok(r) => r,
-                Err(e) => return transport_failure(e),
-            };
-            let status = response.status();
-            if status.is_success() {
-                return match read_capped(response, MAX_ERROR_BODY_BYTES).await {
-                    Ok(bytes) => match serde_json::from_slice::<wire::AuthResponse>(&bytes) {
-                        Ok(answer) if !answer.token.is_empty() => {
-                            Attempt::Done(SecretString::from(answer.token))
-                        }
-                        _ => Attempt::Failed(
-                            Failure::Body,
-                            "the /authenticate answer has no token".into(),
-                            None,
-                        ),
-                    },
-                    Err(BodyError::TooLarge) => Attempt::Failed(
+        let always = CancellationToken::new();
+        let mut retrying = Retrying::new(self, url, &always);
+        loop {
+            retrying.next_attempt().await;
+            let attempt = self.auth_attempt(url, &body).await;
+            if let Some(done) = retrying.settle(attempt).await {
+                return done;
+            }
+        }
+    }
+
+    /// One attempt at exchanging the username and password (in `body`) for a token.
+    async fn auth_attempt(&self, url: &Url, body: &serde_json::Value) -> Attempt<SecretString> {
+        let response = match self.http.post(url.clone()).json(body).send().await {
+            Ok(r) => r,
+            Err(e) => return transport_failure(e),
+        };
+        let status = response.status();
+        if status.is_success() {
+            return match read_capped(response, MAX_ERROR_BODY_BYTES).await {
+                Ok(bytes) => match serde_json::from_slice::<wire::AuthResponse>(&bytes) {
+                    Ok(answer) if !answer.token.is_empty() => {
+                        Attempt::Done(SecretString::from(answer.token))
+                    }
+                    _ => Attempt::Failed(
                         Failure::Body,
-                        "the /authenticate answer is far too large".into(),
+                        "the /authenticate answer has no token".into(),
                         None,
                     ),
-                    Err(BodyError::Transport(e)) => transport_failure(e),
-                };
-            }
-            if matches!(status.as_u16(), 400 | 401 | 403 | 404) {
-                let detail = error_body(response).await;
-                return Attempt::Fatal(ApiError::CredentialsRefused {
-                    url: url.to_string(),
-                    status: status.as_u16(),
-                    detail,
-                });
-            }
-            status_failure(response).await
-        })
-        .await
+                },
+                Err(BodyError::TooLarge) => Attempt::Failed(
+                    Failure::Body,
+                    "the /authenticate answer is far too large".into(),
+                    None,
+                ),
+                Err(BodyError::Transport(e)) => transport_failure(e),
+            };
+        }
+        if matches!(status.as_u16(), 400 | 401 | 403 | 404) {
+            let detail = error_body(response).await;
+            return Attempt::Fatal(ApiError::CredentialsRefused {
+                url: url.to_string(),
+                status: status.as_u16(),
+                detail,
+            });
+        }
+        status_failure(response).await
     }
 
     /// The error for a 401 that survived a renewal.
@@ -561,6 +631,42 @@ mod tests {
             },
         };
         ApiClient::new(options, Credentials::Token("t".to_string().into())).unwrap()
+    }
+
+    #[tokio::test]
+    async fn a_page_no_longer_wanted_is_not_retried() {
+        use httpmock::{Method::GET, MockServer};
+        let server = MockServer::start_async().await;
+        let failing = server
+            .mock_async(|when, then| {
+                when.method(GET).path("/v1/events");
+                then.status(503);
+            })
+            .await;
+        let options = ClientOptions {
+            base_url: super::super::parse_base_url(&server.url("/v1"), false).unwrap(),
+            timeout: DEFAULT_REQUEST_TIMEOUT,
+            max_rps: None,
+            retry: RetryPolicy::default(),
+        };
+        let client = ApiClient::new(options, Credentials::Token("t".to_string().into())).unwrap();
+        let query = PageQuery {
+            created_from: "2024-01-01T00:00:00Z".into(),
+            created_to: "2024-01-02T00:00:00Z".into(),
+            page: 9,
+            page_size: 10,
+            category: String::new(),
+            action: String::new(),
+        };
+        let wanted = CancellationToken::new();
+        wanted.cancel();
+        let err = client
+            .fetch_page_while_wanted(&query, &wanted)
+            .await
+            .unwrap_err();
+        assert!(err.to_string().contains("no longer wanted"), "{err}");
+        failing.assert_calls_async(1).await;
+        assert_eq!(client.stats.retries.load(Ordering::Relaxed), 0);
     }
 
     #[tokio::test]

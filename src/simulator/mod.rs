@@ -98,6 +98,20 @@ pub struct SimConfig {
     /// Delete, once per window, the second event of its first page right after serving that page (with
     /// more than one item per page): later pages shift back by one, as a live source's do.
     pub delete_while_paging: bool,
+    /// Pages that fail: a request for the page of a window covering the instant is answered 500, always or
+    /// the first N times (a window failing in its middle, its first pages served).
+    pub failing_pages: Vec<FailingPage>,
+}
+
+/// A page the simulator fails on purpose, in the windows covering an instant.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FailingPage {
+    /// Requests whose range covers this instant...
+    pub at: Timestamp,
+    /// ...for this page fail.
+    pub page: usize,
+    /// How many times (`None`: always).
+    pub times: Option<u32>,
 }
 
 /// A window the simulator fails on purpose.
@@ -150,6 +164,7 @@ impl SimConfig {
             failing: Vec::new(),
             compact_offsets: false,
             delete_while_paging: false,
+            failing_pages: Vec::new(),
         }
     }
 }
@@ -171,6 +186,11 @@ pub struct SimStats {
     pub bad_requests: AtomicU64,
     /// Requests held back by [`Simulator::hold_covering`] (counted when the hold begins).
     pub held: AtomicU64,
+    /// `GET /events` requests being answered now (from their arrival to their answer, or to the client
+    /// going away).
+    pub in_flight: AtomicU64,
+    /// The most `GET /events` requests answered at once so far.
+    pub max_in_flight: AtomicU64,
 }
 
 /// Shared state of a simulator.
@@ -182,12 +202,22 @@ pub(crate) struct Shared {
     pub(crate) rng: Mutex<StdRng>,
     pub(crate) jwt_secret: [u8; 32],
     pub(crate) stats: SimStats,
-    /// The instant (ms since the epoch) whose requests are held, if any: see [`Simulator::hold_covering`].
-    pub(crate) hold: watch::Sender<Option<i64>>,
+    /// The requests held, if any: see [`Simulator::hold_covering`].
+    pub(crate) hold: watch::Sender<Option<Hold>>,
     /// Requests failed so far, per entry of `config.failing`.
     pub(crate) failed: Mutex<Vec<u32>>,
+    /// Requests failed so far, per entry of `config.failing_pages`.
+    pub(crate) failed_pages: Mutex<Vec<u32>>,
     /// Windows (their `createdFrom`, ms) that already lost an event while paged (`delete_while_paging`).
     pub(crate) shifted: Mutex<std::collections::HashSet<i64>>,
+}
+
+/// Which requests are held: those whose range covers the instant (ms since the epoch), for pages from
+/// `from_page` on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Hold {
+    pub(crate) at_ms: i64,
+    pub(crate) from_page: usize,
 }
 
 impl Shared {
@@ -266,6 +296,7 @@ impl Simulator {
             stats: SimStats::default(),
             hold: watch::Sender::new(None),
             failed: Mutex::new(vec![0; config.failing.len()]),
+            failed_pages: Mutex::new(vec![0; config.failing_pages.len()]),
             shifted: Mutex::new(Default::default()),
             data,
             config,
@@ -317,7 +348,16 @@ impl Simulator {
     /// the last instant of a sync's range holds its last window, so the sync cannot finish while the test
     /// kills or signals it at a point of its progress, however fast the machine.
     pub fn hold_covering(&self, at: Timestamp) {
-        self.shared.hold.send_replace(Some(at.timestamp_millis()));
+        self.hold_covering_from_page(at, 1);
+    }
+
+    /// [`Simulator::hold_covering`] for the pages from `page` on only: the pages before are answered, so a
+    /// sync stores the first pages of the window and then waits, its later pages in flight.
+    pub fn hold_covering_from_page(&self, at: Timestamp, page: usize) {
+        self.shared.hold.send_replace(Some(Hold {
+            at_ms: at.timestamp_millis(),
+            from_page: page,
+        }));
     }
 
     /// Answers the requests held by [`Simulator::hold_covering`] and holds no more.

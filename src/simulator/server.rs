@@ -129,6 +129,7 @@ async fn events(
     RawQuery(raw): RawQuery,
 ) -> Response {
     shared.stats.event_requests.fetch_add(1, Ordering::Relaxed);
+    let _in_flight = InFlight::enter(&shared.stats);
     if !shared.config.latency.is_zero() {
         tokio::time::sleep(shared.config.latency).await;
     }
@@ -163,6 +164,24 @@ async fn events(
     }
 }
 
+/// Counts a request in flight from its arrival until its answer is made, or its client goes away (axum drops
+/// the handler then).
+struct InFlight<'a>(&'a super::SimStats);
+
+impl<'a> InFlight<'a> {
+    fn enter(stats: &'a super::SimStats) -> Self {
+        let now = stats.in_flight.fetch_add(1, Ordering::SeqCst) + 1;
+        stats.max_in_flight.fetch_max(now, Ordering::SeqCst);
+        InFlight(stats)
+    }
+}
+
+impl Drop for InFlight<'_> {
+    fn drop(&mut self) {
+        self.0.in_flight.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
 /// The answer a fault puts in place of the page (429 or a 5xx); `None` when the page is to be served (and
 /// perhaps broken on the way out).
 fn fault_response(shared: &Shared, fault: Option<FaultKind>) -> Option<Response> {
@@ -191,7 +210,8 @@ fn fault_response(shared: &Shared, fault: Option<FaultKind>) -> Option<Response>
     }
 }
 
-/// `failing`: answers 500 to a request whose range covers a failing window's instant (always, or its first N).
+/// `failing`: answers 500 to a request whose range covers a failing window's instant (always, or its first N);
+/// `failing_pages`: the same for one page of such a window.
 fn fail_on_purpose(shared: &Shared, query: &query::EventsQuery) -> Result<(), Refusal> {
     let mut failed = shared.failed.lock().expect("failure counters");
     for (rule, count) in shared.config.failing.iter().zip(failed.iter_mut()) {
@@ -202,6 +222,22 @@ fn fail_on_purpose(shared: &Shared, query: &query::EventsQuery) -> Result<(), Re
             return Err(Refusal(
                 StatusCode::INTERNAL_SERVER_ERROR,
                 format!("this window fails on purpose (simulated failure {count})"),
+            ));
+        }
+    }
+    drop(failed);
+    let mut failed = shared.failed_pages.lock().expect("failure counters");
+    for (rule, count) in shared.config.failing_pages.iter().zip(failed.iter_mut()) {
+        let at = rule.at.timestamp_millis();
+        let covered = query.range.min_ms <= at && at <= query.range.max_ms;
+        if covered && query.page == rule.page && rule.times.is_none_or(|n| *count < n) {
+            *count += 1;
+            return Err(Refusal(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                format!(
+                    "page {} fails on purpose (simulated failure {count})",
+                    rule.page
+                ),
             ));
         }
     }
@@ -254,8 +290,12 @@ async fn page(shared: &Shared, raw_query: String) -> Result<Vec<String>, Refusal
     }
     fail_on_purpose(shared, &query)?;
     // A test's hold (see `Simulator::hold_covering`): wait until it is released or moved away.
-    let covers = |hold: &Option<i64>| {
-        hold.is_some_and(|at| query.range.min_ms <= at && at <= query.range.max_ms)
+    let covers = |hold: &Option<super::Hold>| {
+        hold.is_some_and(|h| {
+            query.range.min_ms <= h.at_ms
+                && h.at_ms <= query.range.max_ms
+                && query.page >= h.from_page
+        })
     };
     if covers(&shared.hold.borrow()) {
         shared.stats.held.fetch_add(1, Ordering::Relaxed);

@@ -1,8 +1,16 @@
 //! The sync engine: runs a plan of windows against the API and into the archive.
 //!
-//! Windows are fetched concurrently (at most `concurrency` at once) on tokio. Each fetched page is classified
-//! and handed over a bounded channel to one writer thread that owns the SQLite connection; the channel's bound
-//! is the back-pressure that keeps memory flat however large the range. The writer commits whatever pages are
+//! Windows are fetched concurrently on tokio, and so are the pages of one window: `concurrency` bounds the
+//! page requests in flight across the whole run (a semaphore: a request holds a permit from before it is sent
+//! until its answer is read), and each window asks for pages ahead of the one it takes as far as its share
+//! of the requests goes (see [`window_share`] and [`Pager::ahead`]: one page at a time while windows wait to
+//! start, as many as the run allows for a window alone). Each page is fetched and classified by a task of its
+//! own, and taken by its window strictly in page order, so the pager's end rules, the repeated-page check,
+//! `--check-paging` and the writer see exactly what paging one page at a time shows them; pages asked for past
+//! the confirmed end are abandoned (never sent if not yet sent, not retried if in flight) and their answers
+//! dropped. Each taken page is handed over a bounded channel to one writer thread that owns the SQLite
+//! connection; the channel's bound (with the bounded pages asked for ahead) is the back-pressure that keeps
+//! memory flat however large the range. The writer commits whatever pages are
 //! queued together (group commit), never splitting a page, and marks a window complete with its last page.
 //!
 //! Failing: a window that fails (retries exhausted, a body that is not a page, a server that loops) is
@@ -24,26 +32,28 @@ use crate::model::{
 };
 use crate::store::write::{PageTotals, RunEnd, RunStart};
 use crate::store::{Archive, ArchiveRead, ArchiveReader, StoreError};
-use crate::sync::pager::{Answer, Pager, Step};
+use crate::sync::pager::{Answer, Pager, Step, window_share};
 use crate::sync::{classify::classify, planner};
 use crate::time::{self, Clock};
 use futures::StreamExt;
 use serde::Serialize;
-use std::collections::{BTreeMap, HashMap};
-use std::sync::atomic::Ordering;
+use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
-use tokio::sync::mpsc;
+use tokio::sync::{Notify, Semaphore, mpsc};
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
 
-/// Default number of windows fetched at once.
+/// Default number of requests in flight at once.
 pub const DEFAULT_CONCURRENCY: usize = 4;
 /// Default items per page: the documented maximum.
 pub const DEFAULT_PAGE_SIZE: u32 = 1000;
 /// Largest page size the API documents.
 pub const MAX_PAGE_SIZE: u32 = 1000;
-/// Pages queued for the writer per concurrent window: the bound that keeps memory flat.
-const QUEUED_PAGES_PER_WINDOW: usize = 2;
+/// Pages queued for the writer per request allowed in flight: the bound that keeps memory flat.
+const QUEUED_PAGES_PER_REQUEST: usize = 2;
 /// Most pages the writer commits in one transaction.
 const MAX_GROUP_PAGES: usize = 32;
 /// A window paging past this many pages is stopped (a server ignoring `page`, or a window far too large).
@@ -60,7 +70,7 @@ pub struct SyncJob {
     pub windows: Vec<Interval>,
     /// Items per page.
     pub page_size: u32,
-    /// Windows fetched at once.
+    /// Requests in flight at once, across all windows.
     pub concurrency: usize,
     /// The source's name, recorded with the run: its API base URL (or the stable name of a source whose URL
     /// changes from run to run, see `SyncSettings::source`).
@@ -214,7 +224,7 @@ pub async fn run(
         windows: job.windows.len(),
     });
     let concurrency = job.concurrency.max(1);
-    let (tx, rx) = mpsc::channel::<Handoff>(concurrency * QUEUED_PAGES_PER_WINDOW);
+    let (tx, rx) = mpsc::channel::<Handoff>(concurrency * QUEUED_PAGES_PER_REQUEST);
     let writer = std::thread::Builder::new()
         .name("archive-writer".into())
         .spawn({
@@ -223,10 +233,15 @@ pub async fn run(
         })
         .expect("the writer thread starts");
     let context = FetchContext {
-        client: &client,
         job: &job,
         reader: reader.as_ref(),
         progress: &progress,
+        pages: PageFetcher {
+            client: Arc::clone(&client),
+            in_flight: Arc::new(Semaphore::new(concurrency)),
+            retired: job.retired.iter().copied().collect(),
+        },
+        windows: WindowCounts::default(),
     };
     let fetched = match fetch_all(&context, tx, shutdown, &mut report).await {
         // Every window failed: nothing got past the server, so the run failed (the windows are recorded).
@@ -241,6 +256,7 @@ pub async fn run(
     })
     .await
     .expect("joining the writer does not fail");
+    debug!("the writer committed its last pages");
     report.totals = totals;
     let result = match written {
         Err(store_error) => Err(Error::Store(store_error)),
@@ -432,29 +448,102 @@ fn finish(mut archive: Archive, run_id: i64, report: &RunReport, clock: Clock) -
         error: report.error.as_deref(),
         served_fewer: report.served_fewer,
     };
+    // Each step's time is logged (-vv): the end of a run is a fixed cost a fast fetch does not shorten.
+    let step = Instant::now();
     if let Err(e) = archive.finish_run(run_id, &end, clock.now()) {
         warn!("could not record the end of run {run_id}: {e}");
     }
     let head = archive.chain_head().ok();
+    debug!(took = ?step.elapsed(), "the end of the run recorded");
+    let step = Instant::now();
     if let Err(e) = archive.update_search_index() {
         warn!("the search index was not updated ({e}); the next sync will catch up");
     }
+    debug!(took = ?step.elapsed(), "the search index updated");
+    let step = Instant::now();
     if let Err(e) = archive.optimize() {
         debug!("refreshing planner statistics did not complete: {e}");
     }
+    debug!(took = ?step.elapsed(), "planner statistics refreshed");
+    let step = Instant::now();
     if let Err(e) = archive.checkpoint() {
         debug!("checkpoint at the end of the run did not complete: {e}");
     }
+    debug!(took = ?step.elapsed(), "WAL checkpoint done");
     head
 }
 
 /// What every window's fetch shares.
 struct FetchContext<'a> {
-    client: &'a ApiClient,
     job: &'a SyncJob,
     /// For a reconcile: the archive, read to find what the source no longer returns.
     reader: Option<&'a Mutex<ArchiveReader>>,
     progress: &'a ProgressFn,
+    /// Every page request of the run goes through it: at most `concurrency` in flight.
+    pages: PageFetcher,
+    /// How many windows have started and ended, for each window's share of the requests.
+    windows: WindowCounts,
+}
+
+impl FetchContext<'_> {
+    /// Windows waiting to start and windows running, now.
+    fn windows(&self) -> (usize, usize) {
+        let started = self.windows.started.load(Ordering::Relaxed);
+        let ended = self.windows.ended.load(Ordering::Relaxed);
+        (
+            self.job.windows.len().saturating_sub(started),
+            started.saturating_sub(ended),
+        )
+    }
+
+    /// Pages a window may have asked for and not yet taken, now (see [`window_share`]).
+    fn share(&self) -> usize {
+        let (waiting, running) = self.windows();
+        window_share(self.job.concurrency, waiting, running)
+    }
+
+    /// Whether the window asking is the only one of the run left (none waiting, no other running).
+    fn alone(&self) -> bool {
+        self.windows() == (0, 1)
+    }
+}
+
+/// Windows of the run started and ended so far.
+#[derive(Debug, Default)]
+struct WindowCounts {
+    started: AtomicUsize,
+    ended: AtomicUsize,
+    /// Woken when a window ends: the windows still running may ask further ahead.
+    ended_one: Notify,
+}
+
+/// Counts a window as running from its creation to its drop, whatever way it ends.
+struct Running<'a>(&'a WindowCounts);
+
+impl<'a> Running<'a> {
+    fn new(counts: &'a WindowCounts) -> Self {
+        counts.started.fetch_add(1, Ordering::Relaxed);
+        Running(counts)
+    }
+}
+
+impl Drop for Running<'_> {
+    fn drop(&mut self) {
+        self.0.ended.fetch_add(1, Ordering::Relaxed);
+        self.0.ended_one.notify_waiters();
+    }
+}
+
+/// Sends page requests, at most `concurrency` in flight across all windows: a request holds one of the
+/// semaphore's permits from before it is sent until its answer is read (its retries and their waits
+/// included), so the server never sees more than `--concurrency` requests of the run at once. Cheap to clone
+/// into the tasks that fetch pages ahead.
+#[derive(Clone)]
+struct PageFetcher {
+    client: Arc<ApiClient>,
+    in_flight: Arc<Semaphore>,
+    /// The ranges `prune` emptied (see [`SyncJob::retired`]).
+    retired: Arc<[Interval]>,
 }
 
 /// One page as fetched: its items (classified, pruned ranges dropped), what the pager is told, and the body's
@@ -466,68 +555,208 @@ struct Fetched {
     pruned_skipped: u64,
 }
 
-/// Fetches page `page` of a window with `page_size` items per page.
-async fn fetch_page(
-    cx: &FetchContext<'_>,
-    spec: &WindowSpec,
-    page: u32,
-    page_size: u32,
-) -> Result<Fetched, Error> {
-    let (category, action) = spec.filters.to_ledger();
-    let query = PageQuery {
-        created_from: time::to_api(spec.created_from),
-        created_to: time::to_api(spec.created_to),
-        page,
-        page_size,
-        category,
-        action,
-    };
-    Ok(match cx.client.fetch_page(&query).await? {
-        PageResult::PastTheEnd => Fetched {
-            items: Vec::new(),
-            answer: Answer::NotFound,
-            fingerprint: None,
-            pruned_skipped: 0,
-        },
-        PageResult::Page { items, fingerprint } => {
-            if items.len() > page_size as usize {
-                warn!(window = %spec.interval, page, "the server sent {} items for pageSize {page_size}; all are kept", items.len());
+impl PageFetcher {
+    /// Sends one request once a permit is free; `None` if it stopped being wanted before it was sent.
+    async fn request(
+        &self,
+        query: &PageQuery,
+        wanted: &CancellationToken,
+    ) -> Option<Result<PageResult, ApiError>> {
+        let _permit = tokio::select! {
+            biased;
+            () = wanted.cancelled() => return None,
+            permit = self.in_flight.acquire() => permit.expect("the semaphore is never closed"),
+        };
+        Some(self.client.fetch_page_while_wanted(query, wanted).await)
+    }
+
+    /// Fetches page `page` of a window with `page_size` items per page, and classifies its items (after the
+    /// permit is given back: classifying is CPU, not a request). `None` if it stopped being wanted before
+    /// it was sent.
+    async fn fetch(
+        &self,
+        spec: &WindowSpec,
+        page: u32,
+        page_size: u32,
+        wanted: &CancellationToken,
+    ) -> Option<Result<Fetched, Error>> {
+        let (category, action) = spec.filters.to_ledger();
+        let query = PageQuery {
+            created_from: time::to_api(spec.created_from),
+            created_to: time::to_api(spec.created_to),
+            page,
+            page_size,
+            category,
+            action,
+        };
+        let answered = match self.request(&query, wanted).await? {
+            Ok(answered) => answered,
+            Err(e) => return Some(Err(e.into())),
+        };
+        Some(Ok(match answered {
+            PageResult::PastTheEnd => Fetched {
+                items: Vec::new(),
+                answer: Answer::NotFound,
+                fingerprint: None,
+                pruned_skipped: 0,
+            },
+            PageResult::Page { items, fingerprint } => {
+                if items.len() > page_size as usize {
+                    warn!(window = %spec.interval, page, "the server sent {} items for pageSize {page_size}; all are kept", items.len());
+                }
+                let requested = (spec.created_from, spec.created_to);
+                let answer = Answer::Items(items.len());
+                let (kept, pruned_skipped) = outside_retired(
+                    items.iter().map(|raw| classify(raw, requested)).collect(),
+                    &self.retired,
+                );
+                Fetched {
+                    items: kept,
+                    answer,
+                    fingerprint: Some(fingerprint),
+                    pruned_skipped,
+                }
             }
-            let requested = (spec.created_from, spec.created_to);
-            let answer = Answer::Items(items.len());
-            let (kept, pruned_skipped) = outside_retired(
-                items.iter().map(|raw| classify(raw, requested)).collect(),
-                &cx.job.retired,
-            );
-            Fetched {
-                items: kept,
-                answer,
-                fingerprint: Some(fingerprint),
-                pruned_skipped,
-            }
-        }
-    })
+        }))
+    }
+
+    /// Fetches a page the caller waits for (always wanted).
+    async fn fetch_now(
+        &self,
+        spec: &WindowSpec,
+        page: u32,
+        page_size: u32,
+    ) -> Result<Fetched, Error> {
+        self.fetch(spec, page, page_size, &CancellationToken::new())
+            .await
+            .expect("a page always wanted is always sent")
+    }
 }
 
-/// Pages through one window until its end is confirmed, handing each page to the writer. A reconcile's last
-/// page carries the deletions at the source, each confirmed by an unfiltered read.
+/// The task fetching one page: its answer, or `None` if it was abandoned before it was sent.
+type PageTask = JoinHandle<Option<Result<Fetched, Error>>>;
+
+/// The pages of one window asked for ahead of the one being taken, in page order: each is fetched by a task
+/// of its own (so answers arrive while the window waits on the writer), and taken strictly in page order, so
+/// the pager and the writer see exactly what paging one page at a time would show them. Dropping it (the
+/// window ended, failed, or the run stopped) abandons every page not yet taken: one not yet sent is never
+/// sent, one in flight is read to its end (the server is not left working for nobody) and not retried, and
+/// its answer is dropped.
+struct PagesAhead {
+    fetcher: PageFetcher,
+    spec: Arc<WindowSpec>,
+    page_size: u32,
+    /// Pages asked for and not yet taken, in page order.
+    asked: VecDeque<(u32, PageTask)>,
+    /// The next page to ask for.
+    next: u32,
+    /// Cancelled when the pages not yet taken are no longer wanted.
+    wanted: CancellationToken,
+}
+
+impl PagesAhead {
+    fn new(fetcher: &PageFetcher, spec: &Arc<WindowSpec>, page_size: u32) -> Self {
+        PagesAhead {
+            fetcher: fetcher.clone(),
+            spec: Arc::clone(spec),
+            page_size,
+            asked: VecDeque::new(),
+            next: 1,
+            wanted: CancellationToken::new(),
+        }
+    }
+
+    /// Asks for the next pages until `depth` are asked for and not yet taken (never past
+    /// [`MAX_PAGES_PER_WINDOW`]).
+    fn ask_ahead(&mut self, depth: usize) {
+        while self.asked.len() < depth.max(1) && self.next <= MAX_PAGES_PER_WINDOW {
+            let task = self.spawn(self.next);
+            self.asked.push_back((self.next, task));
+            self.next += 1;
+        }
+    }
+
+    /// Asks for `page` again, before every page asked for ahead (a 404 is confirmed by asking once more).
+    fn ask_again(&mut self, page: u32) {
+        let task = self.spawn(page);
+        self.asked.push_front((page, task));
+    }
+
+    fn spawn(&self, page: u32) -> PageTask {
+        let (fetcher, spec, wanted) = (
+            self.fetcher.clone(),
+            Arc::clone(&self.spec),
+            self.wanted.clone(),
+        );
+        let page_size = self.page_size;
+        tokio::spawn(async move { fetcher.fetch(&spec, page, page_size, &wanted).await })
+    }
+
+    /// Takes the first page asked for and not yet taken (there is one: [`PagesAhead::ask_ahead`] first).
+    /// Cancel-safe: the page stays first until its answer is taken.
+    async fn take(&mut self) -> (u32, Result<Fetched, Error>) {
+        let (page, task) = self
+            .asked
+            .front_mut()
+            .expect("a page is asked for before one is taken");
+        let (page, answered) = (*page, task.await);
+        self.asked.pop_front();
+        let fetched = match answered {
+            Ok(Some(fetched)) => fetched,
+            // Only pages abandoned by this window go unsent, and it takes none after abandoning them.
+            Ok(None) => Err(Error::Internal(format!("page {page} was abandoned"))),
+            Err(e) => Err(Error::Internal(format!("fetching page {page} failed: {e}"))),
+        };
+        (page, fetched)
+    }
+
+    /// Abandons every page asked for and not taken (see [`PagesAhead`]).
+    fn abandon(&mut self) {
+        self.wanted.cancel();
+        self.asked.clear();
+    }
+}
+
+impl Drop for PagesAhead {
+    fn drop(&mut self) {
+        self.abandon();
+    }
+}
+
+/// Pages through one window until its end is confirmed, handing each page to the writer in page order. Pages
+/// after the one being taken are asked for ahead, as far as the window's share of the requests allows (see
+/// [`window_share`], [`Pager::ahead`]); those past the confirmed end are abandoned. A reconcile's last page
+/// carries the deletions at the source, each confirmed by an unfiltered read.
 async fn fetch_window(
     cx: &FetchContext<'_>,
     tx: &mpsc::Sender<Handoff>,
     seq: usize,
     spec: &Arc<WindowSpec>,
 ) -> Result<WindowFetch, Error> {
+    let _running = Running::new(&cx.windows);
     let page_size = cx.job.page_size;
     let mut fetch = WindowFetch::default();
+    let mut ahead = PagesAhead::new(&cx.pages, spec, page_size);
     let mut returned: Vec<i64> = Vec::new();
     let mut previous: Option<u64> = None;
     // The previous page's size and last event id (a boundary a deletion can shift), and the items received
     // before the current page (where that boundary stands in the window's list).
     let mut boundary: Option<(usize, i64)> = None;
     let mut received_before: u32 = 0;
-    let mut page = 1;
+    let started_alone = cx.alone();
     loop {
-        let fetched = match fetch_page(cx, spec, page, page_size).await {
+        // While the page is awaited, a window ending elsewhere may leave requests to this one.
+        let (page, fetched) = loop {
+            let depth = fetch
+                .pager
+                .ahead(cx.share(), page_size as usize, started_alone);
+            ahead.ask_ahead(depth);
+            tokio::select! {
+                taken = ahead.take() => break taken,
+                () = cx.windows.ended_one.notified() => {}
+            }
+        };
+        let fetched = match fetched {
             // The same request was good for page 1: this window's paging, not the run, is refused.
             Err(Error::Api(ApiError::Status {
                 status: status @ (400 | 422),
@@ -560,7 +789,12 @@ async fn fetch_window(
         let step = fetch.pager.after(fetched.answer, page_size as usize);
         if step == Step::Again {
             debug!(window = %spec.interval, page, "404 after a full page: asking once more");
+            ahead.ask_again(page);
             continue;
+        }
+        let last = step == Step::End;
+        if last {
+            ahead.abandon();
         }
         let mut items = fetched.items;
         let this_page = match fetched.answer {
@@ -581,10 +815,9 @@ async fn fetch_window(
         }
         received_before += this_page.map_or(0, |(n, _)| n as u32);
         boundary = this_page;
-        let last = step == Step::End;
         let deleted = match (last, cx.reader) {
             (true, Some(reader)) => {
-                deleted_at_source(cx.client, reader, spec, returned.clone(), page_size).await?
+                deleted_at_source(&cx.pages, reader, spec, returned.clone(), page_size).await?
             }
             _ => Vec::new(),
         };
@@ -604,8 +837,7 @@ async fn fetch_window(
             debug!(window = %spec.interval, pages = page, "window fetched");
             return Ok(fetch);
         }
-        page += 1;
-        if page > MAX_PAGES_PER_WINDOW {
+        if page >= MAX_PAGES_PER_WINDOW {
             return Err(ApiError::TooManyPages {
                 window: spec.interval.to_string(),
                 pages: MAX_PAGES_PER_WINDOW,
@@ -629,7 +861,7 @@ async fn reread_if_shifted(
     fetch: &mut WindowFetch,
 ) -> Result<Vec<Item>, Error> {
     let page_size = cx.job.page_size;
-    let at_boundary = fetch_page(cx, spec, position, 1).await?;
+    let at_boundary = cx.pages.fetch_now(spec, position, 1).await?;
     if event_ids(&at_boundary.items).next() == Some(expected) {
         return Ok(Vec::new());
     }
@@ -640,7 +872,7 @@ async fn reread_if_shifted(
         "the source changed while the window was paged (events deleted before page {page}): reading page {} again",
         page - 1
     );
-    let again = fetch_page(cx, spec, page - 1, page_size).await?;
+    let again = cx.pages.fetch_now(spec, page - 1, page_size).await?;
     fetch.pruned_skipped += again.pruned_skipped;
     Ok(again.items)
 }
@@ -676,7 +908,7 @@ fn event_ids(items: &[Item]) -> impl Iterator<Item = i64> + '_ {
 /// than the server's (SQLite's `LIKE` ignores case), nor an event the neighbouring window archived meanwhile,
 /// is ever recorded as a deletion.
 async fn deleted_at_source(
-    client: &ApiClient,
+    pages: &PageFetcher,
     reader: &Mutex<ArchiveReader>,
     spec: &WindowSpec,
     mut returned: Vec<i64>,
@@ -709,7 +941,7 @@ async fn deleted_at_source(
             created_from: second - planner::BOUNDARY_OVERLAP,
             created_to: second + chrono::TimeDelta::seconds(1),
         };
-        let present = ids_at_source(client, &around, page_size).await?;
+        let present = ids_at_source(pages, &around, page_size).await?;
         deleted.extend(ids.into_iter().filter(|id| !present.contains(id)));
     }
     deleted.sort_unstable();
@@ -718,7 +950,7 @@ async fn deleted_at_source(
 
 /// Every event id the source returns for a (small) window, paged to its confirmed end.
 async fn ids_at_source(
-    client: &ApiClient,
+    pages: &PageFetcher,
     spec: &WindowSpec,
     page_size: u32,
 ) -> Result<std::collections::HashSet<i64>, Error> {
@@ -734,7 +966,8 @@ async fn ids_at_source(
             category: String::new(),
             action: String::new(),
         };
-        let answer = match client.fetch_page(&query).await? {
+        let answered = pages.request(&query, &CancellationToken::new()).await;
+        let answer = match answered.expect("a page always wanted is always sent")? {
             PageResult::PastTheEnd => Answer::NotFound,
             PageResult::Page { items, .. } => {
                 let requested = (spec.created_from, spec.created_to);

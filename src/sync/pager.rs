@@ -10,6 +10,14 @@
 //! - a **404 past the first page** (how some servers say "past the end") is asked again once, whatever page
 //!   came before (a gateway's passing 404 must not cut a window, and a page that looks short may be a capped
 //!   one with more behind it); a second 404 in a row ends the window.
+//!
+//! Asking ahead: the pager's decisions are taken page by page, in page order, whatever order the answers
+//! come in; but the engine may ask for the pages after the current one before it is answered, so that one
+//! dense window keeps every allowed request busy. How far ahead is decided here too ([`window_share`],
+//! [`Pager::ahead`]): a window shares the run's requests with the windows still running, never takes a
+//! request from a window waiting to start, asks ahead before its first page only when it is alone, and
+//! after a short page (most likely its last) asks only for the page that confirms the end. Pages asked for
+//! past the end are never handed on: their answers are dropped.
 
 /// What the server answered for one page.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -43,17 +51,54 @@ pub struct Pager {
     pub served_fewer: Option<usize>,
     /// The size of the previous page.
     previous: usize,
+    /// A page was answered (404s aside).
+    answered: bool,
 }
 
 /// 404s in a row, for one page past the first, that end a window.
 pub const NOT_FOUND_CONFIRMATIONS: u32 = 2;
 
+/// How many pages one window may have asked for and not yet taken, when `concurrency` requests are allowed
+/// at once, `waiting` windows of the run have not started and `running` windows (this one included) are
+/// being paged: one while windows wait to start (each window's next page comes first: a range of many
+/// windows is paged as it always was, one page per window at a time), else an even share of the requests,
+/// rounded up (the run's limit on requests in flight is kept by the engine; the share only keeps one window
+/// from queueing ahead of the others).
+pub fn window_share(concurrency: usize, waiting: usize, running: usize) -> usize {
+    if waiting > 0 {
+        return 1;
+    }
+    concurrency.max(1).div_ceil(running.max(1))
+}
+
 impl Pager {
+    /// How many pages to have asked for and not yet taken, for a window whose share is `share` (see
+    /// [`window_share`]), with pages of `page_size` asked: the share, unless the page just taken was short
+    /// (fewer items than the server serves per page, its cap once known), which most likely ends the
+    /// window: then only the page that confirms it. Before its first page nothing is known of the window: a
+    /// window that `started_alone` (the only one of its run left: one dense day, the last window of a
+    /// range) asks for its share at once, since nobody else could use the requests; one that started among
+    /// others asks for its first page only, and ahead once a full page shows it dense (so the last windows
+    /// of a range of empty or sparse ones do not ask for pages they have not got).
+    pub fn ahead(&self, share: usize, page_size: usize, started_alone: bool) -> usize {
+        let full = self.served_fewer.unwrap_or(page_size);
+        let blind = !self.answered && !started_alone;
+        if blind || (self.previous_short && self.previous < full) {
+            1
+        } else {
+            share.max(1)
+        }
+    }
+
     /// Takes the answer for the current page (asked with `page_size`) and says what to do next.
     pub fn after(&mut self, answer: Answer, page_size: usize) -> Step {
         match answer {
-            Answer::Items(0) => Step::End,
+            Answer::Items(0) => {
+                self.answered = true;
+                Step::End
+            }
             Answer::Items(n) => {
+                self.answered = true;
                 if self.previous_short && self.served_fewer.is_none() {
                     self.served_fewer = Some(self.previous);
                 }
@@ -142,5 +187,73 @@ mod tests {
             assert_eq!(got, want, "{name}");
             assert_eq!(pager.served_fewer, cap, "{name}");
         }
+    }
+
+    #[test]
+    fn a_window_shares_the_requests_with_the_windows_running_and_never_takes_one_from_a_waiting_window()
+     {
+        // (concurrency, waiting, running, share)
+        let cases = [
+            (8, 0, 1, 8),
+            (8, 0, 2, 4),
+            (8, 0, 3, 3),
+            (8, 0, 8, 1),
+            (8, 22, 8, 1),
+            (8, 1, 1, 1),
+            (1, 0, 1, 1),
+            (4, 0, 0, 4),
+            (0, 0, 1, 1),
+            (3, 0, 5, 1),
+        ];
+        for (concurrency, waiting, running, want) in cases {
+            assert_eq!(
+                window_share(concurrency, waiting, running),
+                want,
+                "concurrency {concurrency}, {waiting} waiting, {running} running"
+            );
+        }
+    }
+
+    #[test]
+    fn after_a_short_page_only_the_page_that_confirms_the_end_is_asked_for() {
+        // (name, answers taken so far, pages ahead with a share of 8 and pages of 10, for a window that
+        // started alone; one that started among others asks for its first page alone)
+        let cases: Vec<(&str, Vec<Answer>, usize)> = vec![
+            ("nothing known yet", vec![], 8),
+            ("after full pages", vec![Items(10), Items(10)], 8),
+            ("after a short page", vec![Items(10), Items(3)], 1),
+            (
+                "a capped server, once its cap is known, pages at full speed",
+                vec![Items(4), Items(4)],
+                8,
+            ),
+            ("a capped server's first page", vec![Items(4)], 1),
+            (
+                "a page shorter than the known cap",
+                vec![Items(4), Items(4), Items(1)],
+                1,
+            ),
+            ("after a passing 404", vec![Items(10), NotFound], 8),
+            ("more items than asked", vec![Items(12)], 8),
+        ];
+        for (name, answers, want) in cases {
+            let mut pager = Pager::default();
+            let blind = answers.is_empty();
+            for answer in answers {
+                pager.after(answer, 10);
+            }
+            assert_eq!(pager.ahead(8, 10, true), want, "{name}, started alone");
+            let among_others = if blind { 1 } else { want };
+            assert_eq!(
+                pager.ahead(8, 10, false),
+                among_others,
+                "{name}, started among others"
+            );
+        }
+        assert_eq!(
+            Pager::default().ahead(0, 10, true),
+            1,
+            "at least the next page"
+        );
     }
 }
