@@ -94,9 +94,23 @@ struct Open {
     rows: u64,
 }
 
+/// Names a day's file, relative to the dataset's folder, from its date (`YYYY-MM-DD`).
+pub type Naming<'a> = Box<dyn FnMut(&str) -> String + 'a>;
+/// Called with each file once it is complete under its final name, and its manifest entry.
+pub type OnClose<'a> = Box<dyn FnMut(&Path, &ManifestFile) -> io::Result<()> + 'a>;
+
+/// The date partition (`YYYY-MM-DD`, UTC) of an exported row.
+pub fn date_of(row: &ExportRow) -> io::Result<String> {
+    let at = crate::time::from_stored(&row.timestamp)
+        .ok_or_else(|| io::Error::other(format!("event {} has an unreadable timestamp", row.id)))?;
+    Ok(at.format("%Y-%m-%d").to_string())
+}
+
 /// Writes the dataset under `dir` from rows in time order; returns the files written.
-pub struct Partitioner {
+pub struct Partitioner<'a> {
     dir: PathBuf,
+    naming: Naming<'a>,
+    on_close: Option<OnClose<'a>>,
     schema: SchemaRef,
     open: Option<Open>,
     columns: Columns,
@@ -105,11 +119,24 @@ pub struct Partitioner {
     pub files: Vec<ManifestFile>,
 }
 
-impl Partitioner {
-    /// A dataset written into the existing, empty folder `dir` (the caller's temporary folder).
+impl<'a> Partitioner<'a> {
+    /// A dataset written into the existing, empty folder `dir` (the caller's temporary folder), one
+    /// `date=YYYY-MM-DD/part-00000.parquet` per day.
     pub fn new(dir: &Path) -> Self {
+        Partitioner::with(
+            dir,
+            Box::new(|date| format!("date={date}/{PART_FILE}")),
+            None,
+        )
+    }
+
+    /// A dataset written into the existing folder `dir`, each day's file named by `naming` (a name not in
+    /// use: a day seen again after another opens a new file), and handed to `on_close` once complete.
+    pub fn with(dir: &Path, naming: Naming<'a>, on_close: Option<OnClose<'a>>) -> Self {
         Partitioner {
             dir: dir.to_path_buf(),
+            naming,
+            on_close,
             schema: schema(),
             open: None,
             columns: Columns::default(),
@@ -143,12 +170,13 @@ impl Partitioner {
     }
 
     fn open_file(&mut self, date: String) -> io::Result<()> {
-        let folder = self.dir.join(format!("date={date}"));
-        std::fs::DirBuilder::new()
-            .mode(DIR_MODE)
-            .recursive(true)
-            .create(&folder)?;
-        let path = folder.join(PART_FILE);
+        let path = self.dir.join((self.naming)(&date));
+        if let Some(folder) = path.parent() {
+            std::fs::DirBuilder::new()
+                .mode(DIR_MODE)
+                .recursive(true)
+                .create(folder)?;
+        }
         let props = WriterProperties::builder()
             .set_compression(Compression::ZSTD(ZstdLevel::default()))
             .build();
@@ -188,6 +216,9 @@ impl Partitioner {
         let relative = open.path.strip_prefix(&self.dir).unwrap_or(&open.path);
         let (file, entry) = sink.into_entry(relative.display().to_string(), open.rows);
         file.commit()?;
+        if let Some(on_close) = self.on_close.as_mut() {
+            on_close(&open.path, &entry)?;
+        }
         self.files.push(entry);
         Ok(())
     }

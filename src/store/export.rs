@@ -38,21 +38,35 @@ pub enum ExportError {
     Output(#[from] std::io::Error),
 }
 
+/// The columns of an exported event, in [`ExportRow`]'s order (table alias `e`).
+const COLUMNS: &str = "e.id, e.timestamp, e.category, e.action, e.description, e.username, e.ip_address, e.raw, e.digest";
+
 /// Streams the events matching `filter` (ordered by timestamp, then id) into `each`; returns how many.
 pub fn export_rows(
     conn: &Connection,
     filter: &Where,
+    each: impl FnMut(&ExportRow) -> std::io::Result<()>,
+) -> Result<u64, ExportError> {
+    let sql = format!(
+        "SELECT {COLUMNS} FROM events e WHERE {} ORDER BY e.timestamp, e.id",
+        filter.sql
+    );
+    stream(conn, &sql, &filter.params, each)
+}
+
+/// Runs `sql` (which selects [`COLUMNS`]; the store's own text, never a user's) with `params` and streams
+/// its rows into `each`; returns how many. The one place an [`ExportRow`] is read, so that a change to how
+/// `events` stores a column stays here.
+pub(super) fn stream<P: rusqlite::ToSql>(
+    conn: &Connection,
+    sql: &str,
+    params: &[P],
     mut each: impl FnMut(&ExportRow) -> std::io::Result<()>,
 ) -> Result<u64, ExportError> {
     let ctx = || "cannot read events for the export".to_string();
-    let sql = format!(
-        "SELECT e.id, e.timestamp, e.category, e.action, e.description, e.username, e.ip_address, e.raw, e.digest
-         FROM events e WHERE {} ORDER BY e.timestamp, e.id",
-        filter.sql
-    );
-    let mut stmt = conn.prepare(&sql).context(ctx)?;
+    let mut stmt = conn.prepare(sql).context(ctx)?;
     let mut rows = stmt
-        .query(rusqlite::params_from_iter(filter.params.iter()))
+        .query(rusqlite::params_from_iter(params.iter()))
         .context(ctx)?;
     let mut count = 0;
     while let Some(r) = rows.next().context(ctx)? {
@@ -71,4 +85,34 @@ pub fn export_rows(
         count += 1;
     }
     Ok(count)
+}
+
+/// The condition for the events a mirror holds through the seal bound as parameter `through` (`?N`): those
+/// filed by window fetches sealed at or before it.
+pub(super) fn sealed_through(through: &str) -> String {
+    format!(
+        "e.window_id IN (SELECT window_id FROM seals WHERE id <= {through} AND window_id IS NOT NULL)"
+    )
+}
+
+/// The events filed by the window fetches sealed after seal `?1` up to seal `?2`, in time order. `full`
+/// (nothing mirrored yet) reads the whole table in timestamp order instead of the new windows' events
+/// sorted: the same rows, without a sort of the whole archive.
+pub(super) fn sealed_between_sql(full: bool) -> String {
+    let window = if full { "+e.window_id" } else { "e.window_id" };
+    format!(
+        "SELECT {COLUMNS} FROM events e
+         WHERE {window} IN (SELECT window_id FROM seals WHERE id > ?1 AND id <= ?2 AND window_id IS NOT NULL)
+         ORDER BY e.timestamp, e.id"
+    )
+}
+
+/// The events of one day (`?1` <= timestamp < `?3`) that a mirror through seal `?2` holds, in time order.
+pub(super) fn day_sql() -> String {
+    format!(
+        "SELECT {COLUMNS} FROM events e
+         WHERE e.timestamp >= ?1 AND e.timestamp < ?3 AND {}
+         ORDER BY e.timestamp, e.id",
+        sealed_through("?2")
+    )
 }
