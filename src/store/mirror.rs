@@ -290,3 +290,140 @@ fn destination_id(conn: &rusqlite::Connection, url: &str) -> rusqlite::Result<Op
     )
     .optional()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::ArchiveRead;
+    use crate::store::retention::tests::{archive, jan, now};
+
+    fn object(path: &str, date: &str, rows: u64) -> MirrorObject {
+        MirrorObject {
+            path: path.into(),
+            date: date.into(),
+            rows,
+            bytes: 10,
+            sha256: "ab".into(),
+        }
+    }
+
+    /// The ids `read` streams.
+    fn ids(read: impl FnOnce(&mut dyn FnMut(&ExportRow) -> std::io::Result<()>)) -> Vec<i64> {
+        let mut ids = Vec::new();
+        read(&mut |row| {
+            ids.push(row.id);
+            Ok(())
+        });
+        ids
+    }
+
+    #[test]
+    fn the_rows_of_new_seals_and_of_a_day_come_in_time_order() {
+        let (_dir, archive) = archive(&[0, 1, 2], 2);
+        assert_eq!(archive.last_seal_id().unwrap(), 3);
+        assert_eq!(
+            archive.pending_seals(0, 3).unwrap(),
+            vec![PendingSeal::Window; 3]
+        );
+        let all = ids(|each| {
+            archive.mirror_new_rows(0, 3, each).unwrap();
+        });
+        assert_eq!(
+            all,
+            [0, 1, 1000, 1001, 2000, 2001],
+            "full: every sealed window"
+        );
+        let later = ids(|each| {
+            archive.mirror_new_rows(1, 3, each).unwrap();
+        });
+        assert_eq!(later, [1000, 1001, 2000, 2001], "after seal 1 only");
+        let day = ids(|each| {
+            archive
+                .mirror_day_rows("2024-01-02", "2024-01-03", 3, each)
+                .unwrap();
+        });
+        assert_eq!(day, [1000, 1001]);
+        let unsealed = ids(|each| {
+            archive
+                .mirror_day_rows("2024-01-03", "2024-01-04", 2, each)
+                .unwrap();
+        });
+        assert!(
+            unsealed.is_empty(),
+            "a window sealed after `through` is not mirrored"
+        );
+        assert_eq!(count_sealed_through(&archive.conn, 2).unwrap(), 4);
+    }
+
+    #[test]
+    fn the_ledger_keeps_live_objects_and_drops_what_a_run_removed() {
+        let (_dir, mut archive) = archive(&[0, 1, 2], 2);
+        let url = "s3://lake/x";
+        assert_eq!(archive.mirror_ledger(url).unwrap(), MirrorLedger::default());
+        let first = [
+            object("events/date=2024-01-01/a", "2024-01-01", 2),
+            object("events/date=2024-01-02/b", "2024-01-02", 4),
+        ];
+        let commit = |number, after, through, added, removed| MirrorCommit {
+            url,
+            number,
+            committed_at: "2024-02-01T00:00:00.000Z",
+            after_seal: after,
+            through_seal: through,
+            chain_head: "00",
+            added,
+            removed,
+            manifest_sha256: "m",
+        };
+        archive
+            .record_mirror_run(&commit(1, 0, 2, &first, &[]))
+            .unwrap();
+        let second = [object("events/date=2024-01-02/c", "2024-01-02", 3)];
+        let dropped = ["events/date=2024-01-02/b".to_string()];
+        archive
+            .record_mirror_run(&commit(2, 2, 3, &second, &dropped))
+            .unwrap();
+        let ledger = archive.mirror_ledger(url).unwrap();
+        assert_eq!(
+            ledger.last.unwrap(),
+            MirrorRun {
+                number: 2,
+                through_seal: 3,
+                manifest_sha256: "m".into()
+            }
+        );
+        let live: Vec<&str> = ledger.objects.iter().map(|o| o.path.as_str()).collect();
+        assert_eq!(
+            live,
+            ["events/date=2024-01-01/a", "events/date=2024-01-02/c"]
+        );
+        assert_eq!(
+            archive.mirror_ledger("s3://lake/other").unwrap(),
+            MirrorLedger::default()
+        );
+        assert!(
+            archive
+                .record_mirror_run(&commit(2, 3, 3, &[], &[]))
+                .is_err(),
+            "a run number is recorded once per destination"
+        );
+    }
+
+    #[test]
+    fn a_prune_is_pending_with_its_ranges() {
+        let (_dir, mut archive) = archive(&[0, 1, 2], 2);
+        archive.prune(jan(2), now()).unwrap();
+        let through = archive.last_seal_id().unwrap();
+        let pending = archive.pending_seals(3, through).unwrap();
+        let [PendingSeal::Prune { ranges }] = pending.as_slice() else {
+            panic!("{pending:?}");
+        };
+        assert!(
+            ranges
+                .iter()
+                .any(|(from, _)| from.starts_with("2024-01-01")),
+            "{ranges:?}"
+        );
+        assert_eq!(count_sealed_through(&archive.conn, through).unwrap(), 2);
+    }
+}
