@@ -36,14 +36,15 @@ pub fn run(db: &Path, format: Format, args: &ExportArgs) -> Result<ExitCode> {
         );
     } else {
         eprintln!(
-            "mirrored {} seal(s) to {} as export run {}: {} rows written in {} object(s), {} object(s) dropped; the mirror holds {} rows",
+            "mirrored {} seal(s) to {} as export run {}: {} rows written in {} object(s), {} object(s) dropped; the mirror holds {} events and {} revisions",
             report.seals,
             report.destination,
             report.export_run,
             report.rows_written,
             report.objects_added,
             report.objects_removed,
-            report.rows
+            report.rows,
+            report.revisions
         );
     }
     Ok(ExitCode::Ok)
@@ -61,10 +62,10 @@ pub fn check(db: &Path, url: &str, args: &ExportArgs) -> Result<ExitCode> {
             println!("{:?}\t{}", f.problem, f.path);
         }
     }
-    if report.rows != report.archive_rows {
+    if report.rows != report.archive_rows || report.revisions != report.archive_revisions {
         eprintln!(
-            "the ledger says the mirror holds {} rows; the archive holds {} through the seal mirrored",
-            report.rows, report.archive_rows
+            "the ledger says the mirror holds {} events and {} revisions; the archive holds {} and {} through the seal mirrored",
+            report.rows, report.revisions, report.archive_rows, report.archive_revisions
         );
     }
     if report.intact() {

@@ -27,6 +27,23 @@ pub struct ExportRow {
     pub digest: Option<String>,
 }
 
+/// One mirrored revision: a later version of an archived event, with the event's timestamp (its day).
+#[derive(Debug)]
+pub struct RevisionRow {
+    /// Revision id.
+    pub id: i64,
+    /// The event it revises.
+    pub event_id: i64,
+    /// The event's normalised timestamp.
+    pub timestamp: String,
+    /// When this version was fetched.
+    pub fetched_at: String,
+    /// This version's JSON exactly as received.
+    pub raw: String,
+    /// SHA-256 of `raw`.
+    pub digest: Option<String>,
+}
+
 /// Why an export stopped.
 #[derive(Debug, thiserror::Error)]
 pub enum ExportError {
@@ -120,4 +137,57 @@ pub(super) fn day_sql() -> String {
          ORDER BY e.timestamp, e.id",
         sealed_through("?2")
     )
+}
+
+/// The columns of a mirrored revision, in [`RevisionRow`]'s order (`r` the revision, `e` its event).
+const REVISION_COLUMNS: &str = "r.id, r.event_id, e.timestamp, r.fetched_at, r.raw, r.digest";
+
+/// The revisions filed by the window fetches sealed after seal `?1` up to seal `?2`, by their event's time.
+pub(super) fn revisions_between_sql() -> String {
+    format!(
+        "SELECT {REVISION_COLUMNS} FROM event_revisions r JOIN events e ON e.id = r.event_id
+         WHERE r.window_id IN (SELECT window_id FROM seals WHERE id > ?1 AND id <= ?2 AND window_id IS NOT NULL)
+         ORDER BY +e.timestamp, r.id"
+    )
+}
+
+/// The revisions of one day's events (`?1` <= timestamp < `?3`) that a mirror through seal `?2` holds.
+pub(super) fn revisions_of_day_sql() -> String {
+    format!(
+        "SELECT {REVISION_COLUMNS} FROM event_revisions r JOIN events e ON e.id = r.event_id
+         WHERE e.timestamp >= ?1 AND e.timestamp < ?3
+           AND r.window_id IN (SELECT window_id FROM seals WHERE id <= ?2 AND window_id IS NOT NULL)
+         ORDER BY e.timestamp, r.id"
+    )
+}
+
+/// The revisions a mirror through the seal bound as `?1` holds, counted.
+pub(super) const REVISIONS_THROUGH_SQL: &str =
+    "SELECT count(*) FROM event_revisions r JOIN events e ON e.id = r.event_id
+     WHERE r.window_id IN (SELECT window_id FROM seals WHERE id <= ?1 AND window_id IS NOT NULL)";
+
+/// Runs `sql` (which selects [`REVISION_COLUMNS`]) with `params`, streaming its rows into `each`.
+pub(super) fn stream_revisions(
+    conn: &Connection,
+    sql: &str,
+    params: &[&dyn rusqlite::ToSql],
+    mut each: impl FnMut(&RevisionRow) -> std::io::Result<()>,
+) -> Result<u64, ExportError> {
+    let ctx = || "cannot read revisions for the export".to_string();
+    let mut stmt = conn.prepare(sql).context(ctx)?;
+    let mut rows = stmt.query(params).context(ctx)?;
+    let mut count = 0;
+    while let Some(r) = rows.next().context(ctx)? {
+        let row = RevisionRow {
+            id: r.get(0).context(ctx)?,
+            event_id: r.get(1).context(ctx)?,
+            timestamp: r.get(2).context(ctx)?,
+            fetched_at: r.get(3).context(ctx)?,
+            raw: r.get(4).context(ctx)?,
+            digest: r.get(5).context(ctx)?,
+        };
+        each(&row)?;
+        count += 1;
+    }
+    Ok(count)
 }

@@ -8,7 +8,7 @@
 //! what the destination does not hold, and a destination one run ahead (killed after its manifest) is rolled
 //! forward from that manifest ([`Archive::record_mirror_run`] serves both).
 
-use super::export::{self, ExportError, ExportRow};
+use super::export::{self, ExportError, ExportRow, RevisionRow};
 use super::{Archive, SqlContext, StoreError};
 use rusqlite::{OptionalExtension, params};
 
@@ -142,6 +142,18 @@ pub(super) fn count_sealed_through(
     .context(|| format!("cannot count the events sealed through seal {through}"))
 }
 
+/// Revisions a mirror through seal `through` holds: those filed by window fetches sealed at or before it.
+pub(super) fn count_revisions_through(
+    conn: &rusqlite::Connection,
+    through: i64,
+) -> Result<u64, StoreError> {
+    conn.query_row(export::REVISIONS_THROUGH_SQL, [through], |r| {
+        r.get::<_, i64>(0)
+    })
+    .map(|n| n as u64)
+    .context(|| format!("cannot count the revisions sealed through seal {through}"))
+}
+
 impl Archive {
     /// The newest seal's id (0: none yet).
     pub fn last_seal_id(&self) -> Result<i64, StoreError> {
@@ -213,6 +225,31 @@ impl Archive {
     ) -> Result<u64, ExportError> {
         let params: [&dyn rusqlite::ToSql; 3] = [&date, &through, &next];
         export::stream(&self.conn, &export::day_sql(), &params, each)
+    }
+
+    /// Streams the revisions filed by the window fetches sealed after seal `after` through seal `through`
+    /// (ordered by their event's timestamp, then id) into `each`; returns how many.
+    pub fn mirror_new_revisions(
+        &self,
+        after: i64,
+        through: i64,
+        each: impl FnMut(&RevisionRow) -> std::io::Result<()>,
+    ) -> Result<u64, ExportError> {
+        let sql = export::revisions_between_sql();
+        export::stream_revisions(&self.conn, &sql, &[&after, &through], each)
+    }
+
+    /// Streams the revisions of day `date`'s events that a mirror through seal `through` holds (ordered by
+    /// their event's timestamp, then id) into `each`; returns how many.
+    pub fn mirror_day_revisions(
+        &self,
+        date: &str,
+        next: &str,
+        through: i64,
+        each: impl FnMut(&RevisionRow) -> std::io::Result<()>,
+    ) -> Result<u64, ExportError> {
+        let sql = export::revisions_of_day_sql();
+        export::stream_revisions(&self.conn, &sql, &[&date, &through, &next], each)
     }
 
     /// Records a committed run: its row, the objects it added, the ones its manifest dropped; one transaction.

@@ -79,6 +79,11 @@ pub trait ArchiveRead: sealed::Connected {
         super::mirror::count_sealed_through(self.connection(), through)
     }
 
+    /// Revisions a mirror through seal `through` holds: those filed by window fetches sealed at or before it.
+    fn mirror_revisions_through(&self, through: i64) -> Result<u64, StoreError> {
+        super::mirror::count_revisions_through(self.connection(), through)
+    }
+
     /// The legal holds, in force only or all (lifted ones too), oldest first.
     fn holds(&self, include_lifted: bool) -> Result<Vec<Hold>, StoreError> {
         retention::holds(self.connection(), include_lifted)

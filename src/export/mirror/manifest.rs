@@ -27,8 +27,11 @@ pub struct MirrorManifest {
     pub through_seal: i64,
     /// The archive's seal-chain head when the run read it (check the archive with `verify --anchor`).
     pub chain_head: String,
-    /// Rows in the mirror in all.
+    /// Events in the mirror.
     pub rows: u64,
+    /// Revisions in the mirror.
+    #[serde(default)]
+    pub revisions: u64,
     /// Every live object, by path.
     pub files: Vec<ManifestFile>,
 }

@@ -5,14 +5,16 @@
 //! - `events/date=YYYY-MM-DD/part-RRRRRR-SSSSS-NNNNNNNN.parquet`: the rows of one day, in the schema of
 //!   [`parquet::schema`](super::parquet::schema); `R` the export run, `S` a sequence in the run, `N` a random
 //!   nonce, so no object is ever overwritten;
+//! - `revisions/date=YYYY-MM-DD/part-...parquet`: later versions of archived events (`event_revisions`), in
+//!   the day of the event they revise, in the schema of [`parquet::revisions_schema`](super::parquet::revisions_schema);
 //! - `_manifest.json` ([`manifest`]): every live object with its rows and SHA-256, the seals mirrored, the
 //!   archive's chain head.
 //!
 //! A run: (1) reads the destination's manifest and decides against the ledger ([`plan::resume`]); rolls the
 //! ledger forward if the previous run committed its manifest but not its ledger row; refuses a destination
-//! that disagrees; (2) deletes objects under `events/` that the manifest does not list (what a killed run left,
+//! that disagrees; (2) deletes objects under `events/` and `revisions/` that the manifest does not list (what a killed run left,
 //! or a rewritten day's old objects); (3) plans from the seals since the last run ([`plan::plan`]): a window
-//! fetch's events are appended as new objects; a day a prune took rows from is rewritten whole, its old objects
+//! fetch's events and revisions are appended as new objects; a day a prune took rows from is rewritten whole, its old objects
 //! dropped; (4) writes the objects, then the manifest, then the ledger row; (5) deletes the dropped objects.
 //! Invariant: the manifest lists exactly the events of the window fetches sealed through its `through_seal`
 //! (less what prunes removed), each once; the objects under `events/` are those of the manifest except between
@@ -23,7 +25,7 @@ pub mod manifest;
 pub mod plan;
 
 use super::ManifestFile;
-use super::parquet::{self, Partitioner};
+use super::parquet::{self, Columns, Partitioner, Revisions};
 use crate::store::mirror::{MirrorCommit, MirrorObject};
 use crate::store::{Archive, ArchiveRead, StoreError, export::ExportError};
 use crate::time::Timestamp;
@@ -36,6 +38,10 @@ use std::path::Path;
 
 /// The folder, under the destination's root, of the `events` table.
 pub const EVENTS: &str = "events";
+/// The folder of the `revisions` table (later versions of archived events, by their event's day).
+pub const REVISIONS: &str = "revisions";
+/// The mirror's tables (their folders).
+pub const TABLES: [&str; 2] = [EVENTS, REVISIONS];
 /// Test hook: pause (print a line on stderr and wait to be killed) after this many objects were published
 /// (`objects:N`), or after the manifest is committed and before the ledger (`manifest`).
 pub const PAUSE_VAR: &str = "ELEVATE_MIRROR_PAUSE";
@@ -112,8 +118,10 @@ pub struct MirrorReport {
     pub objects_added: u64,
     /// Objects dropped (rewritten days).
     pub objects_removed: u64,
-    /// Rows the mirror holds now.
+    /// Events the mirror holds now.
     pub rows: u64,
+    /// Revisions the mirror holds now.
+    pub revisions: u64,
     /// The archive's chain head mirrored.
     pub chain_head: String,
 }
@@ -245,9 +253,7 @@ pub fn run(
 
     // (2) Whatever the manifest does not list goes.
     let live: BTreeSet<&str> = ledger.objects.iter().map(|o| o.path.as_str()).collect();
-    let listed = at(dest.list(&format!("{EVENTS}/")), || {
-        format!("cannot list {url}/{EVENTS}/")
-    })?;
+    let listed = list_tables(dest)?;
     for key in listed.iter().filter(|k| !live.contains(k.as_str())) {
         at(dest.delete(key), || format!("cannot delete {url}/{key}"))?;
         report.swept += 1;
@@ -264,7 +270,8 @@ pub fn run(
     let number = ledger.last.as_ref().map_or(0, |r| r.number) + 1;
     let through = archive.last_seal_id()?;
     report.export_run = number - 1;
-    report.rows = ledger.objects.iter().map(|o| o.rows).sum();
+    (report.rows, report.revisions) =
+        rows_by_table(ledger.objects.iter().map(|o| (o.path.as_str(), o.rows)));
     report.chain_head = archive.chain_head()?;
     if through <= after {
         return Ok(report);
@@ -276,11 +283,12 @@ pub fn run(
     let nonce = format!("{:08x}", rand::random::<u32>());
     let sequence = Cell::new(0u32);
     let published = Cell::new(0u64);
-    let naming = || -> parquet::Naming<'_> {
-        Box::new(|date: &str| {
+    let (sequence, nonce) = (&sequence, nonce.as_str());
+    let naming = |table: &'static str| -> parquet::Naming<'_> {
+        Box::new(move |date: &str| {
             let seq = sequence.get();
             sequence.set(seq + 1);
-            format!("{EVENTS}/date={date}/part-{number:06}-{seq:05}-{nonce}.parquet")
+            format!("{table}/date={date}/part-{number:06}-{seq:05}-{nonce}.parquet")
         })
     };
     let staging = dest.staging().to_path_buf();
@@ -298,18 +306,34 @@ pub fn run(
     };
     let mut added = Vec::new();
     if !planned.rewrite.is_empty() {
-        let mut days = Partitioner::with(&staging, naming(), Some(on_close()));
+        let mut days = Partitioner::<Columns>::with(&staging, naming(EVENTS), Some(on_close()));
         for day in &planned.rewrite {
-            let next = next_day(day);
-            archive.mirror_day_rows(day, &next, through, |row| days.push(row))?;
+            archive.mirror_day_rows(day, &next_day(day), through, |row| days.push(row))?;
+        }
+        added.extend(days.finish().map_err(ExportError::Output)?);
+        let mut days =
+            Partitioner::<Revisions>::with(&staging, naming(REVISIONS), Some(on_close()));
+        for day in &planned.rewrite {
+            archive.mirror_day_revisions(day, &next_day(day), through, |row| days.push(row))?;
         }
         added.extend(days.finish().map_err(ExportError::Output)?);
     }
     if planned.append {
-        let mut new = Partitioner::with(&staging, naming(), Some(on_close()));
+        let mut new = Partitioner::<Columns>::with(&staging, naming(EVENTS), Some(on_close()));
         archive.mirror_new_rows(after, through, |row| {
-            if planned.rewrite.contains(&parquet::date_of(row)?) {
+            if planned.rewrite.contains(&parquet::date_of::<Columns>(row)?) {
                 return Ok(()); // written with its day
+            }
+            new.push(row)
+        })?;
+        added.extend(new.finish().map_err(ExportError::Output)?);
+        let mut new = Partitioner::<Revisions>::with(&staging, naming(REVISIONS), Some(on_close()));
+        archive.mirror_new_revisions(after, through, |row| {
+            if planned
+                .rewrite
+                .contains(&parquet::date_of::<Revisions>(row)?)
+            {
+                return Ok(());
             }
             new.push(row)
         })?;
@@ -335,6 +359,7 @@ pub fn run(
         .collect();
     files.sort_by(|a, b| a.path.cmp(&b.path));
     let chain_head = report.chain_head.clone();
+    let (rows, revisions) = rows_by_table(files.iter().map(|f| (f.path.as_str(), f.rows)));
     let manifest = MirrorManifest {
         tool: format!("elevate-archive {}", env!("CARGO_PKG_VERSION")),
         created_at: crate::time::to_stored(now),
@@ -344,7 +369,8 @@ pub fn run(
         after_seal: after,
         through_seal: through,
         chain_head: chain_head.clone(),
-        rows: files.iter().map(|f| f.rows).sum(),
+        rows,
+        revisions,
         files,
     };
     let bytes = manifest.to_bytes();
@@ -379,7 +405,31 @@ pub fn run(
     report.objects_added = added.len() as u64;
     report.objects_removed = removed.len() as u64;
     report.rows = manifest.rows;
+    report.revisions = manifest.revisions;
     Ok(report)
+}
+
+/// Every key under the tables' folders at the destination.
+fn list_tables(dest: &dyn Destination) -> Result<Vec<String>, MirrorError> {
+    let mut keys = Vec::new();
+    for table in TABLES {
+        let url = dest.url();
+        keys.extend(at(dest.list(&format!("{table}/")), || {
+            format!("cannot list {url}/{table}/")
+        })?);
+    }
+    Ok(keys)
+}
+
+/// Rows of events and of revisions among `(path, rows)` objects.
+fn rows_by_table<'a>(objects: impl Iterator<Item = (&'a str, u64)>) -> (u64, u64) {
+    objects.fold((0, 0), |(events, revisions), (path, rows)| {
+        if path.starts_with(&format!("{REVISIONS}/")) {
+            (events, revisions + rows)
+        } else {
+            (events + rows, revisions)
+        }
+    })
 }
 
 /// The day after `day` (`YYYY-MM-DD`), in the same form.
@@ -399,10 +449,14 @@ pub struct CheckReport {
     pub export_run: i64,
     /// Objects the ledger expects (the manifest included).
     pub objects: u64,
-    /// Rows the ledger says the mirror holds.
+    /// Events the ledger says the mirror holds.
     pub rows: u64,
-    /// Rows the archive holds through the seal mirrored (they must be equal).
+    /// Events the archive holds through the seal mirrored (they must be equal).
     pub archive_rows: u64,
+    /// Revisions the ledger says the mirror holds.
+    pub revisions: u64,
+    /// Revisions the archive holds through the seal mirrored (they must be equal).
+    pub archive_revisions: u64,
     /// Objects missing, extra or altered.
     pub findings: Vec<plan::Finding>,
 }
@@ -410,11 +464,13 @@ pub struct CheckReport {
 impl CheckReport {
     /// Whether the destination is exactly what the archive says it mirrored.
     pub fn intact(&self) -> bool {
-        self.findings.is_empty() && self.rows == self.archive_rows
+        self.findings.is_empty()
+            && self.rows == self.archive_rows
+            && self.revisions == self.archive_revisions
     }
 }
 
-/// Re-reads the destination (every object under `events/`, hashed, and the manifest) and compares it with the
+/// Re-reads the destination (every object under `events/` and `revisions/`, hashed, and the manifest) and compares it with the
 /// archive's ledger, and the ledger's row count with the archive's events.
 pub fn check(
     archive: &dyn ArchiveRead,
@@ -432,20 +488,21 @@ pub fn check(
         .collect();
     expected.insert(MANIFEST.into(), last.manifest_sha256.clone());
     let mut found = BTreeMap::new();
-    let listed = at(dest.list(&format!("{EVENTS}/")), || {
-        format!("cannot list {url}/{EVENTS}/")
-    })?;
+    let listed = list_tables(dest)?;
     for key in listed.into_iter().chain([MANIFEST.to_string()]) {
         if let Some(sha) = at(dest.sha256(&key), || format!("cannot read {url}/{key}"))? {
             found.insert(key, sha);
         }
     }
+    let (rows, revisions) = rows_by_table(ledger.objects.iter().map(|o| (o.path.as_str(), o.rows)));
     Ok(CheckReport {
         destination: url,
         export_run: last.number,
         objects: expected.len() as u64,
-        rows: ledger.objects.iter().map(|o| o.rows).sum(),
+        rows,
         archive_rows: archive.mirror_rows_through(last.through_seal)?,
+        revisions,
+        archive_revisions: archive.mirror_revisions_through(last.through_seal)?,
         findings: plan::compare(&expected, &found),
     })
 }
