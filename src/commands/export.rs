@@ -18,6 +18,11 @@ pub fn run(db: &Path, args: &ExportArgs) -> Result<ExitCode> {
     if args.incremental {
         return super::mirror::run(db, format, args);
     }
+    if args.json || args.allow_http {
+        return Err(Error::Usage(
+            "--json and --allow-http go with --incremental or --check".into(),
+        ));
+    }
     let events = crate::config::selection(&args.selection)?;
     check_out(args, format)?;
     let now = super::clock()?.now();

@@ -78,27 +78,46 @@ pub(super) fn stream<P: rusqlite::ToSql>(
     conn: &Connection,
     sql: &str,
     params: &[P],
-    mut each: impl FnMut(&ExportRow) -> std::io::Result<()>,
+    each: impl FnMut(&ExportRow) -> std::io::Result<()>,
 ) -> Result<u64, ExportError> {
-    let ctx = || "cannot read events for the export".to_string();
+    let read = |r: &rusqlite::Row<'_>| {
+        Ok(ExportRow {
+            id: r.get(0)?,
+            timestamp: r.get(1)?,
+            category: r.get(2)?,
+            action: r.get(3)?,
+            description: r.get(4)?,
+            username: r.get(5)?,
+            ip_address: r.get(6)?,
+            raw: r.get(7)?,
+            digest: r.get(8)?,
+        })
+    };
+    stream_rows(
+        conn,
+        sql,
+        rusqlite::params_from_iter(params.iter()),
+        "events",
+        read,
+        each,
+    )
+}
+
+/// Runs `sql` with `params`, turns each row into a value with `read` and hands it to `each`; returns how many.
+fn stream_rows<R>(
+    conn: &Connection,
+    sql: &str,
+    params: impl rusqlite::Params,
+    what: &str,
+    read: impl Fn(&rusqlite::Row<'_>) -> rusqlite::Result<R>,
+    mut each: impl FnMut(&R) -> std::io::Result<()>,
+) -> Result<u64, ExportError> {
+    let ctx = || format!("cannot read {what} for the export");
     let mut stmt = conn.prepare(sql).context(ctx)?;
-    let mut rows = stmt
-        .query(rusqlite::params_from_iter(params.iter()))
-        .context(ctx)?;
+    let mut rows = stmt.query(params).context(ctx)?;
     let mut count = 0;
     while let Some(r) = rows.next().context(ctx)? {
-        let row = ExportRow {
-            id: r.get(0).context(ctx)?,
-            timestamp: r.get(1).context(ctx)?,
-            category: r.get(2).context(ctx)?,
-            action: r.get(3).context(ctx)?,
-            description: r.get(4).context(ctx)?,
-            username: r.get(5).context(ctx)?,
-            ip_address: r.get(6).context(ctx)?,
-            raw: r.get(7).context(ctx)?,
-            digest: r.get(8).context(ctx)?,
-        };
-        each(&row)?;
+        each(&read(r).context(ctx)?)?;
         count += 1;
     }
     Ok(count)
@@ -171,23 +190,17 @@ pub(super) fn stream_revisions(
     conn: &Connection,
     sql: &str,
     params: &[&dyn rusqlite::ToSql],
-    mut each: impl FnMut(&RevisionRow) -> std::io::Result<()>,
+    each: impl FnMut(&RevisionRow) -> std::io::Result<()>,
 ) -> Result<u64, ExportError> {
-    let ctx = || "cannot read revisions for the export".to_string();
-    let mut stmt = conn.prepare(sql).context(ctx)?;
-    let mut rows = stmt.query(params).context(ctx)?;
-    let mut count = 0;
-    while let Some(r) = rows.next().context(ctx)? {
-        let row = RevisionRow {
-            id: r.get(0).context(ctx)?,
-            event_id: r.get(1).context(ctx)?,
-            timestamp: r.get(2).context(ctx)?,
-            fetched_at: r.get(3).context(ctx)?,
-            raw: r.get(4).context(ctx)?,
-            digest: r.get(5).context(ctx)?,
-        };
-        each(&row)?;
-        count += 1;
-    }
-    Ok(count)
+    let read = |r: &rusqlite::Row<'_>| {
+        Ok(RevisionRow {
+            id: r.get(0)?,
+            event_id: r.get(1)?,
+            timestamp: r.get(2)?,
+            fetched_at: r.get(3)?,
+            raw: r.get(4)?,
+            digest: r.get(5)?,
+        })
+    };
+    stream_rows(conn, sql, params, "revisions", read, each)
 }

@@ -480,4 +480,42 @@ mod tests {
             );
         }
     }
+
+    #[test]
+    fn a_local_folder_puts_lists_hashes_and_deletes() {
+        let dir = tempfile::tempdir().unwrap();
+        let local = Local::open(&dir.path().join("lake")).unwrap();
+        assert!(local.url().starts_with("file:///"));
+        assert_eq!(local.get("_manifest.json").unwrap(), None);
+        assert_eq!(local.list("events/").unwrap(), Vec::<String>::new());
+        std::fs::create_dir_all(local.staging().join("events/date=2024-01-01")).unwrap();
+        local
+            .put("events/date=2024-01-01/a.parquet", b"abc")
+            .unwrap();
+        local.put("_manifest.json", b"{}").unwrap();
+        local
+            .publish(
+                &local.staging().join("events/date=2024-01-01/a.parquet"),
+                "events/date=2024-01-01/a.parquet",
+            )
+            .unwrap();
+        assert_eq!(
+            local.list("events/").unwrap(),
+            ["events/date=2024-01-01/a.parquet"]
+        );
+        assert_eq!(
+            local
+                .sha256("events/date=2024-01-01/a.parquet")
+                .unwrap()
+                .unwrap(),
+            crate::digest::sha256_hex(b"abc")
+        );
+        assert_eq!(local.get("_manifest.json").unwrap().unwrap(), b"{}");
+        local.delete("events/date=2024-01-01/a.parquet").unwrap();
+        local.delete("events/date=2024-01-01/a.parquet").unwrap();
+        assert_eq!(
+            local.sha256("events/date=2024-01-01/a.parquet").unwrap(),
+            None
+        );
+    }
 }
