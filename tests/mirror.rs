@@ -256,14 +256,20 @@ impl Lake {
     }
 }
 
+/// A digest column as hex text, however the archive stores it (text, or bytes).
+fn hex_digest(column: &str) -> String {
+    format!("CASE typeof({column}) WHEN 'blob' THEN lower(hex({column})) ELSE {column} END")
+}
+
 /// The archive's events as the reader prints them, by id.
 fn archive_rows(sb: &Sandbox) -> Vec<serde_json::Value> {
     let conn = sb.conn();
     let mut stmt = conn
-        .prepare(
-            "SELECT id, timestamp, category, action, description, username, ip_address, digest, raw
-             FROM events ORDER BY id",
-        )
+        .prepare(&format!(
+            "SELECT id, timestamp, category, action, description, username, ip_address, {}, raw
+                 FROM events ORDER BY id",
+            hex_digest("digest")
+        ))
         .unwrap();
     stmt.query_map([], |r| {
         let ts: String = r.get(1)?;
@@ -292,10 +298,11 @@ fn archive_rows(sb: &Sandbox) -> Vec<serde_json::Value> {
 fn archive_revisions(sb: &Sandbox) -> Vec<serde_json::Value> {
     let conn = sb.conn();
     let mut stmt = conn
-        .prepare(
-            "SELECT r.id, r.event_id, e.timestamp, r.fetched_at, r.digest, r.raw
-             FROM event_revisions r JOIN events e ON e.id = r.event_id ORDER BY r.id",
-        )
+        .prepare(&format!(
+            "SELECT r.id, r.event_id, e.timestamp, r.fetched_at, {}, r.raw
+                 FROM event_revisions r JOIN events e ON e.id = r.event_id ORDER BY r.id",
+            hex_digest("r.digest")
+        ))
         .unwrap();
     let ms = |stored: &str| {
         elevate_archive::time::from_stored(stored)
