@@ -180,6 +180,8 @@ struct Lake {
     env: Vec<(&'static str, String)>,
     /// For tampering: how to replace an object's bytes.
     local: Option<PathBuf>,
+    /// The temporary folder (`TMPDIR`) the commands stage uploads in, if not the system's.
+    tmp: Option<PathBuf>,
 }
 
 impl Lake {
@@ -481,6 +483,13 @@ fn scenario(lake: &Lake) {
     let resumed = lake.export(&sb);
     assert!(resumed["swept"].as_u64().unwrap() >= 2, "{resumed}");
     assert_eq!(resumed["export_run"], 4);
+    if let Some(tmp) = &lake.tmp {
+        let left: Vec<_> = std::fs::read_dir(tmp).unwrap().collect();
+        assert!(
+            left.is_empty(),
+            "the killed run's staging folder is removed: {left:?}"
+        );
+    }
     assert_mirror_is_archive(lake, &sb, "re-run after a kill mid-export");
     lake.check(&sb).expect(0);
 
@@ -597,6 +606,7 @@ fn a_local_mirror_is_exact_through_syncs_kills_prunes_and_tampering() {
         url: root.display().to_string(),
         env: vec![],
         local: Some(root.clone()),
+        tmp: None,
     });
 }
 
@@ -605,10 +615,14 @@ fn an_s3_mirror_is_exact_through_syncs_kills_prunes_and_tampering() {
     let Some(weed) = Weed::start() else {
         return;
     };
+    let tmp = tempfile::tempdir().unwrap();
+    let mut env = weed.env();
+    env.push(("TMPDIR", tmp.path().display().to_string()));
     scenario(&Lake {
         url: "s3://lake/elevate/v1".into(),
-        env: weed.env(),
+        env,
         local: None,
+        tmp: Some(tmp.path().into()),
     });
 }
 

@@ -246,6 +246,30 @@ impl Drop for S3 {
     }
 }
 
+/// The start of a staging folder's name in the temporary folder (then the process id and a nonce).
+const STAGING_PREFIX: &str = "elevate-archive-mirror-";
+
+/// Removes the staging folders in `temp` of processes that are gone (a run killed before it could remove its
+/// own: at most one file in it, part-written).
+fn remove_stale_staging(temp: &Path) {
+    let Ok(entries) = std::fs::read_dir(temp) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let name = entry.file_name();
+        let Some(pid) = name
+            .to_str()
+            .and_then(|n| n.strip_prefix(STAGING_PREFIX))
+            .and_then(|rest| rest.split('-').next())
+        else {
+            continue;
+        };
+        if !Path::new("/proc").join(pid).exists() {
+            let _ = std::fs::remove_dir_all(entry.path());
+        }
+    }
+}
+
 /// A private local folder files are written into before upload, removed when dropped.
 struct Staging(PathBuf);
 
@@ -268,8 +292,9 @@ impl S3 {
             .enable_all()
             .build()
             .map_err(|e| format!("cannot start the async runtime: {e}"))?;
+        remove_stale_staging(&std::env::temp_dir());
         let staging = std::env::temp_dir().join(format!(
-            "elevate-archive-mirror-{}-{:08x}",
+            "{STAGING_PREFIX}{}-{:08x}",
             std::process::id(),
             rand::random::<u32>()
         ));
