@@ -280,65 +280,7 @@ pub fn run(
     let planned = plan::plan(&pending, &plan::days(&ledger.objects));
 
     // (4) Objects, manifest, ledger.
-    let nonce = format!("{:08x}", rand::random::<u32>());
-    let sequence = Cell::new(0u32);
-    let published = Cell::new(0u64);
-    let (sequence, nonce) = (&sequence, nonce.as_str());
-    let naming = |table: &'static str| -> parquet::Naming<'_> {
-        Box::new(move |date: &str| {
-            let seq = sequence.get();
-            sequence.set(seq + 1);
-            format!("{table}/date={date}/part-{number:06}-{seq:05}-{nonce}.parquet")
-        })
-    };
-    let staging = dest.staging().to_path_buf();
-    let on_close = || -> parquet::OnClose<'_> {
-        Box::new(|local: &Path, entry: &ManifestFile| {
-            dest.publish(local, &entry.path).map_err(|e| {
-                io::Error::new(e.kind(), format!("cannot upload {}: {e}", entry.path))
-            })?;
-            published.set(published.get() + 1);
-            if pause == Some(Pause::Objects(published.get())) {
-                Pause::Objects(published.get()).hold();
-            }
-            Ok(())
-        })
-    };
-    let mut added = Vec::new();
-    if !planned.rewrite.is_empty() {
-        let mut days = Partitioner::<Columns>::with(&staging, naming(EVENTS), Some(on_close()));
-        for day in &planned.rewrite {
-            archive.mirror_day_rows(day, &next_day(day), through, |row| days.push(row))?;
-        }
-        added.extend(days.finish().map_err(ExportError::Output)?);
-        let mut days =
-            Partitioner::<Revisions>::with(&staging, naming(REVISIONS), Some(on_close()));
-        for day in &planned.rewrite {
-            archive.mirror_day_revisions(day, &next_day(day), through, |row| days.push(row))?;
-        }
-        added.extend(days.finish().map_err(ExportError::Output)?);
-    }
-    if planned.append {
-        let mut new = Partitioner::<Columns>::with(&staging, naming(EVENTS), Some(on_close()));
-        archive.mirror_new_rows(after, through, |row| {
-            if planned.rewrite.contains(&parquet::date_of::<Columns>(row)?) {
-                return Ok(()); // written with its day
-            }
-            new.push(row)
-        })?;
-        added.extend(new.finish().map_err(ExportError::Output)?);
-        let mut new = Partitioner::<Revisions>::with(&staging, naming(REVISIONS), Some(on_close()));
-        archive.mirror_new_revisions(after, through, |row| {
-            if planned
-                .rewrite
-                .contains(&parquet::date_of::<Revisions>(row)?)
-            {
-                return Ok(());
-            }
-            new.push(row)
-        })?;
-        added.extend(new.finish().map_err(ExportError::Output)?);
-    }
+    let added = write_objects(archive, dest, &planned, after, through, number, pause)?;
     let removed: Vec<String> = ledger
         .objects
         .iter()
@@ -407,6 +349,80 @@ pub fn run(
     report.rows = manifest.rows;
     report.revisions = manifest.revisions;
     Ok(report)
+}
+
+/// Writes a run's objects: the days to rewrite, whole, then the rows of the window fetches sealed after seal
+/// `after` through `through` that are not on those days; each object published as soon as it is complete.
+/// Returns their manifest entries.
+fn write_objects(
+    archive: &Archive,
+    dest: &dyn Destination,
+    planned: &plan::Plan,
+    after: i64,
+    through: i64,
+    number: i64,
+    pause: Option<Pause>,
+) -> Result<Vec<ManifestFile>, MirrorError> {
+    let nonce = format!("{:08x}", rand::random::<u32>());
+    let sequence = Cell::new(0u32);
+    let published = Cell::new(0u64);
+    let (sequence, nonce) = (&sequence, nonce.as_str());
+    let naming = |table: &'static str| -> parquet::Naming<'_> {
+        Box::new(move |date: &str| {
+            let seq = sequence.get();
+            sequence.set(seq + 1);
+            format!("{table}/date={date}/part-{number:06}-{seq:05}-{nonce}.parquet")
+        })
+    };
+    let staging = dest.staging().to_path_buf();
+    let on_close = || -> parquet::OnClose<'_> {
+        Box::new(|local: &Path, entry: &ManifestFile| {
+            dest.publish(local, &entry.path).map_err(|e| {
+                io::Error::new(e.kind(), format!("cannot upload {}: {e}", entry.path))
+            })?;
+            published.set(published.get() + 1);
+            if pause == Some(Pause::Objects(published.get())) {
+                Pause::Objects(published.get()).hold();
+            }
+            Ok(())
+        })
+    };
+    let mut added = Vec::new();
+    if !planned.rewrite.is_empty() {
+        let mut days = Partitioner::<Columns>::with(&staging, naming(EVENTS), Some(on_close()));
+        for day in &planned.rewrite {
+            archive.mirror_day_rows(day, &next_day(day), through, |row| days.push(row))?;
+        }
+        added.extend(days.finish().map_err(ExportError::Output)?);
+        let mut days =
+            Partitioner::<Revisions>::with(&staging, naming(REVISIONS), Some(on_close()));
+        for day in &planned.rewrite {
+            archive.mirror_day_revisions(day, &next_day(day), through, |row| days.push(row))?;
+        }
+        added.extend(days.finish().map_err(ExportError::Output)?);
+    }
+    if planned.append {
+        let mut new = Partitioner::<Columns>::with(&staging, naming(EVENTS), Some(on_close()));
+        archive.mirror_new_rows(after, through, |row| {
+            if planned.rewrite.contains(&parquet::date_of::<Columns>(row)?) {
+                return Ok(()); // written with its day
+            }
+            new.push(row)
+        })?;
+        added.extend(new.finish().map_err(ExportError::Output)?);
+        let mut new = Partitioner::<Revisions>::with(&staging, naming(REVISIONS), Some(on_close()));
+        archive.mirror_new_revisions(after, through, |row| {
+            if planned
+                .rewrite
+                .contains(&parquet::date_of::<Revisions>(row)?)
+            {
+                return Ok(());
+            }
+            new.push(row)
+        })?;
+        added.extend(new.finish().map_err(ExportError::Output)?);
+    }
+    Ok(added)
 }
 
 /// Every key under the tables' folders at the destination.
