@@ -15,9 +15,13 @@
 //! - `proofs`: on an archive of N events synced with a signing key (default 10,000,000; `--events N`): `prove`
 //!   (in process, and the binary end to end) for events spread over the log, and `verify --checkpoint` of the
 //!   whole archive with its wall time and peak RSS (and the log pass alone, in process).
+//! - `mirror`: on an archive of N events (default 1,000,000; built once, kept under target/bench/): today's full
+//!   Parquet export (`export --format parquet --out DIR`) against a first `export --incremental` to a local
+//!   folder (both with wall time and peak RSS), then an incremental run with nothing new; the mirror's peak RSS
+//!   also at a quarter of N, to show it flat.
 //!
 //! Run: `cargo bench --bench sync -- e2e [--events N]`, `... -- memory`, `... -- latency`, `... -- dense`,
-//! `... -- sparse`, `... -- queries`, `... -- proofs [--events N]`, or `... -- all`.
+//! `... -- sparse`, `... -- queries`, `... -- proofs [--events N]`, `... -- mirror [--events N]`, or `... -- all`.
 
 use elevate_archive::model::Item;
 use elevate_archive::simulator::{SimConfig, Simulator};
@@ -59,6 +63,7 @@ fn main() {
         "sparse" => shape(&rt, "sparse", 15_000, 30),
         "queries" => queries(&rt),
         "proofs" => proofs(&rt, events),
+        "mirror" => mirror(&rt, events),
         "all" => {
             e2e(&rt, events);
             latency(&rt);
@@ -67,10 +72,11 @@ fn main() {
             memory(&rt);
             queries(&rt);
             proofs(&rt, 10_000_000);
+            mirror(&rt, 1_000_000);
         }
         other => {
             panic!(
-                "unknown scenario {other}: use e2e, memory, latency, dense, sparse, queries, proofs or all"
+                "unknown scenario {other}: use e2e, memory, latency, dense, sparse, queries, proofs, mirror or all"
             )
         }
     }
@@ -175,7 +181,12 @@ fn run_binary(db: &Path, args: &[&str]) -> Measured {
         seconds,
         cpu_seconds: cpu(usage.ru_utime) + cpu(usage.ru_stime),
         peak_rss_mib: usage.ru_maxrss as f64 / 1024.0,
-        summary: serde_json::from_str(out.trim()).unwrap(),
+        // `export` to a folder prints nothing on stdout.
+        summary: if out.trim().is_empty() {
+            serde_json::Value::Null
+        } else {
+            serde_json::from_str(out.trim()).unwrap()
+        },
     }
 }
 
@@ -540,6 +551,80 @@ fn proofs(rt: &tokio::runtime::Runtime, events: u64) {
 }
 
 /// Event ids spread over the archive (every 1/100 of the id range).
+/// An archive of `events` simulated events over a year at `target/bench/NAME`, synced once and kept.
+fn kept_archive(rt: &tokio::runtime::Runtime, name: &str, events: u64) -> PathBuf {
+    let db = bench_dir().join(name);
+    if !db.exists() {
+        println!(
+            "building a {events}-event archive (once; kept at {})",
+            db.display()
+        );
+        run_sync(rt, sim_config(events, 365), &db, &[]);
+    }
+    db
+}
+
+/// Mirroring against today's full Parquet export, and an incremental run with nothing new.
+fn mirror(rt: &tokio::runtime::Runtime, events: u64) {
+    let dir = bench_dir();
+    for n in [events / 4, events] {
+        let db = kept_archive(rt, &format!("mirror-{n}.db"), n);
+        let export_dir = dir.join(format!("mirror-export-{n}"));
+        let lake = dir.join(format!("mirror-lake-{n}"));
+        let _ = std::fs::remove_dir_all(&export_dir);
+        let _ = std::fs::remove_dir_all(&lake);
+        // A copy of the kept archive, so that its export ledger starts empty on every run of the bench.
+        let copy = dir.join(format!("mirror-run-{n}.db"));
+        fresh(&copy);
+        std::fs::copy(&db, &copy).unwrap();
+        let (export_dir, lake) = (export_dir.to_str().unwrap(), lake.to_str().unwrap());
+        let full = run_binary(
+            &copy,
+            &["export", "--format", "parquet", "--out", export_dir],
+        );
+        let first = run_binary(
+            &copy,
+            &[
+                "export",
+                "--format",
+                "parquet",
+                "--incremental",
+                "--out",
+                lake,
+                "--json",
+            ],
+        );
+        let again = run_binary(
+            &copy,
+            &[
+                "export",
+                "--format",
+                "parquet",
+                "--incremental",
+                "--out",
+                lake,
+                "--json",
+            ],
+        );
+        assert_eq!(first.summary["rows"], n, "{}", first.summary);
+        assert_eq!(again.summary["seals"], 0, "{}", again.summary);
+        println!(
+            "mirror: {n} events: full Parquet export {:.2}s ({:.0} events/s, peak RSS {:.1} MiB); first \
+             incremental mirror {:.2}s ({:.0} events/s, peak RSS {:.1} MiB, {} objects); \
+             incremental run with nothing new {:.3}s (peak RSS {:.1} MiB)",
+            full.seconds,
+            n as f64 / full.seconds,
+            full.peak_rss_mib,
+            first.seconds,
+            n as f64 / first.seconds,
+            first.peak_rss_mib,
+            first.summary["objects_added"],
+            again.seconds,
+            again.peak_rss_mib
+        );
+    }
+}
+
 fn reader_ids(db: &Path) -> Vec<i64> {
     let conn =
         rusqlite::Connection::open_with_flags(db, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)

@@ -433,20 +433,39 @@ pub struct SelectionArgs {
 #[derive(Debug, Args)]
 pub struct ExportArgs {
     /// Output format.
-    #[arg(long, value_enum)]
-    pub format: crate::export::Format,
+    #[arg(long, value_enum, required_unless_present = "check")]
+    pub format: Option<crate::export::Format>,
 
     /// Which events.
     #[command(flatten)]
     pub selection: SelectionArgs,
 
     /// Write to this file (must not exist) instead of standard output; the manifest goes to FILE.manifest.json.
+    /// With --incremental: the mirror's folder or s3://BUCKET/PREFIX.
     #[arg(long, value_name = "PATH")]
     pub out: Option<PathBuf>,
 
     /// Write the manifest here [default: FILE.manifest.json, or standard error when exporting to standard output].
     #[arg(long, value_name = "PATH")]
     pub manifest: Option<PathBuf>,
+
+    /// Mirror (Parquet only): export only what was sealed since the last export to --out, exactly once;
+    /// prunes since then are applied to the mirror.
+    #[arg(long, requires = "out", conflicts_with = "manifest")]
+    pub incremental: bool,
+
+    /// Re-read the mirror at URL (a folder or s3://BUCKET/PREFIX) and compare it with the archive: missing,
+    /// extra or altered objects are named (exit 7).
+    #[arg(long, value_name = "URL", conflicts_with_all = ["format", "out", "manifest", "incremental"])]
+    pub check: Option<String>,
+
+    /// Allow plain http to an AWS_ENDPOINT_URL that is not loopback.
+    #[arg(long)]
+    pub allow_http: bool,
+
+    /// With --incremental or --check: print the report as one JSON object on stdout.
+    #[arg(long)]
+    pub json: bool,
 }
 
 /// `search` flags.

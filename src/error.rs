@@ -3,6 +3,7 @@
 //! Each layer has its own error enum (`api::ApiError`, `store::StoreError`); this module folds them into
 //! [`Error`] and maps every outcome to a documented [`ExitCode`]. The README's table is this table.
 
+use crate::export::mirror::MirrorError;
 use crate::{api::ApiError, store::StoreError};
 
 /// Process exit codes. Scripts and schedulers rely on them: extend, never renumber.
@@ -31,6 +32,9 @@ pub enum ExitCode {
     Incomplete,
     /// Stopped by SIGINT or SIGTERM; committed pages are kept and the next run resumes.
     Interrupted,
+    /// `export --incremental` or `--check`: the destination (object store or folder) could not be read or
+    /// written; the ledger is unchanged and the next run resumes.
+    Destination,
     /// `status --check`: the monitoring-plugin convention's code (0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN).
     Check(crate::monitor::CheckState),
 }
@@ -49,6 +53,7 @@ impl ExitCode {
             ExitCode::VerifyFailed => 7,
             ExitCode::SourceDisagrees => 8,
             ExitCode::Incomplete => 9,
+            ExitCode::Destination => 10,
             ExitCode::Interrupted => 130,
             ExitCode::Check(state) => state.code(),
         }
@@ -70,6 +75,9 @@ pub enum Error {
     /// Evidence of tampering outside `verify`'s report: a checkpoint or an evidence bundle that does not hold.
     #[error("{0}")]
     Tampered(String),
+    /// The mirror failed (see [`crate::export::mirror::MirrorError`]).
+    #[error(transparent)]
+    Mirror(#[from] crate::export::mirror::MirrorError),
     /// A signal asked the run to stop.
     #[error("interrupted by a signal; committed pages are kept and the next run resumes from them")]
     Interrupted,
@@ -110,6 +118,13 @@ impl Error {
             }
             Error::Store(StoreError::SealMismatch { .. }) => ExitCode::VerifyFailed,
             Error::Store(_) => ExitCode::Archive,
+            Error::Mirror(e) => match e {
+                MirrorError::Store(StoreError::Locked { .. }) => ExitCode::Busy,
+                MirrorError::Store(_) => ExitCode::Archive,
+                MirrorError::Destination { .. } => ExitCode::Destination,
+                MirrorError::Diverged { .. } => ExitCode::VerifyFailed,
+                MirrorError::NeverMirrored(_) => ExitCode::Usage,
+            },
             Error::Interrupted => ExitCode::Interrupted,
             Error::Io { .. } | Error::Json(_) | Error::Internal(_) => ExitCode::Internal,
         }

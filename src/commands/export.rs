@@ -7,10 +7,24 @@ use crate::store::{ArchiveRead, ArchiveReader, export::ExportError};
 use crate::time;
 use std::path::Path;
 
-/// Exports and writes the manifest.
+/// Exports and writes the manifest (or mirrors, or checks a mirror).
 pub fn run(db: &Path, args: &ExportArgs) -> Result<ExitCode> {
+    if let Some(url) = &args.check {
+        return super::mirror::check(db, url, args);
+    }
+    let Some(format) = args.format else {
+        return Err(Error::Usage("pass --format (or --check URL)".into()));
+    };
+    if args.incremental {
+        return super::mirror::run(db, format, args);
+    }
+    if args.json || args.allow_http {
+        return Err(Error::Usage(
+            "--json and --allow-http go with --incremental or --check".into(),
+        ));
+    }
     let events = crate::config::selection(&args.selection)?;
-    check_out(args)?;
+    check_out(args, format)?;
     let now = super::clock()?.now();
     let archive = ArchiveReader::open(db)?;
     let recorded = Selection {
@@ -28,7 +42,7 @@ pub fn run(db: &Path, args: &ExportArgs) -> Result<ExitCode> {
         archive.chain_head()?,
         db,
         recorded,
-        args.format,
+        format,
         args.out.as_deref(),
         now,
     );
@@ -40,13 +54,13 @@ pub fn run(db: &Path, args: &ExportArgs) -> Result<ExitCode> {
         Err(ExportError::Output(e)) => return Err(Error::io("cannot write the export")(e)),
         Err(ExportError::Store(e)) => return Err(e.into()),
     };
-    report(args, &manifest)?;
+    report(args, format, &manifest)?;
     Ok(ExitCode::Ok)
 }
 
 /// Refuses an output that cannot be written as asked, before anything is read.
-fn check_out(args: &ExportArgs) -> Result<()> {
-    if args.format == Format::Parquet && args.out.is_none() {
+fn check_out(args: &ExportArgs, format: Format) -> Result<()> {
+    if format == Format::Parquet && args.out.is_none() {
         return Err(Error::Usage(
             "a Parquet dataset is a folder: pass --out DIR".into(),
         ));
@@ -64,14 +78,14 @@ fn check_out(args: &ExportArgs) -> Result<()> {
 
 /// Writes the manifest where it belongs (beside the file, inside the dataset, `--manifest`, or stderr) and
 /// says what was exported.
-fn report(args: &ExportArgs, manifest: &Manifest) -> Result<()> {
+fn report(args: &ExportArgs, format: Format, manifest: &Manifest) -> Result<()> {
     let write = |path: &Path| {
         export::write_manifest(manifest, path).map_err(Error::io(format!(
             "cannot write the manifest {}",
             path.display()
         )))
     };
-    if args.format == Format::Parquet {
+    if format == Format::Parquet {
         let out = args.out.as_deref().expect("checked before the export");
         if let Some(copy) = &args.manifest {
             write(copy)?;
@@ -81,7 +95,7 @@ fn report(args: &ExportArgs, manifest: &Manifest) -> Result<()> {
             manifest.rows,
             out.display(),
             manifest.files.len(),
-            export::manifest_path_for(out, args.format).display()
+            export::manifest_path_for(out, format).display()
         );
         return Ok(());
     }

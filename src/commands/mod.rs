@@ -6,6 +6,7 @@ pub mod demo;
 pub mod export;
 pub mod hold;
 pub mod keygen;
+pub mod mirror;
 pub mod prove;
 pub mod prune;
 pub mod query;

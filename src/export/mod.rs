@@ -7,6 +7,7 @@
 //! each Parquet part) is written through [`AtomicFile`] and a dataset through [`AtomicDir`]: private, synced,
 //! renamed into place and the folder synced, so whatever is under its final name is complete.
 
+pub mod mirror;
 pub mod parquet;
 
 use crate::atomic::{AtomicDir, AtomicFile};
@@ -45,7 +46,7 @@ pub struct Selection {
 }
 
 /// One file of an export.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize)]
 pub struct ManifestFile {
     /// Its path, as written (`-` for standard output).
     pub path: String,

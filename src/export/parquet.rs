@@ -7,7 +7,7 @@
 
 use super::{Hashing, ManifestFile};
 use crate::atomic::{AtomicFile, DIR_MODE};
-use crate::store::export::ExportRow;
+use crate::store::export::{ExportRow, RevisionRow};
 use arrow_array::{ArrayRef, Int64Array, RecordBatch, StringArray, TimestampMillisecondArray};
 use arrow_schema::{DataType, Field, Schema, SchemaRef, TimeUnit};
 use parquet::arrow::ArrowWriter;
@@ -42,9 +42,23 @@ pub fn schema() -> SchemaRef {
     ]))
 }
 
-/// The rows of one batch, column by column.
+/// A table the partitioner writes: its schema, and its rows buffered column by column.
+pub trait Table: Default {
+    /// A row as the store streams it.
+    type Row;
+    /// The schema of the table's files.
+    fn schema() -> SchemaRef;
+    /// The row's stored timestamp, which names its day, and its id (for errors).
+    fn when(row: &Self::Row) -> (&str, i64);
+    /// Buffers a row; `millis` is its timestamp.
+    fn push(&mut self, row: &Self::Row, millis: i64) -> io::Result<()>;
+    /// The buffered rows as one batch, emptied.
+    fn take_batch(&mut self, schema: &SchemaRef) -> io::Result<RecordBatch>;
+}
+
+/// The `events` table (the rows of one batch, column by column).
 #[derive(Default)]
-struct Columns {
+pub struct Columns {
     id: Vec<i64>,
     timestamp: Vec<i64>,
     category: Vec<String>,
@@ -56,8 +70,18 @@ struct Columns {
     raw: Vec<String>,
 }
 
-impl Columns {
-    fn push(&mut self, row: &ExportRow, millis: i64) {
+impl Table for Columns {
+    type Row = ExportRow;
+
+    fn schema() -> SchemaRef {
+        schema()
+    }
+
+    fn when(row: &ExportRow) -> (&str, i64) {
+        (&row.timestamp, row.id)
+    }
+
+    fn push(&mut self, row: &ExportRow, millis: i64) -> io::Result<()> {
         self.id.push(row.id);
         self.timestamp.push(millis);
         self.category.push(row.category.clone());
@@ -67,6 +91,7 @@ impl Columns {
         self.ip_address.push(row.ip_address.clone());
         self.digest.push(row.digest.clone());
         self.raw.push(row.raw.clone());
+        Ok(())
     }
 
     fn take_batch(&mut self, schema: &SchemaRef) -> io::Result<RecordBatch> {
@@ -86,6 +111,69 @@ impl Columns {
     }
 }
 
+/// The schema of the mirror's `revisions` table: later versions of archived events (`event_revisions`), in
+/// the day of the event they revise.
+pub fn revisions_schema() -> SchemaRef {
+    let utc = DataType::Timestamp(TimeUnit::Millisecond, Some("UTC".into()));
+    Arc::new(Schema::new(vec![
+        Field::new("id", DataType::Int64, false),
+        Field::new("event_id", DataType::Int64, false),
+        Field::new("timestamp", utc.clone(), false),
+        Field::new("fetched_at", utc, false),
+        Field::new("digest", DataType::Utf8, true),
+        Field::new("raw", DataType::Utf8, false),
+    ]))
+}
+
+/// The `revisions` table.
+#[derive(Default)]
+pub struct Revisions {
+    id: Vec<i64>,
+    event_id: Vec<i64>,
+    timestamp: Vec<i64>,
+    fetched_at: Vec<i64>,
+    digest: Vec<Option<String>>,
+    raw: Vec<String>,
+}
+
+impl Table for Revisions {
+    type Row = RevisionRow;
+
+    fn schema() -> SchemaRef {
+        revisions_schema()
+    }
+
+    fn when(row: &RevisionRow) -> (&str, i64) {
+        (&row.timestamp, row.id)
+    }
+
+    fn push(&mut self, row: &RevisionRow, millis: i64) -> io::Result<()> {
+        let fetched = crate::time::from_stored(&row.fetched_at).ok_or_else(|| {
+            io::Error::other(format!("revision {} has an unreadable fetched_at", row.id))
+        })?;
+        self.id.push(row.id);
+        self.event_id.push(row.event_id);
+        self.timestamp.push(millis);
+        self.fetched_at.push(fetched.timestamp_millis());
+        self.digest.push(row.digest.clone());
+        self.raw.push(row.raw.clone());
+        Ok(())
+    }
+
+    fn take_batch(&mut self, schema: &SchemaRef) -> io::Result<RecordBatch> {
+        let c = std::mem::take(self);
+        let columns: Vec<ArrayRef> = vec![
+            Arc::new(Int64Array::from(c.id)),
+            Arc::new(Int64Array::from(c.event_id)),
+            Arc::new(TimestampMillisecondArray::from(c.timestamp).with_timezone("UTC")),
+            Arc::new(TimestampMillisecondArray::from(c.fetched_at).with_timezone("UTC")),
+            Arc::new(StringArray::from(c.digest)),
+            Arc::new(StringArray::from(c.raw)),
+        ];
+        RecordBatch::try_new(Arc::clone(schema), columns).map_err(io::Error::other)
+    }
+}
+
 /// One day's file being written.
 struct Open {
     date: String,
@@ -94,41 +182,73 @@ struct Open {
     rows: u64,
 }
 
+/// Names a day's file, relative to the dataset's folder, from its date (`YYYY-MM-DD`).
+pub type Naming<'a> = Box<dyn FnMut(&str) -> String + 'a>;
+/// Called with each file once it is complete under its final name, and its manifest entry.
+pub type OnClose<'a> = Box<dyn FnMut(&Path, &ManifestFile) -> io::Result<()> + 'a>;
+
+/// The date partition (`YYYY-MM-DD`, UTC) of a row of table `T`.
+pub fn date_of<T: Table>(row: &T::Row) -> io::Result<String> {
+    Ok(when::<T>(row)?.format("%Y-%m-%d").to_string())
+}
+
+/// The timestamp of a row of table `T`.
+fn when<T: Table>(row: &T::Row) -> io::Result<crate::time::Timestamp> {
+    let (stored, id) = T::when(row);
+    crate::time::from_stored(stored)
+        .ok_or_else(|| io::Error::other(format!("row {id} has an unreadable timestamp")))
+}
+
 /// Writes the dataset under `dir` from rows in time order; returns the files written.
-pub struct Partitioner {
+pub struct Partitioner<'a, T: Table = Columns> {
     dir: PathBuf,
+    naming: Naming<'a>,
+    on_close: Option<OnClose<'a>>,
     schema: SchemaRef,
     open: Option<Open>,
-    columns: Columns,
+    columns: T,
     pending: usize,
     /// Files written so far, with paths relative to the dataset's folder.
     pub files: Vec<ManifestFile>,
 }
 
-impl Partitioner {
-    /// A dataset written into the existing, empty folder `dir` (the caller's temporary folder).
+impl Partitioner<'_> {
+    /// A dataset of `events` written into the existing, empty folder `dir` (the caller's temporary folder),
+    /// one `date=YYYY-MM-DD/part-00000.parquet` per day.
     pub fn new(dir: &Path) -> Self {
+        Partitioner::with(
+            dir,
+            Box::new(|date| format!("date={date}/{PART_FILE}")),
+            None,
+        )
+    }
+}
+
+impl<'a, T: Table> Partitioner<'a, T> {
+    /// A dataset written into the existing folder `dir`, each day's file named by `naming` (a name not in
+    /// use: a day seen again after another opens a new file), and handed to `on_close` once complete.
+    pub fn with(dir: &Path, naming: Naming<'a>, on_close: Option<OnClose<'a>>) -> Self {
         Partitioner {
             dir: dir.to_path_buf(),
-            schema: schema(),
+            naming,
+            on_close,
+            schema: T::schema(),
             open: None,
-            columns: Columns::default(),
+            columns: T::default(),
             pending: 0,
             files: Vec::new(),
         }
     }
 
     /// Adds one row (rows must come in time order).
-    pub fn push(&mut self, row: &ExportRow) -> io::Result<()> {
-        let at = crate::time::from_stored(&row.timestamp).ok_or_else(|| {
-            io::Error::other(format!("event {} has an unreadable timestamp", row.id))
-        })?;
+    pub fn push(&mut self, row: &T::Row) -> io::Result<()> {
+        let at = when::<T>(row)?;
         let date = at.format("%Y-%m-%d").to_string();
         if self.open.as_ref().is_none_or(|o| o.date != date) {
             self.close_file()?;
             self.open_file(date)?;
         }
-        self.columns.push(row, at.timestamp_millis());
+        self.columns.push(row, at.timestamp_millis())?;
         self.pending += 1;
         if self.pending >= BATCH_ROWS {
             self.write_batch()?;
@@ -143,12 +263,13 @@ impl Partitioner {
     }
 
     fn open_file(&mut self, date: String) -> io::Result<()> {
-        let folder = self.dir.join(format!("date={date}"));
-        std::fs::DirBuilder::new()
-            .mode(DIR_MODE)
-            .recursive(true)
-            .create(&folder)?;
-        let path = folder.join(PART_FILE);
+        let path = self.dir.join((self.naming)(&date));
+        if let Some(folder) = path.parent() {
+            std::fs::DirBuilder::new()
+                .mode(DIR_MODE)
+                .recursive(true)
+                .create(folder)?;
+        }
         let props = WriterProperties::builder()
             .set_compression(Compression::ZSTD(ZstdLevel::default()))
             .build();
@@ -188,6 +309,9 @@ impl Partitioner {
         let relative = open.path.strip_prefix(&self.dir).unwrap_or(&open.path);
         let (file, entry) = sink.into_entry(relative.display().to_string(), open.rows);
         file.commit()?;
+        if let Some(on_close) = self.on_close.as_mut() {
+            on_close(&open.path, &entry)?;
+        }
         self.files.push(entry);
         Ok(())
     }

@@ -19,6 +19,7 @@ pub mod export;
 pub mod filter;
 pub mod kinds;
 pub mod lateness;
+pub mod mirror;
 pub mod read;
 pub mod reader;
 pub mod retention;

@@ -69,6 +69,21 @@ pub trait ArchiveRead: sealed::Connected {
         seal::head(self.connection()).context(|| "cannot read the chain head".into())
     }
 
+    /// What the export ledger says destination `url` holds (see [`mirror`](super::mirror)).
+    fn mirror_ledger(&self, url: &str) -> Result<super::mirror::MirrorLedger, StoreError> {
+        super::mirror::ledger(self.connection(), url)
+    }
+
+    /// Events a mirror through seal `through` holds: those filed by window fetches sealed at or before it.
+    fn mirror_rows_through(&self, through: i64) -> Result<u64, StoreError> {
+        super::mirror::count_sealed_through(self.connection(), through)
+    }
+
+    /// Revisions a mirror through seal `through` holds: those filed by window fetches sealed at or before it.
+    fn mirror_revisions_through(&self, through: i64) -> Result<u64, StoreError> {
+        super::mirror::count_revisions_through(self.connection(), through)
+    }
+
     /// The legal holds, in force only or all (lifted ones too), oldest first.
     fn holds(&self, include_lifted: bool) -> Result<Vec<Hold>, StoreError> {
         retention::holds(self.connection(), include_lifted)

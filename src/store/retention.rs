@@ -910,7 +910,7 @@ fn digests_hold(conn: &Connection, window_id: i64) -> rusqlite::Result<bool> {
 }
 
 #[cfg(test)]
-mod tests {
+pub(super) mod tests {
     use super::*;
 
     /// Hour `h` of the epoch.
@@ -1085,17 +1085,17 @@ mod tests {
     }
 
     /// Day `d` of January 2024, 0-based.
-    fn jan(d: i64) -> Timestamp {
+    pub(in crate::store) fn jan(d: i64) -> Timestamp {
         time::parse_time_arg("2024-01-01").unwrap() + chrono::TimeDelta::days(d)
     }
 
-    fn now() -> Timestamp {
+    pub(in crate::store) fn now() -> Timestamp {
         time::parse_time_arg("2024-02-01").unwrap()
     }
 
     /// A temporary archive holding one complete, sealed window fetch per day in `days` (0-based days of
     /// January 2024), each with `per_day` events at 10:00, 10:01, ...
-    fn archive(days: &[i64], per_day: i64) -> (tempfile::TempDir, Archive) {
+    pub(in crate::store) fn archive(days: &[i64], per_day: i64) -> (tempfile::TempDir, Archive) {
         use crate::model::{Event, Filters, Item, PageBatch, RunKind, WindowSpec};
         let dir = tempfile::tempdir().unwrap();
         let mut archive = Archive::open(&dir.path().join("a.db"), now()).unwrap();

@@ -653,6 +653,7 @@ pub fn detailed_findings(
 pub const UNDO_AFTER_VERSION_7: &str = "
     DROP TABLE tlog_state; DROP TABLE tlog_leaves; DROP TABLE tlog_hashes; DROP TABLE checkpoints;
     DROP TABLE verifications;
+    DROP TABLE export_objects; DROP TABLE export_runs; DROP TABLE export_destinations;
     ALTER TABLE runs DROP COLUMN lookback_seconds;
     DROP TABLE events_fts;
     CREATE VIRTUAL TABLE events_fts USING fts5(description, username, content = 'events',
