@@ -137,6 +137,9 @@ pub struct Event {
     pub raw: String,
     /// Hex SHA-256 of `raw`.
     pub digest: String,
+    /// Its leaf hash in the Merkle log as a new event (`tlog::leaf_hash`), computed with the digest on the
+    /// fetch side so the one writer thread does not; `None`: the writer computes it.
+    pub leaf: Option<[u8; 32]>,
     /// Whether the timestamp lies outside the bounds the window asked the server for.
     pub out_of_window: bool,
 }

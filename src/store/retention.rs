@@ -1127,6 +1127,7 @@ pub(super) mod tests {
                         username: Some("bob".into()),
                         ip_address: None,
                         digest: crate::digest::sha256_hex(raw.as_bytes()),
+                        leaf: None,
                         raw,
                         out_of_window: false,
                     })

@@ -587,6 +587,7 @@ mod tests {
             ip_address: None,
             raw: raw.into(),
             digest: sha256_hex(raw.as_bytes()),
+            leaf: None,
             out_of_window: false,
         })
     }

@@ -134,6 +134,12 @@ impl LogAppender {
         self.append_hash(kind, reference, None, leaf_hash(kind, reference, payload))
     }
 
+    /// Appends a leaf whose hash was computed beforehand (with [`tlog::leaf_hash`], off the writer); returns
+    /// its index.
+    pub fn append_hashed(&mut self, kind: LeafKind, reference: i64, hash: Hash) -> u64 {
+        self.append_hash(kind, reference, None, hash)
+    }
+
     /// Appends a removal by prune `prune_id` of the row behind leaf `removed` (of `kind`, row `row`).
     pub fn append_removal(&mut self, removed: u64, kind: LeafKind, row: i64, prune_id: i64) {
         let payload = tlog::removal_payload(kind, row, prune_id);

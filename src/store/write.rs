@@ -12,6 +12,7 @@ use crate::model::{
     WindowSpec, WindowStatus,
 };
 use crate::time::{self, Timestamp};
+use crate::tlog::Hash;
 use rusqlite::{Transaction, TransactionBehavior, params};
 use std::collections::HashMap;
 
@@ -565,7 +566,10 @@ fn store_page(
                 }
                 match stored {
                     Stored::New => {
-                        log.append(LeafKind::Event, event.id, event.raw.as_bytes());
+                        match event.leaf {
+                            Some(hash) => log.append_hashed(LeafKind::Event, event.id, Hash(hash)),
+                            None => log.append(LeafKind::Event, event.id, event.raw.as_bytes()),
+                        };
                         totals.events_new += 1;
                         let seen = types
                             .entry((event.category.clone(), event.action.clone()))
@@ -717,6 +721,7 @@ mod tests {
             ip_address: None,
             raw: raw.into(),
             digest: crate::digest::sha256_hex(raw.as_bytes()),
+            leaf: None,
             out_of_window: false,
         })
     }

@@ -28,6 +28,9 @@ pub fn classify(raw: &RawValue, requested: (Timestamp, Timestamp)) -> Item {
             ip_address: c.ip_address.map(Into::into),
             raw: text.to_string(),
             digest: crate::digest::sha256_hex(text.as_bytes()),
+            leaf: Some(
+                crate::tlog::leaf_hash(crate::model::LeafKind::Event, c.id, text.as_bytes()).0,
+            ),
             out_of_window: c.timestamp < requested.0 || c.timestamp > requested.1,
         }),
     }
@@ -90,6 +93,9 @@ mod tests {
             ip_address: None,
             raw: text.into(),
             digest: crate::digest::sha256_hex(text.as_bytes()),
+            leaf: Some(
+                crate::tlog::leaf_hash(crate::model::LeafKind::Event, 77, text.as_bytes()).0,
+            ),
             out_of_window: false,
         };
         assert_eq!(e, want);

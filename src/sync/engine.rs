@@ -1086,6 +1086,7 @@ mod tests {
             ip_address: None,
             raw: "{}".into(),
             digest: String::new(),
+            leaf: None,
             out_of_window: false,
         })
     }
