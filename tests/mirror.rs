@@ -688,3 +688,50 @@ fn incremental_mirrors_the_whole_archive_only() {
         .expect(2);
     sb.run(&["export", "--check", out]).expect(2);
 }
+
+#[test]
+fn a_mirror_never_deletes_objects_it_did_not_write() {
+    let (_served, sb, _) = synced(20, "2024-01-01", "2024-01-03");
+    let root = sb.dir.path().join("lake");
+    let out = root.to_str().unwrap();
+    let theirs = root.join("events/date=2020-01-01/theirs.parquet");
+    std::fs::create_dir_all(theirs.parent().unwrap()).unwrap();
+    std::fs::write(&theirs, b"somebody else's data").unwrap();
+    let mirror = || {
+        sb.run(&[
+            "export",
+            "--format",
+            "parquet",
+            "--incremental",
+            "--out",
+            out,
+        ])
+    };
+
+    // A destination never mirrored to that holds objects the mirror did not write is refused, untouched.
+    let refused = mirror();
+    refused.expect(7);
+    assert!(
+        refused.stderr.contains("did not write") && refused.stderr.contains("theirs.parquet"),
+        "{}",
+        refused.stderr
+    );
+    assert_eq!(std::fs::read(&theirs).unwrap(), b"somebody else's data");
+    assert!(!root.join("_manifest.json").exists());
+
+    // Mirrored to an empty folder, then somebody's file lands in it: the next run leaves it, `--check` names it.
+    std::fs::remove_file(&theirs).unwrap();
+    mirror().expect(0);
+    std::fs::write(&theirs, b"somebody else's data").unwrap();
+    mirror().expect(0);
+    assert_eq!(std::fs::read(&theirs).unwrap(), b"somebody else's data");
+    let checked = sb.run(&["export", "--check", out]);
+    checked.expect(7);
+    assert!(
+        checked
+            .stdout
+            .contains("Extra\tevents/date=2020-01-01/theirs.parquet"),
+        "{}",
+        checked.stdout
+    );
+}

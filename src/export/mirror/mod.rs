@@ -12,8 +12,10 @@
 //!
 //! A run: (1) reads the destination's manifest and decides against the ledger ([`plan::resume`]); rolls the
 //! ledger forward if the previous run committed its manifest but not its ledger row; refuses a destination
-//! that disagrees; (2) deletes objects under `events/` and `revisions/` that the manifest does not list (what a killed run left,
-//! or a rewritten day's old objects); (3) plans from the seals since the last run ([`plan::plan`]): a window
+//! that disagrees; (2) deletes the objects under `events/` and `revisions/` that the manifest does not list and
+//! that are named as the mirror names its own (what a killed run left, or a rewritten day's old objects:
+//! [`plan::sweep`]); any other object there is left alone, and a destination never mirrored to that holds one
+//! is refused; (3) plans from the seals since the last run ([`plan::plan`]): a window
 //! fetch's events and revisions are appended as new objects; a day a prune took rows from is rewritten whole, its old objects
 //! dropped; (4) writes the objects, then the manifest, then the ledger row; (5) deletes the dropped objects.
 //! Invariant: the manifest lists exactly the events of the window fetches sealed through its `through_seal`
@@ -251,10 +253,32 @@ pub fn run(
     }
     let ledger = archive.mirror_ledger(&url)?;
 
-    // (2) Whatever the manifest does not list goes.
+    // (2) What a stopped run left goes; what the mirror did not write stays, and a destination never mirrored
+    // to that holds such objects is refused (it is not empty: its objects are somebody else's).
     let live: BTreeSet<&str> = ledger.objects.iter().map(|o| o.path.as_str()).collect();
-    let listed = list_tables(dest)?;
-    for key in listed.iter().filter(|k| !live.contains(k.as_str())) {
+    let unlisted: Vec<String> = list_tables(dest)?
+        .into_iter()
+        .filter(|k| !live.contains(k.as_str()))
+        .collect();
+    let swept = plan::sweep(&unlisted);
+    if let Some(first) = swept.foreign.first() {
+        if ledger.last.is_none() {
+            return Err(MirrorError::Diverged {
+                url,
+                reason: format!(
+                    "it already holds {} object(s) under events/ or revisions/ that the mirror did not write \
+                     (for example {first}); nothing was written or deleted: mirror to an empty destination",
+                    swept.foreign.len()
+                ),
+            });
+        }
+        tracing::warn!(
+            "{} object(s) under events/ or revisions/ were not written by the mirror (for example {first}); \
+             they are left as they are, and `export --check` names them",
+            swept.foreign.len()
+        );
+    }
+    for key in &swept.delete {
         at(dest.delete(key), || format!("cannot delete {url}/{key}"))?;
         report.swept += 1;
     }

@@ -54,6 +54,50 @@ pub fn resume(last: Option<&MirrorRun>, manifest: Option<(&MirrorManifest, &str)
     }
 }
 
+/// Whether `key` is named as the mirror names its objects:
+/// `events|revisions/date=YYYY-MM-DD/part-RRRRRR-SSSSS-NNNNNNNN.parquet` (run, sequence, hex nonce).
+pub fn is_mirror_object(key: &str) -> bool {
+    let digits = |s: &str, n: usize| s.len() == n && s.bytes().all(|b| b.is_ascii_digit());
+    let Some((table, rest)) = key.split_once('/') else {
+        return false;
+    };
+    let Some((day, file)) = rest.split_once('/') else {
+        return false;
+    };
+    let date_ok = day.strip_prefix("date=").is_some_and(|d| {
+        let p: Vec<&str> = d.split('-').collect();
+        p.len() == 3 && digits(p[0], 4) && digits(p[1], 2) && digits(p[2], 2)
+    });
+    let file_ok = file
+        .strip_prefix("part-")
+        .and_then(|f| f.strip_suffix(".parquet"))
+        .is_some_and(|f| {
+            let p: Vec<&str> = f.split('-').collect();
+            p.len() == 3
+                && digits(p[0], 6)
+                && digits(p[1], 5)
+                && p[2].len() == 8
+                && p[2].bytes().all(|b| b.is_ascii_hexdigit())
+        });
+    matches!(table, "events" | "revisions") && date_ok && file_ok
+}
+
+/// What the sweep at the start of a run does with the objects under `events/` and `revisions/` that the
+/// manifest does not list.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Sweep {
+    /// Named as the mirror names its objects: what a stopped run left; deleted.
+    pub delete: Vec<String>,
+    /// Named otherwise: not the mirror's, never deleted (`export --check` names them).
+    pub foreign: Vec<String>,
+}
+
+/// Sorts the unlisted objects (`unlisted`) into the mirror's leftovers and objects it did not write.
+pub fn sweep(unlisted: &[String]) -> Sweep {
+    let (delete, foreign) = unlisted.iter().cloned().partition(|k| is_mirror_object(k));
+    Sweep { delete, foreign }
+}
+
 /// What a run does.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Plan {
@@ -161,6 +205,50 @@ mod tests {
             through_seal: through,
             manifest_sha256: sha.into(),
         }
+    }
+
+    #[test]
+    fn the_sweep_deletes_only_what_the_mirror_names_as_its_own() {
+        let cases = [
+            (
+                "events/date=2024-01-09/part-000003-00012-deadbeef.parquet",
+                true,
+            ),
+            (
+                "revisions/date=2024-01-09/part-000001-00000-0a1b2c3d.parquet",
+                true,
+            ),
+            ("events/date=2024-01-09/mine.parquet", false),
+            ("events/date=2024-01-09/part-00000.parquet", false),
+            (
+                "events/date=2024-1-9/part-000003-00012-deadbeef.parquet",
+                false,
+            ),
+            ("events/part-000003-00012-deadbeef.parquet", false),
+            (
+                "other/date=2024-01-09/part-000003-00012-deadbeef.parquet",
+                false,
+            ),
+            (
+                "events/date=2024-01-09/part-000003-00012-deadbeeg.parquet",
+                false,
+            ),
+            (
+                "events/date=2024-01-09/part-000003-00012-deadbeef.parquet.tmp",
+                false,
+            ),
+            (
+                "events/date=2024-01-09/sub/part-000003-00012-deadbeef.parquet",
+                false,
+            ),
+        ];
+        for (key, ours) in cases {
+            assert_eq!(is_mirror_object(key), ours, "{key}");
+        }
+        let unlisted: Vec<String> = cases.iter().map(|(k, _)| k.to_string()).collect();
+        let s = sweep(&unlisted);
+        assert_eq!(s.delete.len(), 2);
+        assert_eq!(s.foreign.len(), cases.len() - 2);
     }
 
     #[test]
