@@ -44,6 +44,13 @@ pub enum Target {
 pub fn parse_target(out: &str) -> Result<Target, String> {
     if let Some(rest) = out.strip_prefix("s3://") {
         let (bucket, prefix) = rest.split_once('/').unwrap_or((rest, ""));
+        if bucket.contains('@') {
+            // Never echoed: what stands before the `@` is a key.
+            return Err("--out names credentials before the bucket (s3://KEY:SECRET@BUCKET): they do not go in \
+                 a URL, where they show in the process list and in shell history; pass s3://BUCKET/PREFIX and \
+                 set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY"
+                .into());
+        }
         if bucket.is_empty() {
             return Err(format!("{out} names no bucket: pass s3://BUCKET/PREFIX"));
         }
@@ -71,6 +78,12 @@ pub fn http_allowed(endpoint: Option<&str>, allow_http: bool) -> Result<bool, St
     };
     let url = url::Url::parse(endpoint)
         .map_err(|e| format!("{ENDPOINT_VAR} is not a URL ({e}): set it to http(s)://HOST:PORT"))?;
+    if !url.username().is_empty() || url.password().is_some() {
+        return Err(format!(
+            "{ENDPOINT_VAR} carries credentials (http(s)://USER:PASSWORD@HOST): set it to http(s)://HOST:PORT, and \
+             the credentials in AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY"
+        ));
+    }
     match url.scheme() {
         "https" => Ok(false),
         "http" => {
@@ -471,11 +484,12 @@ mod tests {
                 prefix: prefix.into(),
             })
         };
-        let cases: [(&str, Result<Target, ()>); 7] = [
+        let cases: [(&str, Result<Target, ()>); 8] = [
             ("s3://lake/elevate", s3("lake", "elevate")),
             ("s3://lake/a/b/", s3("lake", "a/b")),
             ("s3://lake", s3("lake", "")),
             ("s3:///x", Err(())),
+            ("s3://AKIAEXAMPLE:wJalrXUtnFEMI@lake/x", Err(())),
             ("file:///srv/lake", Ok(Target::Local("/srv/lake".into()))),
             ("lake", Ok(Target::Local("lake".into()))),
             ("gs://lake/x", Err(())),
@@ -483,11 +497,16 @@ mod tests {
         for (out, want) in cases {
             assert_eq!(parse_target(out).map_err(|_| ()), want, "{out}");
         }
+        let refused = parse_target("s3://AKIAEXAMPLE:wJalrXUtnFEMI@lake/x").unwrap_err();
+        assert!(
+            !refused.contains("wJalrXUtnFEMI") && !refused.contains("AKIAEXAMPLE"),
+            "{refused}"
+        );
     }
 
     #[test]
     fn plain_http_only_to_loopback_or_when_allowed() {
-        let cases: [(Option<&str>, bool, Result<bool, ()>); 8] = [
+        let cases: [(Option<&str>, bool, Result<bool, ()>); 10] = [
             (None, false, Ok(false)),
             (Some("https://s3.example.com"), false, Ok(false)),
             (Some("http://127.0.0.1:8333"), false, Ok(true)),
@@ -496,6 +515,8 @@ mod tests {
             (Some("http://minio.internal:9000"), false, Err(())),
             (Some("http://minio.internal:9000"), true, Ok(true)),
             (Some("ftp://127.0.0.1"), true, Err(())),
+            (Some("http://key:secret@127.0.0.1:8333"), false, Err(())),
+            (Some("https://key@s3.example.com"), false, Err(())),
         ];
         for (endpoint, allow, want) in cases {
             assert_eq!(
@@ -504,6 +525,8 @@ mod tests {
                 "{endpoint:?} {allow}"
             );
         }
+        let refused = http_allowed(Some("http://key:secret@127.0.0.1:8333"), false).unwrap_err();
+        assert!(!refused.contains("secret"), "{refused}");
     }
 
     #[test]
