@@ -140,11 +140,10 @@ pub fn verify(
             loaded,
         )
     });
-    let mut loaded = loaded?;
-    loaded.integrity = integrity?;
+    let (loaded, integrity) = (loaded?, integrity?);
     let chain = check_chain(&loaded.seals, anchor);
     let mut findings = Vec::new();
-    findings.extend(check_integrity(&loaded.integrity));
+    findings.extend(check_integrity(&integrity));
     findings.extend(loaded.rows.0.findings());
     findings.extend(loaded.rows.1.findings());
     for (header, links) in loaded.seals.iter().zip(chain.links) {
@@ -181,8 +180,6 @@ pub fn head(conn: &Connection) -> Result<String, StoreError> {
 
 /// What `verify` reads before deciding.
 struct Loaded {
-    /// The lines of `PRAGMA integrity_check` (run beside the loading, filled in after).
-    integrity: Vec<String>,
     /// The row pass, folded: digests, and the typed columns `raw` derives.
     rows: (Digests, DerivedColumns),
     /// Window fetches prunes removed rows from, with their records.
@@ -213,7 +210,6 @@ fn load(conn: &Connection) -> Result<Loaded, StoreError> {
     let pruned_ranges = retention::pruned_ranges(conn)?;
     let primary = coverage::primary_source(&intents).unwrap_or_default();
     Ok(Loaded {
-        integrity: Vec::new(),
         rows: load_rows(conn).context(ctx)?,
         pruned: load_pruned(conn).context(ctx)?,
         covered: coverage::covered_for(&windows, primary, &Filters::default()),
@@ -1944,7 +1940,6 @@ mod tests {
 
     fn loaded(covered: Vec<Interval>, pruned_ranges: Vec<Interval>) -> Loaded {
         Loaded {
-            integrity: vec!["ok".into()],
             rows: (
                 Digests {
                     events: 42,
