@@ -1046,3 +1046,29 @@ fn an_archive_sealed_with_version_1_still_verifies_after_the_upgrade_and_keeps_i
     let (run, report) = verify_json(&sb, &sb.db, Some(&head));
     assert_eq!(run.code, 0, "{report}");
 }
+
+#[test]
+fn an_index_that_no_longer_matches_its_table_is_caught_by_the_integrity_check() {
+    // An index whose entries no longer match its table (its definition rewritten: queries that use it miss
+    // events) while every row is untouched: only SQLite's integrity check, which verify runs on its own
+    // connection, sees it.
+    let (_served, sb, _head) = archive();
+    {
+        let conn = Connection::open(&sb.db).unwrap();
+        conn.execute_batch(
+            "PRAGMA writable_schema = ON;
+             UPDATE sqlite_schema SET sql = 'CREATE INDEX events_username ON events (action, timestamp)'
+              WHERE name = 'events_username';
+             PRAGMA writable_schema = OFF;",
+        )
+        .unwrap();
+    }
+    let run = sb.run(&["verify"]);
+    run.expect(7);
+    assert!(
+        run.stdout.contains("SQLite's integrity check failed"),
+        "{}\n{}",
+        run.stdout,
+        run.stderr
+    );
+}
