@@ -156,6 +156,9 @@ impl Archive {
         let id = tx.last_insert_rowid();
         // The intent joins the log with the run's row: what was asked for can no longer be edited unseen.
         super::tlog::append_ledger_row(&tx, LeafKind::Run, id)?;
+        // Whatever an earlier version left unindexed is searchable from the run's start, whatever its end.
+        index_backlog(&tx)?;
+        mark_indexed(&tx)?;
         tx.commit()
             .context(|| "cannot commit the run's start".into())?;
         Ok(id)
@@ -197,6 +200,9 @@ impl Archive {
     ) -> Result<PageTotals, StoreError> {
         let now = time::to_stored(now);
         let tx = self.begin()?;
+        // The search index is brought up to date first (it is, unless an earlier version left it behind), so
+        // that it holds every event once this transaction's own are added as they are stored.
+        index_backlog(&tx)?;
         // Windows first seen in this transaction; they join `ledger` only once it has committed.
         let mut created: HashMap<usize, i64> = HashMap::new();
         let mut totals = PageTotals::default();
@@ -228,6 +234,7 @@ impl Archive {
         }
         record_types(&tx, &types, run_id, &now)?;
         add_to_run(&tx, run_id, &totals)?;
+        mark_indexed(&tx)?;
         tx.commit().context(|| {
             format!(
                 "cannot commit {} page(s) to {}",
@@ -342,26 +349,15 @@ impl Archive {
             .context(|| "cannot checkpoint the write-ahead log".into())
     }
 
-    /// Adds the events of every window fetch since the last update to the full-text index, so `search` finds
-    /// them. Runs at the end of each sync (and once when an archive gains the index); idempotent.
+    /// Adds the events of every window fetch the full-text index does not hold yet, so `search` finds them:
+    /// once when an archive gains the index (pages committed since are indexed in their own transaction);
+    /// idempotent.
     pub fn update_search_index(&mut self) -> Result<u64, StoreError> {
-        let ctx = || "cannot update the search index".to_string();
         let tx = self.begin()?;
-        let added = tx
-            .execute(
-                "INSERT INTO events_fts (rowid, description, username)
-                 SELECT id, description, username FROM events
-                 WHERE window_id > (SELECT indexed_window_id FROM search_state WHERE id = 1)",
-                [],
-            )
-            .context(ctx)?;
-        tx.execute(
-            "UPDATE search_state SET indexed_window_id = (SELECT coalesce(max(id), 0) FROM windows) WHERE id = 1",
-            [],
-        )
-        .context(ctx)?;
-        tx.commit().context(ctx)?;
-        Ok(added as u64)
+        let added = index_backlog(&tx)?;
+        mark_indexed(&tx)?;
+        tx.commit().context(search_ctx)?;
+        Ok(added)
     }
 
     /// Refreshes the query planner's statistics cheaply (sampled `ANALYZE` where useful), so that queries on
@@ -377,6 +373,37 @@ impl Archive {
             .transaction_with_behavior(TransactionBehavior::Immediate)
             .context(|| "cannot start a write transaction".into())
     }
+}
+
+fn search_ctx() -> String {
+    "cannot update the search index".to_string()
+}
+
+/// Adds to the full-text index the events of the window fetches after `search_state.indexed_window_id`,
+/// which it does not hold: none, unless the archive has just gained the index, or an earlier version of the
+/// tool (which indexed at the end of each run) was stopped before the end of a run. Returns how many.
+fn index_backlog(tx: &Transaction<'_>) -> Result<u64, StoreError> {
+    let added = tx
+        .prepare_cached(
+            "INSERT INTO events_fts (rowid, description, username)
+             SELECT id, description, username FROM events
+             WHERE window_id > (SELECT indexed_window_id FROM search_state WHERE id = 1)",
+        )
+        .and_then(|mut s| s.execute([]))
+        .context(search_ctx)?;
+    Ok(added as u64)
+}
+
+/// Records that the full-text index holds the events of every window fetch so far. Only in a transaction
+/// that indexed the backlog first and each event it stored (the index holds an event if and only if its
+/// window fetch is at or before `search_state.indexed_window_id`: what `prune` relies on).
+fn mark_indexed(tx: &Transaction<'_>) -> Result<(), StoreError> {
+    tx.prepare_cached(
+        "UPDATE search_state SET indexed_window_id = (SELECT coalesce(max(id), 0) FROM windows) WHERE id = 1",
+    )
+    .and_then(|mut s| s.execute([]))
+    .context(search_ctx)?;
+    Ok(())
 }
 
 /// Creates the ledger row of a window, at its first page.
@@ -655,6 +682,11 @@ fn store_event(
             e.digest
         ])?;
     if inserted == 1 {
+        // Indexed for search with the row, in the same transaction (see `mark_indexed`).
+        tx.prepare_cached(
+            "INSERT INTO events_fts (rowid, description, username) VALUES (?1, ?2, ?3)",
+        )?
+        .execute(params![e.id, e.description, e.username])?;
         return Ok(Stored::New);
     }
     let archived: String = tx
@@ -767,6 +799,62 @@ mod tests {
             )
             .unwrap();
         (dir, store, run)
+    }
+
+    /// The ids the search index finds for `word`.
+    fn searched(store: &Archive, word: &str) -> Vec<i64> {
+        store
+            .conn
+            .prepare("SELECT rowid FROM events_fts WHERE events_fts MATCH ?1 ORDER BY rowid")
+            .unwrap()
+            .query_map([word], |r| r.get(0))
+            .unwrap()
+            .map(Result::unwrap)
+            .collect()
+    }
+
+    #[test]
+    fn each_page_is_searchable_once_committed_and_a_left_behind_index_catches_up_first() {
+        let (_dir, mut store, run) = open();
+        let mut ledger = HashMap::new();
+        let page_1 = vec![event(1, r#"{"id":1}"#), event(2, r#"{"id":2}"#)];
+        store
+            .commit_pages(run, &[page(0, 1, page_1, false)], &mut ledger, now())
+            .unwrap();
+        // Searchable with the page, while its window is still open: no step at the end of the run.
+        assert_eq!(searched(&store, "bob"), vec![1, 2]);
+        let indexed = "SELECT indexed_window_id FROM search_state";
+        assert_eq!(optional_i64(&store, indexed).unwrap(), Some(1));
+        // What an earlier version left behind when it was stopped before the end of its run: events of a
+        // window fetch after the watermark, not indexed.
+        store
+            .conn
+            .execute_batch(
+                "INSERT INTO windows (run_id, window_start, window_end, created_from, created_to, status, started_at)
+                 VALUES (1, 'a', 'b', 'c', 'd', 'interrupted', 'e');
+                 INSERT INTO events (id, timestamp, category, action, username, raw, fetched_at, window_id, digest)
+                 VALUES (7, '2024-01-01T11:00:00.000Z', 'c', 'a', 'carol', '{}', 'f', 2, 'd');",
+            )
+            .unwrap();
+        assert!(searched(&store, "carol").is_empty());
+        // The next transaction that stores events indexes them first, then its own (an event already
+        // archived, then a new one): each event once.
+        let page_2 = vec![event(2, r#"{"id":2}"#), event(3, r#"{"id":3}"#)];
+        store
+            .commit_pages(run, &[page(0, 2, page_2, true)], &mut ledger, now())
+            .unwrap();
+        assert_eq!(searched(&store, "carol"), vec![7]);
+        assert_eq!(searched(&store, "bob"), vec![1, 2, 3]);
+        assert_eq!(optional_i64(&store, indexed).unwrap(), Some(2));
+        store
+            .conn
+            .execute_batch("INSERT INTO events_fts (events_fts) VALUES ('integrity-check')")
+            .unwrap();
+        assert_eq!(
+            store.update_search_index().unwrap(),
+            0,
+            "nothing left to index"
+        );
     }
 
     #[test]

@@ -440,8 +440,9 @@ fn note_served_fewer(report: &mut RunReport, served: Option<usize>, spec: &Windo
     report.served_fewer = Some(report.served_fewer.map_or(served, |s| s.min(served)));
 }
 
-/// Records how the run ended and tidies the archive (search index, planner statistics, WAL); returns the chain
-/// head. A failure here loses nothing committed, so it is logged, not raised.
+/// Records how the run ended and tidies the archive (planner statistics, WAL); returns the chain head. A failure
+/// here loses nothing committed, so it is logged, not raised. (The search index needs nothing: each page's
+/// events are indexed in the transaction that stores them.)
 fn finish(mut archive: Archive, run_id: i64, report: &RunReport, clock: Clock) -> Option<String> {
     let end = RunEnd {
         status: report.status,
@@ -455,11 +456,6 @@ fn finish(mut archive: Archive, run_id: i64, report: &RunReport, clock: Clock) -
     }
     let head = archive.chain_head().ok();
     debug!(took = ?step.elapsed(), "the end of the run recorded");
-    let step = Instant::now();
-    if let Err(e) = archive.update_search_index() {
-        warn!("the search index was not updated ({e}); the next sync will catch up");
-    }
-    debug!(took = ?step.elapsed(), "the search index updated");
     let step = Instant::now();
     if let Err(e) = archive.optimize() {
         debug!("refreshing planner statistics did not complete: {e}");
