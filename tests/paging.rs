@@ -161,6 +161,59 @@ fn a_dense_window_paged_ahead_archives_exactly_the_source_on_every_server() {
 }
 
 #[test]
+fn a_page_held_up_does_not_hold_up_the_requests_for_the_pages_after_it() {
+    // One dense day, pages of 100, two requests at once; page 1 is held. Pages that come back full free
+    // their request for the next page before page 1 is taken: pages 2, 3 and 4 are asked for (page 1
+    // waiting, twice the window's two requests in all), which paging taken in page order alone, at most
+    // two pages asked for, never reaches.
+    let served = serve(config(2_000, 1));
+    served.sim.hold_covering_page(at("2024-01-01T12:00:00Z"), 1);
+    let sb = Sandbox::new();
+    // The held request must not time out (and be asked again) before the hang guard.
+    let extra = [
+        "--page-size",
+        "100",
+        "--concurrency",
+        "2",
+        "--timeout",
+        "10m",
+    ];
+    let mut child = start(&sb, &sync_args(&served, "2024-01-02", &extra));
+    let stats = served.sim.stats();
+    let deadline = Instant::now() + HANG_GUARD;
+    while stats.held.load(Ordering::SeqCst) < 1 || stats.event_requests.load(Ordering::SeqCst) < 4 {
+        if let Some(status) = child.try_wait().unwrap() {
+            panic!("the sync exited ({status}) with page 1 held");
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            panic!(
+                "hung: {} requests with page 1 held",
+                stats.event_requests.load(Ordering::SeqCst)
+            );
+        }
+        std::thread::sleep(POLL);
+    }
+    assert_eq!(sb_pages(&sb), 0, "nothing is stored before page 1");
+    served.sim.release();
+    expect_exit(&mut child, 0);
+    assert_exact(&sb, &served);
+    assert!(max_in_flight(&served) <= 2, "{}", max_in_flight(&served));
+}
+
+/// Pages the archive holds, if it exists yet.
+fn sb_pages(sb: &Sandbox) -> i64 {
+    if !sb.db.exists() {
+        return 0;
+    }
+    sb.conn()
+        .query_row("SELECT coalesce(sum(pages), 0) FROM windows", [], |r| {
+            r.get(0)
+        })
+        .unwrap_or(0)
+}
+
+#[test]
 fn the_requests_in_flight_never_exceed_the_concurrency_whatever_the_range_shape() {
     // Four days, the second dense (5,000 late arrivals there), the others sparse; three requests at once.
     let served = serve(config(600, 4));

@@ -264,7 +264,8 @@ fn a_server_repeating_the_same_page_stops_the_window_instead_of_looping() {
         when.method(GET).path("/v1/events");
         then.status(200).body(page_of(1..=3));
     });
-    // One page at a time, so that exactly the two pages compared are asked for.
+    // One request at a time: the two pages compared are asked for, and the next one at most (a page that
+    // comes back full makes way for the next request before it is compared with the one before).
     let (sb, run) = sync_one_window(&server, "3", &["--concurrency", "1"]);
     run.expect(4);
     assert!(
@@ -272,7 +273,11 @@ fn a_server_repeating_the_same_page_stops_the_window_instead_of_looping() {
         "{}",
         run.stderr
     );
-    pages.assert_calls(2);
+    assert!(
+        (2..=3).contains(&pages.calls()),
+        "{} requests",
+        pages.calls()
+    );
     assert_eq!(sb.ids(), vec![1, 2, 3], "the first page is kept");
     assert_eq!(
         sb.count("SELECT count(*) FROM windows WHERE status = 'complete'"),

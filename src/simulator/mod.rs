@@ -213,11 +213,13 @@ pub(crate) struct Shared {
 }
 
 /// Which requests are held: those whose range covers the instant (ms since the epoch), for pages from
-/// `from_page` on.
+/// `from_page` to `to_page`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct Hold {
     pub(crate) at_ms: i64,
     pub(crate) from_page: usize,
+    /// The last page held (`usize::MAX`: every page from `from_page` on).
+    pub(crate) to_page: usize,
 }
 
 impl Shared {
@@ -357,6 +359,17 @@ impl Simulator {
         self.shared.hold.send_replace(Some(Hold {
             at_ms: at.timestamp_millis(),
             from_page: page,
+            to_page: usize::MAX,
+        }));
+    }
+
+    /// [`Simulator::hold_covering`] for page `page` only: the pages after it are answered while it is held,
+    /// as a slow page would be overtaken.
+    pub fn hold_covering_page(&self, at: Timestamp, page: usize) {
+        self.shared.hold.send_replace(Some(Hold {
+            at_ms: at.timestamp_millis(),
+            from_page: page,
+            to_page: page,
         }));
     }
 

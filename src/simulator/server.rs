@@ -295,6 +295,7 @@ async fn page(shared: &Shared, raw_query: String) -> Result<Vec<String>, Refusal
             query.range.min_ms <= h.at_ms
                 && h.at_ms <= query.range.max_ms
                 && query.page >= h.from_page
+                && query.page <= h.to_page
         })
     };
     if covers(&shared.hold.borrow()) {

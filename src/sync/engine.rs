@@ -4,14 +4,16 @@
 //! page requests in flight across the whole run (a semaphore: a request holds a permit from before it is sent
 //! until its answer is read), and each window asks for pages ahead of the one it takes as far as its share
 //! of the requests goes (see [`window_share`] and [`Pager::ahead`]: one page at a time while windows wait to
-//! start, as many as the run allows for a window alone). Each page is fetched and classified by a task of its
-//! own, and taken by its window strictly in page order, so the pager's end rules, the repeated-page check,
-//! `--check-paging` and the writer see exactly what paging one page at a time shows them; pages asked for past
-//! the confirmed end are abandoned (never sent if not yet sent, not retried if in flight) and their answers
-//! dropped. Each taken page is handed over a bounded channel to one writer thread that owns the SQLite
-//! connection; the channel's bound (with the bounded pages asked for ahead) is the back-pressure that keeps
-//! memory flat however large the range. The writer commits whatever pages are
-//! queued together (group commit), never splitting a page, and marks a window complete with its last page.
+//! start, as many as the run allows for a window alone); a request that comes back with a full page makes
+//! way for the next page at once, before its page is classified and taken ([`pages_to_ask`]). Each page is
+//! fetched and classified by a task of its own, and taken by its window strictly in page order, so the
+//! pager's end rules, the repeated-page check, `--check-paging` and the writer see exactly what paging one
+//! page at a time shows them; pages asked for past the confirmed end are abandoned (never sent if not yet
+//! sent, not retried if in flight) and their answers dropped. Each taken page is handed over a bounded
+//! channel to one writer thread that owns the SQLite connection; the channel's bound (with the bounded pages
+//! asked for ahead) is the back-pressure that keeps memory flat however large the range. The writer commits
+//! whatever pages are queued together (group commit), never splitting a page, and marks a window complete
+//! with its last page.
 //!
 //! Failing: a window that fails (retries exhausted, a body that is not a page, a server that loops) is
 //! recorded as failed, with why, and the other windows go on: one bad hour does not cost a three-year
@@ -32,13 +34,13 @@ use crate::model::{
 };
 use crate::store::write::{PageTotals, RunEnd, RunStart};
 use crate::store::{Archive, ArchiveRead, ArchiveReader, StoreError};
-use crate::sync::pager::{Answer, Pager, Step, window_share};
+use crate::sync::pager::{Answer, Pager, Step, pages_to_ask, window_share};
 use crate::sync::{classify::classify, planner};
 use crate::time::{self, Clock};
 use futures::StreamExt;
 use serde::Serialize;
 use std::collections::{BTreeMap, HashMap, VecDeque};
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 use tokio::sync::{Notify, Semaphore, mpsc};
@@ -567,14 +569,15 @@ impl PageFetcher {
     }
 
     /// Fetches page `page` of a window with `page_size` items per page, and classifies its items (after the
-    /// permit is given back: classifying is CPU, not a request). `None` if it stopped being wanted before
-    /// it was sent.
+    /// permit is given back: classifying is CPU, not a request). A page that comes back full is told to
+    /// `freed` first, before it is classified. `None` if it stopped being wanted before it was sent.
     async fn fetch(
         &self,
         spec: &WindowSpec,
         page: u32,
         page_size: u32,
         wanted: &CancellationToken,
+        freed: Option<&Freed>,
     ) -> Option<Result<Fetched, Error>> {
         let (category, action) = spec.filters.to_ledger();
         let query = PageQuery {
@@ -597,6 +600,9 @@ impl PageFetcher {
                 pruned_skipped: 0,
             },
             PageResult::Page { items, fingerprint } => {
+                if let Some(freed) = freed {
+                    freed.came_back(items.len());
+                }
                 if items.len() > page_size as usize {
                     warn!(window = %spec.interval, page, "the server sent {} items for pageSize {page_size}; all are kept", items.len());
                 }
@@ -623,7 +629,7 @@ impl PageFetcher {
         page: u32,
         page_size: u32,
     ) -> Result<Fetched, Error> {
-        self.fetch(spec, page, page_size, &CancellationToken::new())
+        self.fetch(spec, page, page_size, &CancellationToken::new(), None)
             .await
             .expect("a page always wanted is always sent")
     }
@@ -632,9 +638,40 @@ impl PageFetcher {
 /// The task fetching one page: its answer, or `None` if it was abandoned before it was sent.
 type PageTask = JoinHandle<Option<Result<Fetched, Error>>>;
 
+/// How a page's task tells its window that its request came back full (see [`pages_to_ask`]): the window's
+/// next page may then be asked for, before this one is classified and taken.
+#[derive(Clone)]
+struct Freed {
+    /// Items in a full page (the page size, or the server's cap once known).
+    full: usize,
+    /// Set when the request came back full.
+    flag: Arc<AtomicBool>,
+    /// The window's wake-up.
+    wake: Arc<Notify>,
+}
+
+impl Freed {
+    /// Takes the number of items the request came back with.
+    fn came_back(&self, items: usize) {
+        if items >= self.full {
+            self.flag.store(true, Ordering::Release);
+            self.wake.notify_one();
+        }
+    }
+}
+
+/// A page asked for and not yet taken.
+struct Asked {
+    page: u32,
+    task: PageTask,
+    /// Set once its request came back full.
+    freed: Arc<AtomicBool>,
+}
+
 /// The pages of one window asked for ahead of the one being taken, in page order: each is fetched by a task
 /// of its own (so answers arrive while the window waits on the writer), and taken strictly in page order, so
-/// the pager and the writer see exactly what paging one page at a time would show them. Dropping it (the
+/// the pager and the writer see exactly what paging one page at a time would show them. A page whose request
+/// came back full lets the next page go at once (see [`pages_to_ask`]). Dropping it (the
 /// window ended, failed, or the run stopped) abandons every page not yet taken: one not yet sent is never
 /// sent, one in flight is read to its end (the server is not left working for nobody) and not retried, and
 /// its answer is dropped.
@@ -643,11 +680,13 @@ struct PagesAhead {
     spec: Arc<WindowSpec>,
     page_size: u32,
     /// Pages asked for and not yet taken, in page order.
-    asked: VecDeque<(u32, PageTask)>,
+    asked: VecDeque<Asked>,
     /// The next page to ask for.
     next: u32,
     /// Cancelled when the pages not yet taken are no longer wanted.
     wanted: CancellationToken,
+    /// Woken when one of its requests comes back full.
+    wake: Arc<Notify>,
 }
 
 impl PagesAhead {
@@ -659,39 +698,68 @@ impl PagesAhead {
             asked: VecDeque::new(),
             next: 1,
             wanted: CancellationToken::new(),
+            wake: Arc::new(Notify::new()),
         }
     }
 
-    /// Asks for the next pages until `depth` are asked for and not yet taken (never past
-    /// [`MAX_PAGES_PER_WINDOW`]).
-    fn ask_ahead(&mut self, depth: usize) {
-        while self.asked.len() < depth.max(1) && self.next <= MAX_PAGES_PER_WINDOW {
-            let task = self.spawn(self.next);
-            self.asked.push_back((self.next, task));
+    /// Asks for the next pages while fewer than `depth` requests are outstanding (see [`pages_to_ask`];
+    /// a page of `full` items or more frees its request), never past [`MAX_PAGES_PER_WINDOW`].
+    fn ask_ahead(&mut self, depth: usize, full: usize) {
+        let freed = self
+            .asked
+            .iter()
+            .filter(|a| a.freed.load(Ordering::Acquire))
+            .count();
+        for _ in 0..pages_to_ask(depth, self.asked.len(), freed) {
+            if self.next > MAX_PAGES_PER_WINDOW {
+                break;
+            }
+            let asked = self.spawn(self.next, full);
+            self.asked.push_back(asked);
             self.next += 1;
         }
     }
 
     /// Asks for `page` again, before every page asked for ahead (a 404 is confirmed by asking once more).
-    fn ask_again(&mut self, page: u32) {
-        let task = self.spawn(page);
-        self.asked.push_front((page, task));
+    fn ask_again(&mut self, page: u32, full: usize) {
+        let asked = self.spawn(page, full);
+        self.asked.push_front(asked);
     }
 
-    fn spawn(&self, page: u32) -> PageTask {
+    fn spawn(&self, page: u32, full: usize) -> Asked {
         let (fetcher, spec, wanted) = (
             self.fetcher.clone(),
             Arc::clone(&self.spec),
             self.wanted.clone(),
         );
+        let freed = Freed {
+            full,
+            flag: Arc::new(AtomicBool::new(false)),
+            wake: Arc::clone(&self.wake),
+        };
+        let flag = Arc::clone(&freed.flag);
         let page_size = self.page_size;
-        tokio::spawn(async move { fetcher.fetch(&spec, page, page_size, &wanted).await })
+        let task = tokio::spawn(async move {
+            fetcher
+                .fetch(&spec, page, page_size, &wanted, Some(&freed))
+                .await
+        });
+        Asked {
+            page,
+            task,
+            freed: flag,
+        }
+    }
+
+    /// Woken when one of the window's requests comes back full.
+    fn wake(&self) -> Arc<Notify> {
+        Arc::clone(&self.wake)
     }
 
     /// Takes the first page asked for and not yet taken (there is one: [`PagesAhead::ask_ahead`] first).
     /// Cancel-safe: the page stays first until its answer is taken.
     async fn take(&mut self) -> (u32, Result<Fetched, Error>) {
-        let (page, task) = self
+        let Asked { page, task, .. } = self
             .asked
             .front_mut()
             .expect("a page is asked for before one is taken");
@@ -741,15 +809,18 @@ async fn fetch_window(
     let mut received_before: u32 = 0;
     let started_alone = cx.alone();
     loop {
-        // While the page is awaited, a window ending elsewhere may leave requests to this one.
+        // While the page is awaited, a window ending elsewhere may leave requests to this one, and a request
+        // of this one coming back full lets its next page go.
         let (page, fetched) = loop {
             let depth = fetch
                 .pager
                 .ahead(cx.share(), page_size as usize, started_alone);
-            ahead.ask_ahead(depth);
+            ahead.ask_ahead(depth, fetch.pager.full_page(page_size as usize));
+            let wake = ahead.wake();
             tokio::select! {
                 taken = ahead.take() => break taken,
                 () = cx.windows.ended_one.notified() => {}
+                () = wake.notified() => {}
             }
         };
         let fetched = match fetched {
@@ -785,7 +856,7 @@ async fn fetch_window(
         let step = fetch.pager.after(fetched.answer, page_size as usize);
         if step == Step::Again {
             debug!(window = %spec.interval, page, "404 after a full page: asking once more");
-            ahead.ask_again(page);
+            ahead.ask_again(page, fetch.pager.full_page(page_size as usize));
             continue;
         }
         let last = step == Step::End;
@@ -798,7 +869,7 @@ async fn fetch_window(
             Answer::NotFound => None,
         };
         // A previous page as full as the server serves them (its cap, once seen) may have been shifted.
-        let full = fetch.pager.served_fewer.unwrap_or(page_size as usize);
+        let full = fetch.pager.full_page(page_size as usize);
         if let (true, Some((n, expected))) = (cx.job.check_paging, boundary)
             && n >= full
         {

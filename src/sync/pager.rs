@@ -14,10 +14,12 @@
 //! Asking ahead: the pager's decisions are taken page by page, in page order, whatever order the answers
 //! come in; but the engine may ask for the pages after the current one before it is answered, so that one
 //! dense window keeps every allowed request busy. How far ahead is decided here too ([`window_share`],
-//! [`Pager::ahead`]): a window shares the run's requests with the windows still running, never takes a
-//! request from a window waiting to start, asks ahead before its first page only when it is alone, and
-//! after a short page (most likely its last) asks only for the page that confirms the end. Pages asked for
-//! past the end are never handed on: their answers are dropped.
+//! [`Pager::ahead`], [`pages_to_ask`]): a window shares the run's requests with the windows still running,
+//! never takes a request from a window waiting to start, asks ahead before its first page only when it is
+//! alone, and after a short page (most likely its last) asks only for the page that confirms the end. A
+//! request that comes back with a full page lets the next page go at once, while its page waits its turn:
+//! a page slow to arrive or to be taken does not hold up the requests after it. Pages asked for past the end
+//! are never handed on: their answers are dropped.
 
 /// What the server answered for one page.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -71,8 +73,26 @@ pub fn window_share(concurrency: usize, waiting: usize, running: usize) -> usize
     concurrency.max(1).div_ceil(running.max(1))
 }
 
+/// How many pages a window asks for now, when it may have `depth` requests outstanding (see
+/// [`Pager::ahead`]) and has `asked` pages asked for and not yet taken, of which `freed` came back full.
+///
+/// A page's request is outstanding until its page is taken, or until it comes back full (as many items as
+/// the server serves per page: the window goes on past it, whatever the pages before it hold): then its
+/// request is over and the next page may go, while the page waits its turn to be taken. So the window's
+/// requests follow one another as fast as the server answers, not as fast as pages are classified and
+/// taken in page order. An answer that is not full (short, empty, 404, an error) keeps its request
+/// outstanding until it is taken, so after the end at most `depth - 1` pages are ever asked for. Pages
+/// waiting to be taken are at most `depth` more: the memory a window holds stays bounded.
+pub fn pages_to_ask(depth: usize, asked: usize, freed: usize) -> usize {
+    let depth = depth.max(1);
+    let outstanding = asked.saturating_sub(freed);
+    let for_requests = depth.saturating_sub(outstanding);
+    let for_memory = (2 * depth).saturating_sub(asked);
+    for_requests.min(for_memory)
+}
+
 impl Pager {
-    /// How many pages to have asked for and not yet taken, for a window whose share is `share` (see
+    /// How many requests to have outstanding (see [`pages_to_ask`]), for a window whose share is `share` (see
     /// [`window_share`]), with pages of `page_size` asked: the share, unless the page just taken was short
     /// (fewer items than the server serves per page, its cap once known), which most likely ends the
     /// window: then only the page that confirms it. Before its first page nothing is known of the window: a
@@ -81,13 +101,19 @@ impl Pager {
     /// others asks for its first page only, and ahead once a full page shows it dense (so the last windows
     /// of a range of empty or sparse ones do not ask for pages they have not got).
     pub fn ahead(&self, share: usize, page_size: usize, started_alone: bool) -> usize {
-        let full = self.served_fewer.unwrap_or(page_size);
+        let full = self.full_page(page_size);
         let blind = !self.answered && !started_alone;
         if blind || (self.previous_short && self.previous < full) {
             1
         } else {
             share.max(1)
         }
+    }
+
+    /// How many items a full page holds, asked with `page_size`: the page size, or the server's cap once
+    /// known (see [`Pager::served_fewer`]).
+    pub fn full_page(&self, page_size: usize) -> usize {
+        self.served_fewer.unwrap_or(page_size)
     }
 
     /// Takes the answer for the current page (asked with `page_size`) and says what to do next.
@@ -211,6 +237,32 @@ mod tests {
                 want,
                 "concurrency {concurrency}, {waiting} waiting, {running} running"
             );
+        }
+    }
+
+    #[test]
+    fn a_request_that_came_back_full_lets_the_next_page_go_before_its_page_is_taken() {
+        // (name, depth, asked and not taken, of which came back full, pages to ask now)
+        let cases = [
+            ("nothing asked yet", 8, 0, 0, 8),
+            ("every request outstanding", 8, 8, 0, 0),
+            ("three came back full", 8, 8, 3, 3),
+            ("full answers wait their turn", 8, 13, 5, 0),
+            ("memory: at most twice the depth waiting", 8, 16, 16, 0),
+            ("memory bounds the requests too", 8, 14, 10, 2),
+            (
+                "one at a time: the next goes once the page came back full",
+                1,
+                1,
+                1,
+                1,
+            ),
+            ("one at a time, not yet answered", 1, 1, 0, 0),
+            ("one at a time, two waiting", 1, 2, 2, 0),
+            ("a depth of 0 is 1", 0, 0, 0, 1),
+        ];
+        for (name, depth, asked, freed, want) in cases {
+            assert_eq!(pages_to_ask(depth, asked, freed), want, "{name}");
         }
     }
 
