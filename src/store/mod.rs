@@ -222,6 +222,8 @@ pub struct Archive {
     conn: Connection,
     path: PathBuf,
     _lock: File,
+    /// The event lines of the window fetches being paged, for sealing them fast (see [`write::OpenWindows`]).
+    open: write::OpenWindows,
 }
 
 impl std::fmt::Debug for Archive {
@@ -330,6 +332,7 @@ impl Archive {
             conn,
             path: path.into(),
             _lock: lock,
+            open: write::OpenWindows::default(),
         };
         if applied(SEARCH_VERSION) {
             // An archive from before search: index what it already holds, once.

@@ -11,6 +11,10 @@
 //! vouched for each window fetch it removed rows from. What a `reconcile` fetch found changed at the source
 //! (`source_changes`) is part of that fetch's window content.
 //!
+//! The writer gathers the event lines of each window fetch it is paging as it stores its events
+//! ([`OpenLines`]), so that sealing a large window hashes them rather than reading every event back; they are
+//! used only when they still match the window's rows, and the seal is the same either way.
+//!
 //! A seal also keeps its members (each inserted event's id and the first 8 bytes of its digest), so that
 //! `verify` can name the ids deleted, inserted or edited, even by someone who also rewrote the digests.
 //! A chain kept in the same file can be rewritten whole by whoever can write the file: the chain head, kept
@@ -162,6 +166,102 @@ pub fn window_content(
     })
 }
 
+/// The event lines of a window fetch still being paged, gathered by the writer as it stores the window's
+/// events, so that sealing the window hashes them instead of reading every event back (for a dense day, most
+/// of the time its last transaction takes). They are the current format's lines and members, exactly as
+/// [`window_content`] makes them from the rows; they are used only if every event the window inserted went
+/// through [`OpenLines::push`] in ascending id order (as pages asked for `sort=id` come), and if the window's
+/// rows still number as many with the same last id when it is sealed. Otherwise the window is sealed from its
+/// rows, as always.
+#[derive(Debug, Default)]
+pub struct OpenLines {
+    /// The event lines so far, in chunks of about [`OPEN_LINES_CHUNK`] bytes (no copying as they grow).
+    chunks: Vec<String>,
+    /// The members so far.
+    members: Vec<u8>,
+    /// Events pushed.
+    events: i64,
+    /// The last id pushed.
+    last: Option<i64>,
+    /// The last `fetched_at` and its prefix.
+    fetched: Option<(String, [u8; 8])>,
+    /// One line, reused.
+    line: String,
+}
+
+/// Bytes per chunk of [`OpenLines`].
+const OPEN_LINES_CHUNK: usize = 64 * 1024;
+
+impl OpenLines {
+    /// Adds an event the window inserted; false if its id does not follow the last one's (the lines can then
+    /// no longer describe the window: the caller drops them).
+    pub fn push(&mut self, id: i64, digest: &str, fetched_at: &str) -> bool {
+        if self.last.is_some_and(|last| id <= last) {
+            return false;
+        }
+        self.last = Some(id);
+        self.events += 1;
+        self.members.extend_from_slice(&id.to_be_bytes());
+        event_v2(
+            &mut self.line,
+            &mut self.members,
+            &mut self.fetched,
+            id,
+            digest,
+            fetched_at,
+        );
+        match self.chunks.last_mut() {
+            Some(chunk) if chunk.len() + self.line.len() <= chunk.capacity() => {
+                chunk.push_str(&self.line);
+            }
+            _ => {
+                let mut chunk = String::with_capacity(OPEN_LINES_CHUNK.max(self.line.len()));
+                chunk.push_str(&self.line);
+                self.chunks.push(chunk);
+            }
+        }
+        true
+    }
+
+    /// The memory it holds, in bytes.
+    pub fn bytes(&self) -> usize {
+        self.chunks.iter().map(String::capacity).sum::<usize>() + self.members.capacity()
+    }
+
+    /// Whether window fetch `window_id`'s rows are still the events pushed: as many, with the same last id.
+    /// (Nothing removes or edits an event while a sync holds the archive; an event inserted out of order was
+    /// refused by [`OpenLines::push`]; this check is the guard against anything else.)
+    fn describes(&self, conn: &Connection, window_id: i64) -> rusqlite::Result<bool> {
+        let (count, last): (i64, Option<i64>) = conn
+            .prepare_cached("SELECT count(*), max(id) FROM events WHERE window_id = ?1")?
+            .query_row([window_id], |r| Ok((r.get(0)?, r.get(1)?)))?;
+        Ok(count == self.events && last == self.last)
+    }
+}
+
+/// [`window_content`] in the current format, with the event lines and members taken from `open` (which
+/// [`OpenLines::describes`] the window's rows) instead of read back from the rows.
+fn window_content_from(
+    conn: &Connection,
+    window_id: i64,
+    open: OpenLines,
+) -> rusqlite::Result<WindowContent> {
+    let format = SealFormat::V2;
+    let mut d = Description::new("elevate-archive seal", format);
+    d.line(ledger_line(conn, window_id, format)?);
+    for chunk in &open.chunks {
+        d.h.update(chunk.as_bytes());
+    }
+    let revisions = hash_other_rows(conn, window_id, format, &mut d)?;
+    Ok(WindowContent {
+        content: hex::encode(d.h.finalize()),
+        members: open.members,
+        lines: d.lines,
+        events: open.events,
+        revisions,
+    })
+}
+
 /// The ledger line of window fetch `window_id`: its `windows` row in schema order, `error` included from
 /// version 2 on (`QueryReturnedNoRows` if the row is gone).
 pub fn ledger_line(
@@ -228,7 +328,6 @@ fn hash_events(
     )?;
     let mut rows = stmt.query([window_id])?;
     let mut text = String::with_capacity(128);
-    // Events of a page share their `fetched_at`: its prefix is computed once per run of equal values.
     let mut fetched: Option<(String, [u8; 8])> = None;
     while let Some(r) = rows.next()? {
         let id: i64 = r.get(0)?;
@@ -242,23 +341,44 @@ fn hash_events(
             }
             SealFormat::V2 => {
                 let (digest, fetched_at) = (cell_text(r.get_ref(1)?), cell_text(r.get_ref(2)?));
-                let prefix = match &fetched {
-                    Some((text, prefix)) if *text == fetched_at => *prefix,
-                    _ => {
-                        let prefix = text_prefix(&fetched_at);
-                        fetched = Some((fetched_at.to_string(), prefix));
-                        prefix
-                    }
-                };
-                members.extend_from_slice(&digest_prefix(&digest));
-                members.extend_from_slice(&prefix);
-                lines::event_line_v2(&mut text, id, &digest, &fetched_at);
+                event_v2(
+                    &mut text,
+                    &mut members,
+                    &mut fetched,
+                    id,
+                    &digest,
+                    &fetched_at,
+                );
             }
         }
         h.update(text.as_bytes());
         events += 1;
     }
     Ok((members, events))
+}
+
+/// Writes the version 2 line of event `id` into `text` (cleared first) and appends the rest of its member
+/// (after its id) to `members`; `fetched` keeps the last `fetched_at` and its prefix (events of a page share
+/// their `fetched_at`: its prefix is computed once per run of equal values).
+fn event_v2(
+    text: &mut String,
+    members: &mut Vec<u8>,
+    fetched: &mut Option<(String, [u8; 8])>,
+    id: i64,
+    digest: &str,
+    fetched_at: &str,
+) {
+    let prefix = match fetched {
+        Some((text, prefix)) if text == fetched_at => *prefix,
+        _ => {
+            let prefix = text_prefix(fetched_at);
+            *fetched = Some((fetched_at.to_string(), prefix));
+            prefix
+        }
+    };
+    members.extend_from_slice(&digest_prefix(digest));
+    members.extend_from_slice(&prefix);
+    lines::event_line_v2(text, id, digest, fetched_at);
 }
 
 /// Writes the version 1 event line of event `id` into `text` (cleared first). The hot loop of sealing: the
@@ -474,9 +594,32 @@ pub fn head(conn: &Connection) -> rusqlite::Result<String> {
 
 /// Seals window fetch `window_id` (inside the caller's transaction), in the current format.
 pub(crate) fn seal_window(conn: &Connection, window_id: i64, now: &str) -> Result<(), StoreError> {
+    seal_window_with(conn, window_id, now, None)
+}
+
+/// [`seal_window`], hashing the event lines the writer gathered in `open` when they still describe the
+/// window's rows (see [`OpenLines`]), else reading them from the rows.
+pub(crate) fn seal_window_with(
+    conn: &Connection,
+    window_id: i64,
+    now: &str,
+    open: Option<OpenLines>,
+) -> Result<(), StoreError> {
     let ctx = || format!("cannot seal window {window_id}");
     let format = SealFormat::CURRENT;
-    let content = window_content(conn, window_id, format).context(ctx)?;
+    let open = match open {
+        Some(open)
+            if format == SealFormat::V2 && open.describes(conn, window_id).context(ctx)? =>
+        {
+            Some(open)
+        }
+        _ => None,
+    };
+    let content = match open {
+        Some(open) => window_content_from(conn, window_id, open),
+        None => window_content(conn, window_id, format),
+    }
+    .context(ctx)?;
     let previous = head(conn).context(ctx)?;
     let hash = chain_hash(&previous, &content.content);
     conn.prepare_cached(
@@ -785,6 +928,55 @@ mod tests {
                 assert_eq!(now.members.len(), events as usize * format.member_bytes());
             }
         }
+    }
+
+    #[test]
+    fn lines_gathered_as_events_are_stored_describe_a_window_as_its_rows_do() {
+        let (_dir, store) = three_sealed_windows();
+        let rows = |window_id: i64| -> Vec<(i64, String, String)> {
+            store
+                .conn
+                .prepare(
+                    "SELECT id, digest, fetched_at FROM events WHERE window_id = ?1 ORDER BY id",
+                )
+                .unwrap()
+                .query_map([window_id], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+                .unwrap()
+                .map(Result::unwrap)
+                .collect()
+        };
+        // Each window's events pushed as the writer pushes them (revisions, rejects and changes at the
+        // source are read from their rows either way): the same content, members and lines.
+        for window_id in 1..=3 {
+            let mut open = OpenLines::default();
+            for (id, digest, fetched_at) in rows(window_id) {
+                assert!(open.push(id, &digest, &fetched_at));
+            }
+            assert!(open.describes(&store.conn, window_id).unwrap());
+            assert_eq!(
+                window_content_from(&store.conn, window_id, open).unwrap(),
+                window_content(&store.conn, window_id, SealFormat::V2).unwrap(),
+                "window {window_id}"
+            );
+        }
+        // Lines that do not describe the rows are not used: an event missing, an extra one.
+        let events = rows(1);
+        let mut short = OpenLines::default();
+        for (id, digest, fetched_at) in &events[1..] {
+            assert!(short.push(*id, digest, fetched_at));
+        }
+        assert!(!short.describes(&store.conn, 1).unwrap());
+        let mut extra = OpenLines::default();
+        for (id, digest, fetched_at) in &events {
+            assert!(extra.push(*id, digest, fetched_at));
+        }
+        assert!(extra.push(99, "d", "f"));
+        assert!(!extra.describes(&store.conn, 1).unwrap());
+        // An id that does not follow the last one is refused.
+        let mut out_of_order = OpenLines::default();
+        assert!(out_of_order.push(2, "d", "f"));
+        assert!(!out_of_order.push(2, "d", "f"));
+        assert!(!out_of_order.push(1, "d", "f"));
     }
 
     #[test]

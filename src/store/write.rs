@@ -3,7 +3,9 @@
 //! [`Store::commit_pages`] stores one or more whole pages in a single transaction: their events (insert, or
 //! compare with the stored copy and keep a revision when the content changed), their rejects, the event-type
 //! catalogue, the window's ledger row (created with page 1, marked complete with the last page) and the run's
-//! counters. Several queued pages may share a transaction (group commit); a page is never split across two.
+//! counters, and its events' entries in the search index. Several queued pages may share a transaction (group
+//! commit); a page is never split across two. The event lines of each window being paged are kept as its
+//! events are stored ([`OpenWindows`]), for its seal.
 
 use super::tlog::LogAppender;
 use super::{Archive, SqlContext, StoreError, seal};
@@ -88,6 +90,63 @@ impl PageTotals {
         self.windows_completed += other.windows_completed;
         self.missing_at_source += other.missing_at_source;
         self.deletions_recorded += other.deletions_recorded;
+    }
+}
+
+/// Most memory the event lines of the window fetches being paged may hold in all (see [`OpenWindows`]):
+/// about 140 bytes per event, so a window of up to some 90,000 events alone; a window beyond is sealed from
+/// its rows.
+pub const OPEN_LINES_BUDGET: usize = 12 << 20;
+
+/// The event lines of the window fetches this writer is paging, by ledger id (see [`seal::OpenLines`]):
+/// started with a window's ledger row, fed each event the window inserts, taken when it is sealed. A window
+/// whose lines were given up (an event out of id order, the budget spent) keeps no lines and is sealed from
+/// its rows.
+#[derive(Debug, Default)]
+pub(crate) struct OpenWindows {
+    lines: HashMap<i64, Option<seal::OpenLines>>,
+}
+
+impl OpenWindows {
+    /// Starts the lines of a window fetch whose ledger row was just created.
+    fn start(&mut self, window_id: i64) {
+        self.lines
+            .insert(window_id, Some(seal::OpenLines::default()));
+    }
+
+    /// Adds an event window fetch `window_id` inserted, giving its lines up if the event is out of order.
+    fn push(&mut self, window_id: i64, id: i64, digest: &str, fetched_at: &str) {
+        if let Some(slot) = self.lines.get_mut(&window_id)
+            && let Some(lines) = slot
+            && !lines.push(id, digest, fetched_at)
+        {
+            *slot = None;
+        }
+    }
+
+    /// Gives window fetch `window_id`'s lines up if all the lines held pass [`OPEN_LINES_BUDGET`].
+    fn keep_within_budget(&mut self, window_id: i64) {
+        let held: usize = self
+            .lines
+            .values()
+            .flatten()
+            .map(seal::OpenLines::bytes)
+            .sum();
+        if held > OPEN_LINES_BUDGET
+            && let Some(slot) = self.lines.get_mut(&window_id)
+        {
+            *slot = None;
+        }
+    }
+
+    /// The lines of window fetch `window_id`, as it is sealed, if it kept them.
+    fn take(&mut self, window_id: i64) -> Option<seal::OpenLines> {
+        self.lines.remove(&window_id).flatten()
+    }
+
+    /// Forgets window fetch `window_id` (it ended without its last page).
+    fn forget(&mut self, window_id: i64) {
+        self.lines.remove(&window_id);
     }
 }
 
@@ -198,6 +257,25 @@ impl Archive {
         reconcile: bool,
         now: Timestamp,
     ) -> Result<PageTotals, StoreError> {
+        let mut open = std::mem::take(&mut self.open);
+        let committed = self.commit_with(run_id, batches, ledger, reconcile, now, &mut open);
+        // After a failed transaction what was gathered may describe rows rolled back: it is dropped, and
+        // every window still open is sealed from its rows.
+        if committed.is_ok() {
+            self.open = open;
+        }
+        committed
+    }
+
+    fn commit_with(
+        &mut self,
+        run_id: i64,
+        batches: &[PageBatch],
+        ledger: &mut HashMap<usize, i64>,
+        reconcile: bool,
+        now: Timestamp,
+        open: &mut OpenWindows,
+    ) -> Result<PageTotals, StoreError> {
         let now = time::to_stored(now);
         let tx = self.begin()?;
         // The search index is brought up to date first (it is, unless an earlier version left it behind), so
@@ -216,20 +294,23 @@ impl Archive {
                 None => {
                     let id = insert_window(&tx, run_id, &batch.window, &now)?;
                     created.insert(batch.window_seq, id);
+                    open.start(id);
                     id
                 }
             };
             // The page's leaves join the log before its window may be sealed (whose leaf follows them).
             let mut log = LogAppender::load(&tx)?;
-            let mut page =
-                store_page(&tx, batch, window_id, &now, &mut types, reconcile, &mut log)?;
+            let mut page = store_page(
+                &tx, batch, window_id, &now, &mut types, reconcile, &mut log, open,
+            )?;
+            open.keep_within_budget(window_id);
             log.flush(&tx)?;
             if reconcile && batch.last {
                 page.missing_at_source += batch.deleted_at_source.len() as u64;
                 page.deletions_recorded +=
                     record_deleted(&tx, window_id, &batch.deleted_at_source, &now)?;
             }
-            update_window(&tx, batch, window_id, &page, &now)?;
+            update_window(&tx, batch, window_id, &page, &now, open)?;
             totals.add(&page);
         }
         record_types(&tx, &types, run_id, &now)?;
@@ -304,6 +385,7 @@ impl Archive {
         .context(|| "cannot record the run's end".into())?;
         tx.commit()
             .context(|| "cannot commit the run's end".into())?;
+        self.open = OpenWindows::default();
         Ok(())
     }
 
@@ -338,6 +420,7 @@ impl Archive {
         seal::seal_window(&tx, window_id, &now)?;
         tx.commit()
             .context(|| format!("cannot record that window {} failed", window.interval))?;
+        self.open.forget(window_id);
         ledger.insert(window_seq, window_id);
         Ok(())
     }
@@ -443,6 +526,7 @@ fn update_window(
     window_id: i64,
     page: &PageTotals,
     now: &str,
+    open: &mut OpenWindows,
 ) -> Result<(), StoreError> {
     tx.prepare_cached(
         "UPDATE windows SET pages = pages + 1, events_received = events_received + ?2,
@@ -472,7 +556,7 @@ fn update_window(
         )
     })?;
     if batch.last {
-        seal::seal_window(tx, window_id, now)?;
+        seal::seal_window_with(tx, window_id, now, open.take(window_id))?;
     }
     Ok(())
 }
@@ -550,7 +634,9 @@ fn record_deleted(
 }
 
 /// Stores one page's items; for a `reconcile`, also records late arrivals and changes at the source. Each
-/// event, revision and reject stored is appended to `log`.
+/// event, revision and reject stored is appended to `log`, and each event inserted to the window's lines in
+/// `open`.
+#[allow(clippy::too_many_arguments)]
 fn store_page(
     tx: &Transaction<'_>,
     batch: &PageBatch,
@@ -559,6 +645,7 @@ fn store_page(
     types: &mut HashMap<(String, String), TypeSeen>,
     reconcile: bool,
     log: &mut LogAppender,
+    open: &mut OpenWindows,
 ) -> Result<PageTotals, StoreError> {
     let mut totals = PageTotals {
         pages: 1,
@@ -593,6 +680,7 @@ fn store_page(
                 }
                 match stored {
                     Stored::New => {
+                        open.push(window_id, event.id, &event.digest, now);
                         match event.leaf {
                             Some(hash) => log.append_hashed(LeafKind::Event, event.id, Hash(hash)),
                             None => log.append(LeafKind::Event, event.id, event.raw.as_bytes()),
@@ -855,6 +943,89 @@ mod tests {
             0,
             "nothing left to index"
         );
+    }
+
+    /// The seal of window fetch `window_id` as stored, and its content computed from its rows now.
+    fn sealed_and_recomputed(store: &Archive, window_id: i64) -> (String, String) {
+        let sealed: String = store
+            .conn
+            .query_row(
+                "SELECT content FROM seals WHERE window_id = ?1",
+                [window_id],
+                |r| r.get(0),
+            )
+            .unwrap();
+        let now = seal::window_content(&store.conn, window_id, seal::SealFormat::CURRENT).unwrap();
+        (sealed, now.content)
+    }
+
+    #[test]
+    fn a_window_keeps_its_event_lines_while_its_ids_ascend_and_is_sealed_as_its_rows_say_either_way()
+     {
+        let (_dir, mut store, run) = open();
+        let mut ledger = HashMap::new();
+        let lines_of =
+            |store: &Archive, window_id: i64| store.open.lines.get(&window_id).map(|l| l.is_some());
+        // Ids ascending, an event already archived among them: the lines are kept, then taken by the seal.
+        let page_1 = vec![event(1, r#"{"id":1}"#), event(2, r#"{"id":2}"#)];
+        store
+            .commit_pages(run, &[page(0, 1, page_1, false)], &mut ledger, now())
+            .unwrap();
+        assert_eq!(lines_of(&store, 1), Some(true));
+        let page_2 = vec![event(2, r#"{"id":2}"#), event(3, r#"{"id":3}"#)];
+        store
+            .commit_pages(run, &[page(0, 2, page_2, true)], &mut ledger, now())
+            .unwrap();
+        assert_eq!(lines_of(&store, 1), None, "taken by the seal");
+        let (sealed, recomputed) = sealed_and_recomputed(&store, 1);
+        assert_eq!(sealed, recomputed);
+        // An id out of order: the lines are given up and the window is sealed from its rows.
+        let page_1 = vec![event(10, r#"{"id":10}"#), event(5, r#"{"id":5}"#)];
+        store
+            .commit_pages(run, &[page(1, 1, page_1, false)], &mut ledger, now())
+            .unwrap();
+        assert_eq!(lines_of(&store, 2), Some(false));
+        store
+            .commit_pages(run, &[page(1, 2, vec![], true)], &mut ledger, now())
+            .unwrap();
+        let (sealed, recomputed) = sealed_and_recomputed(&store, 2);
+        assert_eq!(sealed, recomputed);
+        // A failed transaction drops every window's lines: what they gathered may have been rolled back.
+        let page_1 = vec![event(20, r#"{"id":20}"#)];
+        store
+            .commit_pages(run, &[page(2, 1, page_1, false)], &mut ledger, now())
+            .unwrap();
+        assert_eq!(lines_of(&store, 3), Some(true));
+        store.conn.execute_batch("DROP TABLE event_types").unwrap();
+        let failing = vec![event(21, r#"{"id":21}"#)];
+        assert!(
+            store
+                .commit_pages(run, &[page(2, 2, failing, false)], &mut ledger, now())
+                .is_err()
+        );
+        assert_eq!(lines_of(&store, 3), None);
+    }
+
+    #[test]
+    fn the_lines_of_open_windows_stay_within_their_budget() {
+        let mut open = OpenWindows::default();
+        open.start(1);
+        open.start(2);
+        let digest = crate::digest::sha256_hex(b"x");
+        for id in 0..1_000 {
+            open.push(1, id, &digest, "2024-02-01T00:00:00.000Z");
+        }
+        open.keep_within_budget(1);
+        assert!(
+            open.take(1).is_some(),
+            "a thousand events are well within it"
+        );
+        // More than a line's bytes per event (a line alone is over 100).
+        for id in 0..(OPEN_LINES_BUDGET / 100) as i64 {
+            open.push(2, id, &digest, "2024-02-01T00:00:00.000Z");
+        }
+        open.keep_within_budget(2);
+        assert!(open.take(2).is_none(), "given up past the budget");
     }
 
     #[test]
