@@ -41,7 +41,21 @@ pub fn after_run(
     own_prune: Option<i64>,
 ) -> Result<Option<StoredCheckpoint>> {
     let mut archive = Archive::open_existing(db, now)?;
+    after_run_on(&mut archive, args, key, now, own_prune)
+}
+
+/// [`after_run`] on the archive the run wrote with (`sync` and `reconcile`: the engine hands it back), which
+/// it leaves with its write-ahead log folded back into the file.
+pub fn after_run_on(
+    archive: &mut Archive,
+    args: &CheckpointArgs,
+    key: Option<&SigningKey>,
+    now: Timestamp,
+    own_prune: Option<i64>,
+) -> Result<Option<StoredCheckpoint>> {
+    let step = std::time::Instant::now();
     let made = archive.make_checkpoint(key, now, own_prune)?;
+    tracing::debug!(took = ?step.elapsed(), "the log's checkpoint made");
     if let Some(cp) = made.as_ref().filter(|cp| !cp.unsigned_prunes.is_empty()) {
         tracing::warn!(
             "the log holds prune(s) {:?} made without the signing key since the last signed checkpoint: the \
@@ -49,9 +63,11 @@ pub fn after_run(
             cp.unsigned_prunes
         );
     }
+    let step = std::time::Instant::now();
     if let Err(e) = archive.checkpoint() {
         tracing::debug!("the write-ahead log was not folded back after the checkpoint: {e}");
     }
+    tracing::debug!(took = ?step.elapsed(), "WAL checkpoint done");
     if let (Some(cp), Some(out)) = (&made, &args.checkpoint_out) {
         write_private(out, cp.text.as_bytes())?;
     }

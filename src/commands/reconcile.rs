@@ -34,8 +34,16 @@ pub async fn run(db: &Path, args: &ReconcileArgs) -> Result<ExitCode> {
         metrics_file: None,
     };
     let progress = progress::reporter(reporting.draws_progress());
-    let (run, result) = sync::run(client, archive, job, super::shutdown_signal(), progress).await;
-    let made = super::checkpoint::after_run(db, &args.checkpoint, key.as_ref(), clock.now(), None);
+    let (run, result, mut archive) =
+        sync::run(client, archive, job, super::shutdown_signal(), progress).await;
+    let made = super::checkpoint::after_run_on(
+        &mut archive,
+        &args.checkpoint,
+        key.as_ref(),
+        clock.now(),
+        None,
+    );
+    drop(archive);
     if let Err(e) = result {
         if !args.json {
             super::status::print_stdout(&format!("{}\n", output::summary_line(&run)));

@@ -98,9 +98,11 @@ pub async fn execute(
     };
     let (client, job) = job(settings, planned, RunKind::Sync, clock)?;
     let progress = progress::reporter(reporting.draws_progress());
-    let (report, result) =
+    let (report, result, mut archive) =
         sync::run(client, archive, job, super::shutdown_signal(), progress).await;
-    let made = super::checkpoint::after_run(db, checkpoint, key.as_ref(), clock.now(), None);
+    let made =
+        super::checkpoint::after_run_on(&mut archive, checkpoint, key.as_ref(), clock.now(), None);
+    drop(archive);
     if reporting.json {
         let summary = super::checkpoint::with_checkpoint(
             &report,

@@ -203,21 +203,23 @@ enum Handoff {
 
 /// Runs a job: records the run, fetches and stores every window, and records how it ended.
 ///
-/// Returns the report and, if the run did not finish cleanly, the error that stopped it.
+/// Returns the report, the error that stopped the run if it did not finish cleanly, and the archive (the
+/// caller ends the run with its checkpoint of the log on the same handle, then folds the write-ahead log back:
+/// see [`crate::store::Archive::checkpoint`]).
 pub async fn run(
     client: Arc<ApiClient>,
     mut archive: Archive,
     job: SyncJob,
     shutdown: impl Future<Output = ()>,
     progress: ProgressFn,
-) -> (RunReport, Result<(), Error>) {
+) -> (RunReport, Result<(), Error>, Archive) {
     let started = Instant::now();
     let mut report = RunReport::new(&job);
     let (run_id, reader) = match start(&mut archive, &job) {
         Ok(started) => started,
         Err(e) => {
             report.error = Some(e.to_string());
-            return (report, Err(e.into()));
+            return (report, Err(e.into()), archive);
         }
     };
     report.run_id = run_id;
@@ -253,7 +255,7 @@ pub async fn run(
     };
     progress(Progress::Finished);
 
-    let (archive, totals, written) = tokio::task::spawn_blocking(move || {
+    let (mut archive, totals, written) = tokio::task::spawn_blocking(move || {
         writer.join().expect("the writer thread does not panic")
     })
     .await
@@ -266,10 +268,10 @@ pub async fn run(
     };
     report.status = ended(&result, &report);
     report.error = result.as_ref().err().map(|e| e.to_string());
-    report.chain_head = finish(archive, run_id, &report, job.clock);
+    report.chain_head = finish(&mut archive, run_id, &report, job.clock);
     report.record_client_stats(&client, started);
     info!(run = run_id, status = %report.status, "sync ended");
-    (report, result)
+    (report, result, archive)
 }
 
 /// Records the run's start (its intent) and, for a reconcile, opens the archive for reading: a reconcile
@@ -442,10 +444,11 @@ fn note_served_fewer(report: &mut RunReport, served: Option<usize>, spec: &Windo
     report.served_fewer = Some(report.served_fewer.map_or(served, |s| s.min(served)));
 }
 
-/// Records how the run ended and tidies the archive (planner statistics, WAL); returns the chain head. A failure
-/// here loses nothing committed, so it is logged, not raised. (The search index needs nothing: each page's
-/// events are indexed in the transaction that stores them.)
-fn finish(mut archive: Archive, run_id: i64, report: &RunReport, clock: Clock) -> Option<String> {
+/// Records how the run ended and refreshes the planner's statistics; returns the chain head. A failure here
+/// loses nothing committed, so it is logged, not raised. (The search index needs nothing: each page's events
+/// are indexed in the transaction that stores them; the write-ahead log is folded back by the caller, after
+/// the run's checkpoint.)
+fn finish(archive: &mut Archive, run_id: i64, report: &RunReport, clock: Clock) -> Option<String> {
     let end = RunEnd {
         status: report.status,
         error: report.error.as_deref(),
@@ -463,11 +466,6 @@ fn finish(mut archive: Archive, run_id: i64, report: &RunReport, clock: Clock) -
         debug!("refreshing planner statistics did not complete: {e}");
     }
     debug!(took = ?step.elapsed(), "planner statistics refreshed");
-    let step = Instant::now();
-    if let Err(e) = archive.checkpoint() {
-        debug!("checkpoint at the end of the run did not complete: {e}");
-    }
-    debug!(took = ?step.elapsed(), "WAL checkpoint done");
     head
 }
 
@@ -1106,6 +1104,7 @@ fn write_pages(
         };
         let now = clock.now();
         if !group.is_empty() {
+            let step = Instant::now();
             let committed = match kind {
                 RunKind::Reconcile => {
                     archive.commit_reconciled_pages(run_id, &group, &mut ledger, now)
@@ -1113,7 +1112,10 @@ fn write_pages(
                 RunKind::Sync => archive.commit_pages(run_id, &group, &mut ledger, now),
             };
             match committed {
-                Ok(t) => totals.add(&t),
+                Ok(t) => {
+                    debug!(pages = group.len(), events = t.events_received, took = ?step.elapsed(), "committed");
+                    totals.add(&t);
+                }
                 Err(e) => return (archive, totals, Err(e)),
             }
             group.clear();
