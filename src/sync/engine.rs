@@ -563,7 +563,10 @@ impl PageFetcher {
             () = wanted.cancelled() => return None,
             permit = self.in_flight.acquire() => permit.expect("the semaphore is never closed"),
         };
-        Some(self.client.fetch_page_while_wanted(query, wanted).await)
+        let sent = Instant::now();
+        let answered = self.client.fetch_page_while_wanted(query, wanted).await;
+        tracing::trace!(page = query.page, took = ?sent.elapsed(), "page answered");
+        Some(answered)
     }
 
     /// Fetches page `page` of a window with `page_size` items per page, and classifies its items (after the
