@@ -108,6 +108,8 @@ fn kill_9_at_points_of_progress_then_resume_loses_nothing_and_doubles_nothing() 
     eprintln!("{mid_way} runs killed mid-way before one finished");
     assert!(mid_way >= 5, "only {mid_way} runs were killed mid-way");
     assert_crash_invariants(&sb, &source);
+    // Whatever the killed runs left out of the search index, the run that ended added.
+    assert_search_index_complete(&sb);
     let want: Vec<i64> = data.iter().map(|e| e.id).collect();
     assert_eq!(sb.ids(), want, "the archive equals the source");
     assert_eq!(

@@ -1148,7 +1148,13 @@ pub(super) mod tests {
                 deleted_at_source: Vec::new(),
             };
             archive
-                .commit_pages(run, &[page], &mut ledger, now())
+                .commit_pages(
+                    run,
+                    &[page],
+                    &mut ledger,
+                    now(),
+                    crate::store::write::SearchIndexing::Now,
+                )
                 .unwrap();
         }
         (dir, archive)

@@ -783,7 +783,15 @@ mod tests {
         ];
         let mut ledger = HashMap::new();
         for p in pages {
-            store.commit_pages(sync, &[p], &mut ledger, synced).unwrap();
+            store
+                .commit_pages(
+                    sync,
+                    &[p],
+                    &mut ledger,
+                    synced,
+                    crate::store::write::SearchIndexing::Now,
+                )
+                .unwrap();
         }
         let reconcile = run(&mut store, RunKind::Reconcile, reconciled);
         let mut returned = page(
@@ -794,13 +802,25 @@ mod tests {
         // Events 2 and 3, archived in the window's range and not returned, confirmed gone at the source.
         returned.deleted_at_source = vec![2, 3];
         store
-            .commit_reconciled_pages(reconcile, &[returned], &mut HashMap::new(), reconciled)
+            .commit_reconciled_pages(
+                reconcile,
+                &[returned],
+                &mut HashMap::new(),
+                reconciled,
+                crate::store::write::SearchIndexing::Now,
+            )
             .unwrap();
         let failed_at = at("2024-04-01");
         let failed = run(&mut store, RunKind::Sync, failed_at);
         let first = page(1, vec![event(5, r#"{"id":5}"#)], false);
         store
-            .commit_pages(failed, &[first], &mut HashMap::new(), failed_at)
+            .commit_pages(
+                failed,
+                &[first],
+                &mut HashMap::new(),
+                failed_at,
+                crate::store::write::SearchIndexing::Now,
+            )
             .unwrap();
         store
             .finish_run(

@@ -3,9 +3,9 @@
 //! [`Store::commit_pages`] stores one or more whole pages in a single transaction: their events (insert, or
 //! compare with the stored copy and keep a revision when the content changed), their rejects, the event-type
 //! catalogue, the window's ledger row (created with page 1, marked complete with the last page) and the run's
-//! counters, and its events' entries in the search index. Several queued pages may share a transaction (group
-//! commit); a page is never split across two. The event lines of each window being paged are kept as its
-//! events are stored ([`OpenWindows`]), for its seal.
+//! counters, and, as [`SearchIndexing`] says, its events' entries in the search index. Several queued pages may
+//! share a transaction (group commit); a page is never split across two. The event lines of each window being
+//! paged are kept as its events are stored ([`OpenWindows`]), for its seal.
 
 use super::tlog::LogAppender;
 use super::{Archive, SqlContext, StoreError, seal};
@@ -91,6 +91,24 @@ impl PageTotals {
         self.missing_at_source += other.missing_at_source;
         self.deletions_recorded += other.deletions_recorded;
     }
+}
+
+/// When a transaction that stores pages adds their events to the search index. Either way the index holds
+/// an event exactly when its window fetch is at or before `search_state.indexed_window_id` (what `prune`
+/// relies on), in every committed state: the index never claims an event it lacks, and the events it lacks
+/// are those of the window fetches after the watermark, which the next transaction indexing now adds, or the
+/// end of the run, or the next run's start.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SearchIndexing {
+    /// Now: the events of the window fetches the index lacks are added first, in bulk, then each event
+    /// stored, and the watermark moves to the last window fetch. What a writer that waits for its pages does
+    /// (its time is free), so that a run leaves nothing to index at its end.
+    Now,
+    /// Later: the events of window fetches the index already holds are added as they are stored (the
+    /// watermark stays true), the others are left for the next transaction indexing now or the end of the
+    /// run. What a writer behind its pages does: added in bulk, they cost it less (larger, fewer segments
+    /// of the index to merge).
+    Later,
 }
 
 /// Most memory the event lines of the window fetches being paged may hold in all (see [`OpenWindows`]):
@@ -223,16 +241,18 @@ impl Archive {
         Ok(id)
     }
 
-    /// Stores whole pages in one transaction. `ledger` maps each window's plan position to its ledger row and
-    /// is updated only once the transaction has committed.
+    /// Stores whole pages in one transaction, adding their events to the search index as `indexing` says.
+    /// `ledger` maps each window's plan position to its ledger row and is updated only once the transaction
+    /// has committed.
     pub fn commit_pages(
         &mut self,
         run_id: i64,
         batches: &[PageBatch],
         ledger: &mut HashMap<usize, i64>,
         now: Timestamp,
+        indexing: SearchIndexing,
     ) -> Result<PageTotals, StoreError> {
-        self.commit(run_id, batches, ledger, false, now)
+        self.commit(run_id, batches, ledger, false, now, indexing)
     }
 
     /// Stores whole pages of a `reconcile` in one transaction, as [`Archive::commit_pages`] does, and records
@@ -245,8 +265,9 @@ impl Archive {
         batches: &[PageBatch],
         ledger: &mut HashMap<usize, i64>,
         now: Timestamp,
+        indexing: SearchIndexing,
     ) -> Result<PageTotals, StoreError> {
-        self.commit(run_id, batches, ledger, true, now)
+        self.commit(run_id, batches, ledger, true, now, indexing)
     }
 
     fn commit(
@@ -256,9 +277,11 @@ impl Archive {
         ledger: &mut HashMap<usize, i64>,
         reconcile: bool,
         now: Timestamp,
+        indexing: SearchIndexing,
     ) -> Result<PageTotals, StoreError> {
         let mut open = std::mem::take(&mut self.open);
-        let committed = self.commit_with(run_id, batches, ledger, reconcile, now, &mut open);
+        let committed =
+            self.commit_with(run_id, batches, ledger, reconcile, now, indexing, &mut open);
         // After a failed transaction what was gathered may describe rows rolled back: it is dropped, and
         // every window still open is sealed from its rows.
         if committed.is_ok() {
@@ -267,6 +290,7 @@ impl Archive {
         committed
     }
 
+    #[allow(clippy::too_many_arguments)]
     fn commit_with(
         &mut self,
         run_id: i64,
@@ -274,13 +298,20 @@ impl Archive {
         ledger: &mut HashMap<usize, i64>,
         reconcile: bool,
         now: Timestamp,
+        indexing: SearchIndexing,
         open: &mut OpenWindows,
     ) -> Result<PageTotals, StoreError> {
         let now = time::to_stored(now);
         let tx = self.begin()?;
-        // The search index is brought up to date first (it is, unless an earlier version left it behind), so
-        // that it holds every event once this transaction's own are added as they are stored.
-        index_backlog(&tx)?;
+        // The window fetches whose events this transaction adds to the search index as it stores them: every
+        // one, once the index holds all the others (indexing now), or those it already holds (later).
+        let indexed_up_to = match indexing {
+            SearchIndexing::Now => {
+                index_backlog(&tx)?;
+                None
+            }
+            SearchIndexing::Later => Some(indexed_window(&tx)?),
+        };
         // Windows first seen in this transaction; they join `ledger` only once it has committed.
         let mut created: HashMap<usize, i64> = HashMap::new();
         let mut totals = PageTotals::default();
@@ -300,8 +331,9 @@ impl Archive {
             };
             // The page's leaves join the log before its window may be sealed (whose leaf follows them).
             let mut log = LogAppender::load(&tx)?;
+            let index = indexed_up_to.is_none_or(|up_to| window_id <= up_to);
             let mut page = store_page(
-                &tx, batch, window_id, &now, &mut types, reconcile, &mut log, open,
+                &tx, batch, window_id, &now, &mut types, reconcile, &mut log, open, index,
             )?;
             open.keep_within_budget(window_id);
             log.flush(&tx)?;
@@ -315,7 +347,9 @@ impl Archive {
         }
         record_types(&tx, &types, run_id, &now)?;
         add_to_run(&tx, run_id, &totals)?;
-        mark_indexed(&tx)?;
+        if indexing == SearchIndexing::Now {
+            mark_indexed(&tx)?;
+        }
         tx.commit().context(|| {
             format!(
                 "cannot commit {} page(s) to {}",
@@ -433,8 +467,8 @@ impl Archive {
     }
 
     /// Adds the events of every window fetch the full-text index does not hold yet, so `search` finds them:
-    /// once when an archive gains the index (pages committed since are indexed in their own transaction);
-    /// idempotent.
+    /// when an archive gains the index, and at the end of a run whose writer left pages to index later (see
+    /// [`SearchIndexing`]); idempotent.
     pub fn update_search_index(&mut self) -> Result<u64, StoreError> {
         let tx = self.begin()?;
         let added = index_backlog(&tx)?;
@@ -475,6 +509,13 @@ fn index_backlog(tx: &Transaction<'_>) -> Result<u64, StoreError> {
         .and_then(|mut s| s.execute([]))
         .context(search_ctx)?;
     Ok(added as u64)
+}
+
+/// The watermark: the index holds the events of the window fetches up to this one.
+fn indexed_window(tx: &Transaction<'_>) -> Result<i64, StoreError> {
+    tx.prepare_cached("SELECT indexed_window_id FROM search_state WHERE id = 1")
+        .and_then(|mut s| s.query_row([], |r| r.get(0)))
+        .context(search_ctx)
 }
 
 /// Records that the full-text index holds the events of every window fetch so far. Only in a transaction
@@ -634,8 +675,8 @@ fn record_deleted(
 }
 
 /// Stores one page's items; for a `reconcile`, also records late arrivals and changes at the source. Each
-/// event, revision and reject stored is appended to `log`, and each event inserted to the window's lines in
-/// `open`.
+/// event, revision and reject stored is appended to `log`, each event inserted to the window's lines in
+/// `open`, and, if `index`, to the search index.
 #[allow(clippy::too_many_arguments)]
 fn store_page(
     tx: &Transaction<'_>,
@@ -646,6 +687,7 @@ fn store_page(
     reconcile: bool,
     log: &mut LogAppender,
     open: &mut OpenWindows,
+    index: bool,
 ) -> Result<PageTotals, StoreError> {
     let mut totals = PageTotals {
         pages: 1,
@@ -665,7 +707,7 @@ fn store_page(
                 if event.out_of_window {
                     totals.out_of_window += 1;
                 }
-                let stored = store_event(tx, event, window_id, now).context(context)?;
+                let stored = store_event(tx, event, window_id, now, index).context(context)?;
                 let change = match stored {
                     Stored::New => Some(ChangeKind::Late),
                     Stored::Revised(_) => Some(ChangeKind::Changed),
@@ -742,12 +784,14 @@ fn store_reject(
     Ok(())
 }
 
-/// Inserts an event, or compares it with the archived copy and keeps a revision if its content changed.
+/// Inserts an event (and, if `index`, its search entry), or compares it with the archived copy and keeps a
+/// revision if its content changed.
 fn store_event(
     tx: &Transaction<'_>,
     e: &Event,
     window_id: i64,
     now: &str,
+    index: bool,
 ) -> rusqlite::Result<Stored> {
     let inserted = tx
         .prepare_cached(
@@ -770,11 +814,13 @@ fn store_event(
             e.digest
         ])?;
     if inserted == 1 {
-        // Indexed for search with the row, in the same transaction (see `mark_indexed`).
-        tx.prepare_cached(
-            "INSERT INTO events_fts (rowid, description, username) VALUES (?1, ?2, ?3)",
-        )?
-        .execute(params![e.id, e.description, e.username])?;
+        // Indexed for search with the row, in the same transaction (see `SearchIndexing`).
+        if index {
+            tx.prepare_cached(
+                "INSERT INTO events_fts (rowid, description, username) VALUES (?1, ?2, ?3)",
+            )?
+            .execute(params![e.id, e.description, e.username])?;
+        }
         return Ok(Stored::New);
     }
     let archived: String = tx
@@ -907,7 +953,13 @@ mod tests {
         let mut ledger = HashMap::new();
         let page_1 = vec![event(1, r#"{"id":1}"#), event(2, r#"{"id":2}"#)];
         store
-            .commit_pages(run, &[page(0, 1, page_1, false)], &mut ledger, now())
+            .commit_pages(
+                run,
+                &[page(0, 1, page_1, false)],
+                &mut ledger,
+                now(),
+                SearchIndexing::Now,
+            )
             .unwrap();
         // Searchable with the page, while its window is still open: no step at the end of the run.
         assert_eq!(searched(&store, "bob"), vec![1, 2]);
@@ -929,7 +981,13 @@ mod tests {
         // archived, then a new one): each event once.
         let page_2 = vec![event(2, r#"{"id":2}"#), event(3, r#"{"id":3}"#)];
         store
-            .commit_pages(run, &[page(0, 2, page_2, true)], &mut ledger, now())
+            .commit_pages(
+                run,
+                &[page(0, 2, page_2, true)],
+                &mut ledger,
+                now(),
+                SearchIndexing::Now,
+            )
             .unwrap();
         assert_eq!(searched(&store, "carol"), vec![7]);
         assert_eq!(searched(&store, "bob"), vec![1, 2, 3]);
@@ -969,12 +1027,24 @@ mod tests {
         // Ids ascending, an event already archived among them: the lines are kept, then taken by the seal.
         let page_1 = vec![event(1, r#"{"id":1}"#), event(2, r#"{"id":2}"#)];
         store
-            .commit_pages(run, &[page(0, 1, page_1, false)], &mut ledger, now())
+            .commit_pages(
+                run,
+                &[page(0, 1, page_1, false)],
+                &mut ledger,
+                now(),
+                SearchIndexing::Now,
+            )
             .unwrap();
         assert_eq!(lines_of(&store, 1), Some(true));
         let page_2 = vec![event(2, r#"{"id":2}"#), event(3, r#"{"id":3}"#)];
         store
-            .commit_pages(run, &[page(0, 2, page_2, true)], &mut ledger, now())
+            .commit_pages(
+                run,
+                &[page(0, 2, page_2, true)],
+                &mut ledger,
+                now(),
+                SearchIndexing::Now,
+            )
             .unwrap();
         assert_eq!(lines_of(&store, 1), None, "taken by the seal");
         let (sealed, recomputed) = sealed_and_recomputed(&store, 1);
@@ -982,25 +1052,49 @@ mod tests {
         // An id out of order: the lines are given up and the window is sealed from its rows.
         let page_1 = vec![event(10, r#"{"id":10}"#), event(5, r#"{"id":5}"#)];
         store
-            .commit_pages(run, &[page(1, 1, page_1, false)], &mut ledger, now())
+            .commit_pages(
+                run,
+                &[page(1, 1, page_1, false)],
+                &mut ledger,
+                now(),
+                SearchIndexing::Now,
+            )
             .unwrap();
         assert_eq!(lines_of(&store, 2), Some(false));
         store
-            .commit_pages(run, &[page(1, 2, vec![], true)], &mut ledger, now())
+            .commit_pages(
+                run,
+                &[page(1, 2, vec![], true)],
+                &mut ledger,
+                now(),
+                SearchIndexing::Now,
+            )
             .unwrap();
         let (sealed, recomputed) = sealed_and_recomputed(&store, 2);
         assert_eq!(sealed, recomputed);
         // A failed transaction drops every window's lines: what they gathered may have been rolled back.
         let page_1 = vec![event(20, r#"{"id":20}"#)];
         store
-            .commit_pages(run, &[page(2, 1, page_1, false)], &mut ledger, now())
+            .commit_pages(
+                run,
+                &[page(2, 1, page_1, false)],
+                &mut ledger,
+                now(),
+                SearchIndexing::Now,
+            )
             .unwrap();
         assert_eq!(lines_of(&store, 3), Some(true));
         store.conn.execute_batch("DROP TABLE event_types").unwrap();
         let failing = vec![event(21, r#"{"id":21}"#)];
         assert!(
             store
-                .commit_pages(run, &[page(2, 2, failing, false)], &mut ledger, now())
+                .commit_pages(
+                    run,
+                    &[page(2, 2, failing, false)],
+                    &mut ledger,
+                    now(),
+                    SearchIndexing::Now
+                )
                 .is_err()
         );
         assert_eq!(lines_of(&store, 3), None);
@@ -1029,12 +1123,66 @@ mod tests {
     }
 
     #[test]
+    fn pages_indexed_later_join_the_index_in_bulk_and_the_watermark_never_claims_what_it_lacks() {
+        let (_dir, mut store, run) = open();
+        let mut ledger = HashMap::new();
+        let indexed = "SELECT indexed_window_id FROM search_state";
+        let mut commit = |store: &mut Archive, seq, n, ids: &[i64], last, indexing| {
+            let items = ids
+                .iter()
+                .map(|id| event(*id, &format!(r#"{{"id":{id}}}"#)))
+                .collect();
+            store
+                .commit_pages(
+                    run,
+                    &[page(seq, n, items, last)],
+                    &mut ledger,
+                    now(),
+                    indexing,
+                )
+                .unwrap();
+        };
+        // Window fetch 1, first seen by a writer indexing now: indexed with its page, under the watermark.
+        commit(&mut store, 0, 1, &[1, 2], false, SearchIndexing::Now);
+        assert_eq!(searched(&store, "bob"), vec![1, 2]);
+        assert_eq!(optional_i64(&store, indexed).unwrap(), Some(1));
+        // Window fetch 2, first seen by a writer behind its pages: left out, and the watermark stays below it.
+        commit(&mut store, 1, 1, &[5, 6], false, SearchIndexing::Later);
+        assert_eq!(searched(&store, "bob"), vec![1, 2]);
+        assert_eq!(optional_i64(&store, indexed).unwrap(), Some(1));
+        // Window fetch 1's next page, later: the index holds window fetch 1, so its events join it now.
+        commit(&mut store, 0, 2, &[3], true, SearchIndexing::Later);
+        assert_eq!(searched(&store, "bob"), vec![1, 2, 3]);
+        assert_eq!(optional_i64(&store, indexed).unwrap(), Some(1));
+        // The next transaction indexing now adds window fetch 2's events in bulk first, then its own.
+        commit(&mut store, 1, 2, &[7], true, SearchIndexing::Now);
+        assert_eq!(searched(&store, "bob"), vec![1, 2, 3, 5, 6, 7]);
+        assert_eq!(optional_i64(&store, indexed).unwrap(), Some(2));
+        store
+            .conn
+            .execute_batch("INSERT INTO events_fts (events_fts) VALUES ('integrity-check')")
+            .unwrap();
+        // A window fetch left to be indexed later, then the end of the run.
+        commit(&mut store, 2, 1, &[9], true, SearchIndexing::Later);
+        assert_eq!(searched(&store, "bob"), vec![1, 2, 3, 5, 6, 7]);
+        assert_eq!(store.update_search_index().unwrap(), 1);
+        assert_eq!(searched(&store, "bob"), vec![1, 2, 3, 5, 6, 7, 9]);
+        assert_eq!(optional_i64(&store, indexed).unwrap(), Some(3));
+    }
+
+    #[test]
     fn identical_copies_are_absorbed_and_changed_ones_kept_as_revisions() {
         let (_dir, mut store, run) = open();
         let mut ledger = HashMap::new();
         let first = vec![event(1, r#"{"id":1,"a":1,"b":2}"#), event(2, r#"{"id":2}"#)];
         let t = store
-            .commit_pages(run, &[page(0, 1, first, false)], &mut ledger, now())
+            .commit_pages(
+                run,
+                &[page(0, 1, first, false)],
+                &mut ledger,
+                now(),
+                SearchIndexing::Now,
+            )
             .unwrap();
         assert_eq!((t.events_new, t.revisions, t.events_unchanged), (2, 0, 0));
         let again = vec![
@@ -1044,7 +1192,13 @@ mod tests {
             event(3, r#"{"id":3}"#),
         ];
         let t = store
-            .commit_pages(run, &[page(0, 2, again, true)], &mut ledger, now())
+            .commit_pages(
+                run,
+                &[page(0, 2, again, true)],
+                &mut ledger,
+                now(),
+                SearchIndexing::Now,
+            )
             .unwrap();
         assert_eq!(
             (
@@ -1091,6 +1245,7 @@ mod tests {
                 &[page(0, 1, vec![bad(), event(1, "{}")], false)],
                 &mut ledger,
                 now(),
+                SearchIndexing::Now,
             )
             .unwrap();
         let status: WindowStatus = store
@@ -1099,7 +1254,13 @@ mod tests {
             .unwrap();
         assert_eq!(status, WindowStatus::Running);
         store
-            .commit_pages(run, &[page(0, 2, vec![bad()], true)], &mut ledger, now())
+            .commit_pages(
+                run,
+                &[page(0, 2, vec![bad()], true)],
+                &mut ledger,
+                now(),
+                SearchIndexing::Now,
+            )
             .unwrap();
         assert_eq!(
             optional_i64(&store, "SELECT count(*) FROM rejects").unwrap(),
@@ -1142,6 +1303,7 @@ mod tests {
                 &[page(0, 1, vec![event(5, "{}"), event(6, "{}")], true)],
                 &mut ledger,
                 now(),
+                SearchIndexing::Now,
             )
             .unwrap();
         let row: (i64, String) = store

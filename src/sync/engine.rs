@@ -32,7 +32,7 @@ use crate::error::Error;
 use crate::model::{
     EventSelection, Filters, Interval, Item, PageBatch, RunKind, RunStatus, WindowSpec,
 };
-use crate::store::write::{PageTotals, RunEnd, RunStart};
+use crate::store::write::{PageTotals, RunEnd, RunStart, SearchIndexing};
 use crate::store::{Archive, ArchiveRead, ArchiveReader, StoreError};
 use crate::sync::pager::{Answer, Pager, Step, pages_to_ask, window_share};
 use crate::sync::{classify::classify, planner};
@@ -444,10 +444,10 @@ fn note_served_fewer(report: &mut RunReport, served: Option<usize>, spec: &Windo
     report.served_fewer = Some(report.served_fewer.map_or(served, |s| s.min(served)));
 }
 
-/// Records how the run ended and refreshes the planner's statistics; returns the chain head. A failure here
-/// loses nothing committed, so it is logged, not raised. (The search index needs nothing: each page's events
-/// are indexed in the transaction that stores them; the write-ahead log is folded back by the caller, after
-/// the run's checkpoint.)
+/// Records how the run ended, adds to the search index what the writer left to index later (nothing when it
+/// kept up with the fetch: see [`search_indexing`]) and refreshes the planner's statistics; returns the chain
+/// head. A failure here loses nothing committed, so it is logged, not raised. (The write-ahead log is folded
+/// back by the caller, after the run's checkpoint.)
 fn finish(archive: &mut Archive, run_id: i64, report: &RunReport, clock: Clock) -> Option<String> {
     let end = RunEnd {
         status: report.status,
@@ -461,6 +461,11 @@ fn finish(archive: &mut Archive, run_id: i64, report: &RunReport, clock: Clock) 
     }
     let head = archive.chain_head().ok();
     debug!(took = ?step.elapsed(), "the end of the run recorded");
+    let step = Instant::now();
+    if let Err(e) = archive.update_search_index() {
+        warn!("the search index was not brought up to date ({e}); the next sync will catch up");
+    }
+    debug!(took = ?step.elapsed(), "the search index brought up to date");
     let step = Instant::now();
     if let Err(e) = archive.optimize() {
         debug!("refreshing planner statistics did not complete: {e}");
@@ -1087,6 +1092,8 @@ fn write_pages(
     let mut totals = PageTotals::default();
     let mut group = Vec::with_capacity(MAX_GROUP_PAGES);
     let mut next = rx.blocking_recv();
+    // Whether the writer waited for the handoff it takes (it keeps up), or found it queued (it is behind).
+    let mut waited = true;
     while let Some(first) = next.take() {
         let failed = match first {
             Handoff::Page(batch) => {
@@ -1108,15 +1115,16 @@ fn write_pages(
         let now = clock.now();
         if !group.is_empty() {
             let step = Instant::now();
+            let indexing = search_indexing(waited);
             let committed = match kind {
                 RunKind::Reconcile => {
-                    archive.commit_reconciled_pages(run_id, &group, &mut ledger, now)
+                    archive.commit_reconciled_pages(run_id, &group, &mut ledger, now, indexing)
                 }
-                RunKind::Sync => archive.commit_pages(run_id, &group, &mut ledger, now),
+                RunKind::Sync => archive.commit_pages(run_id, &group, &mut ledger, now, indexing),
             };
             match committed {
                 Ok(t) => {
-                    debug!(pages = group.len(), events = t.events_received, took = ?step.elapsed(), "committed");
+                    debug!(pages = group.len(), events = t.events_received, ?indexing, took = ?step.elapsed(), "committed");
                     totals.add(&t);
                 }
                 Err(e) => return (archive, totals, Err(e)),
@@ -1135,11 +1143,31 @@ fn write_pages(
                 return (archive, totals, Err(e));
             }
         }
+        waited = false;
         if next.is_none() {
-            next = rx.blocking_recv();
+            next = match rx.try_recv() {
+                Ok(handoff) => Some(handoff),
+                Err(mpsc::error::TryRecvError::Empty) => {
+                    waited = true;
+                    rx.blocking_recv()
+                }
+                Err(mpsc::error::TryRecvError::Disconnected) => None,
+            };
         }
     }
     (archive, totals, Ok(()))
+}
+
+/// When the writer adds the pages it commits to the search index (see [`SearchIndexing`]): now if it
+/// `waited` for them, since it keeps up with the fetch and its time is free (a dense day then leaves nothing
+/// to index at its end); later, in bulk, if they were queued for it, since it is the bottleneck and bulk
+/// indexing costs it less.
+fn search_indexing(waited: bool) -> SearchIndexing {
+    if waited {
+        SearchIndexing::Now
+    } else {
+        SearchIndexing::Later
+    }
 }
 
 #[cfg(test)]
@@ -1191,6 +1219,15 @@ mod tests {
             "the end is exclusive, rejects are kept"
         );
         assert_eq!(outside_retired(items, &[]).1, 0);
+    }
+
+    #[test]
+    fn a_writer_that_waits_for_its_pages_indexes_them_now_one_that_is_behind_later() {
+        // (the writer waited for the pages it commits, how it adds them to the search index)
+        let cases = [(true, SearchIndexing::Now), (false, SearchIndexing::Later)];
+        for (waited, want) in cases {
+            assert_eq!(search_indexing(waited), want, "waited: {waited}");
+        }
     }
 
     #[test]
