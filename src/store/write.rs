@@ -916,6 +916,18 @@ mod tests {
         time::parse_time_arg("2024-02-01").unwrap()
     }
 
+    /// Commits one page, indexing it for search now.
+    fn commit_now(
+        store: &mut Archive,
+        run: i64,
+        ledger: &mut HashMap<usize, i64>,
+        batch: PageBatch,
+    ) -> PageTotals {
+        store
+            .commit_pages(run, &[batch], ledger, now(), SearchIndexing::Now)
+            .unwrap()
+    }
+
     fn open() -> (tempfile::TempDir, Archive, i64) {
         let dir = tempfile::tempdir().unwrap();
         let mut store = Archive::open(&dir.path().join("a.db"), now()).unwrap();
@@ -952,15 +964,7 @@ mod tests {
         let (_dir, mut store, run) = open();
         let mut ledger = HashMap::new();
         let page_1 = vec![event(1, r#"{"id":1}"#), event(2, r#"{"id":2}"#)];
-        store
-            .commit_pages(
-                run,
-                &[page(0, 1, page_1, false)],
-                &mut ledger,
-                now(),
-                SearchIndexing::Now,
-            )
-            .unwrap();
+        commit_now(&mut store, run, &mut ledger, page(0, 1, page_1, false));
         // Searchable with the page, while its window is still open: no step at the end of the run.
         assert_eq!(searched(&store, "bob"), vec![1, 2]);
         let indexed = "SELECT indexed_window_id FROM search_state";
@@ -980,15 +984,7 @@ mod tests {
         // The next transaction that stores events indexes them first, then its own (an event already
         // archived, then a new one): each event once.
         let page_2 = vec![event(2, r#"{"id":2}"#), event(3, r#"{"id":3}"#)];
-        store
-            .commit_pages(
-                run,
-                &[page(0, 2, page_2, true)],
-                &mut ledger,
-                now(),
-                SearchIndexing::Now,
-            )
-            .unwrap();
+        commit_now(&mut store, run, &mut ledger, page(0, 2, page_2, true));
         assert_eq!(searched(&store, "carol"), vec![7]);
         assert_eq!(searched(&store, "bob"), vec![1, 2, 3]);
         assert_eq!(optional_i64(&store, indexed).unwrap(), Some(2));
@@ -1026,63 +1022,23 @@ mod tests {
             |store: &Archive, window_id: i64| store.open.lines.get(&window_id).map(|l| l.is_some());
         // Ids ascending, an event already archived among them: the lines are kept, then taken by the seal.
         let page_1 = vec![event(1, r#"{"id":1}"#), event(2, r#"{"id":2}"#)];
-        store
-            .commit_pages(
-                run,
-                &[page(0, 1, page_1, false)],
-                &mut ledger,
-                now(),
-                SearchIndexing::Now,
-            )
-            .unwrap();
+        commit_now(&mut store, run, &mut ledger, page(0, 1, page_1, false));
         assert_eq!(lines_of(&store, 1), Some(true));
         let page_2 = vec![event(2, r#"{"id":2}"#), event(3, r#"{"id":3}"#)];
-        store
-            .commit_pages(
-                run,
-                &[page(0, 2, page_2, true)],
-                &mut ledger,
-                now(),
-                SearchIndexing::Now,
-            )
-            .unwrap();
+        commit_now(&mut store, run, &mut ledger, page(0, 2, page_2, true));
         assert_eq!(lines_of(&store, 1), None, "taken by the seal");
         let (sealed, recomputed) = sealed_and_recomputed(&store, 1);
         assert_eq!(sealed, recomputed);
         // An id out of order: the lines are given up and the window is sealed from its rows.
         let page_1 = vec![event(10, r#"{"id":10}"#), event(5, r#"{"id":5}"#)];
-        store
-            .commit_pages(
-                run,
-                &[page(1, 1, page_1, false)],
-                &mut ledger,
-                now(),
-                SearchIndexing::Now,
-            )
-            .unwrap();
+        commit_now(&mut store, run, &mut ledger, page(1, 1, page_1, false));
         assert_eq!(lines_of(&store, 2), Some(false));
-        store
-            .commit_pages(
-                run,
-                &[page(1, 2, vec![], true)],
-                &mut ledger,
-                now(),
-                SearchIndexing::Now,
-            )
-            .unwrap();
+        commit_now(&mut store, run, &mut ledger, page(1, 2, vec![], true));
         let (sealed, recomputed) = sealed_and_recomputed(&store, 2);
         assert_eq!(sealed, recomputed);
         // A failed transaction drops every window's lines: what they gathered may have been rolled back.
         let page_1 = vec![event(20, r#"{"id":20}"#)];
-        store
-            .commit_pages(
-                run,
-                &[page(2, 1, page_1, false)],
-                &mut ledger,
-                now(),
-                SearchIndexing::Now,
-            )
-            .unwrap();
+        commit_now(&mut store, run, &mut ledger, page(2, 1, page_1, false));
         assert_eq!(lines_of(&store, 3), Some(true));
         store.conn.execute_batch("DROP TABLE event_types").unwrap();
         let failing = vec![event(21, r#"{"id":21}"#)];
@@ -1175,15 +1131,7 @@ mod tests {
         let (_dir, mut store, run) = open();
         let mut ledger = HashMap::new();
         let first = vec![event(1, r#"{"id":1,"a":1,"b":2}"#), event(2, r#"{"id":2}"#)];
-        let t = store
-            .commit_pages(
-                run,
-                &[page(0, 1, first, false)],
-                &mut ledger,
-                now(),
-                SearchIndexing::Now,
-            )
-            .unwrap();
+        let t = commit_now(&mut store, run, &mut ledger, page(0, 1, first, false));
         assert_eq!((t.events_new, t.revisions, t.events_unchanged), (2, 0, 0));
         let again = vec![
             event(1, r#"{"b":2, "id":1,"a":1}"#), // same content, other order: not a revision
@@ -1191,15 +1139,7 @@ mod tests {
             event(2, r#"{"id":2,"edited":true}"#), // the same revision again: kept once
             event(3, r#"{"id":3}"#),
         ];
-        let t = store
-            .commit_pages(
-                run,
-                &[page(0, 2, again, true)],
-                &mut ledger,
-                now(),
-                SearchIndexing::Now,
-            )
-            .unwrap();
+        let t = commit_now(&mut store, run, &mut ledger, page(0, 2, again, true));
         assert_eq!(
             (
                 t.events_new,
@@ -1239,29 +1179,18 @@ mod tests {
                 reason: RejectReason::NotAnObject("a number"),
             })
         };
-        store
-            .commit_pages(
-                run,
-                &[page(0, 1, vec![bad(), event(1, "{}")], false)],
-                &mut ledger,
-                now(),
-                SearchIndexing::Now,
-            )
-            .unwrap();
+        commit_now(
+            &mut store,
+            run,
+            &mut ledger,
+            page(0, 1, vec![bad(), event(1, "{}")], false),
+        );
         let status: WindowStatus = store
             .conn
             .query_row("SELECT status FROM windows", [], |r| r.get(0))
             .unwrap();
         assert_eq!(status, WindowStatus::Running);
-        store
-            .commit_pages(
-                run,
-                &[page(0, 2, vec![bad()], true)],
-                &mut ledger,
-                now(),
-                SearchIndexing::Now,
-            )
-            .unwrap();
+        commit_now(&mut store, run, &mut ledger, page(0, 2, vec![bad()], true));
         assert_eq!(
             optional_i64(&store, "SELECT count(*) FROM rejects").unwrap(),
             Some(1)
@@ -1297,15 +1226,12 @@ mod tests {
     fn event_types_record_first_appearance() {
         let (_dir, mut store, run) = open();
         let mut ledger = HashMap::new();
-        store
-            .commit_pages(
-                run,
-                &[page(0, 1, vec![event(5, "{}"), event(6, "{}")], true)],
-                &mut ledger,
-                now(),
-                SearchIndexing::Now,
-            )
-            .unwrap();
+        commit_now(
+            &mut store,
+            run,
+            &mut ledger,
+            page(0, 1, vec![event(5, "{}"), event(6, "{}")], true),
+        );
         let row: (i64, String) = store
             .conn
             .query_row("SELECT events, first_event_at FROM event_types", [], |r| {
