@@ -524,8 +524,16 @@ impl Sample {
     }
 }
 
-/// The lines of SQLite's `PRAGMA integrity_check` on `conn`.
+/// Pages the integrity check's connection caches (in KiB, as `cache_size` takes a negative size). The check
+/// looks up every row's entry in each of its table's indexes; with SQLite's default 2 MB cache those lookups
+/// re-read index pages from the file again and again (on a 10M-event archive: 56 s of CPU, 22 of them in
+/// reads, against 42 s and 8 with 32 MB). Bounded, so memory stays flat whatever the archive's size.
+const INTEGRITY_CACHE_KIB: i64 = 32 * 1024;
+
+/// The lines of SQLite's `PRAGMA integrity_check` on `conn` (its page cache set to [`INTEGRITY_CACHE_KIB`]).
 pub fn integrity_check(conn: &Connection) -> Result<Vec<String>, StoreError> {
+    conn.execute_batch(&format!("PRAGMA cache_size = -{INTEGRITY_CACHE_KIB}"))
+        .context(|| "cannot size the integrity check's page cache".to_string())?;
     conn.prepare("PRAGMA integrity_check")
         .and_then(|mut s| s.query_map([], |r| r.get(0))?.collect())
         .context(|| "cannot run SQLite's integrity check".to_string())
