@@ -5,5 +5,9 @@
 -- entry per page instead of per event: each event's leaf cost a row insert and an index insert on the single
 -- writer, and 39 bytes. Rows written before stay as they are (runs of one). Adding columns with a default
 -- rewrites nothing, so the upgrade is instant whatever the archive's size.
-ALTER TABLE tlog_leaves ADD COLUMN count INTEGER NOT NULL DEFAULT 1 CHECK (count >= 1);
+-- `last` is a run's last (highest) id, so that the runs holding an id are found through the `tlog_leaves_runs`
+-- index (only runs are in it: one entry per page) without reading every run below it.
+ALTER TABLE tlog_leaves ADD COLUMN count INTEGER NOT NULL DEFAULT 1 CHECK (count >= 1 AND (count = 1 OR kind = 'event'));
 ALTER TABLE tlog_leaves ADD COLUMN refs BLOB CHECK ((count = 1) = (refs IS NULL));
+ALTER TABLE tlog_leaves ADD COLUMN last INTEGER CHECK ((count = 1) = (last IS NULL));
+CREATE INDEX tlog_leaves_runs ON tlog_leaves (ref, last) WHERE count > 1;

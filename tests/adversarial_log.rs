@@ -353,12 +353,13 @@ fn row_and_log_edits_are_caught_against_the_shipped_checkpoint() {
         ),
         (
             "leaf kind event -> revision",
-            format!("UPDATE tlog_leaves SET kind = 'revision' WHERE idx = {a_idx}"),
+            // The CHECK constraints say a run is of events: the attacker turns them off.
+            format!("PRAGMA ignore_check_constraints = ON; UPDATE tlog_leaves SET kind = 'revision' WHERE idx = {a_idx}"),
             true,
         ),
         (
             "leaf turned into a removal of an earlier leaf",
-            format!("UPDATE tlog_leaves SET kind = 'removal', ref = 0, prune_id = 1 WHERE idx = {b_idx}"),
+            format!("PRAGMA ignore_check_constraints = ON; UPDATE tlog_leaves SET kind = 'removal', ref = 0, prune_id = 1 WHERE idx = {b_idx}"),
             true,
         ),
         (

@@ -18,7 +18,7 @@ use tlog_tiles::{stored_hash_count, stored_hash_index};
 const BACKFILL_FLUSH: usize = 20_000;
 
 /// Most leaves one `tlog_leaves` row (a run of events) stands for: bounds what a lookup decodes.
-const MAX_RUN: usize = 4096;
+pub const MAX_RUN: usize = 4096;
 
 /// Context for the log's writes.
 fn log_ctx() -> String {
@@ -63,6 +63,9 @@ pub fn decode_run(first: i64, count: u64, refs: Option<&[u8]>) -> Result<Vec<i64
     ids.push(first);
     let mut previous = first;
     while !bytes.is_empty() {
+        if ids.len() as u64 == count {
+            return Err(format!("it stands for {count} leaves but lists more rows"));
+        }
         let step = leb128::read::unsigned(&mut bytes).map_err(|e| format!("its row list: {e}"))?;
         let next = i64::try_from(step)
             .ok()
@@ -94,37 +97,60 @@ impl<'c> EventLeafFinder<'c> {
         EventLeafFinder { conn, run: None }
     }
 
-    /// The leaf of event `id`, if the log has one; a damaged run on the way is an error when no run holds it.
+    /// The leaf of event `id`, if the log has one: its first, should the log (tampered with) list it twice. A
+    /// damaged run that might hold it is an error when no other row does.
     pub(crate) fn find(&mut self, id: i64) -> Result<Option<u64>, StoreError> {
-        match self.lookup(id).context(log_ctx)? {
-            (Some(leaf), _) => Ok(Some(leaf)),
-            (None, Some(damage)) => Err(damaged(damage)),
-            (None, None) => Ok(None),
+        let mut stmt = self
+            .conn
+            .prepare_cached(
+                "SELECT idx, ref, count, refs FROM tlog_leaves
+                 WHERE kind = ?1 AND ref = ?2 AND count = 1
+                 UNION ALL
+                 SELECT idx, ref, count, refs FROM tlog_leaves
+                 WHERE count > 1 AND ref <= ?2 AND last >= ?2
+                 ORDER BY idx",
+            )
+            .context(log_ctx)?;
+        let mut rows = stmt.query(params![LeafKind::Event, id]).context(log_ctx)?;
+        let mut damage = None;
+        while let Some(r) = rows.next().context(log_ctx)? {
+            match holds(r, id).context(log_ctx)? {
+                Ok(Some(leaf)) => return Ok(Some(leaf)),
+                Ok(None) => {}
+                Err(e) => {
+                    damage.get_or_insert(e);
+                }
+            }
         }
+        damage.map_or(Ok(None), |d| Err(damaged(d)))
     }
 
-    /// The leaf of event `id`, and the first damaged run met on the way. The candidate rows are those whose
-    /// first id is at most `id`, nearest first (the runs of one window's pages rarely overlap, so the first
-    /// candidate usually holds it).
+    /// Whether event `id` has a leaf (any, the nearest run first), and the first damaged run met on the way.
+    /// Keeps the run it found: rows looked up in id order mostly fall in the same run.
     pub(crate) fn lookup(&mut self, id: i64) -> rusqlite::Result<(Option<u64>, Option<String>)> {
         if let Some((first, ids)) = &self.run
             && let Ok(at) = ids.binary_search(&id)
         {
             return Ok((Some(first + at as u64), None));
         }
+        let single: Option<i64> = self
+            .conn
+            .prepare_cached(
+                "SELECT idx FROM tlog_leaves WHERE kind = ?1 AND ref = ?2 AND count = 1 ORDER BY idx LIMIT 1",
+            )?
+            .query_row(params![LeafKind::Event, id], |r| r.get(0))
+            .optional()?;
+        if let Some(idx) = single {
+            return Ok((Some(idx as u64), None));
+        }
         let mut stmt = self.conn.prepare_cached(
-            "SELECT idx, ref, count, refs FROM tlog_leaves WHERE kind = ?1 AND ref <= ?2 ORDER BY ref DESC",
+            "SELECT idx, ref, count, refs FROM tlog_leaves WHERE count > 1 AND ref <= ?1 AND last >= ?1
+             ORDER BY ref DESC",
         )?;
-        let mut rows = stmt.query(params![LeafKind::Event, id])?;
+        let mut rows = stmt.query([id])?;
         let mut damage = None;
         while let Some(r) = rows.next()? {
             let (idx, first, count): (i64, i64, i64) = (r.get(0)?, r.get(1)?, r.get(2)?);
-            if count == 1 {
-                if first == id {
-                    return Ok((Some(idx as u64), None));
-                }
-                continue;
-            }
             let refs = r.get_ref(3)?.as_blob_or_null().ok().flatten();
             match decode_run(first, count as u64, refs) {
                 Ok(ids) => {
@@ -140,6 +166,16 @@ impl<'c> EventLeafFinder<'c> {
         }
         Ok((None, damage))
     }
+}
+
+/// Whether the log's row `r` (`idx, ref, count, refs`) holds event `id`: its leaf, or Err naming the damage.
+fn holds(r: &rusqlite::Row<'_>, id: i64) -> rusqlite::Result<Result<Option<u64>, String>> {
+    let (idx, first, count): (i64, i64, i64) = (r.get(0)?, r.get(1)?, r.get(2)?);
+    let refs = r.get_ref(3)?.as_blob_or_null().ok().flatten();
+    Ok(match decode_run(first, count.max(1) as u64, refs) {
+        Ok(ids) => Ok(ids.binary_search(&id).ok().map(|at| idx as u64 + at as u64)),
+        Err(e) => Err(format!("the run of leaves from {idx}: {e}")),
+    })
 }
 
 /// Events without a leaf in the log: how many, and the first 20 by id. Those with a row of their own in
@@ -324,7 +360,8 @@ impl LogAppender {
         }
         let mut insert = conn
             .prepare_cached(
-                "INSERT INTO tlog_leaves (idx, kind, ref, prune_id, count, refs) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                "INSERT INTO tlog_leaves (idx, kind, ref, prune_id, count, refs, last)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
             )
             .context(log_ctx)?;
         let mut idx = self.first_leaf;
@@ -338,7 +375,8 @@ impl LogAppender {
                     leaf.reference,
                     leaf.prune_id,
                     count as i64,
-                    refs
+                    refs,
+                    leaf.more.last()
                 ])
                 .context(log_ctx)?;
             idx += count;
@@ -781,6 +819,19 @@ fn event_leaves(conn: &Connection, event_id: i64) -> Result<EventLeaves, ProveEr
         )
         .optional()
         .context(ctx)?;
+    // A bundle is handed out only if the stored log holds the event where its row says (a tampered log, a moved
+    // run, is for `verify` to name; no bundle the checkers would refuse).
+    if let Some(raw) = &raw {
+        let stored = ChunkReader::new(conn)
+            .hash(stored_hash_index(0, leaf as u64))
+            .ok();
+        if stored != Some(leaf_hash(LeafKind::Event, event_id, raw.as_bytes())) {
+            return Err(ProveError::Store(damaged(format!(
+                "its leaf {leaf} does not hold event {event_id} as archived (run `elevate-archive verify \
+                 --checkpoint`)"
+            ))));
+        }
+    }
     match (&raw, removal) {
         (None, None) => Err(ProveError::Unaccounted(event_id)),
         (Some(_), _) => Ok(EventLeaves {
@@ -973,7 +1024,7 @@ mod tests {
             (2, None, "lists no rows"),
             (1, Some(&[1]), "a run of 1"),
             (3, Some(&[1]), "lists 2 rows"),
-            (2, Some(&[1, 1]), "lists 3 rows"),
+            (2, Some(&[1, 1]), "lists more rows"),
             (2, Some(&[0]), "steps by 0"),
             (2, Some(&[0x80]), "row list"),
             (5000, Some(&[1]), "a run of 5000"),

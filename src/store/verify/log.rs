@@ -7,7 +7,7 @@
 //!
 //! A pruned row's leaf is taken from the stored hashes, vouched for by the removal leaf that names it.
 
-use super::super::tlog::{ChunkReader, decode_run, log_size, origin};
+use super::super::tlog::{ChunkReader, MAX_RUN, decode_run, log_size, origin};
 use super::super::{SqlContext, StoreError};
 use crate::model::LeafKind;
 use crate::tlog::note::hash_b64;
@@ -308,11 +308,14 @@ fn scan(conn: &Connection, claims: &[Claim]) -> Result<Scan, StoreError> {
         .context(ctx)?;
     let mut stmt = conn.prepare(&leaves_sql()).context(ctx)?;
     let mut rows = stmt.query([]).context(ctx)?;
-    // A row stands for one leaf, or for a run of event leaves: each run's leaves are loaded one by one.
+    // A row stands for one leaf, or for a run of event leaves: each run's leaves are loaded one by one. Each
+    // row must start where the one before ended; a leaf's index is its place in the scan, not what its row says.
     let mut run = Vec::new().into_iter();
+    let mut misplaced: (u64, Option<(u64, u64)>) = (0, None);
     loop {
         let leaf = match run.next() {
-            Some((idx, id)) => {
+            Some((_, id)) => {
+                let idx = frontier.size();
                 let payload: Option<Vec<u8>> = raw
                     .query_row([id], |r| Ok(r.get_ref(0)?.as_bytes()?.to_vec()))
                     .optional()
@@ -329,8 +332,13 @@ fn scan(conn: &Connection, claims: &[Claim]) -> Result<Scan, StoreError> {
                 let Some(r) = rows.next().context(ctx)? else {
                     break;
                 };
+                let (row_idx, due) = (r.get::<_, i64>(0).context(ctx)?, frontier.size());
+                if row_idx < 0 || row_idx as u64 != due {
+                    misplaced.0 += 1;
+                    misplaced.1.get_or_insert((row_idx as u64, due));
+                }
                 match loaded_row(r, &mut named).context(ctx)? {
-                    Loaded::Leaf(leaf) => leaf,
+                    Loaded::Leaf(leaf) => LoadedLeaf { idx: due, ..leaf },
                     Loaded::Run(leaves) => {
                         run = leaves.into_iter();
                         continue;
@@ -344,7 +352,8 @@ fn scan(conn: &Connection, claims: &[Claim]) -> Result<Scan, StoreError> {
                             ),
                         });
                         leaves_changed += 1;
-                        for _ in 0..count {
+                        // At most a run's worth: a row claiming more is named, not walked.
+                        for _ in 0..count.min(MAX_RUN as u64) {
                             let hash = stored.next()?.unwrap_or(tlog_tiles::EMPTY_HASH);
                             push(&mut frontier, &mut stored, hash, &mut nodes_changed)?;
                             if wanted.contains(&frontier.size()) {
@@ -386,6 +395,16 @@ fn scan(conn: &Connection, claims: &[Claim]) -> Result<Scan, StoreError> {
         if wanted.contains(&frontier.size()) {
             roots.insert(frontier.size(), frontier.root());
         }
+    }
+    if let (n, Some((found, due))) = misplaced {
+        leaves_changed += 1;
+        findings.push(LogFinding {
+            kind: LogFindingKind::Deleted,
+            detail: format!(
+                "{n} of the log's rows do not start where the row before ended (the first at leaf {found}, where \
+                 {due} was due): rows were moved or cut"
+            ),
+        });
     }
     findings.extend(structure_findings(
         frontier.size(),
@@ -459,7 +478,7 @@ fn leaves_sql() -> String {
                     WHEN 'prune-seal' THEN (SELECT hash FROM seals WHERE id = l.ref AND prune_id IS NOT NULL)
                     {} {} {}
                 END,
-                l.count, l.refs
+                l.count, l.refs, l.last
          FROM tlog_leaves l
          ORDER BY l.idx",
         ledger(LeafKind::Run),
@@ -494,7 +513,14 @@ fn loaded_row(
     let count = r.get::<_, i64>(5)?.max(1) as u64;
     if count > 1 || r.get_ref(6)?.data_type() != rusqlite::types::Type::Null {
         let refs = r.get_ref(6)?.as_blob_or_null().ok().flatten();
-        return Ok(match (kind, decode_run(reference, count, refs)) {
+        let last: Option<i64> = r.get(7)?;
+        let decoded = decode_run(reference, count, refs).and_then(|ids| match ids.last() {
+            Some(l) if last == Some(*l) => Ok(ids),
+            _ => Err(format!(
+                "its last id is recorded as {last:?}, its list ends otherwise"
+            )),
+        });
+        return Ok(match (kind, decoded) {
             (LeafKind::Event, Ok(ids)) => Loaded::Run(
                 ids.into_iter()
                     .enumerate()
