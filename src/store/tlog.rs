@@ -100,29 +100,42 @@ impl<'c> EventLeafFinder<'c> {
     /// The leaf of event `id`, if the log has one: its first, should the log (tampered with) list it twice. A
     /// damaged run that might hold it is an error when no other row does.
     pub(crate) fn find(&mut self, id: i64) -> Result<Option<u64>, StoreError> {
+        let single: Option<i64> = self
+            .conn
+            .prepare_cached(
+                "SELECT idx FROM tlog_leaves WHERE kind = ?1 AND ref = ?2 AND count = 1 ORDER BY idx LIMIT 1",
+            )
+            .and_then(|mut s| {
+                s.query_row(params![LeafKind::Event, id], |r| r.get(0))
+                    .optional()
+            })
+            .context(log_ctx)?;
+        let mut best = single.map(|i| i as u64);
+        // Every run that may hold it (through the runs' index, ordered by `ref` so that it is used), keeping
+        // the first leaf.
         let mut stmt = self
             .conn
             .prepare_cached(
-                "SELECT idx, ref, count, refs FROM tlog_leaves
-                 WHERE kind = ?1 AND ref = ?2 AND count = 1
-                 UNION ALL
-                 SELECT idx, ref, count, refs FROM tlog_leaves
-                 WHERE count > 1 AND ref <= ?2 AND last >= ?2
-                 ORDER BY idx",
+                "SELECT idx, ref, count, refs FROM tlog_leaves WHERE count > 1 AND ref <= ?1 AND last >= ?1
+                 ORDER BY ref DESC",
             )
             .context(log_ctx)?;
-        let mut rows = stmt.query(params![LeafKind::Event, id]).context(log_ctx)?;
+        let mut rows = stmt.query([id]).context(log_ctx)?;
         let mut damage = None;
         while let Some(r) = rows.next().context(log_ctx)? {
             match holds(r, id).context(log_ctx)? {
-                Ok(Some(leaf)) => return Ok(Some(leaf)),
+                Ok(Some(leaf)) => best = Some(best.map_or(leaf, |b| b.min(leaf))),
                 Ok(None) => {}
                 Err(e) => {
                     damage.get_or_insert(e);
                 }
             }
         }
-        damage.map_or(Ok(None), |d| Err(damaged(d)))
+        match (best, damage) {
+            (Some(leaf), _) => Ok(Some(leaf)),
+            (None, Some(d)) => Err(damaged(d)),
+            (None, None) => Ok(None),
+        }
     }
 
     /// Whether event `id` has a leaf (any, the nearest run first), and the first damaged run met on the way.
