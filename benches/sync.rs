@@ -275,12 +275,14 @@ fn e2e(rt: &tokio::runtime::Runtime, events: u64) {
     let m = run_sync(rt, config, &dir.join("e2e.db"), &[]);
     let rate = events as f64 / m.seconds;
     println!(
-        "e2e: {events} events synced in {:.2}s = {:.0} events/s; storage bound {:.0} events/s; sync reaches {:.0}% of the bound; peak RSS {:.1} MiB",
+        "e2e: {events} events synced in {:.2}s = {:.0} events/s; storage bound {:.0} events/s; sync reaches {:.0}% of the bound; peak RSS {:.1} MiB; the binary used {:.1} s of CPU ({:.1} µs per event)",
         m.seconds,
         rate,
         bound,
         100.0 * rate / bound,
-        m.peak_rss_mib
+        m.peak_rss_mib,
+        m.cpu_seconds,
+        m.cpu_seconds * 1e6 / events as f64
     );
     println!("e2e summary: {}", m.summary);
 }

@@ -6,7 +6,7 @@ mod common;
 
 use common::signed::*;
 use common::*;
-use elevate_archive::store::tlog::LogAppender;
+use elevate_archive::store::tlog::{LogAppender, decode_run};
 use elevate_archive::tlog::LeafKind;
 use elevate_archive::tlog::bundle::Bundle;
 use std::os::unix::fs::PermissionsExt;
@@ -33,15 +33,37 @@ fn append_removal(db: &Path, removed_idx: u64, kind: LeafKind, row: i64, prune_i
     checkpoint_wal(db);
 }
 
-/// The `n`th event leaf: (leaf index, event id).
+/// The `n`th event leaf: (leaf index, event id), through the runs of event leaves.
 fn event_leaf(sb: &Sandbox, n: i64) -> (u64, i64) {
+    let conn = sb.conn();
+    let mut stmt = conn
+        .prepare("SELECT idx, ref, count, refs FROM tlog_leaves WHERE kind = 'event' ORDER BY idx")
+        .unwrap();
+    let mut rows = stmt.query([]).unwrap();
+    let mut seen = 0i64;
+    while let Some(r) = rows.next().unwrap() {
+        let (idx, first, count): (i64, i64, i64) =
+            (r.get(0).unwrap(), r.get(1).unwrap(), r.get(2).unwrap());
+        let refs: Option<Vec<u8>> = r.get(3).unwrap();
+        let ids = decode_run(first, count as u64, refs.as_deref()).unwrap();
+        if n < seen + ids.len() as i64 {
+            let k = (n - seen) as usize;
+            return (idx as u64 + k as u64, ids[k]);
+        }
+        seen += ids.len() as i64;
+    }
+    panic!("fewer than {n} event leaves")
+}
+
+/// The `n`th row of `tlog_leaves` standing for events: (its first leaf, its first event id, its leaves).
+fn event_row(sb: &Sandbox, n: i64) -> (u64, i64, i64) {
     sb.conn()
         .query_row(
             &format!(
-                "SELECT idx, ref FROM tlog_leaves WHERE kind = 'event' ORDER BY idx LIMIT 1 OFFSET {n}"
+                "SELECT idx, ref, count FROM tlog_leaves WHERE kind = 'event' ORDER BY idx LIMIT 1 OFFSET {n}"
             ),
             [],
-            |r| Ok((r.get::<_, i64>(0)? as u64, r.get(1)?)),
+            |r| Ok((r.get::<_, i64>(0)? as u64, r.get(1)?, r.get(2)?)),
         )
         .unwrap()
 }
@@ -312,8 +334,13 @@ fn a_forged_prune_is_laundered_by_the_next_signed_sync() {
 #[test]
 fn row_and_log_edits_are_caught_against_the_shipped_checkpoint() {
     let (_served, sb, _key, vkey, cp) = signed_archive(1_500);
-    let (a_idx, a) = event_leaf(&sb, 3);
-    let (b_idx, b) = event_leaf(&sb, 4);
+    // Two rows of event leaves (runs: a sync logs a page's new events in one row).
+    let (a_idx, a, a_count) = event_row(&sb, 0);
+    let (b_idx, b, _) = event_row(&sb, 1);
+    assert!(a_count > 1, "a sync's events are logged in runs");
+    // A leaf inside a run, and its event.
+    let (in_idx, in_id) = event_leaf(&sb, 1);
+    assert_eq!(in_idx, a_idx + 1);
     let size = checkpoint_size(&cp);
     // (name, sql, caught by --log-only too)
     let cases: Vec<(&str, String, bool)> = vec![
@@ -326,12 +353,37 @@ fn row_and_log_edits_are_caught_against_the_shipped_checkpoint() {
         ),
         (
             "leaf kind event -> revision",
-            format!("UPDATE tlog_leaves SET kind = 'revision' WHERE idx = {a_idx}"),
+            // The CHECK constraints say a run is of events: the attacker turns them off.
+            format!("PRAGMA ignore_check_constraints = ON; UPDATE tlog_leaves SET kind = 'revision' WHERE idx = {a_idx}"),
             true,
         ),
         (
             "leaf turned into a removal of an earlier leaf",
-            format!("UPDATE tlog_leaves SET kind = 'removal', ref = 0, prune_id = 1 WHERE idx = {b_idx}"),
+            format!("PRAGMA ignore_check_constraints = ON; UPDATE tlog_leaves SET kind = 'removal', ref = 0, prune_id = 1 WHERE idx = {b_idx}"),
+            true,
+        ),
+        (
+            "a run's list of events edited",
+            // The first step made another (2, or 3 where it was 2).
+            format!(
+                "UPDATE tlog_leaves SET refs = CAST(CASE WHEN substr(refs, 1, 1) = X'02' THEN X'03' ELSE X'02' END
+                 || substr(refs, 2) AS BLOB) WHERE idx = {a_idx}"
+            ),
+            true,
+        ),
+        (
+            "a run made one leaf shorter",
+            format!("UPDATE tlog_leaves SET count = count - 1, refs = substr(refs, 1, length(refs) - 1) WHERE idx = {a_idx}"),
+            true,
+        ),
+        (
+            "a run's list of events cut",
+            format!("UPDATE tlog_leaves SET refs = substr(refs, 1, 1) WHERE idx = {a_idx}"),
+            true,
+        ),
+        (
+            "an event inside a run deleted",
+            format!("DELETE FROM events WHERE id = {in_id}"),
             true,
         ),
         ("origin changed", "UPDATE tlog_state SET origin = origin || '0'".into(), true),

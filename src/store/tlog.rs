@@ -17,19 +17,199 @@ use tlog_tiles::{stored_hash_count, stored_hash_index};
 /// Leaves the backfill of an existing archive buffers before writing them (bounded memory).
 const BACKFILL_FLUSH: usize = 20_000;
 
+/// Most leaves one `tlog_leaves` row (a run of events) stands for: bounds what a lookup decodes.
+pub const MAX_RUN: usize = 4096;
+
 /// Context for the log's writes.
 fn log_ctx() -> String {
     "cannot append to the archive's Merkle log".to_string()
 }
 
-/// Leaves in the log.
+/// Leaves in the log: the end of its last row (rows cover the leaf indexes in order, each `count` of them).
 pub fn log_size(conn: &Connection) -> rusqlite::Result<u64> {
     conn.query_row(
-        "SELECT coalesce(max(idx) + 1, 0) FROM tlog_leaves",
+        "SELECT coalesce((SELECT idx + count FROM tlog_leaves ORDER BY idx DESC LIMIT 1), 0)",
         [],
         |r| r.get::<_, i64>(0),
     )
     .map(|n| n as u64)
+}
+
+/// The `refs` of a run of event leaves whose first row is `first` and whose next ones are `more` (each greater
+/// than the one before): each id's step from the one before, as an unsigned LEB128 number (migration V14).
+fn encode_run(first: i64, more: &[i64]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(more.len() * 2);
+    let mut previous = first;
+    for &id in more {
+        leb128::write::unsigned(&mut out, (id - previous) as u64).expect("writing to a Vec");
+        previous = id;
+    }
+    out
+}
+
+/// The row ids a `tlog_leaves` row stands for, in leaf order: `first` (its `ref`), then, for a run (`count` >
+/// 1), the ids its `refs` steps to. Err names what is wrong with a damaged row.
+pub fn decode_run(first: i64, count: u64, refs: Option<&[u8]>) -> Result<Vec<i64>, String> {
+    let Some(mut bytes) = refs else {
+        return match count {
+            1 => Ok(vec![first]),
+            n => Err(format!("it stands for {n} leaves but lists no rows")),
+        };
+    };
+    if count < 2 || count as usize > MAX_RUN {
+        return Err(format!("a run of {count} leaves"));
+    }
+    let mut ids = Vec::with_capacity(count as usize);
+    ids.push(first);
+    let mut previous = first;
+    while !bytes.is_empty() {
+        if ids.len() as u64 == count {
+            return Err(format!("it stands for {count} leaves but lists more rows"));
+        }
+        let step = leb128::read::unsigned(&mut bytes).map_err(|e| format!("its row list: {e}"))?;
+        let next = i64::try_from(step)
+            .ok()
+            .filter(|s| *s > 0)
+            .and_then(|s| previous.checked_add(s))
+            .ok_or_else(|| format!("its row list steps by {step}"))?;
+        ids.push(next);
+        previous = next;
+    }
+    if ids.len() as u64 != count {
+        return Err(format!(
+            "it stands for {count} leaves but lists {} rows",
+            ids.len()
+        ));
+    }
+    Ok(ids)
+}
+
+/// Finds the leaf of an event row (a run of `tlog_leaves` lists it, or a row of its own), keeping the last
+/// run it decoded: rows looked up in id order mostly fall in the same run.
+pub(crate) struct EventLeafFinder<'c> {
+    conn: &'c Connection,
+    /// The last run decoded: its first leaf and its ids (ascending).
+    run: Option<(u64, Vec<i64>)>,
+}
+
+impl<'c> EventLeafFinder<'c> {
+    pub(crate) fn new(conn: &'c Connection) -> EventLeafFinder<'c> {
+        EventLeafFinder { conn, run: None }
+    }
+
+    /// The leaf of event `id`, if the log has one: its first, should the log (tampered with) list it twice. A
+    /// damaged run that might hold it is an error when no other row does.
+    pub(crate) fn find(&mut self, id: i64) -> Result<Option<u64>, StoreError> {
+        let single: Option<i64> = self
+            .conn
+            .prepare_cached(
+                "SELECT idx FROM tlog_leaves WHERE kind = ?1 AND ref = ?2 AND count = 1 ORDER BY idx LIMIT 1",
+            )
+            .and_then(|mut s| {
+                s.query_row(params![LeafKind::Event, id], |r| r.get(0))
+                    .optional()
+            })
+            .context(log_ctx)?;
+        let mut best = single.map(|i| i as u64);
+        // Every run that may hold it (through the runs' index, ordered by `ref` so that it is used), keeping
+        // the first leaf.
+        let mut stmt = self
+            .conn
+            .prepare_cached(
+                "SELECT idx, ref, count, refs FROM tlog_leaves WHERE count > 1 AND ref <= ?1 AND last >= ?1
+                 ORDER BY ref DESC",
+            )
+            .context(log_ctx)?;
+        let mut rows = stmt.query([id]).context(log_ctx)?;
+        let mut damage = None;
+        while let Some(r) = rows.next().context(log_ctx)? {
+            match holds(r, id).context(log_ctx)? {
+                Ok(Some(leaf)) => best = Some(best.map_or(leaf, |b| b.min(leaf))),
+                Ok(None) => {}
+                Err(e) => {
+                    damage.get_or_insert(e);
+                }
+            }
+        }
+        match (best, damage) {
+            (Some(leaf), _) => Ok(Some(leaf)),
+            (None, Some(d)) => Err(damaged(d)),
+            (None, None) => Ok(None),
+        }
+    }
+
+    /// Whether event `id` has a leaf (any, the nearest run first), and the first damaged run met on the way.
+    /// Keeps the run it found: rows looked up in id order mostly fall in the same run.
+    pub(crate) fn lookup(&mut self, id: i64) -> rusqlite::Result<(Option<u64>, Option<String>)> {
+        if let Some((first, ids)) = &self.run
+            && let Ok(at) = ids.binary_search(&id)
+        {
+            return Ok((Some(first + at as u64), None));
+        }
+        let single: Option<i64> = self
+            .conn
+            .prepare_cached(
+                "SELECT idx FROM tlog_leaves WHERE kind = ?1 AND ref = ?2 AND count = 1 ORDER BY idx LIMIT 1",
+            )?
+            .query_row(params![LeafKind::Event, id], |r| r.get(0))
+            .optional()?;
+        if let Some(idx) = single {
+            return Ok((Some(idx as u64), None));
+        }
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT idx, ref, count, refs FROM tlog_leaves WHERE count > 1 AND ref <= ?1 AND last >= ?1
+             ORDER BY ref DESC",
+        )?;
+        let mut rows = stmt.query([id])?;
+        let mut damage = None;
+        while let Some(r) = rows.next()? {
+            let (idx, first, count): (i64, i64, i64) = (r.get(0)?, r.get(1)?, r.get(2)?);
+            let refs = r.get_ref(3)?.as_blob_or_null().ok().flatten();
+            match decode_run(first, count as u64, refs) {
+                Ok(ids) => {
+                    if let Ok(at) = ids.binary_search(&id) {
+                        self.run = Some((idx as u64, ids));
+                        return Ok((Some(idx as u64 + at as u64), None));
+                    }
+                }
+                Err(e) => {
+                    damage.get_or_insert(format!("the run of leaves from {idx}: {e}"));
+                }
+            }
+        }
+        Ok((None, damage))
+    }
+}
+
+/// Whether the log's row `r` (`idx, ref, count, refs`) holds event `id`: its leaf, or Err naming the damage.
+fn holds(r: &rusqlite::Row<'_>, id: i64) -> rusqlite::Result<Result<Option<u64>, String>> {
+    let (idx, first, count): (i64, i64, i64) = (r.get(0)?, r.get(1)?, r.get(2)?);
+    let refs = r.get_ref(3)?.as_blob_or_null().ok().flatten();
+    Ok(match decode_run(first, count.max(1) as u64, refs) {
+        Ok(ids) => Ok(ids.binary_search(&id).ok().map(|at| idx as u64 + at as u64)),
+        Err(e) => Err(format!("the run of leaves from {idx}: {e}")),
+    })
+}
+
+/// Events without a leaf in the log: how many, and the first 20 by id. Those with a row of their own in
+/// `tlog_leaves` are set aside by SQL; each other is looked up in the runs.
+pub(crate) fn unlogged_events(conn: &Connection) -> rusqlite::Result<(i64, Vec<i64>)> {
+    let mut finder = EventLeafFinder::new(conn);
+    let mut stmt = conn.prepare(
+        "SELECT id FROM events EXCEPT SELECT ref FROM tlog_leaves WHERE kind = 'event' AND count = 1 ORDER BY 1",
+    )?;
+    let mut rows = stmt.query([])?;
+    let (mut count, mut first) = (0i64, Vec::new());
+    while let Some(r) = rows.next()? {
+        let id: i64 = r.get(0)?;
+        if finder.lookup(id)?.0.is_none() {
+            count += 1;
+            if first.len() < 20 {
+                first.push(id);
+            }
+        }
+    }
+    Ok((count, first))
 }
 
 /// The archive's origin line.
@@ -97,11 +277,22 @@ fn load_frontier(conn: &Connection, size: u64) -> Result<Frontier, StoreError> {
     Ok(Frontier::from_edge(edge, size))
 }
 
-/// A leaf waiting to be written.
+/// A `tlog_leaves` row waiting to be written: one leaf, or a run of event leaves (`more`: the ids after the
+/// first, each greater than the one before).
 struct PendingLeaf {
     kind: LeafKind,
     reference: i64,
     prune_id: Option<i64>,
+    more: Vec<i64>,
+}
+
+impl PendingLeaf {
+    /// Whether event `id` can extend this row's run.
+    fn extends(&self, id: i64) -> bool {
+        self.kind == LeafKind::Event
+            && self.more.len() + 1 < MAX_RUN
+            && id > self.more.last().copied().unwrap_or(self.reference)
+    }
 }
 
 /// Appends leaves to the log inside one transaction: [`LogAppender::load`] reads the log's right edge,
@@ -156,17 +347,23 @@ impl LogAppender {
     ) -> u64 {
         let index = self.frontier.size();
         self.hashes.extend(self.frontier.push(hash));
-        self.leaves.push(PendingLeaf {
-            kind,
-            reference,
-            prune_id,
-        });
+        match self.leaves.last_mut() {
+            Some(run) if kind == LeafKind::Event && run.extends(reference) => {
+                run.more.push(reference)
+            }
+            _ => self.leaves.push(PendingLeaf {
+                kind,
+                reference,
+                prune_id,
+                more: Vec::new(),
+            }),
+        }
         index
     }
 
     /// Leaves buffered and not yet written.
     pub fn pending(&self) -> usize {
-        self.leaves.len()
+        (self.frontier.size() - self.first_leaf) as usize
     }
 
     /// Writes the buffered leaves and their stored hashes (in the caller's transaction); the appender can go on.
@@ -176,21 +373,29 @@ impl LogAppender {
         }
         let mut insert = conn
             .prepare_cached(
-                "INSERT INTO tlog_leaves (idx, kind, ref, prune_id) VALUES (?1, ?2, ?3, ?4)",
+                "INSERT INTO tlog_leaves (idx, kind, ref, prune_id, count, refs, last)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
             )
             .context(log_ctx)?;
-        for (i, leaf) in self.leaves.iter().enumerate() {
+        let mut idx = self.first_leaf;
+        for leaf in &self.leaves {
+            let count = 1 + leaf.more.len() as u64;
+            let refs = (!leaf.more.is_empty()).then(|| encode_run(leaf.reference, &leaf.more));
             insert
                 .execute(params![
-                    (self.first_leaf + i as u64) as i64,
+                    idx as i64,
                     leaf.kind,
                     leaf.reference,
-                    leaf.prune_id
+                    leaf.prune_id,
+                    count as i64,
+                    refs,
+                    leaf.more.last()
                 ])
                 .context(log_ctx)?;
+            idx += count;
         }
         write_hashes(conn, self.base, &self.hashes)?;
-        self.first_leaf += self.leaves.len() as u64;
+        self.first_leaf = idx;
         self.base += self.hashes.len() as u64;
         self.leaves.clear();
         self.hashes.clear();
@@ -395,7 +600,10 @@ pub(crate) fn leaves_of_pruned_rows(
     rejects: &[i64],
 ) -> Result<Vec<(u64, LeafKind, i64)>, StoreError> {
     let mut out = Vec::new();
-    let mut collect = |sql: &str, p: &[&dyn rusqlite::ToSql]| -> Result<(), StoreError> {
+    let collect = |out: &mut Vec<(u64, LeafKind, i64)>,
+                   sql: &str,
+                   p: &[&dyn rusqlite::ToSql]|
+     -> Result<(), StoreError> {
         let mut stmt = conn.prepare_cached(sql).context(log_ctx)?;
         let rows = stmt
             .query_map(p, |r| {
@@ -409,6 +617,7 @@ pub(crate) fn leaves_of_pruned_rows(
     };
     for (from, to) in swept {
         collect(
+            &mut out,
             "SELECT l.idx, l.kind, l.ref FROM event_revisions x JOIN tlog_leaves l ON l.kind = 'revision' AND l.ref = x.id
              WHERE x.window_id = ?1
                AND x.event_id IN (SELECT id FROM events WHERE timestamp >= ?2 AND timestamp < ?3)
@@ -418,21 +627,31 @@ pub(crate) fn leaves_of_pruned_rows(
     }
     if whole {
         collect(
+            &mut out,
             "SELECT l.idx, l.kind, l.ref FROM event_revisions x JOIN tlog_leaves l ON l.kind = 'revision' AND l.ref = x.id
              WHERE x.window_id = ?1 AND NOT EXISTS (SELECT 1 FROM events e WHERE e.id = x.event_id)
              ORDER BY x.id",
             &[&window_id],
         )?;
     }
+    // An event's leaf may be one of a run's: found through the runs, not by a join.
+    let mut finder = EventLeafFinder::new(conn);
     for (from, to) in swept {
-        collect(
-            "SELECT l.idx, l.kind, l.ref FROM events x JOIN tlog_leaves l ON l.kind = 'event' AND l.ref = x.id
-             WHERE x.window_id = ?1 AND x.timestamp >= ?2 AND x.timestamp < ?3 ORDER BY x.id",
-            &[&window_id, from, to],
-        )?;
+        let ids: Vec<i64> = conn
+            .prepare_cached(
+                "SELECT id FROM events WHERE window_id = ?1 AND timestamp >= ?2 AND timestamp < ?3 ORDER BY id",
+            )
+            .and_then(|mut s| s.query_map(params![window_id, from, to], |r| r.get(0))?.collect())
+            .context(log_ctx)?;
+        for id in ids {
+            if let Some(leaf) = finder.find(id)? {
+                out.push((leaf, LeafKind::Event, id));
+            }
+        }
     }
     for id in rejects {
         collect(
+            &mut out,
             "SELECT l.idx, l.kind, l.ref FROM tlog_leaves l WHERE l.kind = 'reject' AND l.ref = ?1",
             &[id],
         )?;
@@ -596,15 +815,9 @@ struct EventLeaves {
 
 fn event_leaves(conn: &Connection, event_id: i64) -> Result<EventLeaves, ProveError> {
     let ctx = || format!("cannot read event {event_id}'s leaves");
-    let leaf: i64 = conn
-        .query_row(
-            "SELECT idx FROM tlog_leaves WHERE kind = ?1 AND ref = ?2 ORDER BY idx LIMIT 1",
-            params![LeafKind::Event, event_id],
-            |r| r.get(0),
-        )
-        .optional()
-        .context(ctx)?
-        .ok_or(ProveError::NoSuchEvent(event_id))?;
+    let leaf = EventLeafFinder::new(conn)
+        .find(event_id)?
+        .ok_or(ProveError::NoSuchEvent(event_id))? as i64;
     let raw: Option<String> = conn
         .query_row("SELECT raw FROM events WHERE id = ?1", [event_id], |r| {
             r.get(0)
@@ -619,6 +832,19 @@ fn event_leaves(conn: &Connection, event_id: i64) -> Result<EventLeaves, ProveEr
         )
         .optional()
         .context(ctx)?;
+    // A bundle is handed out only if the stored log holds the event where its row says (a tampered log, a moved
+    // run, is for `verify` to name; no bundle the checkers would refuse).
+    if let Some(raw) = &raw {
+        let stored = ChunkReader::new(conn)
+            .hash(stored_hash_index(0, leaf as u64))
+            .ok();
+        if stored != Some(leaf_hash(LeafKind::Event, event_id, raw.as_bytes())) {
+            return Err(ProveError::Store(damaged(format!(
+                "its leaf {leaf} does not hold event {event_id} as archived (run `elevate-archive verify \
+                 --checkpoint`)"
+            ))));
+        }
+    }
     match (&raw, removal) {
         (None, None) => Err(ProveError::Unaccounted(event_id)),
         (Some(_), _) => Ok(EventLeaves {
@@ -789,6 +1015,90 @@ mod tests {
             let old_root = tlog_tiles::tree_hash(old, &reader).unwrap();
             let proof = tlog_tiles::prove_tree(size, old, &reader).unwrap();
             tlog_tiles::check_tree(&proof, size, root, old, old_root).unwrap();
+        }
+    }
+
+    #[test]
+    fn a_run_lists_its_events_as_steps_and_a_damaged_list_is_named() {
+        let ok: [(i64, Vec<i64>); 4] = [
+            (7, vec![]),
+            (1, vec![2, 3, 4]),
+            (100, vec![227, 228, 100_000, 1 << 40]),
+            (-5, vec![0, 1]),
+        ];
+        for (first, more) in ok {
+            let refs = (!more.is_empty()).then(|| encode_run(first, &more));
+            let mut want = vec![first];
+            want.extend(&more);
+            let count = want.len() as u64;
+            assert_eq!(decode_run(first, count, refs.as_deref()), Ok(want));
+        }
+        let bad: [(u64, Option<&[u8]>, &str); 7] = [
+            (2, None, "lists no rows"),
+            (1, Some(&[1]), "a run of 1"),
+            (3, Some(&[1]), "lists 2 rows"),
+            (2, Some(&[1, 1]), "lists more rows"),
+            (2, Some(&[0]), "steps by 0"),
+            (2, Some(&[0x80]), "row list"),
+            (5000, Some(&[1]), "a run of 5000"),
+        ];
+        for (count, refs, want) in bad {
+            let got = decode_run(10, count, refs).unwrap_err();
+            assert!(got.contains(want), "{count} {refs:?}: {got}");
+        }
+        assert!(decode_run(i64::MAX, 2, Some(&[1])).is_err());
+    }
+
+    #[test]
+    fn events_appended_in_rising_order_share_a_row_and_each_is_found_by_its_id() {
+        let dir = tempfile::tempdir().unwrap();
+        let now = crate::time::parse_time_arg("2024-01-01").unwrap();
+        let mut archive = Archive::open(&dir.path().join("a.db"), now).unwrap();
+        let tx = archive.begin().unwrap();
+        let mut log = LogAppender::load(&tx).unwrap();
+        // Rising ids make one run; a falling id, a leaf of another kind and a run at its cap each start a row.
+        let mut leaves = Vec::new();
+        let mut event = |log: &mut LogAppender, id: i64| {
+            leaves.push((log.append(LeafKind::Event, id, b"{}"), id));
+        };
+        for id in [10, 11, 15, 300] {
+            event(&mut log, id);
+        }
+        event(&mut log, 12);
+        log.append(LeafKind::Reject, 1, b"x");
+        event(&mut log, 13);
+        for id in 1000..1000 + MAX_RUN as i64 + 1 {
+            event(&mut log, id);
+        }
+        log.flush(&tx).unwrap();
+        tx.commit().unwrap();
+        let conn = &archive.conn;
+        let rows: Vec<(i64, String, i64, i64)> = conn
+            .prepare("SELECT idx, kind, ref, count FROM tlog_leaves ORDER BY idx")
+            .unwrap()
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))
+            .unwrap()
+            .collect::<rusqlite::Result<_>>()
+            .unwrap();
+        let event = |idx, r, count| (idx, "event".to_string(), r, count);
+        let run = MAX_RUN as i64;
+        assert_eq!(
+            rows,
+            vec![
+                event(0, 10, 4),
+                event(4, 12, 1),
+                (5, "reject".to_string(), 1, 1),
+                event(6, 13, 1 + run - 1),
+                event(6 + run, 999 + run, 2),
+            ]
+        );
+        assert_eq!(log_size(conn).unwrap(), 8 + run as u64);
+        let mut finder = EventLeafFinder::new(conn);
+        for (leaf, id) in leaves {
+            assert_eq!(finder.find(id).unwrap(), Some(leaf), "event {id}");
+        }
+        for id in [9, 14, 16, 299, 301, 999, 1000 + run + 1] {
+            assert_eq!(finder.find(id).unwrap(), None, "event {id}");
         }
     }
 }

@@ -123,27 +123,35 @@ impl VerifyReport {
 
 /// Verifies the archive behind `conn`: load, decide seal by seal (reading one window fetch at a time), then
 /// assemble the report.
-/// `integrity` runs SQLite's `integrity_check` (its lines); the caller may run it on a second connection beside
-/// this pass, as [`integrity_check`] on each is one core's work.
+/// `integrity` runs SQLite's `integrity_check` (its lines) on a thread of its own, beside every other check from
+/// start to end (on a 10M-event archive it is the longest of them, about 45 s of one core), so the caller gives
+/// it a connection of its own.
 pub fn verify(
     conn: &Connection,
     anchor: Option<&str>,
     integrity: impl FnOnce() -> Result<Vec<String>, StoreError> + Send,
 ) -> Result<VerifyReport, StoreError> {
-    let (integrity, loaded) = std::thread::scope(|scope| {
+    std::thread::scope(|scope| {
         let integrity = scope.spawn(integrity);
-        let loaded = load(conn);
-        (
-            integrity
-                .join()
-                .expect("the integrity check does not panic"),
-            loaded,
-        )
-    });
-    let (loaded, integrity) = (loaded?, integrity?);
+        let checked = check(conn, anchor);
+        let integrity = integrity
+            .join()
+            .expect("the integrity check does not panic");
+        let (loaded, head, anchor_found_at, mut findings) = checked?;
+        findings.splice(0..0, check_integrity(&integrity?));
+        Ok(assemble(loaded, head, anchor_found_at, findings))
+    })
+}
+
+/// Everything `verify` checks but SQLite's integrity check: load, then decide seal by seal. Returns what was
+/// loaded, the chain head, where the anchor was found, and the findings.
+fn check(
+    conn: &Connection,
+    anchor: Option<&str>,
+) -> Result<(Loaded, String, Option<i64>, Vec<Finding>), StoreError> {
+    let loaded = load(conn)?;
     let chain = check_chain(&loaded.seals, anchor);
     let mut findings = Vec::new();
-    findings.extend(check_integrity(&integrity));
     findings.extend(loaded.rows.0.findings());
     findings.extend(loaded.rows.1.findings());
     for (header, links) in loaded.seals.iter().zip(chain.links) {
@@ -163,12 +171,7 @@ pub fn verify(
         ledger::check_logged_ledger(conn).context(|| "cannot verify the runs and holds".into())?,
     );
     findings.extend(check_anchor(anchor, chain.anchor_found_at));
-    Ok(assemble(
-        loaded,
-        chain.head,
-        chain.anchor_found_at,
-        findings,
-    ))
+    Ok((loaded, chain.head, chain.anchor_found_at, findings))
 }
 
 /// The chain head of an archive, for summaries.
@@ -524,8 +527,16 @@ impl Sample {
     }
 }
 
-/// The lines of SQLite's `PRAGMA integrity_check` on `conn`.
+/// Pages the integrity check's connection caches (in KiB, as `cache_size` takes a negative size). The check
+/// looks up every row's entry in each of its table's indexes; with SQLite's default 2 MB cache those lookups
+/// re-read index pages from the file again and again (on a 10M-event archive: 56 s of CPU, 22 of them in
+/// reads, against 42 s and 8 with 32 MB). Bounded, so memory stays flat whatever the archive's size.
+const INTEGRITY_CACHE_KIB: i64 = 32 * 1024;
+
+/// The lines of SQLite's `PRAGMA integrity_check` on `conn` (its page cache set to [`INTEGRITY_CACHE_KIB`]).
 pub fn integrity_check(conn: &Connection) -> Result<Vec<String>, StoreError> {
+    conn.execute_batch(&format!("PRAGMA cache_size = -{INTEGRITY_CACHE_KIB}"))
+        .context(|| "cannot size the integrity check's page cache".to_string())?;
     conn.prepare("PRAGMA integrity_check")
         .and_then(|mut s| s.query_map([], |r| r.get(0))?.collect())
         .context(|| "cannot run SQLite's integrity check".to_string())

@@ -94,8 +94,15 @@ pub fn unlogged_rows(conn: &Connection) -> rusqlite::Result<Vec<Unlogged>> {
         return Ok(Vec::new());
     }
     let mut out = Vec::new();
+    let (count, ids) = crate::store::tlog::unlogged_events(conn)?;
+    if count > 0 {
+        out.push(Unlogged {
+            kind: LeafKind::Event,
+            count,
+            ids,
+        });
+    }
     for (kind, rows) in [
-        (LeafKind::Event, "SELECT id FROM events"),
         (LeafKind::Revision, "SELECT id FROM event_revisions"),
         (LeafKind::Reject, "SELECT id FROM rejects"),
         (

@@ -7,7 +7,7 @@
 //!
 //! A pruned row's leaf is taken from the stored hashes, vouched for by the removal leaf that names it.
 
-use super::super::tlog::{ChunkReader, log_size, origin};
+use super::super::tlog::{ChunkReader, MAX_RUN, decode_run, log_size, origin};
 use super::super::{SqlContext, StoreError};
 use crate::model::LeafKind;
 use crate::tlog::note::hash_b64;
@@ -298,10 +298,73 @@ fn scan(conn: &Connection, claims: &[Claim]) -> Result<Scan, StoreError> {
              LIMIT 1",
         )
         .context(ctx)?;
+    let mut raw = conn
+        .prepare_cached("SELECT raw FROM events WHERE id = ?1")
+        .context(ctx)?;
+    let mut named = conn
+        .prepare_cached(
+            "SELECT idx, kind, ref, count, refs FROM tlog_leaves WHERE idx <= ?1 ORDER BY idx DESC LIMIT 1",
+        )
+        .context(ctx)?;
     let mut stmt = conn.prepare(&leaves_sql()).context(ctx)?;
     let mut rows = stmt.query([]).context(ctx)?;
-    while let Some(r) = rows.next().context(ctx)? {
-        let leaf = loaded_leaf(r).context(ctx)?;
+    // A row stands for one leaf, or for a run of event leaves: each run's leaves are loaded one by one. Each
+    // row must start where the one before ended; a leaf's index is its place in the scan, not what its row says.
+    let mut run = Vec::new().into_iter();
+    let mut misplaced: (u64, Option<(u64, u64)>) = (0, None);
+    loop {
+        let leaf = match run.next() {
+            Some((_, id)) => {
+                let idx = frontier.size();
+                let payload: Option<Vec<u8>> = raw
+                    .query_row([id], |r| Ok(r.get_ref(0)?.as_bytes()?.to_vec()))
+                    .optional()
+                    .context(ctx)?;
+                LoadedLeaf {
+                    idx,
+                    kind: LeafKind::Event,
+                    reference: id,
+                    prune_id: None,
+                    payload,
+                }
+            }
+            None => {
+                let Some(r) = rows.next().context(ctx)? else {
+                    break;
+                };
+                let (row_idx, due) = (r.get::<_, i64>(0).context(ctx)?, frontier.size());
+                if row_idx < 0 || row_idx as u64 != due {
+                    misplaced.0 += 1;
+                    misplaced.1.get_or_insert((row_idx as u64, due));
+                }
+                match loaded_row(r, &mut named).context(ctx)? {
+                    Loaded::Leaf(leaf) => LoadedLeaf { idx: due, ..leaf },
+                    Loaded::Run(leaves) => {
+                        run = leaves.into_iter();
+                        continue;
+                    }
+                    Loaded::Damaged { idx, count, detail } => {
+                        findings.push(LogFinding {
+                            kind: LogFindingKind::Edited,
+                            detail: format!(
+                                "the log's row for leaves {idx} to {}: {detail}",
+                                idx + count - 1
+                            ),
+                        });
+                        leaves_changed += 1;
+                        // At most a run's worth: a row claiming more is named, not walked.
+                        for _ in 0..count.min(MAX_RUN as u64) {
+                            let hash = stored.next()?.unwrap_or(tlog_tiles::EMPTY_HASH);
+                            push(&mut frontier, &mut stored, hash, &mut nodes_changed)?;
+                            if wanted.contains(&frontier.size()) {
+                                roots.insert(frontier.size(), frontier.root());
+                            }
+                        }
+                        continue;
+                    }
+                }
+            }
+        };
         let stored_leaf = stored.next()?;
         let was_removed = leaf.payload.is_none()
             && removed
@@ -328,14 +391,20 @@ fn scan(conn: &Connection, claims: &[Claim]) -> Result<Scan, StoreError> {
                 stored_leaf.unwrap_or(tlog_tiles::EMPTY_HASH)
             }
         };
-        for node in frontier.push(hash).into_iter().skip(1) {
-            if stored.next()? != Some(node) {
-                nodes_changed += 1;
-            }
-        }
+        push(&mut frontier, &mut stored, hash, &mut nodes_changed)?;
         if wanted.contains(&frontier.size()) {
             roots.insert(frontier.size(), frontier.root());
         }
+    }
+    if let (n, Some((found, due))) = misplaced {
+        leaves_changed += 1;
+        findings.push(LogFinding {
+            kind: LogFindingKind::Deleted,
+            detail: format!(
+                "{n} of the log's rows do not start where the row before ended (the first at leaf {found}, where \
+                 {due} was due): rows were moved or cut"
+            ),
+        });
     }
     findings.extend(structure_findings(
         frontier.size(),
@@ -349,6 +418,21 @@ fn scan(conn: &Connection, claims: &[Claim]) -> Result<Scan, StoreError> {
         roots,
         findings,
     })
+}
+
+/// Pushes a leaf's hash onto the recomputed tree, comparing the stored hashes it completes.
+fn push(
+    frontier: &mut Frontier,
+    stored: &mut StoredHashes<'_>,
+    hash: Hash,
+    nodes_changed: &mut u64,
+) -> Result<(), StoreError> {
+    for node in frontier.push(hash).into_iter().skip(1) {
+        if stored.next()? != Some(node) {
+            *nodes_changed += 1;
+        }
+    }
+    Ok(())
 }
 
 /// What the pass found wrong with the log's structure: holes in the leaf indexes, or stored hashes that differ
@@ -377,7 +461,8 @@ fn structure_findings(
     findings
 }
 
-/// Every leaf in order, with its row's payload (NULL when the row is gone) and, for a removal, what it names.
+/// Every row of the log in order, with its row's payload (NULL when the row is gone, or when the log's row is a
+/// run of events: their payloads are read one by one).
 fn leaves_sql() -> String {
     let ledger = |kind: LeafKind| {
         let payload = super::super::tlog::ledger_payload_sql(kind, "l.ref").expect("a ledger kind");
@@ -386,15 +471,15 @@ fn leaves_sql() -> String {
     format!(
         "SELECT l.idx, l.kind, l.ref, l.prune_id,
                 CASE l.kind
-                    WHEN 'event' THEN (SELECT raw FROM events WHERE id = l.ref)
+                    WHEN 'event' THEN CASE WHEN l.count = 1 THEN (SELECT raw FROM events WHERE id = l.ref) END
                     WHEN 'revision' THEN (SELECT raw FROM event_revisions WHERE id = l.ref)
                     WHEN 'reject' THEN (SELECT raw FROM rejects WHERE id = l.ref)
                     WHEN 'window-seal' THEN (SELECT hash FROM seals WHERE id = l.ref AND window_id IS NOT NULL)
                     WHEN 'prune-seal' THEN (SELECT hash FROM seals WHERE id = l.ref AND prune_id IS NOT NULL)
                     {} {} {}
                 END,
-                m.kind, m.ref
-         FROM tlog_leaves l LEFT JOIN tlog_leaves m ON l.kind = 'removal' AND m.idx = l.ref AND m.idx < l.idx
+                l.count, l.refs, l.last
+         FROM tlog_leaves l
          ORDER BY l.idx",
         ledger(LeafKind::Run),
         ledger(LeafKind::Hold),
@@ -402,32 +487,95 @@ fn leaves_sql() -> String {
     )
 }
 
-/// Reads one row of [`leaves_sql`].
-fn loaded_leaf(r: &rusqlite::Row<'_>) -> rusqlite::Result<LoadedLeaf> {
+/// One row of the log, as loaded.
+enum Loaded {
+    /// One leaf.
+    Leaf(LoadedLeaf),
+    /// A run of event leaves: each leaf's index and event id.
+    Run(Vec<(u64, i64)>),
+    /// A row whose list of events cannot be read: `count` leaves from `idx`.
+    Damaged {
+        idx: u64,
+        count: u64,
+        detail: String,
+    },
+}
+
+/// Reads one row of [`leaves_sql`]; a removal's named leaf is looked up with `named` (the log's row holding it).
+fn loaded_row(
+    r: &rusqlite::Row<'_>,
+    named: &mut rusqlite::Statement<'_>,
+) -> rusqlite::Result<Loaded> {
+    let idx = r.get::<_, i64>(0)? as u64;
     let kind: LeafKind = r.get(1)?;
+    let reference: i64 = r.get(2)?;
     let prune_id: Option<i64> = r.get(3)?;
+    let count = r.get::<_, i64>(5)?.max(1) as u64;
+    if count > 1 || r.get_ref(6)?.data_type() != rusqlite::types::Type::Null {
+        let refs = r.get_ref(6)?.as_blob_or_null().ok().flatten();
+        let last: Option<i64> = r.get(7)?;
+        let decoded = decode_run(reference, count, refs).and_then(|ids| match ids.last() {
+            Some(l) if last == Some(*l) => Ok(ids),
+            _ => Err(format!(
+                "its last id is recorded as {last:?}, its list ends otherwise"
+            )),
+        });
+        return Ok(match (kind, decoded) {
+            (LeafKind::Event, Ok(ids)) => Loaded::Run(
+                ids.into_iter()
+                    .enumerate()
+                    .map(|(k, id)| (idx + k as u64, id))
+                    .collect(),
+            ),
+            (LeafKind::Event, Err(detail)) => Loaded::Damaged { idx, count, detail },
+            (kind, _) => Loaded::Damaged {
+                idx,
+                count,
+                detail: format!("a run of {kind} leaves (only events make runs)"),
+            },
+        });
+    }
     let payload = match kind {
-        LeafKind::Removal => {
-            let removed: Option<(LeafKind, i64)> = match (r.get(5)?, r.get(6)?) {
-                (Some(k), Some(id)) => Some((k, id)),
-                _ => None,
-            };
-            removed
-                .zip(prune_id)
-                .map(|((k, id), p)| removal_payload(k, id, p).into_bytes())
-        }
+        LeafKind::Removal => removed_leaf(named, idx, reference)?
+            .zip(prune_id)
+            .map(|((k, id), p)| removal_payload(k, id, p).into_bytes()),
         _ => match r.get_ref(4)? {
             rusqlite::types::ValueRef::Null => None,
             v => Some(v.as_bytes()?.to_vec()),
         },
     };
-    Ok(LoadedLeaf {
-        idx: r.get::<_, i64>(0)? as u64,
+    Ok(Loaded::Leaf(LoadedLeaf {
+        idx,
         kind,
-        reference: r.get(2)?,
+        reference,
         prune_id,
         payload,
-    })
+    }))
+}
+
+/// What the removal at leaf `idx` names (leaf `removed`, an earlier one): the kind and row id of that leaf, from
+/// the log's row holding it. None when there is no such earlier leaf, or its row is damaged.
+fn removed_leaf(
+    named: &mut rusqlite::Statement<'_>,
+    idx: u64,
+    removed: i64,
+) -> rusqlite::Result<Option<(LeafKind, i64)>> {
+    if removed < 0 || removed as u64 >= idx {
+        return Ok(None);
+    }
+    let named_leaf = named
+        .query_row([removed], |r| {
+            let (first, kind, reference, count): (i64, LeafKind, i64, i64) =
+                (r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?);
+            let refs = r.get_ref(4)?.as_blob_or_null().ok().flatten();
+            let at = (removed - first) as usize;
+            Ok(decode_run(reference, count.max(1) as u64, refs)
+                .ok()
+                .and_then(|ids| ids.get(at).copied())
+                .map(|id| (kind, id)))
+        })
+        .optional()?;
+    Ok(named_leaf.flatten())
 }
 
 /// A leaf whose row is gone, unaccounted for.
@@ -502,7 +650,10 @@ fn tail(conn: &Connection, from: u64, to: u64) -> Result<UnsignedTail, StoreErro
     let ctx = || "cannot read the log's unsigned tail".to_string();
     let by_kind = conn
         .prepare(
-            "SELECT kind, count(*) FROM tlog_leaves WHERE idx >= ?1 GROUP BY kind ORDER BY kind",
+            // The rows from the one holding leaf `from` on; a run it starts inside counts from `from`.
+            "SELECT kind, sum(count - max(0, ?1 - idx)) FROM tlog_leaves
+             WHERE idx >= (SELECT coalesce(max(idx), 0) FROM tlog_leaves WHERE idx <= ?1)
+             GROUP BY kind ORDER BY kind",
         )
         .and_then(|mut s| {
             s.query_map([from as i64], |r| {
