@@ -551,7 +551,7 @@ pub struct SimulateArgs {
     #[arg(long = "fault", value_name = "RULE")]
     pub faults: Vec<crate::simulator::faults::FaultRule>,
 
-    /// Latency added to every GET /events.
+    /// How long every GET /events takes to answer, from its arrival (its page is made within it).
     #[arg(long, value_name = "DURATION", default_value = "0s", value_parser = time::parse_duration_arg)]
     pub latency: Duration,
 

@@ -84,7 +84,7 @@ pub struct SimConfig {
     pub malformed_ppm: u64,
     /// Fault rules for `GET /events`.
     pub faults: Vec<FaultRule>,
-    /// Added to every `GET /events`.
+    /// How long every `GET /events` takes to answer, from its arrival (its page is made within it).
     pub latency: Duration,
     /// `Retry-After` sent with 429, seconds.
     pub retry_after_secs: u64,

@@ -121,8 +121,8 @@ async fn authenticate(State(shared): State<Arc<Shared>>, body: Bytes) -> Respons
     )
 }
 
-/// `GET /events`: latency, then a fault if one is due, the bearer token, the query, and the page (broken on the
-/// way out if the fault says so).
+/// `GET /events`: a fault if one is due, the bearer token, the query, and the page (broken on the way out if the
+/// fault says so), answered no sooner than the configured latency after the request arrived.
 async fn events(
     State(shared): State<Arc<Shared>>,
     headers: HeaderMap,
@@ -130,21 +130,29 @@ async fn events(
 ) -> Response {
     shared.stats.event_requests.fetch_add(1, Ordering::Relaxed);
     let _in_flight = InFlight::enter(&shared.stats);
-    if !shared.config.latency.is_zero() {
-        tokio::time::sleep(shared.config.latency).await;
-    }
+    // The latency is the time from the request's arrival to its answer, as a client measures an API's: the
+    // page is made within it (making a page costs this process's CPU, on the machine the client runs on too,
+    // and is not counted on top of it).
+    let due = tokio::time::Instant::now() + shared.config.latency;
+    let answer = answer_events(&shared, &headers, raw).await;
+    tokio::time::sleep_until(due).await;
+    answer
+}
+
+/// The answer to a `GET /events`, made at once.
+async fn answer_events(shared: &Shared, headers: &HeaderMap, raw: Option<String>) -> Response {
     let fault = shared.faults.decide();
     if fault.is_some() {
         shared.stats.faults.fetch_add(1, Ordering::Relaxed);
     }
-    if let Some(response) = fault_response(&shared, fault) {
+    if let Some(response) = fault_response(shared, fault) {
         return response;
     }
-    if let Err(message) = check_token(&shared, &headers) {
+    if let Err(message) = check_token(shared, headers) {
         shared.stats.unauthorized.fetch_add(1, Ordering::Relaxed);
         return error(StatusCode::UNAUTHORIZED, "Unauthorized", message);
     }
-    let body = match page(&shared, raw.unwrap_or_default()).await {
+    let body = match page(shared, raw.unwrap_or_default()).await {
         Ok(items) => json_array(&items),
         Err(Refusal(status, message)) => {
             return error(
