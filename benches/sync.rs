@@ -2,7 +2,10 @@
 //!
 //! - `e2e`: sync N events (default 1,000,000) from the in-process simulator into a fresh archive with the real
 //!   binary, beside the raw storage bound measured in the same run (the same rows, one prepared statement,
-//!   the same schema and pragmas); events/s, the ratio, and the binary's peak RSS.
+//!   the same schema and pragmas); events/s, the ratio, and the binary's peak RSS. With `--baseline PATH` (another
+//!   build of the binary, e.g. of an older commit) and `--rounds N` (default 5), each round measures the bound
+//!   once and syncs with both binaries, in alternating order, against it; then the mean ratio and CPU per event
+//!   of each, and the difference: what a change costs, without the bound's run-to-run noise.
 //! - `memory`: the binary's peak RSS syncing 1M and 10M events.
 //! - `latency`: 100 ms, then 200 ms added per page, `--concurrency 8`: throughput against concurrency x pageSize /
 //!   latency, and the binary's CPU time.
@@ -20,7 +23,7 @@
 //!   folder (both with wall time and peak RSS), then an incremental run with nothing new; the mirror's peak RSS
 //!   also at a quarter of N, to show it flat.
 //!
-//! Run: `cargo bench --bench sync -- e2e [--events N]`, `... -- memory`, `... -- latency`, `... -- dense`,
+//! Run: `cargo bench --bench sync -- e2e [--events N] [--baseline PATH [--rounds N]]`, `... -- memory`, `... -- latency`, `... -- dense`,
 //! `... -- sparse`, `... -- queries`, `... -- proofs [--events N]`, `... -- mirror [--events N]`, or `... -- all`.
 
 use elevate_archive::model::Item;
@@ -32,6 +35,14 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 const FROM: &str = "2024-01-01";
+
+/// The value after `name` in the bench's arguments.
+fn flag(args: &[String], name: &str) -> Option<String> {
+    args.iter()
+        .position(|a| a == name)
+        .and_then(|i| args.get(i + 1))
+        .cloned()
+}
 
 fn main() {
     let args: Vec<String> = std::env::args()
@@ -56,7 +67,13 @@ fn main() {
         .unwrap();
     machine();
     match scenario {
-        "e2e" => e2e(&rt, events),
+        "e2e" => match flag(&args, "--baseline") {
+            Some(baseline) => {
+                let rounds = flag(&args, "--rounds").map_or(5, |n| n.parse().expect("--rounds N"));
+                e2e_against(&rt, events, Path::new(&baseline), rounds)
+            }
+            None => e2e(&rt, events),
+        },
         "memory" => memory(&rt),
         "latency" => latency(&rt),
         "dense" => shape(&rt, "dense", 50_000, 1),
@@ -128,6 +145,23 @@ fn run_sync(
     db: &Path,
     extra: &[&str],
 ) -> Measured {
+    run_sync_with(
+        rt,
+        Path::new(env!("CARGO_BIN_EXE_elevate-archive")),
+        config,
+        db,
+        extra,
+    )
+}
+
+/// [`run_sync`] with the binary at `binary`.
+fn run_sync_with(
+    rt: &tokio::runtime::Runtime,
+    binary: &Path,
+    config: SimConfig,
+    db: &Path,
+    extra: &[&str],
+) -> Measured {
     let to = to_api(config.to);
     let sim = Simulator::new(config);
     let running = rt.block_on(sim.serve(([127, 0, 0, 1], 0).into())).unwrap();
@@ -143,16 +177,21 @@ fn run_sync(
         "--to",
         &to,
     ];
-    run_binary(db, &[&args[..], extra].concat())
+    run_binary_at(binary, db, &[&args[..], extra].concat())
 }
 
 /// Runs the release binary on `db` with `args`, and measures wall time and peak RSS; it must exit 0 and print
 /// one JSON object.
+fn run_binary(db: &Path, args: &[&str]) -> Measured {
+    run_binary_at(Path::new(env!("CARGO_BIN_EXE_elevate-archive")), db, args)
+}
+
+/// [`run_binary`] with the binary at `binary`.
 // The child is reaped with `wait4`, not `Child::wait`, because only `wait4` reports its peak RSS.
 #[allow(clippy::zombie_processes)]
-fn run_binary(db: &Path, args: &[&str]) -> Measured {
+fn run_binary_at(binary: &Path, db: &Path, args: &[&str]) -> Measured {
     let started = Instant::now();
-    let child = std::process::Command::new(env!("CARGO_BIN_EXE_elevate-archive"))
+    let child = std::process::Command::new(binary)
         .env_clear()
         .env("ELEVATE_USERNAME", "demo")
         .env("ELEVATE_PASSWORD", "demo")
@@ -285,6 +324,52 @@ fn e2e(rt: &tokio::runtime::Runtime, events: u64) {
         m.cpu_seconds * 1e6 / events as f64
     );
     println!("e2e summary: {}", m.summary);
+}
+
+/// `e2e` for this build and `baseline`: each round measures the bound once, then syncs with both binaries (in
+/// alternating order) against it; then each one's mean ratio and CPU per event, and the differences.
+fn e2e_against(rt: &tokio::runtime::Runtime, events: u64, baseline: &Path, rounds: u32) {
+    assert!(
+        baseline.is_file(),
+        "--baseline {}: no such binary",
+        baseline.display()
+    );
+    let this = PathBuf::from(env!("CARGO_BIN_EXE_elevate-archive"));
+    let dir = bench_dir();
+    let config = sim_config(events, 365);
+    // (ratio %, CPU µs per event) of each round, for the baseline and this build.
+    let (mut base, mut ours) = (Vec::new(), Vec::new());
+    for round in 0..rounds {
+        let bound = storage_bound(&config, &dir.join("bound.db"));
+        let mut order = [(baseline, "baseline"), (this.as_path(), "this build")];
+        if round % 2 == 1 {
+            order.reverse();
+        }
+        for (binary, name) in order {
+            let m = run_sync_with(rt, binary, config.clone(), &dir.join("e2e.db"), &[]);
+            let rate = events as f64 / m.seconds;
+            let (ratio, cpu) = (100.0 * rate / bound, m.cpu_seconds * 1e6 / events as f64);
+            println!(
+                "e2e round {}: {name}: {rate:.0} events/s against the bound's {bound:.0} = {ratio:.1}%; {cpu:.1} µs of CPU per event; peak RSS {:.1} MiB",
+                round + 1,
+                m.peak_rss_mib
+            );
+            if name == "baseline" {
+                base.push((ratio, cpu));
+            } else {
+                ours.push((ratio, cpu));
+            }
+        }
+    }
+    let mean =
+        |v: &[(f64, f64)], f: fn(&(f64, f64)) -> f64| v.iter().map(f).sum::<f64>() / v.len() as f64;
+    let (base_ratio, our_ratio) = (mean(&base, |x| x.0), mean(&ours, |x| x.0));
+    let (base_cpu, our_cpu) = (mean(&base, |x| x.1), mean(&ours, |x| x.1));
+    println!(
+        "e2e over {rounds} rounds of {events} events: baseline {base_ratio:.1}% of the bound, {base_cpu:.2} µs of CPU per event; this build {our_ratio:.1}%, {our_cpu:.2} µs; the ratio moves by {:+.1} points, the CPU per event by {:+.1}%",
+        our_ratio - base_ratio,
+        100.0 * (our_cpu / base_cpu - 1.0)
+    );
 }
 
 fn memory(rt: &tokio::runtime::Runtime) {
