@@ -1,5 +1,5 @@
 //! Pages of one window asked for ahead, against a server that changes, fails and answers out of order while
-//! they are in flight: deletions before a held page after the pages
+//! they are in flight: events appended while a page is held, deletions before a held page after the pages
 //! behind it came back, the first page failing after later ones came back, pages past the end failing for
 //! good, a server repeating a page, SIGKILL while the writer is behind and indexes later (then `prune` and
 //! `reconcile`), and seals made from the lines the writer gathers checked against the rows.
@@ -127,6 +127,53 @@ fn plain_sync(sb: &Sandbox, served: &Served) -> common::Run {
         &["sync", "--base-url", &served.base, "--retry-delay", "1ms"],
         &SIM_CREDS,
     )
+}
+
+#[test]
+fn an_empty_page_answered_before_the_full_page_in_front_of_it_does_not_confirm_the_end() {
+    // One day of 250 events, pages of 100: pages 1 and 2 full, page 3 short, page 4 empty. Page 3 is held;
+    // meanwhile the pages after it are answered (with four requests at once, page 4 is asked for ahead and
+    // comes back empty). Then 60 events arrive for that day (with ids after all others, so at the end of its
+    // list), and page 3 is let go: it now comes back full. One page at a time, page 4 would be asked for only
+    // now and hold the last 10 events; an empty page 4 answered before page 3 says nothing of the list as page
+    // 3 showed it, and must not end the window.
+    for concurrency in ["1", "4"] {
+        let served = serve(config(250, 1));
+        served.sim.hold_covering_page(at("2024-01-01T12:00:00Z"), 3);
+        let sb = Sandbox::new();
+        let extra = [
+            "--page-size",
+            "100",
+            "--concurrency",
+            concurrency,
+            "--timeout",
+            "10m",
+        ];
+        let mut child = start(&sb, &sync_args(&served, "2024-01-02", &extra));
+        let asked = if concurrency == "1" { 3 } else { 4 };
+        wait_on_sim(
+            &served,
+            &mut child,
+            "page 3 held, the others answered",
+            |s| {
+                let (received, held, in_flight) = requests(s);
+                received >= asked && held >= 1 && in_flight == 1
+            },
+        );
+        served
+            .sim
+            .insert_late_events_between(60, DAY1, DAY1 + DAY_MS);
+        served.sim.release();
+        let (code, _, stderr) = finish(&mut child);
+        assert_eq!(code, Some(0), "--concurrency {concurrency}: {stderr}");
+        assert_eq!(
+            sb.ids().len(),
+            310,
+            "--concurrency {concurrency}: the events page 3 had behind it when it was served"
+        );
+        assert_exact(&sb, &served);
+        sb.run(&["verify"]).expect(0);
+    }
 }
 
 #[test]
