@@ -137,13 +137,38 @@ fn an_empty_page_answered_before_the_full_page_in_front_of_it_does_not_confirm_t
     // list), and page 3 is let go: it now comes back full. One page at a time, page 4 would be asked for only
     // now and hold the last 10 events; an empty page 4 answered before page 3 says nothing of the list as page
     // 3 showed it, and must not end the window.
-    for concurrency in ["1", "4"] {
-        let served = serve(config(250, 1));
+    // Each case: (name, --concurrency, --page-size, the simulator). The same on a server answering 404 past
+    // the end (its 404 is always asked again, after page 3), and on one capping its pages at 100 whatever
+    // `pageSize` asks (page 3 is full at the cap, once the cap is known).
+    let cases = [
+        ("one page at a time", "1", "100", config(250, 1)),
+        ("four pages at once", "4", "100", config(250, 1)),
+        (
+            "four pages at once, 404 past the end",
+            "4",
+            "100",
+            SimConfig {
+                past_end: PastEnd::NotFound,
+                ..config(250, 1)
+            },
+        ),
+        (
+            "four pages at once, pages capped at 100",
+            "4",
+            "1000",
+            SimConfig {
+                page_cap: Some(100),
+                ..config(250, 1)
+            },
+        ),
+    ];
+    for (name, concurrency, page_size, config) in cases {
+        let served = serve(config);
         served.sim.hold_covering_page(at("2024-01-01T12:00:00Z"), 3);
         let sb = Sandbox::new();
         let extra = [
             "--page-size",
-            "100",
+            page_size,
             "--concurrency",
             concurrency,
             "--timeout",
@@ -165,11 +190,11 @@ fn an_empty_page_answered_before_the_full_page_in_front_of_it_does_not_confirm_t
             .insert_late_events_between(60, DAY1, DAY1 + DAY_MS);
         served.sim.release();
         let (code, _, stderr) = finish(&mut child);
-        assert_eq!(code, Some(0), "--concurrency {concurrency}: {stderr}");
+        assert_eq!(code, Some(0), "{name}: {stderr}");
         assert_eq!(
             sb.ids().len(),
             310,
-            "--concurrency {concurrency}: the events page 3 had behind it when it was served"
+            "{name}: the events page 3 had behind it when it was served"
         );
         assert_exact(&sb, &served);
         sb.run(&["verify"]).expect(0);
