@@ -1,7 +1,7 @@
 //! Pages of one window asked for ahead, against a server that changes, fails and answers out of order while
 //! they are in flight: events appended while a page is held, deletions before a held page after the pages
 //! behind it came back, the first page failing after later ones came back, pages past the end failing for
-//! good, a server repeating a page, SIGKILL while the writer is behind and indexes later (then `prune` and
+//! good, a server repeating a page, SIGKILL of a dense day paged ahead at several depths (then `prune` and
 //! `reconcile`), and seals made from the lines the writer gathers checked against the rows.
 //!
 //! As in `paging.rs`, nothing is timed: the simulator holds chosen pages until the test has changed the
@@ -522,9 +522,8 @@ fn seals_made_from_the_lines_the_writer_gathers_are_the_seals_of_the_rows() {
     );
 }
 
-/// Starts a sync of 2024-01-01 to `to` with pages of 20 and eight requests at once (a writer committing many
-/// small pages falls behind the fetch and indexes later), waits until the run started after `after` has
-/// stored `pages` pages, and kills it.
+/// Starts a sync of 2024-01-01 to `to` with pages of 20 and eight requests at once, waits until the run
+/// started after `after` has stored `pages` pages, and kills it.
 fn kill_after_pages(sb: &Sandbox, served: &Served, to: &str, after: i64, pages: i64) {
     let args = sync_args(
         served,
@@ -561,7 +560,7 @@ fn check_after_kill(sb: &Sandbox, source: &[(i64, i64)]) -> i64 {
 }
 
 #[test]
-fn sigkill_while_a_dense_day_is_paged_ahead_and_indexed_later_then_a_plain_sync_completes_it() {
+fn sigkill_at_three_depths_of_a_dense_day_paged_ahead_then_a_plain_sync_completes_it() {
     // One dense day of 8,000 events in 400 pages of 20, its pages from the 300th on held so the sync cannot
     // end; killed three times at growing depths (each run fetches the window again from its first page).
     let served = serve(config(8_000, 1));
@@ -584,7 +583,7 @@ fn sigkill_while_a_dense_day_is_paged_ahead_and_indexed_later_then_a_plain_sync_
 }
 
 #[test]
-fn prune_and_reconcile_after_a_sigkill_that_left_events_to_index_keep_the_search_index_exact() {
+fn prune_and_reconcile_after_a_sigkill_of_a_day_paged_ahead_keep_the_search_index_exact() {
     // Three days: the first two synced whole; then the third, dense, killed while paged ahead. `prune`
     // refuses while the killed run's window is open; a `reconcile` of the covered days closes it (and
     // indexes what it left); then the first day is pruned, and a plain sync completes the third. The search
