@@ -445,6 +445,24 @@ impl Simulator {
             .edit(&self.shared.data, n, &mut rng)
     }
 
+    /// Deletes the generated events with these ids at the source (ids it does not hold are ignored); returns
+    /// how many were deleted. A test hook: deleting events at a known place of a window's list while the
+    /// window is paged shifts its later pages by a known amount.
+    pub fn delete_event_ids(&self, ids: &[i64]) -> usize {
+        let d = &self.shared.data;
+        let mut overlay = self.shared.overlay.write().expect("overlay lock");
+        let mut deleted = 0;
+        for &id in ids {
+            let Ok(i) = u64::try_from((id - data::ID_BASE) / 2) else {
+                continue;
+            };
+            if i < d.count && d.id(i) == id && overlay.deleted.insert(i) {
+                deleted += 1;
+            }
+        }
+        deleted
+    }
+
     /// Deletes `n` events at the source; returns their ids.
     pub fn delete_events(&self, n: usize) -> Vec<i64> {
         let mut rng = self.shared.rng.lock().expect("rng lock");

@@ -547,22 +547,28 @@ struct PageFetcher {
     retired: Arc<[Interval]>,
 }
 
-/// One page as fetched: its items (classified, pruned ranges dropped), what the pager is told, and the body's
-/// fingerprint (to catch a server repeating a page).
+/// One page as fetched: its items (classified, pruned ranges dropped), what the pager is told, the body's
+/// fingerprint (to catch a server repeating a page), and when it was asked for and answered (to tell whether
+/// an empty page was served after the page in front of it).
 struct Fetched {
     items: Vec<Item>,
     answer: Answer,
     fingerprint: Option<u64>,
     pruned_skipped: u64,
+    /// When its request was first sent (its permit taken): every attempt was sent at or after it.
+    asked: Instant,
+    /// When its answer was read.
+    answered: Instant,
 }
 
 impl PageFetcher {
-    /// Sends one request once a permit is free; `None` if it stopped being wanted before it was sent.
+    /// Sends one request once a permit is free, and says when it was first sent; `None` if it stopped being
+    /// wanted before it was sent.
     async fn request(
         &self,
         query: &PageQuery,
         wanted: &CancellationToken,
-    ) -> Option<Result<PageResult, ApiError>> {
+    ) -> Option<(Instant, Result<PageResult, ApiError>)> {
         let _permit = tokio::select! {
             biased;
             () = wanted.cancelled() => return None,
@@ -571,7 +577,7 @@ impl PageFetcher {
         let sent = Instant::now();
         let answered = self.client.fetch_page_while_wanted(query, wanted).await;
         tracing::trace!(page = query.page, took = ?sent.elapsed(), "page answered");
-        Some(answered)
+        Some((sent, answered))
     }
 
     /// Fetches page `page` of a window with `page_size` items per page, and classifies its items (after the
@@ -594,16 +600,19 @@ impl PageFetcher {
             category,
             action,
         };
-        let answered = match self.request(&query, wanted).await? {
-            Ok(answered) => answered,
-            Err(e) => return Some(Err(e.into())),
+        let (asked, answered) = match self.request(&query, wanted).await? {
+            (asked, Ok(answered)) => (asked, answered),
+            (_, Err(e)) => return Some(Err(e.into())),
         };
+        let answered_at = Instant::now();
         Some(Ok(match answered {
             PageResult::PastTheEnd => Fetched {
                 items: Vec::new(),
                 answer: Answer::NotFound,
                 fingerprint: None,
                 pruned_skipped: 0,
+                asked,
+                answered: answered_at,
             },
             PageResult::Page { items, fingerprint } => {
                 if let Some(freed) = freed {
@@ -623,6 +632,8 @@ impl PageFetcher {
                     answer,
                     fingerprint: Some(fingerprint),
                     pruned_skipped,
+                    asked,
+                    answered: answered_at,
                 }
             }
         }))
@@ -813,6 +824,9 @@ async fn fetch_window(
     // before the current page (where that boundary stands in the window's list).
     let mut boundary: Option<(usize, i64)> = None;
     let mut received_before: u32 = 0;
+    // When the previous page was answered, if it came back full: an empty page asked for before then (ahead)
+    // shows the list as it was before that page was served, so it cannot confirm the end (see below).
+    let mut full_answered: Option<Instant> = None;
     let started_alone = cx.alone();
     loop {
         // While the page is awaited, a window ending elsewhere may leave requests to this one, and a request
@@ -846,6 +860,17 @@ async fn fetch_window(
             }
             fetched => fetched?,
         };
+        // An empty page confirms the end only if it was asked for after the full page in front of it was
+        // answered, as paging one page at a time asks for it: one asked for ahead may have been served
+        // before that page, and events that arrived in between (that the full page showed more of) would be
+        // cut off. It is asked for again, now (its second answer is never older than that page).
+        if fetched.answer == Answer::Items(0)
+            && full_answered.is_some_and(|answered| fetched.asked < answered)
+        {
+            debug!(window = %spec.interval, page, "an empty page asked for before the full page in front of it was answered: asking again");
+            ahead.ask_again(page, fetch.pager.full_page(page_size as usize));
+            continue;
+        }
         if fetched.fingerprint.is_some()
             && !fetched.items.is_empty()
             && fetched.fingerprint == previous
@@ -860,6 +885,10 @@ async fn fetch_window(
         previous = fetched.fingerprint.or(previous);
         fetch.pruned_skipped += fetched.pruned_skipped;
         let step = fetch.pager.after(fetched.answer, page_size as usize);
+        if let Answer::Items(n) = fetched.answer {
+            full_answered =
+                (n >= fetch.pager.full_page(page_size as usize)).then_some(fetched.answered);
+        }
         if step == Step::Again {
             debug!(window = %spec.interval, page, "404 after a full page: asking once more");
             ahead.ask_again(page, fetch.pager.full_page(page_size as usize));
@@ -1040,7 +1069,7 @@ async fn ids_at_source(
             action: String::new(),
         };
         let answered = pages.request(&query, &CancellationToken::new()).await;
-        let answer = match answered.expect("a page always wanted is always sent")? {
+        let answer = match answered.expect("a page always wanted is always sent").1? {
             PageResult::PastTheEnd => Answer::NotFound,
             PageResult::Page { items, .. } => {
                 let requested = (spec.created_from, spec.created_to);

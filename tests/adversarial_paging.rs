@@ -1,0 +1,670 @@
+//! Pages of one window asked for ahead, against a server that changes, fails and answers out of order while
+//! they are in flight: events appended while a page is held, deletions before a held page after the pages
+//! behind it came back, the first page failing after later ones came back, pages past the end failing for
+//! good, a server repeating a page, SIGKILL of a dense day paged ahead at several depths (then `prune` and
+//! `reconcile`), and seals made from the lines the writer gathers checked against the rows.
+//!
+//! As in `paging.rs`, nothing is timed: the simulator holds chosen pages until the test has changed the
+//! source, and the test waits for what the simulator and the archive show.
+
+mod common;
+
+use common::{
+    HANG_GUARD, POLL, SIM_CREDS, Sandbox, Served, assert_crash_invariants, assert_exact,
+    assert_search_index_exact, authorized, base, json_response, query_param, serve, signal,
+    wait_or_hang,
+};
+use elevate_archive::simulator::{FailingPage, PastEnd, SimConfig};
+use elevate_archive::time::{Timestamp, parse_time_arg};
+use httpmock::{HttpMockRequest, MockServer};
+use std::process::{Child, Stdio};
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+fn at(text: &str) -> Timestamp {
+    parse_time_arg(text).unwrap()
+}
+
+fn config(events: u64, days: i64) -> SimConfig {
+    let from = at("2024-01-01");
+    SimConfig::new(events, from, from + chrono::TimeDelta::days(days))
+}
+
+/// 2024-01-01T00:00:00Z in ms, and a day in ms.
+const DAY1: i64 = 1_704_067_200_000;
+const DAY_MS: i64 = 86_400_000;
+
+/// The arguments of a sync from 2024-01-01 to `to` against `served`, with `extra` after them.
+fn sync_args<'a>(served: &'a Served, to: &'a str, extra: &[&'a str]) -> Vec<&'a str> {
+    let mut args = vec![
+        "sync",
+        "--quiet",
+        "--base-url",
+        &served.base,
+        "--from",
+        "2024-01-01",
+        "--to",
+        to,
+        "--retry-delay",
+        "1ms",
+    ];
+    args.extend_from_slice(extra);
+    args
+}
+
+/// Starts a sync in the background (stdout and stderr piped).
+fn start(sb: &Sandbox, args: &[&str]) -> Child {
+    sb.command()
+        .envs(SIM_CREDS)
+        .args(args)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap()
+}
+
+/// Waits, while `child` runs, until `ready` holds of the simulator; fails if the child exits first, and
+/// after the hang guard.
+fn wait_on_sim(served: &Served, child: &mut Child, what: &str, ready: impl Fn(&Served) -> bool) {
+    let deadline = Instant::now() + HANG_GUARD;
+    loop {
+        if ready(served) {
+            return;
+        }
+        if let Some(status) = child.try_wait().unwrap() {
+            let mut stderr = String::new();
+            if let Some(mut pipe) = child.stderr.take() {
+                let _ = std::io::Read::read_to_string(&mut pipe, &mut stderr);
+            }
+            panic!("the sync exited ({status}) before {what}: {stderr}");
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("hung: not {what} after {HANG_GUARD:?}");
+        }
+        std::thread::sleep(POLL);
+    }
+}
+
+/// Requests the simulator has received, held, and is answering now.
+fn requests(served: &Served) -> (u64, u64, u64) {
+    let stats = served.sim.stats();
+    (
+        stats.event_requests.load(Ordering::SeqCst),
+        stats.held.load(Ordering::SeqCst),
+        stats.in_flight.load(Ordering::SeqCst),
+    )
+}
+
+/// Waits for `child` to exit; returns its exit code, stdout and stderr.
+fn finish(child: &mut Child) -> (Option<i32>, String, String) {
+    let status = wait_or_hang(child, "the sync");
+    let (mut stdout, mut stderr) = (String::new(), String::new());
+    if let Some(mut pipe) = child.stdout.take() {
+        let _ = std::io::Read::read_to_string(&mut pipe, &mut stdout);
+    }
+    if let Some(mut pipe) = child.stderr.take() {
+        let _ = std::io::Read::read_to_string(&mut pipe, &mut stderr);
+    }
+    (status.code(), stdout, stderr)
+}
+
+/// The ids of the source's events of 1 January, by id (the order a window's list is paged in).
+fn day1_ids(served: &Served) -> Vec<i64> {
+    served
+        .sim
+        .expected_times()
+        .into_iter()
+        .filter(|(_, ms)| (DAY1..DAY1 + DAY_MS).contains(ms))
+        .map(|(id, _)| id)
+        .collect()
+}
+
+/// A plain sync (no `--from`) against `served`: it fetches whatever is not complete yet.
+fn plain_sync(sb: &Sandbox, served: &Served) -> common::Run {
+    sb.run_env(
+        &["sync", "--base-url", &served.base, "--retry-delay", "1ms"],
+        &SIM_CREDS,
+    )
+}
+
+#[test]
+fn an_empty_page_answered_before_the_full_page_in_front_of_it_does_not_confirm_the_end() {
+    // One day of 250 events, pages of 100: pages 1 and 2 full, page 3 short, page 4 empty. Page 3 is held;
+    // meanwhile the pages after it are answered (with four requests at once, page 4 is asked for ahead and
+    // comes back empty). Then 60 events arrive for that day (with ids after all others, so at the end of its
+    // list), and page 3 is let go: it now comes back full. One page at a time, page 4 would be asked for only
+    // now and hold the last 10 events; an empty page 4 answered before page 3 says nothing of the list as page
+    // 3 showed it, and must not end the window.
+    // Each case: (name, --concurrency, --page-size, the simulator). The same on a server answering 404 past
+    // the end (its 404 is always asked again, after page 3), and on one capping its pages at 100 whatever
+    // `pageSize` asks (page 3 is full at the cap, once the cap is known).
+    let cases = [
+        ("one page at a time", "1", "100", config(250, 1)),
+        ("four pages at once", "4", "100", config(250, 1)),
+        (
+            "four pages at once, 404 past the end",
+            "4",
+            "100",
+            SimConfig {
+                past_end: PastEnd::NotFound,
+                ..config(250, 1)
+            },
+        ),
+        (
+            "four pages at once, pages capped at 100",
+            "4",
+            "1000",
+            SimConfig {
+                page_cap: Some(100),
+                ..config(250, 1)
+            },
+        ),
+    ];
+    for (name, concurrency, page_size, config) in cases {
+        let served = serve(config);
+        served.sim.hold_covering_page(at("2024-01-01T12:00:00Z"), 3);
+        let sb = Sandbox::new();
+        let extra = [
+            "--page-size",
+            page_size,
+            "--concurrency",
+            concurrency,
+            "--timeout",
+            "10m",
+        ];
+        let mut child = start(&sb, &sync_args(&served, "2024-01-02", &extra));
+        let asked = if concurrency == "1" { 3 } else { 4 };
+        wait_on_sim(
+            &served,
+            &mut child,
+            "page 3 held, the others answered",
+            |s| {
+                let (received, held, in_flight) = requests(s);
+                received >= asked && held >= 1 && in_flight == 1
+            },
+        );
+        served
+            .sim
+            .insert_late_events_between(60, DAY1, DAY1 + DAY_MS);
+        served.sim.release();
+        let (code, _, stderr) = finish(&mut child);
+        assert_eq!(code, Some(0), "{name}: {stderr}");
+        assert_eq!(
+            sb.ids().len(),
+            310,
+            "{name}: the events page 3 had behind it when it was served"
+        );
+        assert_exact(&sb, &served);
+        sb.run(&["verify"]).expect(0);
+    }
+}
+
+#[test]
+fn deletions_before_a_held_page_after_the_pages_behind_it_came_back_skip_nothing_with_check_paging()
+{
+    // One day of 1,000 events, pages of 100, four requests at once; page 5 is held, so pages 1 to 4 are
+    // stored and the pages after 5 come back (unshifted) while it waits. Then three events of page 2 are
+    // deleted at the source: page 5, served now, shifts back by three, and the first three events of the old
+    // page 5 move into page 4, served before. `--check-paging` must see the shift at the boundary of pages 4
+    // and 5, although page 6 came back before the deletion and page 5 after it.
+    let served = serve(config(1_000, 1));
+    served.sim.hold_covering_page(at("2024-01-01T12:00:00Z"), 5);
+    let sb = Sandbox::new();
+    let extra = [
+        "--page-size",
+        "100",
+        "--concurrency",
+        "4",
+        "--timeout",
+        "10m",
+        "--check-paging",
+        "--json",
+    ];
+    let mut args = sync_args(&served, "2024-01-02", &extra);
+    args.retain(|a| *a != "--quiet");
+    let before = day1_ids(&served);
+    let mut child = start(&sb, &args);
+    sb.wait_for(&mut child, 0, "four pages stored", |p| p.pages >= 4);
+    wait_on_sim(
+        &served,
+        &mut child,
+        "page 5 held, the others answered",
+        |s| {
+            let (received, held, in_flight) = requests(s);
+            // Pages 1 to 12 (twice the window's four requests wait their turn) and the checks of the
+            // boundaries after pages 1, 2 and 3.
+            received >= 15 && held >= 1 && in_flight == 1
+        },
+    );
+    let deleted = served.sim.delete_event_ids(&before[150..153]);
+    assert_eq!(deleted, 3);
+    served.sim.release();
+    let (code, stdout, stderr) = finish(&mut child);
+    assert_eq!(code, Some(0), "{stderr}");
+    let report: serde_json::Value = serde_json::from_str(stdout.trim()).unwrap();
+    assert!(
+        report["paging_shifts"].as_u64().unwrap_or(0) >= 1,
+        "the shift was seen: {stdout}"
+    );
+    let held = sb.ids();
+    let missing: Vec<i64> = before
+        .iter()
+        .filter(|id| held.binary_search(id).is_err())
+        .copied()
+        .collect();
+    assert!(missing.is_empty(), "skipped: {missing:?}");
+    assert_eq!(held.len(), before.len(), "the deleted events stay archived");
+    sb.run(&["verify"]).expect(0);
+}
+
+#[test]
+fn the_first_page_failing_after_the_pages_behind_it_came_back_stores_nothing_and_a_plain_sync_completes()
+ {
+    // One day, pages of 100, four requests at once: page 1 fails three times (with 200 ms between attempts)
+    // while pages 2 to 4 come back at once. The window fails with nothing stored (no page before page 1),
+    // the run fails (its only window failed), and the next plain sync completes it exactly.
+    let served = serve(SimConfig {
+        failing_pages: vec![FailingPage {
+            at: at("2024-01-01T12:00:00Z"),
+            page: 1,
+            times: Some(3),
+        }],
+        ..config(2_000, 1)
+    });
+    let sb = Sandbox::new();
+    let run = sb.run_env(
+        &[
+            "sync",
+            "--quiet",
+            "--base-url",
+            &served.base,
+            "--from",
+            "2024-01-01",
+            "--to",
+            "2024-01-02",
+            "--page-size",
+            "100",
+            "--concurrency",
+            "4",
+            "--max-attempts",
+            "3",
+            "--retry-delay",
+            "200ms",
+        ],
+        &SIM_CREDS,
+    );
+    run.expect(4);
+    let (received, _, _) = requests(&served);
+    assert!(
+        received >= 6,
+        "pages after page 1 were asked for: {received}"
+    );
+    assert_eq!(sb.ids().len(), 0, "nothing stored before page 1");
+    assert_eq!(
+        sb.count("SELECT count(*) FROM windows WHERE status = 'failed' AND pages = 0"),
+        1
+    );
+    assert_eq!(
+        sb.count("SELECT count(*) FROM windows w JOIN seals s ON s.window_id = w.id"),
+        1,
+        "the failed window is sealed"
+    );
+    sb.run(&["verify"]).expect(9);
+    plain_sync(&sb, &served).expect(0);
+    assert_exact(&sb, &served);
+    sb.run(&["verify"]).expect(0);
+}
+
+#[test]
+fn pages_asked_for_past_the_end_that_fail_for_good_are_dropped() {
+    // One day of 250 events, pages of 100, eight requests at once: pages 1 to 8 are asked for before the
+    // first is answered. Pages 5 to 8, past the page that confirms the end (4), fail on every request (and
+    // on a 404 server, pages 6 to 8 past the two 404s). Their failures must not fail the window.
+    for past_end in [PastEnd::Empty, PastEnd::NotFound] {
+        let failing_pages = (5..=8)
+            .map(|page| FailingPage {
+                at: at("2024-01-01T12:00:00Z"),
+                page,
+                times: None,
+            })
+            .collect();
+        let served = serve(SimConfig {
+            failing_pages,
+            past_end,
+            ..config(250, 1)
+        });
+        let sb = Sandbox::new();
+        let run = sb.run_env(
+            &sync_args(
+                &served,
+                "2024-01-02",
+                &[
+                    "--page-size",
+                    "100",
+                    "--concurrency",
+                    "8",
+                    "--max-attempts",
+                    "2",
+                ],
+            ),
+            &SIM_CREDS,
+        );
+        run.expect(0);
+        assert_exact(&sb, &served);
+        assert_eq!(
+            sb.count("SELECT count(*) FROM windows WHERE status = 'complete'"),
+            1,
+            "{past_end:?}"
+        );
+        sb.run(&["verify"]).expect(0);
+    }
+}
+
+/// An httpmock server for 1 January that serves `pages[n - 1]` for page n (ids as given, in the order given)
+/// and an empty page after the last, whatever `pageSize` asks.
+fn serve_pages(server: &MockServer, pages: Arc<Mutex<Vec<Vec<String>>>>) {
+    server.mock(|when, then| {
+        when.method("GET").path("/v1/events");
+        then.respond_with(move |req: &HttpMockRequest| {
+            if !authorized(req) {
+                return json_response(401, r#"{"error":"Unauthorized","message":"bad token"}"#);
+            }
+            let page: usize = query_param(req, "page").unwrap().parse().unwrap();
+            let pages = pages.lock().unwrap();
+            let items = pages.get(page - 1).cloned().unwrap_or_default();
+            json_response(200, &format!("[{}]", items.join(",")))
+        });
+    });
+}
+
+/// An event of 1 January, with `note` in its description (a different note is a changed event).
+fn raw(id: i64, note: &str) -> String {
+    let minute = id % 60;
+    format!(
+        r#"{{"id":{id},"timestamp":"2024-01-01T10:{minute:02}:00Z","category":"authentication","action":"user-login-success","description":"User u{id} logged in {note}","username":"u{id}","ipAddress":"10.0.0.1"}}"#
+    )
+}
+
+#[test]
+fn a_repeated_page_ahead_fails_the_window_after_the_pages_before_it() {
+    // A server that ignores `page` from page 3 on (it serves page 2 again): the pages asked for ahead all
+    // come back as page 2. The window keeps pages 1 and 2, fails as a loop, and stores nothing after them.
+    let server = MockServer::start();
+    let page = |ids: std::ops::Range<i64>| ids.map(|id| raw(id, "")).collect::<Vec<_>>();
+    let second = page(6..11);
+    let mut pages = vec![page(1..6)];
+    pages.extend(std::iter::repeat_n(second, 40));
+    serve_pages(&server, Arc::new(Mutex::new(pages)));
+    let sb = Sandbox::new();
+    let run = sb.run(&[
+        "sync",
+        "--quiet",
+        "--base-url",
+        &base(&server),
+        "--from",
+        "2024-01-01",
+        "--to",
+        "2024-01-02",
+        "--page-size",
+        "5",
+        "--concurrency",
+        "8",
+        "--retry-delay",
+        "1ms",
+    ]);
+    run.expect(4);
+    assert!(
+        run.stderr
+            .contains("the same content for page 3 as for page 2"),
+        "{}",
+        run.stderr
+    );
+    assert_eq!(sb.ids(), (1..11).collect::<Vec<i64>>());
+    assert_eq!(
+        sb.count("SELECT pages FROM windows WHERE status = 'failed'"),
+        2
+    );
+    sb.run(&["verify"]).expect(9);
+}
+
+#[test]
+fn seals_made_from_the_lines_the_writer_gathers_are_the_seals_of_the_rows() {
+    // One window, pages of 5 asked for ahead, whose items test every way the writer's gathered lines could
+    // stop describing the rows: revisions of events of earlier pages (filed as revisions, not events), an
+    // event repeated unchanged, a reject, an event of another day; then a second fetch (`--refetch`) after
+    // the source changed, adding events and revisions to a window split across runs; then a fetch whose
+    // pages are out of id order (the lines given up mid-window). `verify` recomputes every seal from the
+    // rows: each must match.
+    let server = MockServer::start();
+    let ids = |r: std::ops::Range<i64>| r.map(|id| raw(id, "")).collect::<Vec<_>>();
+    let mut first = vec![ids(1..6), ids(6..11), ids(11..16)];
+    // Page 4: a revision of event 3, event 7 again unchanged, a reject, two new events.
+    first.push(vec![
+        raw(3, "(edited)"),
+        raw(7, ""),
+        r#"{"timestamp":"2024-01-01T10:00:00Z","category":"x","action":"y"}"#.to_string(),
+        raw(16, ""),
+        raw(17, ""),
+    ]);
+    // Page 5: an event of 2 January (outside the window), two new events, a second revision of event 3.
+    first.push(vec![
+        raw(18, ""),
+        r#"{"id":19,"timestamp":"2024-01-02T10:00:00Z","category":"authentication","action":"user-logout","description":"d","username":"u","ipAddress":"10.0.0.2"}"#.to_string(),
+        raw(20, ""),
+        raw(3, "(edited twice)"),
+        raw(21, ""),
+    ]);
+    first.push(ids(22..27));
+    first.push(ids(27..29));
+    let pages = Arc::new(Mutex::new(first));
+    serve_pages(&server, Arc::clone(&pages));
+    let sb = Sandbox::new();
+    let args = |extra: &[&'static str]| {
+        let mut args = vec![
+            "sync".to_string(),
+            "--quiet".into(),
+            "--base-url".into(),
+            base(&server),
+            "--from".into(),
+            "2024-01-01".into(),
+            "--to".into(),
+            "2024-01-02".into(),
+            "--page-size".into(),
+            "5".into(),
+            "--concurrency".into(),
+            "8".into(),
+            "--retry-delay".into(),
+            "1ms".into(),
+        ];
+        args.extend(extra.iter().map(|a| a.to_string()));
+        args
+    };
+    let run_args = |extra: &[&'static str]| {
+        let args = args(extra);
+        let refs: Vec<&str> = args.iter().map(String::as_str).collect();
+        sb.run(&refs)
+    };
+    // The reject makes the run partial (exit 3).
+    run_args(&[]).expect(3);
+    assert_eq!(sb.ids(), (1..29).collect::<Vec<i64>>());
+    assert_eq!(sb.count("SELECT count(*) FROM event_revisions"), 2);
+    sb.run(&["verify"]).expect(0);
+
+    // The source changes: event 12 edited, events 29 to 33 added; fetched again.
+    {
+        let mut pages = pages.lock().unwrap();
+        pages[2][1] = raw(12, "(changed at the source)");
+        pages[6].extend([29, 30, 31].map(|id| raw(id, "")));
+        pages.push(ids(32..34));
+    }
+    run_args(&["--refetch"]).expect(3);
+    assert_eq!(sb.ids(), (1..34).collect::<Vec<i64>>());
+    assert_eq!(sb.count("SELECT count(*) FROM event_revisions"), 3);
+    sb.run(&["verify"]).expect(0);
+
+    // Fetched again, the later pages now out of id order, with new events among them.
+    {
+        let mut pages = pages.lock().unwrap();
+        pages[7] = vec![raw(40, ""), raw(35, ""), raw(32, ""), raw(34, "")];
+        pages.push(vec![raw(36, ""), raw(33, "")]);
+    }
+    run_args(&["--refetch"]).expect(3);
+    let mut want: Vec<i64> = (1..37).collect();
+    want.push(40);
+    assert_eq!(sb.ids(), want);
+    sb.run(&["verify"]).expect(0);
+    assert_eq!(
+        sb.count("SELECT count(*) FROM seals"),
+        sb.count("SELECT count(*) FROM windows"),
+        "every window fetch sealed"
+    );
+}
+
+/// Starts a sync of 2024-01-01 to `to` with pages of 20 and eight requests at once, waits until the run
+/// started after `after` has stored `pages` pages, and kills it.
+fn kill_after_pages(sb: &Sandbox, served: &Served, to: &str, after: i64, pages: i64) {
+    let args = sync_args(
+        served,
+        to,
+        &[
+            "--page-size",
+            "20",
+            "--concurrency",
+            "8",
+            "--timeout",
+            "10m",
+        ],
+    );
+    let mut child = start(sb, &args);
+    sb.wait_for(&mut child, after, "pages stored", |p| p.pages >= pages);
+    signal(&child, libc::SIGKILL);
+    wait_or_hang(&mut child, "the killed sync");
+}
+
+/// After a kill: no duplicate, nothing foreign, complete windows whole, the search index exactly the events
+/// of the window fetches up to its watermark; `verify` finds nothing tampered (exit 0 or 9, never 7).
+/// Returns how many archived events were not indexed yet.
+fn check_after_kill(sb: &Sandbox, source: &[(i64, i64)]) -> i64 {
+    assert_crash_invariants(sb, source);
+    let unindexed = assert_search_index_exact(sb);
+    let verify = sb.run(&["verify"]);
+    assert!(
+        [0, 9].contains(&verify.code),
+        "verify after a kill: {}\n{}",
+        verify.stdout,
+        verify.stderr
+    );
+    unindexed
+}
+
+#[test]
+fn sigkill_at_three_depths_of_a_dense_day_paged_ahead_then_a_plain_sync_completes_it() {
+    // One dense day of 8,000 events in 400 pages of 20, its pages from the 300th on held so the sync cannot
+    // end; killed three times at growing depths (each run fetches the window again from its first page).
+    let served = serve(config(8_000, 1));
+    served
+        .sim
+        .hold_covering_from_page(at("2024-01-01T12:00:00Z"), 300);
+    let sb = Sandbox::new();
+    let source = served.sim.expected_times();
+    let mut unindexed = Vec::new();
+    for pages in [40, 150, 280] {
+        let after = sb.last_run();
+        kill_after_pages(&sb, &served, "2024-01-02", after, pages);
+        unindexed.push(check_after_kill(&sb, &source));
+    }
+    served.sim.release();
+    plain_sync(&sb, &served).expect(0);
+    assert_exact(&sb, &served);
+    sb.run(&["verify"]).expect(0);
+    eprintln!("events not indexed yet at each kill: {unindexed:?}");
+}
+
+#[test]
+fn prune_and_reconcile_after_a_sigkill_of_a_day_paged_ahead_keep_the_search_index_exact() {
+    // Three days: the first two synced whole; then the third, dense, killed while paged ahead. `prune`
+    // refuses while the killed run's window is open; a `reconcile` of the covered days closes it (and
+    // indexes what it left); then the first day is pruned, and a plain sync completes the third. The search
+    // index is exactly its events after every step.
+    let day3 = at("2024-01-03").timestamp_millis();
+    let served = serve(config(300, 2));
+    served
+        .sim
+        .insert_late_events_between(6_000, day3, day3 + DAY_MS);
+    served
+        .sim
+        .hold_covering_from_page(at("2024-01-03T12:00:00Z"), 250);
+    let sb = Sandbox::new();
+    sb.run_env(
+        &sync_args(&served, "2024-01-03", &["--page-size", "20"]),
+        &SIM_CREDS,
+    )
+    .expect(0);
+    let first = sb.last_run();
+    let source = served.sim.expected_times();
+    let args = [
+        "sync",
+        "--quiet",
+        "--base-url",
+        &served.base,
+        "--from",
+        "2024-01-03",
+        "--to",
+        "2024-01-04",
+        "--retry-delay",
+        "1ms",
+        "--page-size",
+        "20",
+        "--concurrency",
+        "8",
+        "--timeout",
+        "10m",
+    ];
+    let mut child = start(&sb, &args);
+    sb.wait_for(&mut child, first, "pages stored", |p| p.pages >= 120);
+    signal(&child, libc::SIGKILL);
+    wait_or_hang(&mut child, "the killed sync");
+    check_after_kill(&sb, &source);
+
+    sb.run(&["prune", "--before", "2024-01-02"]).expect(6);
+    assert_search_index_exact(&sb);
+    sb.run_env(
+        &[
+            "reconcile",
+            "--quiet",
+            "--base-url",
+            &served.base,
+            "--from",
+            "2024-01-01",
+            "--to",
+            "2024-01-03",
+            "--retry-delay",
+            "1ms",
+        ],
+        &SIM_CREDS,
+    )
+    .expect(0);
+    assert_eq!(
+        assert_search_index_exact(&sb),
+        0,
+        "the reconcile indexed what the killed run left"
+    );
+    sb.run(&["prune", "--before", "2024-01-02"]).expect(0);
+    assert_eq!(assert_search_index_exact(&sb), 0);
+    served.sim.release();
+    plain_sync(&sb, &served).expect(0);
+    assert_eq!(assert_search_index_exact(&sb), 0);
+    let want: Vec<i64> = served
+        .sim
+        .expected_times()
+        .into_iter()
+        .filter(|(_, ms)| *ms >= DAY1 + DAY_MS)
+        .map(|(id, _)| id)
+        .collect::<std::collections::BTreeSet<i64>>()
+        .into_iter()
+        .collect();
+    assert_eq!(sb.ids(), want, "the first day pruned, the others whole");
+    sb.run(&["verify"]).expect(0);
+}
