@@ -155,6 +155,12 @@ impl Dataset {
         ID_BASE + 2 * i as i64 + (mix(self.seed, i, 1) & 1) as i64
     }
 
+    /// The index of the generated event with this id, if one has it.
+    pub fn index_of(&self, id: i64) -> Option<u64> {
+        let i = u64::try_from((id - ID_BASE) / 2).ok()?;
+        (i < self.count && self.id(i) == id).then_some(i)
+    }
+
     /// The largest id the generated events can have.
     pub fn max_id(&self) -> i64 {
         ID_BASE + 2 * self.count as i64 + 1

@@ -398,7 +398,8 @@ impl Simulator {
     }
 
     /// `(id, timestamp in ms)` of every archivable event the source holds now, by id (ids and times ascend
-    /// together for generated events; late arrivals follow with older times).
+    /// together for generated events; late arrivals follow with older times, and events inserted with a
+    /// chosen id take their place by id).
     pub fn expected_times(&self) -> Vec<(i64, i64)> {
         let d = &self.shared.data;
         let overlay = self.shared.overlay.read().expect("overlay lock");
@@ -407,6 +408,9 @@ impl Simulator {
             .map(|i| (d.id(i), d.millis(i)))
             .collect();
         out.extend(overlay.late.iter().map(|l| (l.id, l.millis)));
+        if overlay.interleaved(d) {
+            out.sort_unstable_by_key(|(id, _)| *id);
+        }
         out
     }
 
@@ -453,14 +457,32 @@ impl Simulator {
         let mut overlay = self.shared.overlay.write().expect("overlay lock");
         let mut deleted = 0;
         for &id in ids {
-            let Ok(i) = u64::try_from((id - data::ID_BASE) / 2) else {
-                continue;
-            };
-            if i < d.count && d.id(i) == id && overlay.deleted.insert(i) {
+            if let Some(i) = d.index_of(id)
+                && overlay.deleted.insert(i)
+            {
                 deleted += 1;
             }
         }
         deleted
+    }
+
+    /// Inserts one event at the source with the chosen `id` and timestamp `at`; returns whether it was
+    /// inserted (not if a generated event has, or had, that id, or an event was already inserted with it). A
+    /// test hook, the counterpart of [`Simulator::delete_event_ids`]: an id between two generated ids of a
+    /// window puts the event in the middle of the window's list (`sort=id`), and every event after it moves
+    /// one place back, as a source whose ids do not follow creation would do. Its content is that of the
+    /// generated event nearest its id, with its own id and time.
+    pub fn insert_event(&self, id: i64, at: Timestamp) -> bool {
+        let d = &self.shared.data;
+        let near = u64::try_from((id - data::ID_BASE) / 2)
+            .unwrap_or(0)
+            .min(d.count.saturating_sub(1));
+        self.shared
+            .overlay
+            .write()
+            .expect("overlay lock")
+            .insert_with_id(d, id, at.timestamp_millis(), near)
+            .is_ok()
     }
 
     /// Deletes `n` events at the source; returns their ids.

@@ -3,7 +3,9 @@
 //!
 //! Order: ids of generated events ascend with their index, and late arrivals get ids above all of them, so
 //! `sort=id` pages are cut by arithmetic on indices (no sort, no scan) unless a filter or a deletion applies;
-//! any other order sorts the window's candidates (bounded by [`MAX_SORTED_WINDOW`]).
+//! any other order sorts the window's candidates (bounded by [`MAX_SORTED_WINDOW`]). An event inserted with a
+//! chosen id ([`Overlay::insert_with_id`], a test hook) may land among the generated ones, in the middle of a
+//! window's list: id order then merges the two.
 
 use super::data::Dataset;
 use super::query::{EventsQuery, SortKey, StringFilter};
@@ -17,7 +19,7 @@ pub const MAX_SORTED_WINDOW: usize = 2_000_000;
 /// An event that arrived after the simulator started, with a timestamp in the past.
 #[derive(Debug, Clone)]
 pub struct LateEvent {
-    /// Its id (above every generated id).
+    /// Its id (above every generated id, unless inserted with a chosen one).
     pub id: i64,
     /// Its timestamp, ms.
     pub millis: i64,
@@ -36,6 +38,15 @@ pub struct Overlay {
     pub edited: HashMap<u64, String>,
     /// Late arrivals, by ascending id.
     pub late: Vec<LateEvent>,
+}
+
+/// Why an event cannot be inserted with a chosen id.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum InsertError {
+    /// A generated event has (or had, before it was deleted) this id.
+    Generated,
+    /// A late event already has it.
+    Late,
 }
 
 /// One candidate of a page: a generated event or a late one.
@@ -110,9 +121,42 @@ impl<'a> Candidates<'a> {
             .collect()
     }
 
-    /// The page in ascending id order: generated ids first (all below the late ones). Without filters or
-    /// deletions in the range, the page is cut by arithmetic on indices, with no scan.
+    /// Whether a late event of the range has an id among the generated ones (it was inserted with a chosen
+    /// id, in the middle of the list): id order then merges the two instead of putting the late ones last.
+    fn interleaved(&self) -> bool {
+        self.late
+            .first()
+            .is_some_and(|&k| self.overlay.late[k].id <= self.data.max_id())
+    }
+
+    /// Every candidate in ascending id order: the generated ones and the late ones merged.
+    fn merged(&self) -> Vec<Candidate> {
+        let mut late = self.late().peekable();
+        let mut all = Vec::new();
+        for generated in self.generated() {
+            let Candidate::Generated(i) = generated else {
+                unreachable!("generated candidates")
+            };
+            while let Some(&Candidate::Late(k)) = late.peek() {
+                if self.overlay.late[k].id > self.data.id(i) {
+                    break;
+                }
+                all.push(Candidate::Late(k));
+                late.next();
+            }
+            all.push(generated);
+        }
+        all.extend(late);
+        all
+    }
+
+    /// The page in ascending id order: generated ids first (all below the late ones, unless some were
+    /// inserted among them). Without filters, deletions or inserted events in the range, the page is cut by
+    /// arithmetic on indices, with no scan.
     fn by_id(&self) -> Vec<Candidate> {
+        if self.interleaved() {
+            return self.page(self.merged().into_iter());
+        }
         let filtered = self.query.category.is_some() || self.query.action.is_some();
         if filtered
             || self
@@ -179,10 +223,10 @@ impl Overlay {
     ) -> Vec<i64> {
         let mut ids = Vec::with_capacity(n);
         for _ in 0..n {
-            let id = self
-                .late
-                .last()
-                .map_or(data.max_id() + 1_000, |l| l.id + 1 + rng.random_range(0..3));
+            // Above every generated id, even when the only events inserted so far were given lower ones.
+            let id = self.late.last().map_or(data.max_id() + 1_000, |l| {
+                l.id.max(data.max_id() + 999) + 1 + rng.random_range(0..3)
+            });
             let millis = rng.random_range(from_ms..until_ms.max(from_ms + 1));
             let source_index = rng.random_range(0..data.count.max(1));
             let raw = data.render_as(source_index, id, millis);
@@ -195,6 +239,41 @@ impl Overlay {
             ids.push(id);
         }
         ids
+    }
+
+    /// Inserts one event with the chosen `id` and timestamp (its content borrowed from generated event
+    /// `source_index`), wherever its id puts it in the list: below generated ids, it lands in the middle of
+    /// its window's list and moves the events after it one place back. Refused if the id is, or was, taken.
+    pub fn insert_with_id(
+        &mut self,
+        data: &Dataset,
+        id: i64,
+        millis: i64,
+        source_index: u64,
+    ) -> Result<(), InsertError> {
+        if data.index_of(id).is_some() {
+            return Err(InsertError::Generated);
+        }
+        let at = match self.late.binary_search_by_key(&id, |l| l.id) {
+            Ok(_) => return Err(InsertError::Late),
+            Err(at) => at,
+        };
+        let raw = data.render_as(source_index, id, millis);
+        self.late.insert(
+            at,
+            LateEvent {
+                id,
+                millis,
+                source_index,
+                raw,
+            },
+        );
+        Ok(())
+    }
+
+    /// Whether an event was inserted with an id among the generated ones (see [`Overlay::insert_with_id`]).
+    pub fn interleaved(&self, data: &Dataset) -> bool {
+        self.late.first().is_some_and(|l| l.id <= data.max_id())
     }
 
     /// Edits `n` generated events' descriptions; returns their ids.
@@ -255,6 +334,12 @@ impl Overlay {
                     desc: false,
                 },
             ] => candidates.by_id(),
+            [
+                SortKey {
+                    field: "id",
+                    desc: true,
+                },
+            ] if candidates.interleaved() => candidates.page(candidates.merged().into_iter().rev()),
             [
                 SortKey {
                     field: "id",
@@ -332,6 +417,9 @@ impl Overlay {
             })
             .collect();
         out.extend(self.late.iter().map(|l| (l.id, l.raw.clone())));
+        if self.interleaved(data) {
+            out.sort_unstable_by_key(|(id, _)| *id);
+        }
         out
     }
 }
@@ -399,8 +487,67 @@ mod tests {
         if changed {
             overlay.edit(data, 40, &mut rng);
             overlay.delete(data, 60, &mut rng);
+            // Events inserted in the middle of the list (ids between generated ones), at both windows' times.
+            for i in [5, 400, 700, 1_100] {
+                let id = free_id_after(data, i);
+                overlay.insert_with_id(data, id, data.millis(i), i).unwrap();
+            }
         }
         overlay
+    }
+
+    /// An id between those of generated events `i` and the next free one after it.
+    fn free_id_after(data: &Dataset, i: u64) -> i64 {
+        (data.id(i) + 1..)
+            .find(|id| data.index_of(*id).is_none())
+            .unwrap()
+    }
+
+    #[test]
+    fn an_event_inserted_with_a_chosen_id_takes_its_place_in_the_list() {
+        let data = dataset(900);
+        let mut overlay = Overlay::default();
+        let query = events_query(&format!("page=1&pageSize=1000&sort=id&{WHOLE_DAY}"));
+        let before = overlay.select(&data, &query, &[]).unwrap();
+        let id = free_id_after(&data, 99);
+        let millis = data.millis(99);
+        overlay.insert_with_id(&data, id, millis, 99).unwrap();
+        assert_eq!(
+            overlay.insert_with_id(&data, id, millis, 99),
+            Err(InsertError::Late)
+        );
+        assert_eq!(
+            overlay.insert_with_id(&data, data.id(3), millis, 3),
+            Err(InsertError::Generated)
+        );
+        // Late arrivals still come after every generated event.
+        let late = overlay.insert_late(
+            &data,
+            2,
+            data.from_ms,
+            data.to_ms,
+            &mut StdRng::seed_from_u64(1),
+        );
+        assert!(late.iter().all(|l| *l > data.max_id()), "{late:?}");
+        let after = overlay.select(&data, &query, &[]).unwrap();
+        let position = after
+            .iter()
+            .position(|raw| raw.starts_with(&format!("{{\"id\":{id},")))
+            .unwrap();
+        assert_eq!(position, 100, "right after event 99");
+        assert_eq!(
+            after[..position],
+            before[..position],
+            "the events before it stay"
+        );
+        assert_eq!(
+            after[position + 1..=before.len()],
+            before[position..],
+            "the events after it move one place back"
+        );
+        let ids: Vec<i64> = overlay.expected(&data).iter().map(|(id, _)| *id).collect();
+        assert!(ids.is_sorted(), "expected stays by id");
+        assert!(ids.contains(&id));
     }
 
     fn events_query(text: &str) -> EventsQuery {
