@@ -201,8 +201,9 @@ pub struct ApiArgs {
           value_parser = clap::value_parser!(u32).range(1..=100))]
     pub max_attempts: u32,
 
-    /// Re-read the boundary of each full page (one one-item request per page) to catch events skipped when
-    /// the source deletes events while a window is paged.
+    /// Re-read the boundary of each full page (one one-item request per page, two when the next page was
+    /// asked for ahead) to catch events skipped when the source deletes or inserts events while a window is
+    /// paged.
     #[arg(long)]
     pub check_paging: bool,
 

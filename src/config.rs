@@ -44,7 +44,8 @@ pub struct SyncSettings {
     pub page_size: u32,
     /// Requests in flight at once, across all windows.
     pub concurrency: usize,
-    /// Re-read each boundary between full pages to catch events skipped by deletions during paging.
+    /// Re-read each boundary between full pages to catch events skipped by deletions (or, with pages asked
+    /// for ahead, insertions) during paging.
     pub check_paging: bool,
     /// Request timeout.
     pub timeout: std::time::Duration,

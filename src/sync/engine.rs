@@ -8,8 +8,10 @@
 //! way for the next page at once, before its page is classified and taken ([`pages_to_ask`]). Each page is
 //! fetched and classified by a task of its own, and taken by its window strictly in page order, so the
 //! pager's end rules, the repeated-page check, `--check-paging` and the writer see exactly what paging one
-//! page at a time shows them; pages asked for past the confirmed end are abandoned (never sent if not yet
-//! sent, not retried if in flight) and their answers dropped. Each taken page is handed over a bounded
+//! page at a time shows them (`--check-paging` also checks a boundary from the side of the page after it
+//! when that page was asked for before the one in front of it was answered, since it was perhaps served
+//! first: see `reread_if_overtaken`); pages asked for past the confirmed end are abandoned (never sent if
+//! not yet sent, not retried if in flight) and their answers dropped. Each taken page is handed over a bounded
 //! channel to one writer thread that owns the SQLite connection; the channel's bound (with the bounded pages
 //! asked for ahead) is the back-pressure that keeps memory flat however large the range. The writer commits
 //! whatever pages are queued together (group commit), never splitting a page, and marks a window complete
@@ -81,8 +83,9 @@ pub struct SyncJob {
     pub kind: RunKind,
     /// The one clock every "now" of the run comes from.
     pub clock: Clock,
-    /// Re-read each boundary between full pages (one one-item request per page) to catch events skipped when
-    /// the source deletes events while a window is paged.
+    /// Re-read each boundary between full pages (one one-item request per page, two for a page asked for
+    /// before the page in front of it was answered) to catch events skipped when the source deletes events
+    /// while a window is paged, or inserts some in the middle of its list while its pages are asked for ahead.
     pub check_paging: bool,
     /// The ranges `prune` emptied (sorted, disjoint): events the server returns there (a window's one-second
     /// overlap reaches back into them, or a server returns more than asked) are not archived again.
@@ -154,7 +157,8 @@ pub struct RunReport {
     #[serde(skip_serializing_if = "is_zero")]
     pub pruned_skipped: u64,
     /// Page boundaries `--check-paging` found shifted (events deleted at the source while a window was
-    /// paged); the page before each was read again, so nothing was skipped.
+    /// paged, or inserted in the middle of its list while its pages were asked for ahead); the page on the
+    /// side that could have skipped events was read again, so nothing was skipped.
     #[serde(skip_serializing_if = "is_zero")]
     pub paging_shifts: u64,
 }
@@ -170,7 +174,7 @@ struct WindowFetch {
     pager: Pager,
     /// Events returned inside pruned ranges and not archived again.
     pruned_skipped: u64,
-    /// Page boundaries found shifted by deletions at the source during paging (`--check-paging`).
+    /// Page boundaries found shifted by deletions or insertions at the source during paging (`--check-paging`).
     paging_shifts: u64,
 }
 
@@ -820,9 +824,10 @@ async fn fetch_window(
     let mut ahead = PagesAhead::new(&cx.pages, spec, page_size);
     let mut returned: Vec<i64> = Vec::new();
     let mut previous: Option<u64> = None;
-    // The previous page's size and last event id (a boundary a deletion can shift), and the items received
-    // before the current page (where that boundary stands in the window's list).
-    let mut boundary: Option<(usize, i64)> = None;
+    // The previous page's size, last event id and when it was answered (a boundary a deletion, or an
+    // insertion when the pages after it were asked for ahead, can shift), and the items received before the
+    // current page (where that boundary stands in the window's list).
+    let mut boundary: Option<Boundary> = None;
     let mut received_before: u32 = 0;
     // When the previous page was answered, if it came back full: an empty page asked for before then (ahead)
     // shows the list as it was before that page was served, so it cannot confirm the end (see below).
@@ -898,24 +903,42 @@ async fn fetch_window(
         if last {
             ahead.abandon();
         }
+        let (asked, answered) = (fetched.asked, fetched.answered);
         let mut items = fetched.items;
         let this_page = match fetched.answer {
-            Answer::Items(n) => event_ids(&items).max().map(|last| (n, last)),
+            Answer::Items(n) => event_ids(&items).max().map(|last| Boundary {
+                items: n,
+                last,
+                answered,
+            }),
             Answer::NotFound => None,
         };
+        let first = event_ids(&items).next();
         // A previous page as full as the server serves them (its cap, once seen) may have been shifted.
         let full = fetch.pager.full_page(page_size as usize);
-        if let (true, Some((n, expected))) = (cx.job.check_paging, boundary)
-            && n >= full
+        if let (true, Some(previous)) = (cx.job.check_paging, boundary)
+            && previous.items >= full
         {
             let again =
-                reread_if_shifted(cx, spec, page, received_before, expected, &mut fetch).await?;
+                reread_if_shifted(cx, spec, page, received_before, previous.last, &mut fetch)
+                    .await?;
             items.extend(again);
+            // Asked for before the previous page was answered, this page was perhaps served before it: an
+            // event inserted in front of the boundary in between pushed the previous page's last event past
+            // both pages. Checked from this page's side (paging one page at a time never asks it).
+            if let Some(first) = first
+                && asked < previous.answered
+            {
+                let again =
+                    reread_if_overtaken(cx, spec, page, received_before + 1, first, &mut fetch)
+                        .await?;
+                items.extend(again);
+            }
         }
         if cx.reader.is_some() {
             returned.extend(event_ids(&items));
         }
-        received_before += this_page.map_or(0, |(n, _)| n as u32);
+        received_before += this_page.map_or(0, |b| b.items as u32);
         boundary = this_page;
         let deleted = match (last, cx.reader) {
             (true, Some(reader)) => {
@@ -949,6 +972,17 @@ async fn fetch_window(
     }
 }
 
+/// A page taken, as the next page's boundary checks see it (`--check-paging`).
+#[derive(Debug, Clone, Copy)]
+struct Boundary {
+    /// Items the server served.
+    items: usize,
+    /// Its last (largest) event id.
+    last: i64,
+    /// When its answer was read.
+    answered: Instant,
+}
+
 /// `--check-paging`: after page `page` arrived, asks for the one item at the end of the previous (full) page,
 /// the `position`-th item of the window's list.
 /// If it is no longer the event that ended that page, events before it were deleted at the source while the
@@ -975,6 +1009,38 @@ async fn reread_if_shifted(
         page - 1
     );
     let again = cx.pages.fetch_now(spec, page - 1, page_size).await?;
+    fetch.pruned_skipped += again.pruned_skipped;
+    Ok(again.items)
+}
+
+/// `--check-paging`, for a page `page` asked for before the previous (full) page was answered, so perhaps
+/// served before it: asks for the one item after the end of the previous page, the `position`-th item of
+/// the window's list. If it is no longer the event that began page `page` (`expected`), the list moved under
+/// the boundary: when events were inserted in front of it after page `page` was served and before the
+/// previous page was, the events that ended the previous page moved past it into page `page`, which did not
+/// hold them yet, and neither page showed them. Page `page` is then read again; its events (those among them)
+/// are returned to be archived.
+async fn reread_if_overtaken(
+    cx: &FetchContext<'_>,
+    spec: &WindowSpec,
+    page: u32,
+    position: u32,
+    expected: i64,
+    fetch: &mut WindowFetch,
+) -> Result<Vec<Item>, Error> {
+    let after_boundary = cx.pages.fetch_now(spec, position, 1).await?;
+    if event_ids(&after_boundary.items).next() == Some(expected) {
+        return Ok(Vec::new());
+    }
+    fetch.paging_shifts += 1;
+    warn!(
+        window = %spec.interval,
+        page,
+        "the source changed while the window was paged (page {page} was perhaps served before page {}, and the \
+         list moved under their boundary): reading page {page} again",
+        page - 1
+    );
+    let again = cx.pages.fetch_now(spec, page, cx.job.page_size).await?;
     fetch.pruned_skipped += again.pruned_skipped;
     Ok(again.items)
 }
