@@ -1,6 +1,7 @@
 //! Pages of one window asked for ahead, against a server that changes, fails and answers out of order while
 //! they are in flight: events appended while a page is held, deletions before a held page after the pages
-//! behind it came back, the first page failing after later ones came back, pages past the end failing for
+//! behind it came back, an event inserted in the middle of the list before a held page after the page behind
+//! it came back, the first page failing after later ones came back, pages past the end failing for
 //! good, a server repeating a page, SIGKILL of a dense day paged ahead at several depths (then `prune` and
 //! `reconcile`), and seals made from the lines the writer gathers checked against the rows.
 //!
@@ -257,6 +258,133 @@ fn deletions_before_a_held_page_after_the_pages_behind_it_came_back_skip_nothing
     assert!(missing.is_empty(), "skipped: {missing:?}");
     assert_eq!(held.len(), before.len(), "the deleted events stay archived");
     sb.run(&["verify"]).expect(0);
+}
+
+/// Inserts one event at the source in the middle of 1 January's list: right after the first event of
+/// `before` (the day's ids, by id) from position `from` on whose next id is free; returns its id.
+fn insert_mid_list(served: &Served, before: &[i64], from: usize) -> i64 {
+    let times: std::collections::HashMap<i64, i64> =
+        served.sim.expected_times().into_iter().collect();
+    before[from..]
+        .iter()
+        .map(|id| (id + 1, times[id]))
+        .find(|&(id, ms)| {
+            served
+                .sim
+                .insert_event(id, Timestamp::from_timestamp_millis(ms).unwrap())
+        })
+        .map(|(id, _)| id)
+        .expect("a free id between two events of the day")
+}
+
+#[test]
+fn an_event_inserted_mid_list_while_a_page_is_held_after_the_next_came_back_skips_nothing_with_check_paging()
+ {
+    // One day, pages of 100, four requests at once: page 3 is held, so pages 1 and 2 are stored and the pages
+    // after it come back while it waits. Then one event is inserted at the source with an id among those of
+    // page 1 (the API does not promise that ids follow creation), and page 3 is let go: served now, it holds
+    // the old list's items 200 to 298, and the event that ended it before the insertion (item 299, Y) moves
+    // to item 300, the first of page 4, which was served before the insertion and did not hold it. One page
+    // at a time, page 4 would be served after page 3 and show Y again (harmless).
+    //
+    // A plain sync loses Y (exit 0, `verify` 0): it cannot see this, and `reconcile` catches it later.
+    // `--check-paging`: page 4 was asked for before page 3 was answered (it may have been served first), so
+    // the boundary is also checked from page 4's side (the item after page 3's end, compared with page 4's
+    // first): it differs, page 4 is read again, and nothing is skipped. With 350 events page 4 is the last,
+    // short page, so no later boundary is checked: before this check, Y was lost with `--check-paging` too.
+    // With 1,000 events page 4 is full, and the check of the boundary after it (page 4 as served, against
+    // the list as it is now) already saw the shift.
+    // Each case: (events, pages asked for while page 3 is held, --check-paging).
+    let cases = [
+        (350, 6, false),
+        (350, 6, true),
+        (1_000, 10, false),
+        (1_000, 10, true),
+    ];
+    for (events, asked, check_paging) in cases {
+        let name = format!("{events} events, --check-paging {check_paging}");
+        let served = serve(config(events, 1));
+        served.sim.hold_covering_page(at("2024-01-01T12:00:00Z"), 3);
+        let sb = Sandbox::new();
+        let mut extra = vec![
+            "--page-size",
+            "100",
+            "--concurrency",
+            "4",
+            "--timeout",
+            "10m",
+            "--json",
+        ];
+        if check_paging {
+            extra.push("--check-paging");
+        }
+        let mut args = sync_args(&served, "2024-01-02", &extra);
+        args.retain(|a| *a != "--quiet");
+        let before = day1_ids(&served);
+        assert_eq!(before.len() as u64, events);
+        let mut child = start(&sb, &args);
+        sb.wait_for(&mut child, 0, "two pages stored", |p| p.pages >= 2);
+        wait_on_sim(
+            &served,
+            &mut child,
+            "page 3 held, the pages after it answered",
+            |s| {
+                let (received, held, in_flight) = requests(s);
+                // Pages 1 to 6 (page 4 short, page 5 empty) or 1 to 10 (twice the window's four requests
+                // wait their turn: pages 3 to 10).
+                received >= asked && held >= 1 && in_flight == 1
+            },
+        );
+        let inserted = insert_mid_list(&served, &before, 50);
+        assert!(inserted < before[100], "{name}: among page 1's ids");
+        served.sim.release();
+        let (code, stdout, stderr) = finish(&mut child);
+        assert_eq!(code, Some(0), "{name}: {stderr}");
+        let report: serde_json::Value = serde_json::from_str(stdout.trim()).unwrap();
+        let held = sb.ids();
+        let missing: Vec<i64> = before
+            .iter()
+            .filter(|id| held.binary_search(id).is_err())
+            .copied()
+            .collect();
+        if check_paging {
+            assert!(missing.is_empty(), "{name}: skipped {missing:?}");
+            assert!(
+                report["paging_shifts"].as_u64().unwrap_or(0) >= 1,
+                "{name}: the shift was seen: {stdout}"
+            );
+        } else {
+            assert_eq!(
+                missing,
+                [before[299]],
+                "{name}: the event that ended page 3 before the insertion is lost"
+            );
+        }
+        assert!(
+            held.binary_search(&inserted).is_err(),
+            "{name}: the event inserted among page 1's, after page 1 was read, arrived after its window was paged"
+        );
+        sb.run(&["verify"]).expect(0);
+        // `reconcile` finds what the sync could not: the inserted event, and the one a plain sync skipped.
+        sb.run_env(
+            &[
+                "reconcile",
+                "--quiet",
+                "--base-url",
+                &served.base,
+                "--from",
+                "2024-01-01",
+                "--to",
+                "2024-01-02",
+                "--retry-delay",
+                "1ms",
+            ],
+            &SIM_CREDS,
+        )
+        .expect(8);
+        assert_exact(&sb, &served);
+        sb.run(&["verify"]).expect(0);
+    }
 }
 
 #[test]
