@@ -1018,7 +1018,8 @@ async fn reread_if_shifted(
 /// the window's list. If it is no longer the event that began page `page` (`expected`), the list moved under
 /// the boundary: when events were inserted in front of it after page `page` was served and before the
 /// previous page was, the events that ended the previous page moved past it into page `page`, which did not
-/// hold them yet, and neither page showed them. Page `page` is then read again; its events (those among them)
+/// hold them yet, and neither page showed them. Page `page` is then read again (and the pages after it, while
+/// they end before `expected`: more events were inserted than a page holds); their events (those among them)
 /// are returned to be archived.
 async fn reread_if_overtaken(
     cx: &FetchContext<'_>,
@@ -1040,9 +1041,24 @@ async fn reread_if_overtaken(
          list moved under their boundary): reading page {page} again",
         page - 1
     );
-    let again = cx.pages.fetch_now(spec, page, cx.job.page_size).await?;
-    fetch.pruned_skipped += again.pruned_skipped;
-    Ok(again.items)
+    // The list is read again from page `page` on until it reaches the event that began page `page` (or its
+    // end): one page, unless more events than a page holds were inserted in front of the boundary.
+    let full = fetch.pager.full_page(cx.job.page_size as usize);
+    let mut items = Vec::new();
+    let mut reading = page;
+    loop {
+        let again = cx.pages.fetch_now(spec, reading, cx.job.page_size).await?;
+        fetch.pruned_skipped += again.pruned_skipped;
+        let reached = match again.answer {
+            Answer::Items(n) => n < full || event_ids(&again.items).any(|id| id >= expected),
+            Answer::NotFound => true,
+        };
+        items.extend(again.items);
+        if reached || reading >= MAX_PAGES_PER_WINDOW {
+            return Ok(items);
+        }
+        reading += 1;
+    }
 }
 
 /// Drops the events that lie inside a retired (pruned) range; returns the rest and how many were dropped.
