@@ -260,21 +260,24 @@ fn deletions_before_a_held_page_after_the_pages_behind_it_came_back_skip_nothing
     sb.run(&["verify"]).expect(0);
 }
 
-/// Inserts one event at the source in the middle of 1 January's list: right after the first event of
-/// `before` (the day's ids, by id) from position `from` on whose next id is free; returns its id.
-fn insert_mid_list(served: &Served, before: &[i64], from: usize) -> i64 {
+/// Inserts `n` events at the source in the middle of 1 January's list: each right after one of the events of
+/// `before` (the day's ids, by id) from position `from` on whose next id is free; returns their ids.
+fn insert_mid_list(served: &Served, before: &[i64], from: usize, n: usize) -> Vec<i64> {
     let times: std::collections::HashMap<i64, i64> =
         served.sim.expected_times().into_iter().collect();
-    before[from..]
+    let inserted: Vec<i64> = before[from..]
         .iter()
         .map(|id| (id + 1, times[id]))
-        .find(|&(id, ms)| {
+        .filter(|&(id, ms)| {
             served
                 .sim
                 .insert_event(id, Timestamp::from_timestamp_millis(ms).unwrap())
         })
         .map(|(id, _)| id)
-        .expect("a free id between two events of the day")
+        .take(n)
+        .collect();
+    assert_eq!(inserted.len(), n, "free ids between events of the day");
+    inserted
 }
 
 #[test]
@@ -293,16 +296,18 @@ fn an_event_inserted_mid_list_while_a_page_is_held_after_the_next_came_back_skip
     // first): it differs, page 4 is read again, and nothing is skipped. With 350 events page 4 is the last,
     // short page, so no later boundary is checked: before this check, Y was lost with `--check-paging` too.
     // With 1,000 events page 4 is full, and the check of the boundary after it (page 4 as served, against
-    // the list as it is now) already saw the shift.
-    // Each case: (events, pages asked for while page 3 is held, --check-paging).
+    // the list as it is now) already saw the shift. With 150 events inserted (more than a page holds), from
+    // the first of page 1 on, 150 events are pushed past page 3: page 4 and the page after it are read again.
+    // Each case: (events, events inserted, pages asked for while page 3 is held, --check-paging).
     let cases = [
-        (350, 6, false),
-        (350, 6, true),
-        (1_000, 10, false),
-        (1_000, 10, true),
+        (350, 1, 6, false),
+        (350, 1, 6, true),
+        (1_000, 1, 10, false),
+        (1_000, 1, 10, true),
+        (350, 150, 6, true),
     ];
-    for (events, asked, check_paging) in cases {
-        let name = format!("{events} events, --check-paging {check_paging}");
+    for (events, inserts, asked, check_paging) in cases {
+        let name = format!("{events} events, {inserts} inserted, --check-paging {check_paging}");
         let served = serve(config(events, 1));
         served.sim.hold_covering_page(at("2024-01-01T12:00:00Z"), 3);
         let sb = Sandbox::new();
@@ -335,8 +340,15 @@ fn an_event_inserted_mid_list_while_a_page_is_held_after_the_next_came_back_skip
                 received >= asked && held >= 1 && in_flight == 1
             },
         );
-        let inserted = insert_mid_list(&served, &before, 50);
-        assert!(inserted < before[100], "{name}: among page 1's ids");
+        let inserted: Vec<i64> = if inserts == 1 {
+            insert_mid_list(&served, &before, 50, 1)
+        } else {
+            insert_mid_list(&served, &before, 0, inserts)
+        };
+        assert!(
+            inserted.iter().all(|id| *id < before[299]),
+            "{name}: in front of page 3's end"
+        );
         served.sim.release();
         let (code, stdout, stderr) = finish(&mut child);
         assert_eq!(code, Some(0), "{name}: {stderr}");
@@ -360,10 +372,12 @@ fn an_event_inserted_mid_list_while_a_page_is_held_after_the_next_came_back_skip
                 "{name}: the event that ended page 3 before the insertion is lost"
             );
         }
-        assert!(
-            held.binary_search(&inserted).is_err(),
-            "{name}: the event inserted among page 1's, after page 1 was read, arrived after its window was paged"
-        );
+        if inserts == 1 {
+            assert!(
+                held.binary_search(&inserted[0]).is_err(),
+                "{name}: the event inserted among page 1's, after page 1 was read, arrived after its window was paged"
+            );
+        }
         sb.run(&["verify"]).expect(0);
         // `reconcile` finds what the sync could not: the inserted event, and the one a plain sync skipped.
         sb.run_env(
