@@ -987,7 +987,9 @@ struct Boundary {
 /// the `position`-th item of the window's list.
 /// If it is no longer the event that ended that page, events before it were deleted at the source while the
 /// window was paged, and the list shifted: the events that moved back across the boundary were skipped. The
-/// previous page is then read again; its events (the skipped ones among them) are returned to be archived.
+/// previous page is then read again (and the pages before it, while they begin after that event: more
+/// events were deleted than a page holds, and the skipped ones moved back further); their events (the skipped
+/// ones among them) are returned to be archived.
 async fn reread_if_shifted(
     cx: &FetchContext<'_>,
     spec: &WindowSpec,
@@ -1008,9 +1010,19 @@ async fn reread_if_shifted(
         "the source changed while the window was paged (events deleted before page {page}): reading page {} again",
         page - 1
     );
-    let again = cx.pages.fetch_now(spec, page - 1, page_size).await?;
-    fetch.pruned_skipped += again.pruned_skipped;
-    Ok(again.items)
+    let mut items = Vec::new();
+    let mut reading = page - 1;
+    loop {
+        let again = cx.pages.fetch_now(spec, reading, page_size).await?;
+        fetch.pruned_skipped += again.pruned_skipped;
+        // Events are listed by id: a page holding an id up to `expected` reaches back to the boundary.
+        let reached = event_ids(&again.items).any(|id| id <= expected);
+        items.extend(again.items);
+        if reached || reading <= 1 {
+            return Ok(items);
+        }
+        reading -= 1;
+    }
 }
 
 /// `--check-paging`, for a page `page` asked for before the previous (full) page was answered, so perhaps
