@@ -10,60 +10,23 @@
 
 mod common;
 
+use common::paging::{at, config, start, sync_args};
 use common::{
     HANG_GUARD, POLL, SIM_CREDS, Sandbox, Served, assert_crash_invariants, assert_exact,
     assert_search_index_exact, authorized, base, json_response, query_param, serve, signal,
     wait_or_hang,
 };
 use elevate_archive::simulator::{FailingPage, PastEnd, SimConfig};
-use elevate_archive::time::{Timestamp, parse_time_arg};
+use elevate_archive::time::Timestamp;
 use httpmock::{HttpMockRequest, MockServer};
-use std::process::{Child, Stdio};
+use std::process::Child;
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
-fn at(text: &str) -> Timestamp {
-    parse_time_arg(text).unwrap()
-}
-
-fn config(events: u64, days: i64) -> SimConfig {
-    let from = at("2024-01-01");
-    SimConfig::new(events, from, from + chrono::TimeDelta::days(days))
-}
-
 /// 2024-01-01T00:00:00Z in ms, and a day in ms.
 const DAY1: i64 = 1_704_067_200_000;
 const DAY_MS: i64 = 86_400_000;
-
-/// The arguments of a sync from 2024-01-01 to `to` against `served`, with `extra` after them.
-fn sync_args<'a>(served: &'a Served, to: &'a str, extra: &[&'a str]) -> Vec<&'a str> {
-    let mut args = vec![
-        "sync",
-        "--quiet",
-        "--base-url",
-        &served.base,
-        "--from",
-        "2024-01-01",
-        "--to",
-        to,
-        "--retry-delay",
-        "1ms",
-    ];
-    args.extend_from_slice(extra);
-    args
-}
-
-/// Starts a sync in the background (stdout and stderr piped).
-fn start(sb: &Sandbox, args: &[&str]) -> Child {
-    sb.command()
-        .envs(SIM_CREDS)
-        .args(args)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap()
-}
 
 /// Waits, while `child` runs, until `ready` holds of the simulator; fails if the child exits first, and
 /// after the hang guard.

@@ -10,53 +10,15 @@
 
 mod common;
 
+use common::paging::{at, config, start, sync_args};
 use common::{
     HANG_GUARD, POLL, SIM_CREDS, Sandbox, Served, assert_crash_invariants, assert_exact, serve,
     signal, wait_or_hang,
 };
 use elevate_archive::simulator::{FailingPage, PastEnd, SimConfig};
-use elevate_archive::time::{Timestamp, parse_time_arg};
-use std::process::{Child, Stdio};
+use std::process::Child;
 use std::sync::atomic::Ordering;
 use std::time::Instant;
-
-fn at(text: &str) -> Timestamp {
-    parse_time_arg(text).unwrap()
-}
-
-fn config(events: u64, days: i64) -> SimConfig {
-    let from = at("2024-01-01");
-    SimConfig::new(events, from, from + chrono::TimeDelta::days(days))
-}
-
-/// The arguments of a sync of `days` days from 2024-01-01 against `served`, with `extra` after them.
-fn sync_args<'a>(served: &'a Served, to: &'a str, extra: &[&'a str]) -> Vec<&'a str> {
-    let mut args = vec![
-        "sync",
-        "--quiet",
-        "--base-url",
-        &served.base,
-        "--from",
-        "2024-01-01",
-        "--to",
-        to,
-        "--retry-delay",
-        "1ms",
-    ];
-    args.extend_from_slice(extra);
-    args
-}
-
-/// Starts a sync in the background (stdout and stderr piped).
-fn start(sb: &Sandbox, args: &[&str]) -> Child {
-    sb.command()
-        .envs(SIM_CREDS)
-        .args(args)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap()
-}
 
 /// Waits, while `child` runs, until the simulator holds at least `n` requests at once; fails if the child
 /// exits first, and after the hang guard.

@@ -999,8 +999,7 @@ async fn reread_if_shifted(
     fetch: &mut WindowFetch,
 ) -> Result<Vec<Item>, Error> {
     let page_size = cx.job.page_size;
-    let at_boundary = cx.pages.fetch_now(spec, position, 1).await?;
-    if event_ids(&at_boundary.items).next() == Some(expected) {
+    if item_is(cx, spec, position, expected).await? {
         return Ok(Vec::new());
     }
     fetch.paging_shifts += 1;
@@ -1041,8 +1040,7 @@ async fn reread_if_overtaken(
     expected: i64,
     fetch: &mut WindowFetch,
 ) -> Result<Vec<Item>, Error> {
-    let after_boundary = cx.pages.fetch_now(spec, position, 1).await?;
-    if event_ids(&after_boundary.items).next() == Some(expected) {
+    if item_is(cx, spec, position, expected).await? {
         return Ok(Vec::new());
     }
     fetch.paging_shifts += 1;
@@ -1071,6 +1069,17 @@ async fn reread_if_overtaken(
         }
         reading += 1;
     }
+}
+
+/// `--check-paging`: whether the `position`-th item of the window's list (asked for alone) is event `expected`.
+async fn item_is(
+    cx: &FetchContext<'_>,
+    spec: &WindowSpec,
+    position: u32,
+    expected: i64,
+) -> Result<bool, Error> {
+    let item = cx.pages.fetch_now(spec, position, 1).await?;
+    Ok(event_ids(&item.items).next() == Some(expected))
 }
 
 /// Drops the events that lie inside a retired (pruned) range; returns the rest and how many were dropped.

@@ -7,6 +7,7 @@
 //! the [`HANG_GUARD`], which turns a hang into a failure.
 #![allow(dead_code)]
 
+pub mod paging;
 pub mod signed;
 
 use chrono::{DateTime, Utc};
