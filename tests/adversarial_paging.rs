@@ -10,11 +10,10 @@
 
 mod common;
 
-use common::paging::{at, config, start, sync_args};
+use common::paging::{at, config, start, sync_args, wait_on_sim};
 use common::{
-    HANG_GUARD, POLL, SIM_CREDS, Sandbox, Served, assert_crash_invariants, assert_exact,
-    assert_search_index_exact, authorized, base, json_response, query_param, serve, signal,
-    wait_or_hang,
+    SIM_CREDS, Sandbox, Served, assert_crash_invariants, assert_exact, assert_search_index_exact,
+    authorized, base, json_response, query_param, serve, signal, wait_or_hang,
 };
 use elevate_archive::simulator::{FailingPage, PastEnd, SimConfig};
 use elevate_archive::time::Timestamp;
@@ -22,34 +21,10 @@ use httpmock::{HttpMockRequest, MockServer};
 use std::process::Child;
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
-use std::time::Instant;
 
 /// 2024-01-01T00:00:00Z in ms, and a day in ms.
 const DAY1: i64 = 1_704_067_200_000;
 const DAY_MS: i64 = 86_400_000;
-
-/// Waits, while `child` runs, until `ready` holds of the simulator; fails if the child exits first, and
-/// after the hang guard.
-fn wait_on_sim(served: &Served, child: &mut Child, what: &str, ready: impl Fn(&Served) -> bool) {
-    let deadline = Instant::now() + HANG_GUARD;
-    loop {
-        if ready(served) {
-            return;
-        }
-        if let Some(status) = child.try_wait().unwrap() {
-            let mut stderr = String::new();
-            if let Some(mut pipe) = child.stderr.take() {
-                let _ = std::io::Read::read_to_string(&mut pipe, &mut stderr);
-            }
-            panic!("the sync exited ({status}) before {what}: {stderr}");
-        }
-        if Instant::now() > deadline {
-            let _ = child.kill();
-            panic!("hung: not {what} after {HANG_GUARD:?}");
-        }
-        std::thread::sleep(POLL);
-    }
-}
 
 /// Requests the simulator has received, held, and is answering now.
 fn requests(served: &Served) -> (u64, u64, u64) {

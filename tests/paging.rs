@@ -10,7 +10,7 @@
 
 mod common;
 
-use common::paging::{at, config, start, sync_args};
+use common::paging::{at, config, start, sync_args, wait_on_sim};
 use common::{
     HANG_GUARD, POLL, SIM_CREDS, Sandbox, Served, assert_crash_invariants, assert_exact, serve,
     signal, wait_or_hang,
@@ -23,26 +23,10 @@ use std::time::Instant;
 /// Waits, while `child` runs, until the simulator holds at least `n` requests at once; fails if the child
 /// exits first, and after the hang guard.
 fn wait_until_held(served: &Served, child: &mut Child, n: u64) {
-    let deadline = Instant::now() + HANG_GUARD;
-    loop {
-        if served.sim.stats().in_flight.load(Ordering::SeqCst) >= n
-            && served.sim.stats().held.load(Ordering::SeqCst) >= n
-        {
-            return;
-        }
-        if let Some(status) = child.try_wait().unwrap() {
-            let mut stderr = String::new();
-            if let Some(mut pipe) = child.stderr.take() {
-                let _ = std::io::Read::read_to_string(&mut pipe, &mut stderr);
-            }
-            panic!("the sync exited ({status}) before {n} requests were held: {stderr}");
-        }
-        if Instant::now() > deadline {
-            let _ = child.kill();
-            panic!("hung: fewer than {n} requests held after {HANG_GUARD:?}");
-        }
-        std::thread::sleep(POLL);
-    }
+    wait_on_sim(served, child, &format!("{n} requests held"), |s| {
+        s.sim.stats().in_flight.load(Ordering::SeqCst) >= n
+            && s.sim.stats().held.load(Ordering::SeqCst) >= n
+    });
 }
 
 /// Waits for `child` to exit and asserts its exit code, showing its stderr if it differs.

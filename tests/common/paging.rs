@@ -1,10 +1,11 @@
 //! Helpers of the paging tests (`paging.rs`, `adversarial_paging.rs`): the simulator's dataset from
 //! 2024-01-01, the arguments of a sync against it, and a sync started in the background.
 
-use super::{SIM_CREDS, Sandbox, Served};
+use super::{HANG_GUARD, POLL, SIM_CREDS, Sandbox, Served};
 use elevate_archive::simulator::SimConfig;
 use elevate_archive::time::{Timestamp, parse_time_arg};
 use std::process::{Child, Stdio};
+use std::time::Instant;
 
 pub fn at(text: &str) -> Timestamp {
     parse_time_arg(text).unwrap()
@@ -43,4 +44,32 @@ pub fn start(sb: &Sandbox, args: &[&str]) -> Child {
         .stderr(Stdio::piped())
         .spawn()
         .unwrap()
+}
+
+/// Waits, while `child` runs, until `ready` holds of the simulator; fails if the child exits first, and
+/// after the hang guard.
+pub fn wait_on_sim(
+    served: &Served,
+    child: &mut Child,
+    what: &str,
+    ready: impl Fn(&Served) -> bool,
+) {
+    let deadline = Instant::now() + HANG_GUARD;
+    loop {
+        if ready(served) {
+            return;
+        }
+        if let Some(status) = child.try_wait().unwrap() {
+            let mut stderr = String::new();
+            if let Some(mut pipe) = child.stderr.take() {
+                let _ = std::io::Read::read_to_string(&mut pipe, &mut stderr);
+            }
+            panic!("the sync exited ({status}) before {what}: {stderr}");
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("hung: not {what} after {HANG_GUARD:?}");
+        }
+        std::thread::sleep(POLL);
+    }
 }
