@@ -268,22 +268,14 @@ fn a_forged_prune_is_laundered_by_the_next_signed_sync() {
     // The attacker prunes in place, with the tool, without the key.
     sb.run(&["prune", "--before", "2024-01-03"]).expect(0);
     let shipped = sb.dir.path().join("next.checkpoint");
-    let run = sb.run_env(
-        &[
-            "sync",
-            "--base-url",
-            &served.base,
-            "--from",
-            "2024-01-06",
-            "--to",
-            TO,
-            "--refetch",
-            "--signing-key",
-            key.to_str().unwrap(),
-            "--checkpoint-out",
-            shipped.to_str().unwrap(),
-        ],
-        &SIM_CREDS,
+    let run = signed_sync(
+        &sb,
+        &served.base,
+        "2024-01-06",
+        TO,
+        &key,
+        &shipped,
+        &["--refetch"],
     );
     run.expect(0);
     // The signing run names the prune it signs over, and so does its checkpoint (an extension line).

@@ -10,7 +10,7 @@
 
 mod common;
 
-use common::paging::{at, config, start, sync_args, wait_on_sim};
+use common::paging::{at, config, range_args, start, sync_args, wait_on_sim};
 use common::{
     SIM_CREDS, Sandbox, Served, assert_crash_invariants, assert_exact, assert_search_index_exact,
     authorized, base, json_response, query_param, serve, signal, wait_or_hang,
@@ -331,18 +331,7 @@ fn an_event_inserted_mid_list_while_a_page_is_held_after_the_next_came_back_skip
         sb.run(&["verify"]).expect(0);
         // `reconcile` finds what the sync could not: the inserted event, and the one a plain sync skipped.
         sb.run_env(
-            &[
-                "reconcile",
-                "--quiet",
-                "--base-url",
-                &served.base,
-                "--from",
-                "2024-01-01",
-                "--to",
-                "2024-01-02",
-                "--retry-delay",
-                "1ms",
-            ],
+            &range_args("reconcile", &served, "2024-01-02", &[]),
             &SIM_CREDS,
         )
         .expect(8);
@@ -723,18 +712,7 @@ fn prune_and_reconcile_after_a_sigkill_of_a_day_paged_ahead_keep_the_search_inde
     sb.run(&["prune", "--before", "2024-01-02"]).expect(6);
     assert_search_index_exact(&sb);
     sb.run_env(
-        &[
-            "reconcile",
-            "--quiet",
-            "--base-url",
-            &served.base,
-            "--from",
-            "2024-01-01",
-            "--to",
-            "2024-01-03",
-            "--retry-delay",
-            "1ms",
-        ],
+        &range_args("reconcile", &served, "2024-01-03", &[]),
         &SIM_CREDS,
     )
     .expect(0);

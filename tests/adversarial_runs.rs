@@ -959,23 +959,7 @@ fn an_archive_from_before_version_14_mixes_rows_of_one_leaf_and_runs() {
     }
     checkpoint_wal(&sb.db);
     let cp2 = sb.dir.path().join("second.checkpoint");
-    sb.run_env(
-        &[
-            "sync",
-            "--base-url",
-            &served.base,
-            "--from",
-            "2024-01-04",
-            "--to",
-            TO,
-            "--signing-key",
-            key.to_str().unwrap(),
-            "--checkpoint-out",
-            cp2.to_str().unwrap(),
-        ],
-        &SIM_CREDS,
-    )
-    .expect(0);
+    signed_sync(&sb, &served.base, "2024-01-04", TO, &key, &cp2, &[]).expect(0);
     let all = rows(&sb.db);
     let singles = all
         .iter()
@@ -1098,21 +1082,14 @@ fn the_log_built_on_upgrade_caps_runs_at_4096_leaves() {
     drop(conn);
     let (key, vkey) = keygen(&sb, "upgrade");
     let cp = sb.dir.path().join("cp");
-    sb.run_env(
-        &[
-            "sync",
-            "--base-url",
-            &served.base,
-            "--from",
-            "2024-01-02",
-            "--to",
-            "2024-01-03",
-            "--signing-key",
-            key.to_str().unwrap(),
-            "--checkpoint-out",
-            cp.to_str().unwrap(),
-        ],
-        &SIM_CREDS,
+    signed_sync(
+        &sb,
+        &served.base,
+        "2024-01-02",
+        "2024-01-03",
+        &key,
+        &cp,
+        &[],
     )
     .expect(0);
     let all = runs(&sb.db);

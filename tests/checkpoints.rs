@@ -185,22 +185,14 @@ fn a_cut_tail_is_a_log_shorter_than_the_shipped_checkpoint() {
     let older = sb.dir.path().join("older.db");
     std::fs::copy(&sb.db, &older).unwrap();
     let later = sb.dir.path().join("later.checkpoint");
-    sb.run_env(
-        &[
-            "sync",
-            "--base-url",
-            &served.base,
-            "--from",
-            "2024-01-05",
-            "--to",
-            TO,
-            "--refetch",
-            "--signing-key",
-            key.to_str().unwrap(),
-            "--checkpoint-out",
-            later.to_str().unwrap(),
-        ],
-        &SIM_CREDS,
+    signed_sync(
+        &sb,
+        &served.base,
+        "2024-01-05",
+        TO,
+        &key,
+        &later,
+        &["--refetch"],
     )
     .expect(0);
     let (run, report) = verify_cp(&sb, &older, &later, &[&vkey], &[]);
@@ -439,21 +431,14 @@ fn an_archive_made_before_the_log_gets_one_on_upgrade_and_verifies() {
     let events = sb.count("SELECT count(*) FROM events");
     let (key, vkey) = keygen(&sb, "upgrade");
     let cp = sb.dir.path().join("cp");
-    sb.run_env(
-        &[
-            "sync",
-            "--base-url",
-            &served.base,
-            "--from",
-            "2024-01-03",
-            "--to",
-            "2024-01-04",
-            "--signing-key",
-            key.to_str().unwrap(),
-            "--checkpoint-out",
-            cp.to_str().unwrap(),
-        ],
-        &SIM_CREDS,
+    signed_sync(
+        &sb,
+        &served.base,
+        "2024-01-03",
+        "2024-01-04",
+        &key,
+        &cp,
+        &[],
     )
     .expect(0);
     assert_eq!(

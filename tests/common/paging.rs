@@ -19,8 +19,19 @@ pub fn config(events: u64, days: i64) -> SimConfig {
 
 /// The arguments of a sync from 2024-01-01 to `to` against `served`, with `extra` after them.
 pub fn sync_args<'a>(served: &'a Served, to: &'a str, extra: &[&'a str]) -> Vec<&'a str> {
+    range_args("sync", served, to, extra)
+}
+
+/// The arguments of `command` (`sync` or `reconcile`) from 2024-01-01 to `to` against `served`, quiet and
+/// retrying at once, with `extra` after them.
+pub fn range_args<'a>(
+    command: &'a str,
+    served: &'a Served,
+    to: &'a str,
+    extra: &[&'a str],
+) -> Vec<&'a str> {
     let mut args = vec![
-        "sync",
+        command,
         "--quiet",
         "--base-url",
         &served.base,

@@ -65,6 +65,34 @@ pub fn log_finding_kinds(report: &serde_json::Value) -> Vec<String> {
         .unwrap_or_default()
 }
 
+/// A sync of `from`..`to` against `base` with the simulator's credentials, signed with `key` and shipping its
+/// checkpoint to `cp`, with `extra` after those arguments; the run, its exit not checked.
+pub fn signed_sync(
+    sb: &Sandbox,
+    base: &str,
+    from: &str,
+    to: &str,
+    key: &Path,
+    cp: &Path,
+    extra: &[&str],
+) -> Run {
+    let mut args = vec![
+        "sync",
+        "--base-url",
+        base,
+        "--from",
+        from,
+        "--to",
+        to,
+        "--signing-key",
+        key.to_str().unwrap(),
+        "--checkpoint-out",
+        cp.to_str().unwrap(),
+    ];
+    args.extend_from_slice(extra);
+    sb.run_env(&args, &SIM_CREDS)
+}
+
 /// A signed sync of `FROM`..`to` shipping its checkpoint (the one in its `--json` summary):
 /// (simulator, sandbox, key file, verifier key, shipped checkpoint).
 pub fn signed_archive_to(events: u64, to: &str) -> (Served, Sandbox, PathBuf, String, PathBuf) {
@@ -77,23 +105,7 @@ pub fn signed_archive_to(events: u64, to: &str) -> (Served, Sandbox, PathBuf, St
     let sb = Sandbox::new();
     let (key, vkey) = keygen(&sb, "auditor-test");
     let cp = sb.dir.path().join("shipped.checkpoint");
-    let run = sb.run_env(
-        &[
-            "sync",
-            "--base-url",
-            &served.base,
-            "--from",
-            FROM,
-            "--to",
-            to,
-            "--json",
-            "--signing-key",
-            key.to_str().unwrap(),
-            "--checkpoint-out",
-            cp.to_str().unwrap(),
-        ],
-        &SIM_CREDS,
-    );
+    let run = signed_sync(&sb, &served.base, FROM, to, &key, &cp, &["--json"]);
     run.expect(0);
     let summary: serde_json::Value = serde_json::from_str(run.stdout.trim()).unwrap();
     assert_eq!(
