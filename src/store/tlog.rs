@@ -100,26 +100,9 @@ impl<'c> EventLeafFinder<'c> {
     /// The leaf of event `id`, if the log has one: its first, should the log (tampered with) list it twice. A
     /// damaged run that might hold it is an error when no other row does.
     pub(crate) fn find(&mut self, id: i64) -> Result<Option<u64>, StoreError> {
-        let single: Option<i64> = self
-            .conn
-            .prepare_cached(
-                "SELECT idx FROM tlog_leaves WHERE kind = ?1 AND ref = ?2 AND count = 1 ORDER BY idx LIMIT 1",
-            )
-            .and_then(|mut s| {
-                s.query_row(params![LeafKind::Event, id], |r| r.get(0))
-                    .optional()
-            })
-            .context(log_ctx)?;
-        let mut best = single.map(|i| i as u64);
-        // Every run that may hold it (through the runs' index, ordered by `ref` so that it is used), keeping
-        // the first leaf.
-        let mut stmt = self
-            .conn
-            .prepare_cached(
-                "SELECT idx, ref, count, refs FROM tlog_leaves WHERE count > 1 AND ref <= ?1 AND last >= ?1
-                 ORDER BY ref DESC",
-            )
-            .context(log_ctx)?;
+        let mut best = single_leaf(self.conn, id).context(log_ctx)?;
+        // Every run that may hold it, keeping the first leaf.
+        let mut stmt = runs_that_may_hold(self.conn).context(log_ctx)?;
         let mut rows = stmt.query([id]).context(log_ctx)?;
         let mut damage = None;
         while let Some(r) = rows.next().context(log_ctx)? {
@@ -146,34 +129,22 @@ impl<'c> EventLeafFinder<'c> {
         {
             return Ok((Some(first + at as u64), None));
         }
-        let single: Option<i64> = self
-            .conn
-            .prepare_cached(
-                "SELECT idx FROM tlog_leaves WHERE kind = ?1 AND ref = ?2 AND count = 1 ORDER BY idx LIMIT 1",
-            )?
-            .query_row(params![LeafKind::Event, id], |r| r.get(0))
-            .optional()?;
-        if let Some(idx) = single {
-            return Ok((Some(idx as u64), None));
+        if let Some(leaf) = single_leaf(self.conn, id)? {
+            return Ok((Some(leaf), None));
         }
-        let mut stmt = self.conn.prepare_cached(
-            "SELECT idx, ref, count, refs FROM tlog_leaves WHERE count > 1 AND ref <= ?1 AND last >= ?1
-             ORDER BY ref DESC",
-        )?;
+        let mut stmt = runs_that_may_hold(self.conn)?;
         let mut rows = stmt.query([id])?;
         let mut damage = None;
         while let Some(r) = rows.next()? {
-            let (idx, first, count): (i64, i64, i64) = (r.get(0)?, r.get(1)?, r.get(2)?);
-            let refs = r.get_ref(3)?.as_blob_or_null().ok().flatten();
-            match decode_run(first, count as u64, refs) {
-                Ok(ids) => {
+            match decode_row(r)? {
+                (idx, Ok(ids)) => {
                     if let Ok(at) = ids.binary_search(&id) {
-                        self.run = Some((idx as u64, ids));
-                        return Ok((Some(idx as u64 + at as u64), None));
+                        self.run = Some((idx, ids));
+                        return Ok((Some(idx + at as u64), None));
                     }
                 }
-                Err(e) => {
-                    damage.get_or_insert(format!("the run of leaves from {idx}: {e}"));
+                (_, Err(e)) => {
+                    damage.get_or_insert(e);
                 }
             }
         }
@@ -183,12 +154,36 @@ impl<'c> EventLeafFinder<'c> {
 
 /// Whether the log's row `r` (`idx, ref, count, refs`) holds event `id`: its leaf, or Err naming the damage.
 fn holds(r: &rusqlite::Row<'_>, id: i64) -> rusqlite::Result<Result<Option<u64>, String>> {
+    let (idx, ids) = decode_row(r)?;
+    Ok(ids.map(|ids| ids.binary_search(&id).ok().map(|at| idx + at as u64)))
+}
+
+/// The log's row `r` (`idx, ref, count, refs`): its first leaf, and its ids, or Err naming the damage.
+fn decode_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<(u64, Result<Vec<i64>, String>)> {
     let (idx, first, count): (i64, i64, i64) = (r.get(0)?, r.get(1)?, r.get(2)?);
     let refs = r.get_ref(3)?.as_blob_or_null().ok().flatten();
-    Ok(match decode_run(first, count.max(1) as u64, refs) {
-        Ok(ids) => Ok(ids.binary_search(&id).ok().map(|at| idx as u64 + at as u64)),
-        Err(e) => Err(format!("the run of leaves from {idx}: {e}")),
-    })
+    let ids = decode_run(first, count.max(1) as u64, refs)
+        .map_err(|e| format!("the run of leaves from {idx}: {e}"));
+    Ok((idx as u64, ids))
+}
+
+/// The first leaf of event `id` that is a row of its own, if any.
+fn single_leaf(conn: &Connection, id: i64) -> rusqlite::Result<Option<u64>> {
+    conn.prepare_cached(
+        "SELECT idx FROM tlog_leaves WHERE kind = ?1 AND ref = ?2 AND count = 1 ORDER BY idx LIMIT 1",
+    )?
+    .query_row(params![LeafKind::Event, id], |r| r.get::<_, i64>(0))
+    .optional()
+    .map(|idx| idx.map(|i| i as u64))
+}
+
+/// The runs that may hold an event (bound as `?1`), nearest first: through the runs' index, ordered by `ref`
+/// so that it is used.
+fn runs_that_may_hold(conn: &Connection) -> rusqlite::Result<rusqlite::CachedStatement<'_>> {
+    conn.prepare_cached(
+        "SELECT idx, ref, count, refs FROM tlog_leaves WHERE count > 1 AND ref <= ?1 AND last >= ?1
+         ORDER BY ref DESC",
+    )
 }
 
 /// Events without a leaf in the log: how many, and the first 20 by id. Those with a row of their own in
