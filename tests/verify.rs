@@ -260,13 +260,19 @@ fn a_backup_taken_while_a_sync_runs_verifies() {
         std::os::unix::fs::PermissionsExt::mode(&std::fs::metadata(&copy).unwrap().permissions())
             & 0o777;
     assert_eq!(mode, 0o600);
-    // The copy is a consistent snapshot: intact, with the windows then in flight shown as in progress.
+    // The copy is a consistent snapshot: intact, and at most incomplete (exit 9) for the ranges the sync had
+    // not fetched yet. (Whether a window was in flight at that instant depends on where the backup fell: between
+    // two windows, none is.)
     let (run, report) = verify_json(&sb, &copy, None);
     assert!(
         report["findings"].as_array().unwrap().is_empty(),
         "{report}"
     );
-    assert!(report["windows_in_progress"].as_u64().unwrap() > 0 || run.code == 0);
+    assert!(
+        run.code == 0 || (run.code == 9 && !report["unfetched"].as_array().unwrap().is_empty()),
+        "exit {}: {report}",
+        run.code
+    );
     let events = report["events"].as_u64().unwrap();
     assert!(
         events > 0 && events < 20_000,
